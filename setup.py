@@ -1,0 +1,44 @@
+"""Packaging for Pramaan. Tool configuration lives in pyproject.toml."""
+
+from setuptools import find_packages, setup
+
+setup(
+    name="pramaan",
+    version="0.1.0",
+    description="Signed, verifiable municipal certificates (birth, death, property) for Indian cities",
+    python_requires=">=3.11",
+    packages=find_packages(include=["issuer*", "signing*", "digilocker*", "templates*"]),
+    py_modules=["api", "worker", "cli"],
+    include_package_data=True,
+    package_data={
+        "templates": ["*.typ", "fonts/*.ttf", "fonts/*.txt", "web/*.html", "web/*.js", "web/*.css"],
+        "issuer": ["migrations/*.py", "migrations/*.ini", "migrations/versions/*.py"],
+    },
+    install_requires=[
+        "Flask==3.1.3",
+        "SQLAlchemy==2.1.9",
+        "alembic==1.20.1",
+        "cryptography==50.0.2",
+        "asn1crypto==1.5.1",
+        "pyHanko==0.38.0",
+        "pyhanko-certvalidator==0.33.0",
+        "qrcode==8.2",
+        "cbor2==6.3.0",
+        "typst==0.15.2",
+        "rq==3.0.0",
+        "redis==8.1.0",
+        "Authlib==1.9.10",
+        "psycopg[binary]==3.3.9",
+        "defusedxml==0.7.1",
+    ],
+    extras_require={
+        "dev": [
+            "pytest==9.2.0",
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+            "requests==2.34.2",
+            "certomancer==0.16.0",
+        ],
+    },
+    entry_points={"console_scripts": ["pramaan=cli:main"]},
+)

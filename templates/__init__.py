@@ -1,0 +1,18 @@
+"""Certificate templates (typst), fonts and web pages, shipped as package data."""
+
+from pathlib import Path
+
+
+def templates_dir() -> Path:
+    """Folder holding the typst templates; the typst compile root."""
+    return Path(__file__).resolve().parent
+
+
+def fonts_dir() -> Path:
+    """Folder holding the shipped fonts (Noto Sans, Noto Sans Devanagari; SIL OFL)."""
+    return templates_dir() / "fonts"
+
+
+def web_dir() -> Path:
+    """Folder holding the Jinja pages of the public web (verify page)."""
+    return templates_dir() / "web"
