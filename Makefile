@@ -1,0 +1,41 @@
+# The two commands: `make run` (set up + serve on 127.0.0.1:8000) and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
+DEBIAN_TOOLS := poppler-utils zbar-tools libnss3-tools
+
+.PHONY: run init test test-fast lint bench install debian-tools clean
+
+run: init
+	$(BIN)/pramaan serve
+
+init: install
+	$(BIN)/pramaan init
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $@
+
+# Tools the tests use to check our output independently (pdfsig, zbarimg, pdftotext, certutil).
+debian-tools:
+	@if ! command -v pdfsig >/dev/null || ! command -v zbarimg >/dev/null || ! command -v certutil >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TOOLS); \
+	  else echo "please install: sudo apt-get install $(DEBIAN_TOOLS)"; exit 1; fi; fi
+
+test: install debian-tools
+	$(BIN)/pytest -q
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: install init
+	$(BIN)/python bench/pipeline.py --count 200
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,232 @@
+"""The front door: app factory, blueprints, bearer-token auth and problem+json errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request
+from sqlalchemy.orm import Session
+from werkzeug.exceptions import HTTPException
+
+from issuer.errors import (
+    FieldError,
+    InvalidJson,
+    NotFound,
+    NotReady,
+    PramaanError,
+    Unauthorized,
+    UnsupportedMedia,
+    ValidationFailed,
+)
+from issuer.models import Certificate, State
+from issuer.runtime import Runtime
+from issuer.settings import Settings
+from issuer.submit import submit
+from issuer.tokens import Principal, authenticate
+from issuer.verify import verify_qr
+from templates import web_dir
+
+log = logging.getLogger(__name__)
+PROBLEM = "application/problem+json"
+
+
+def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
+    """Build the app. `config` is a Settings, or overrides (by field name) of the environment."""
+    settings = config if isinstance(config, Settings) else Settings.from_env(overrides=config)
+    app = Flask(__name__, template_folder=str(web_dir()))
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.config["JSON_SORT_KEYS"] = False
+    app.extensions["pramaan"] = Runtime(settings)
+    app.register_blueprint(certificates_api())
+    app.register_blueprint(public_pages())
+    app.register_error_handler(PramaanError, _domain_error)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    app.teardown_appcontext(_close_session)
+    return app
+
+
+def runtime() -> Runtime:
+    rt: Runtime = current_app.extensions["pramaan"]
+    return rt
+
+
+def db() -> Session:
+    if "session" not in g:
+        g.session = runtime().sessions()
+    session: Session = g.session
+    return session
+
+
+def _close_session(_exc: BaseException | None) -> None:
+    session = g.pop("session", None)
+    if session is not None:
+        session.close()
+
+
+def principal() -> Principal:
+    header = request.headers.get("Authorization", "")
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send 'Authorization: Bearer <token>'")
+    return authenticate(db(), token.strip())
+
+
+def json_body() -> Any:
+    if not request.is_json:
+        raise UnsupportedMedia("send the body as Content-Type: application/json")
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, RecursionError) as exc:
+        raise InvalidJson(f"the body is not valid JSON: {_json_reason(exc)}") from None
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not allowed")
+
+
+def _json_reason(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    return str(exc).split(":")[0]
+
+
+def certificate_view(record: Certificate) -> dict[str, Any]:
+    base = f"/api/v1/certificates/{record.id}"
+    view: dict[str, Any] = {
+        "id": record.id,
+        "type": record.cert_type,
+        "state": record.state,
+        "registration_number": record.registration_number,
+        "number": record.number,
+        "department": record.department_id,
+        "submitted_by": record.submitted_by,
+        "approved_by": record.approved_by,
+        "due_at": record.due_at.isoformat(),
+        "issued_at": record.issued_at.isoformat() if record.issued_at else None,
+        "template_version": record.template_version,
+        "seal_kid": record.seal_kid,
+        "pdf_sha256": record.pdf_sha256,
+        "links": {"self": base},
+    }
+    if record.state in (State.ISSUED.value, State.SUPERSEDED.value, State.REVOKED.value):
+        view["links"]["pdf"] = f"{base}/pdf"
+    if record.superseded_by:
+        view["links"]["superseded_by"] = f"/api/v1/certificates/{record.superseded_by}"
+    return view
+
+
+def certificates_api() -> Blueprint:
+    bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
+
+    @bp.post("/certificates")
+    def create() -> tuple[Response, int, dict[str, str]]:
+        who = principal()
+        data = json_body()
+        session = db()
+        with session.begin():
+            record = submit(session, who.department, who.actor, data)
+        runtime().dispatcher.enqueue_issue(record.id)
+        session.refresh(record)
+        body = certificate_view(record)
+        body["status_url"] = body["links"]["self"]
+        return jsonify(body), 202, {"Location": body["status_url"]}
+
+    @bp.get("/certificates/<cert_id>")
+    def show(cert_id: str) -> Response:
+        who = principal()
+        return jsonify(certificate_view(_owned(cert_id, who)))
+
+    @bp.get("/certificates/<cert_id>/pdf")
+    def pdf(cert_id: str) -> Response:
+        who = principal()
+        record = _owned(cert_id, who)
+        if record.pdf_path is None or record.pdf_sha256 is None:
+            raise NotReady(f"certificate {cert_id} is {record.state}; the PDF exists once issued",
+                           state=record.state)
+        data = runtime().store.get(record.pdf_path, record.pdf_sha256)
+        response = Response(data, mimetype="application/pdf")
+        name = (record.number or record.id).replace("/", "-")
+        response.headers["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
+        response.set_etag(record.pdf_sha256)
+        response.headers["Cache-Control"] = "private, max-age=0, must-revalidate"
+        return response.make_conditional(request)
+
+    @bp.post("/verify")
+    def verify() -> Response:
+        data = json_body()
+        qr = data.get("qr") if isinstance(data, dict) else None
+        if not isinstance(qr, str) or not qr.strip():
+            raise ValidationFailed([FieldError("qr", "required", "the scanned QR text")])
+        return jsonify(verify_qr(runtime(), qr).as_dict())
+
+    return bp
+
+
+def _owned(cert_id: str, who: Principal) -> Certificate:
+    try:
+        uuid.UUID(cert_id)
+    except ValueError:
+        raise NotFound(f"no certificate {cert_id}") from None
+    record = db().get(Certificate, cert_id)
+    if record is None or record.department_id != who.department.id:
+        raise NotFound(f"no certificate {cert_id}")
+    return record
+
+
+def public_pages() -> Blueprint:
+    bp = Blueprint("public", __name__)
+
+    @bp.get("/v")
+    def verify_page() -> str:
+        return render_template("verify.html", issuer=runtime().settings.issuer_name_en)
+
+    @bp.get("/healthz")
+    def health() -> Response:
+        return jsonify({"status": "ok"})
+
+    return bp
+
+
+def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:
+    body = {"type": f"urn:pramaan:problem:{code}", "title": title, "status": status,
+            "detail": detail, "code": code, **extra}
+    response = jsonify(body)
+    response.status_code = status
+    response.mimetype = PROBLEM
+    return response
+
+
+def _domain_error(exc: PramaanError) -> Response:
+    extra = dict(exc.extra)
+    code = exc.code
+    if isinstance(exc, ValidationFailed):
+        extra["errors"] = [e.as_dict() for e in exc.errors]
+    if exc.status >= 500:
+        log.error("%s: %s", code, exc.detail)
+    return problem(exc.status, code, exc.title, exc.detail, **extra)
+
+
+_HTTP_CODES = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _http_error(exc: HTTPException) -> Response:
+    status = exc.code or 500
+    code = _HTTP_CODES.get(status, "http_error")
+    return problem(status, code, exc.name, exc.description or exc.name)
+
+
+def _unexpected_error(exc: Exception) -> Response:
+    log.exception("unexpected error", exc_info=exc)
+    return problem(500, "internal_error", "Internal error",
+                   "something went wrong on our side; it has been logged")

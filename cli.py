@@ -1,0 +1,213 @@
+"""The `pramaan` command: set up, serve, issue, verify and run workers without HTTP."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from issuer.errors import PramaanError, ValidationFailed
+from issuer.runtime import Runtime
+from issuer.settings import Settings
+
+
+def _runtime() -> Runtime:
+    return Runtime(Settings.from_env())
+
+
+def cmd_init(_args: argparse.Namespace) -> int:
+    from issuer.bootstrap import initialise
+
+    rt = _runtime()
+    report = initialise(rt)
+    print(f"keys:     {rt.settings.keys_dir} ({'generated' if report.created_pki else 'kept'})")
+    print(f"database: {_safe_url(rt.settings.database_url)} (migrated)")
+    print(f"store:    {rt.settings.store_dir}")
+    if report.admin_token:
+        print("\nAdmin API token for the development department (shown once, keep it):")
+        print(f"  {report.admin_token}\n")
+    else:
+        print("admin token: already created earlier (`pramaan token` makes another)")
+    return 0
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from issuer.bootstrap import DEV_DEPARTMENT
+    from issuer.models import Department
+    from issuer.tokens import create_token
+
+    rt = _runtime()
+    with rt.sessions() as session, session.begin():
+        department = session.get(Department, args.department or DEV_DEPARTMENT)
+        if department is None:
+            print(f"no department {args.department}; run `pramaan init` first", file=sys.stderr)
+            return 2
+        print(create_token(session, department, args.name, args.role))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from werkzeug.serving import run_simple
+
+    from api import create_app
+
+    settings = Settings.from_env()
+    app = create_app(settings)
+    print(f"Pramaan on http://{settings.host}:{settings.port}  (verify page: /v)")
+    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
+def cmd_issue(args: argparse.Namespace) -> int:
+    from issuer.bootstrap import DEV_DEPARTMENT
+    from issuer.issue import issue_certificate
+    from issuer.models import Certificate, Department
+    from issuer.submit import submit
+
+    rt = _runtime()
+    data = _read_json(Path(args.data))
+    with rt.sessions() as session:
+        with session.begin():
+            department = session.get(Department, args.department or DEV_DEPARTMENT)
+            if department is None:
+                print("no such department; run `pramaan init` first", file=sys.stderr)
+                return 2
+            record = submit(session, department, "cli:" + (args.actor or "local"), data)
+        issue_certificate(rt, record.id)
+        issued = session.get(Certificate, record.id, populate_existing=True)
+        assert issued is not None and issued.pdf_path and issued.pdf_sha256
+        pdf = rt.store.get(issued.pdf_path, issued.pdf_sha256)
+    if args.out:
+        Path(args.out).write_bytes(pdf)
+    print(json.dumps({"id": issued.id, "number": issued.number, "state": issued.state,
+                      "pdf_sha256": issued.pdf_sha256, "out": args.out}, indent=2))
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from issuer.verify import verify_pdf, verify_qr
+
+    rt = _runtime()
+    if args.qr is not None:
+        verdict = verify_qr(rt, args.qr)
+    elif args.image is not None:
+        from issuer.scan import decode_qr_image
+
+        texts = decode_qr_image(Path(args.image))
+        if not texts:
+            print(json.dumps({"genuine": False, "status": "invalid",
+                              "reason": "image: no QR code found"}, indent=2))
+            return 1
+        verdict = verify_qr(rt, texts[0])
+    elif args.pdf is not None:
+        verdict = verify_pdf(rt, Path(args.pdf).read_bytes())
+    else:
+        print("give a PDF file, --qr TEXT or --image FILE", file=sys.stderr)
+        return 2
+    print(json.dumps(verdict.as_dict(), indent=2, ensure_ascii=False, default=str))
+    return 0 if verdict.current else 1
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from worker import run_worker
+
+    run_worker(burst=args.burst)
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from issuer.migrate import upgrade
+
+    upgrade(_runtime().engine)
+    return 0
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from issuer.sweep import sweep
+
+    rt = _runtime()
+    count = sweep(rt, older_than_seconds=args.older_than)
+    print(f"re-enqueued {count} certificate(s)")
+    return 0
+
+
+def cmd_audit(_args: argparse.Namespace) -> int:
+    from issuer.audit import verify_chain
+
+    rt = _runtime()
+    with rt.sessions() as session:
+        report = verify_chain(session)
+    print(json.dumps({"ok": report.ok, "events": report.events, "broken_at": report.broken_at}))
+    return 0 if report.ok else 1
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise SystemExit(f"cannot read {path}: {exc}") from None
+
+
+def _safe_url(url: str) -> str:
+    if "@" in url:
+        scheme, rest = url.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return url
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="pramaan", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+    sub.add_parser("init", help="dev PKI, database, dev department and token (idempotent)")
+    sub.add_parser("migrate", help="bring the database schema up to date")
+    t = sub.add_parser("token", help="create another API token (printed once)")
+    t.add_argument("--name", default="token")
+    t.add_argument("--role", default="admin", choices=("admin", "clerk", "officer"))
+    t.add_argument("--department")
+    sub.add_parser("serve", help="serve the API on HOST:PORT (default 127.0.0.1:8000)")
+    i = sub.add_parser("issue", help="issue one certificate synchronously")
+    i.add_argument("--data", required=True, help="request JSON file")
+    i.add_argument("--out", help="write the signed PDF here")
+    i.add_argument("--department")
+    i.add_argument("--actor")
+    v = sub.add_parser("verify", help="verify a PDF, a scanned QR text or a photo of the QR")
+    v.add_argument("pdf", nargs="?")
+    v.add_argument("--qr")
+    v.add_argument("--image")
+    w = sub.add_parser("worker", help="run an RQ worker (needs REDIS_URL)")
+    w.add_argument("--burst", action="store_true")
+    s = sub.add_parser("sweep", help="re-enqueue approved certificates stuck without issuing")
+    s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
+    sub.add_parser("audit-verify", help="recompute the audit hash chain")
+    return p
+
+
+COMMANDS = {
+    "init": cmd_init, "migrate": cmd_migrate, "token": cmd_token, "serve": cmd_serve,
+    "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
+    "audit-verify": cmd_audit,
+}
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        code = COMMANDS[args.command](args)
+    except ValidationFailed as exc:
+        print(json.dumps({"code": exc.code, "detail": exc.detail,
+                          "errors": [e.as_dict() for e in exc.errors]}, indent=2,
+                         ensure_ascii=False), file=sys.stderr)
+        code = 2
+    except PramaanError as exc:
+        print(json.dumps({"code": exc.code, "detail": exc.detail, **exc.extra}, indent=2),
+              file=sys.stderr)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,53 @@
+"""Everything one process needs, built once from Settings: database, store, renderer, keys, jobs.
+
+Built by the app factory, the CLI or the worker; never at import time. The heavy parts (typst
+compiler, keys) are created on first use so a process that only reads records never loads them.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from issuer.db import make_engine, make_session_factory
+from issuer.settings import Settings
+from issuer.storage import PdfStore
+
+if TYPE_CHECKING:
+    from issuer.jobs import Dispatcher
+    from issuer.render import Renderer
+    from signing.keyring import Keyring
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.engine: Engine = make_engine(settings.database_url)
+        self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
+        self.store = PdfStore(settings.store_dir)
+
+    @functools.cached_property
+    def renderer(self) -> Renderer:
+        from issuer.render import Renderer
+
+        return Renderer()
+
+    @functools.cached_property
+    def keyring(self) -> Keyring:
+        from signing.config import SignerConfig
+        from signing.keyring import Keyring
+
+        config = SignerConfig.from_keys_dir(self.settings.keys_dir)
+        return Keyring.from_config(config, verify_base_url=self.settings.verify_base_url)
+
+    @functools.cached_property
+    def dispatcher(self) -> Dispatcher:
+        from issuer.jobs import make_dispatcher
+
+        return make_dispatcher(self)
+
+    def close(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,95 @@
+"""One frozen, validated settings object, read from the environment at startup."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+from issuer.errors import ConfigError
+
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime configuration. Every field maps to one environment variable (see README)."""
+
+    home: Path
+    database_url: str
+    redis_url: str | None
+    store_dir: Path
+    keys_dir: Path
+    host: str
+    port: int
+    verify_base_url: str
+    max_body_bytes: int
+    issuer_id: str
+    signer_backend: str = "file"
+    issuer_name_en: str = "Pune Municipal Corporation"
+    issuer_name_mr: str = "पुणे महानगरपालिका"
+    signing_location: str = "Pune, Maharashtra, India"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def var_dir(self) -> Path:
+        return self.home / "var"
+
+    @property
+    def jobs_inline(self) -> bool:
+        """Jobs run in-process when no Redis is configured (the embedded default)."""
+        return not self.redis_url
+
+    @classmethod
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, overrides: Mapping[str, Any] | None = None
+    ) -> Settings:
+        """Build settings from `env` (default: os.environ), then apply `overrides` by field name."""
+        env = os.environ if env is None else env
+        home = Path(env.get("PRAMAAN_HOME") or os.getcwd()).resolve()
+        port = _int(env, "PORT", 8000)
+        host = env.get("HOST", "127.0.0.1")
+        settings = cls(
+            home=home,
+            database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'var' / 'pramaan.db'}",
+            redis_url=env.get("REDIS_URL") or None,
+            store_dir=Path(env.get("PRAMAAN_STORE_DIR") or home / "var" / "store"),
+            keys_dir=Path(env.get("PRAMAAN_KEYS_DIR") or home / "keys"),
+            host=host,
+            port=port,
+            verify_base_url=(env.get("PRAMAAN_VERIFY_BASE_URL") or f"http://{host}:{port}").rstrip("/"),
+            max_body_bytes=_int(env, "PRAMAAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            issuer_id=env.get("PRAMAAN_ISSUER_ID", "in.gov.pmc"),
+            signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
+        )
+        if overrides:
+            known = {f.name for f in fields(cls)}
+            unknown = set(overrides) - known
+            if unknown:
+                raise ConfigError(f"unknown settings: {', '.join(sorted(unknown))}")
+            settings = replace(settings, **dict(overrides))
+        settings.check()
+        return settings
+
+    def check(self) -> None:
+        """Refuse settings that cannot work, with a message that says which variable is wrong."""
+        if not self.verify_base_url.startswith(("https://", "http://")):
+            raise ConfigError("PRAMAAN_VERIFY_BASE_URL must start with https:// or http://")
+        if not 1 <= self.port <= 65535:
+            raise ConfigError("PORT must be between 1 and 65535")
+        if self.max_body_bytes < 1024:
+            raise ConfigError("PRAMAAN_MAX_BODY_BYTES must be at least 1024")
+        if self.signer_backend != "file":
+            raise ConfigError(f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: only 'file' exists yet")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigError(f"{name} must be an integer, got {raw!r}") from None

@@ -1,0 +1,27 @@
+"""Re-enqueue work that got stuck: approved certificates not issued within a threshold.
+
+Nothing is lost when a worker dies or Redis restarts: the record stays approved in the database
+and this sweeper (run from cron or a loop) hands it to a worker again; the job is idempotent.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from issuer.db import utcnow
+from issuer.models import Certificate, State
+from issuer.runtime import Runtime
+
+
+def sweep(runtime: Runtime, older_than_seconds: int = 300) -> int:
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    with runtime.sessions() as session:
+        ids = list(session.scalars(
+            select(Certificate.id).where(Certificate.state == State.APPROVED.value,
+                                         Certificate.updated_at < cutoff)
+        ))
+    for cert_id in ids:
+        runtime.dispatcher.enqueue_issue(cert_id)
+    return len(ids)

@@ -1,0 +1,55 @@
+"""API bearer tokens: random, shown once, stored only as SHA-256."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from issuer.errors import Unauthorized
+from issuer.models import ApiToken, Department
+
+ROLES = ("admin", "clerk", "officer")
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(session: Session, department: Department, name: str, role: str = "admin") -> str:
+    """A new token for `department`; the caller must show it now, it cannot be recovered."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    token = "pmn_" + secrets.token_urlsafe(32)
+    session.add(ApiToken(department_id=department.id, name=name, role=role,
+                         token_sha256=_hash(token)))
+    session.flush()
+    return token
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: the actor name written into audit events."""
+
+    department: Department
+    token_name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"token:{self.department.id}/{self.token_name}"
+
+
+def authenticate(session: Session, token: str) -> Principal:
+    row = session.execute(
+        select(ApiToken, Department)
+        .join(Department, Department.id == ApiToken.department_id)
+        .where(ApiToken.token_sha256 == _hash(token), ApiToken.revoked_at.is_(None))
+    ).first()
+    if row is None:
+        raise Unauthorized("the bearer token is unknown or revoked")
+    api_token, department = row
+    return Principal(department, api_token.name, api_token.role)

@@ -1,0 +1,129 @@
+"""Verification of a scanned QR text or a PDF file: the seal, the signature and the status."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from issuer.models import Certificate, State
+from issuer.runtime import Runtime
+from signing.seal import PRIVATE_CLAIM, SealReport, verify_seal
+from signing.validate import validate_pdf
+
+STATUS_BY_STATE = {
+    State.ISSUED.value: "current",
+    State.SUPERSEDED.value: "superseded",
+    State.REVOKED.value: "revoked",
+}
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "ok": self.ok, "reason": self.reason}
+
+
+@dataclass
+class Verdict:
+    """Genuine means every check passed; `current` additionally needs the issued state."""
+
+    checks: list[Check] = field(default_factory=list)
+    status: str = "unknown"
+    certificate: dict[str, Any] | None = None
+
+    @property
+    def genuine(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    @property
+    def current(self) -> bool:
+        return self.genuine and self.status == "current"
+
+    def as_dict(self) -> dict[str, Any]:
+        failed = next((c for c in self.checks if not c.ok), None)
+        return {
+            "genuine": self.genuine,
+            "status": self.status if self.genuine else "invalid",
+            "current": self.current,
+            "reason": f"{failed.name}: {failed.reason}" if failed else None,
+            "checks": [c.as_dict() for c in self.checks],
+            "certificate": self.certificate,
+        }
+
+
+def verify_qr(runtime: Runtime, text: str) -> Verdict:
+    """Check a scanned QR text: seal signature against the trust list, then the record's status."""
+    verdict = Verdict()
+    report = verify_seal(text, runtime.keyring.seal_trust)
+    verdict.checks.append(Check("seal", report.ok, report.reason))
+    if report.ok:
+        _status_from_seal(runtime, report, verdict)
+    return verdict
+
+
+def verify_pdf(runtime: Runtime, pdf: bytes) -> Verdict:
+    """Check a PDF: PAdES signature and chain, the seal it carries, the record and its status."""
+    verdict = Verdict()
+    pdf_report = validate_pdf(pdf, runtime.keyring.trust_root_paths)
+    verdict.checks.append(Check("pdf_signature", pdf_report.ok, pdf_report.reason))
+    if not pdf_report.ok:
+        return verdict
+    seal_text = pdf_report.info.get("PramaanSeal")
+    if not seal_text:
+        verdict.checks.append(Check("seal", False, "missing"))
+        return verdict
+    report = verify_seal(seal_text, runtime.keyring.seal_trust)
+    verdict.checks.append(Check("seal", report.ok, report.reason))
+    if not report.ok:
+        return verdict
+    record = _status_from_seal(runtime, report, verdict)
+    if record is not None:
+        same = record.pdf_sha256 == hashlib.sha256(pdf).hexdigest()
+        verdict.checks.append(Check("issued_file", same, None if same else "not_the_issued_file"))
+    return verdict
+
+
+def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) -> Certificate | None:
+    claims = report.claims or {}
+    ours = claims.get(PRIVATE_CLAIM) or {}
+    try:
+        cert_id = str(uuid.UUID(bytes=bytes(ours["id"])))
+    except (KeyError, TypeError, ValueError):
+        verdict.checks.append(Check("claims", False, "no_certificate_id"))
+        return None
+    verdict.certificate = {
+        "id": cert_id,
+        "type": ours.get("t"),
+        "number": ours.get("no"),
+        "holder": ours.get("n"),
+        "dates": ours.get("d"),
+        "registration_number": ours.get("r"),
+        "ward": ours.get("w"),
+        "issuer": claims.get(1),
+        "issued_at": claims.get(6),
+        "seal_kid": report.kid,
+    }
+    with runtime.sessions() as session:
+        record = _record(session, cert_id)
+    if record is None:
+        verdict.checks.append(Check("record", False, "unknown_certificate"))
+        return None
+    digest = bytes(ours.get("h") or b"").hex()
+    matches = record.fields_sha256 == digest and record.seal_text is not None
+    verdict.checks.append(Check("record", matches, None if matches else "fields_mismatch"))
+    verdict.status = STATUS_BY_STATE.get(record.state, record.state)
+    if record.superseded_by:
+        verdict.certificate["superseded_by"] = record.superseded_by
+    return record
+
+
+def _record(session: Session, cert_id: str) -> Certificate | None:
+    return session.get(Certificate, cert_id)

@@ -1,0 +1,157 @@
+"""Fixtures: a dev PKI per session, a fresh database per test (SQLite and PostgreSQL), the app on a
+real HTTP server on 127.0.0.1, and Redis. Under CI=true a missing service fails; elsewhere skips."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import sqlalchemy as sa
+from werkzeug.serving import make_server
+
+from api import create_app
+from issuer.bootstrap import initialise
+from issuer.runtime import Runtime
+from issuer.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES = ROOT / "tests" / "data" / "samples"
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+POSTGRES_URL = os.environ.get(
+    "PRAMAAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+REDIS_URL = os.environ.get("PRAMAAN_TEST_REDIS", "redis://127.0.0.1:6379/9")
+
+
+def service_missing(what: str, exc: BaseException) -> None:
+    """Fail loudly in CI, skip on a laptop without the service."""
+    message = f"{what} is not reachable: {exc}"
+    if IN_CI:
+        pytest.fail(message)
+    pytest.skip(message)
+
+
+def sample(name: str) -> dict[str, Any]:
+    data: dict[str, Any] = json.loads((SAMPLES / f"{name}.json").read_text(encoding="utf-8"))
+    return data
+
+
+@pytest.fixture(scope="session")
+def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from signing.devpki import ensure_dev_pki
+
+    path = tmp_path_factory.mktemp("keys")
+    ensure_dev_pki(path)
+    return path
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'pramaan.db'}"
+        return
+    yield from _postgres_schema()
+
+
+def _postgres_schema() -> Iterator[str]:
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL)
+    try:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    except sa.exc.OperationalError as exc:
+        admin.dispose()
+        service_missing("PostgreSQL", exc)
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'pramaan.db'}"
+
+
+def make_settings(home: Path, database_url: str, keys_dir: Path, **extra: Any) -> Settings:
+    overrides: dict[str, Any] = {
+        "home": home,
+        "database_url": database_url,
+        "keys_dir": keys_dir,
+        "store_dir": home / "var" / "store",
+        "redis_url": None,
+    }
+    overrides.update(extra)
+    return Settings.from_env(env={}, overrides=overrides)
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, keys_dir: Path) -> Settings:
+    return make_settings(tmp_path, database_url, keys_dir)
+
+
+class Live:
+    """The app served over real HTTP on 127.0.0.1, with the admin token and its runtime."""
+
+    def __init__(self, base: str, token: str, runtime: Runtime) -> None:
+        self.base = base
+        self.token = token
+        self.runtime = runtime
+        self.http = requests.Session()
+        self.http.headers["Authorization"] = f"Bearer {token}"
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def post_json(self, path: str, body: Any, **kwargs: Any) -> requests.Response:
+        return self.http.post(self.url(path), json=body, timeout=60, **kwargs)
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return self.http.get(self.url(path), timeout=60, **kwargs)
+
+
+def serve(settings: Settings) -> Iterator[Live]:
+    app = create_app(settings)
+    runtime: Runtime = app.extensions["pramaan"]
+    report = initialise(runtime)
+    assert report.admin_token
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield Live(f"http://127.0.0.1:{server.server_port}", report.admin_token, runtime)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+        runtime.close()
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[Live]:
+    yield from serve(settings)
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    from redis import Redis
+    from redis.exceptions import RedisError
+
+    client = Redis.from_url(REDIS_URL)
+    try:
+        client.ping()
+    except RedisError as exc:
+        service_missing("Redis", exc)
+    client.flushdb()
+    yield REDIS_URL
+    client.flushdb()
+    client.close()
