@@ -1,0 +1,152 @@
+"""Bad input gets a clear problem+json error with a stable code, and nothing is stored."""
+
+from __future__ import annotations
+
+import copy
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from issuer.models import AuditEvent, Certificate
+from tests.conftest import Live, sample
+
+
+def count_rows(live: Live) -> tuple[int, int]:
+    with live.runtime.sessions() as session:
+        certs = session.scalar(select(func.count()).select_from(Certificate)) or 0
+        events = session.scalar(select(func.count()).select_from(AuditEvent)) or 0
+    return certs, events
+
+
+def assert_problem(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    body: dict[str, Any] = response.json()
+    assert body["code"] == code
+    assert body["status"] == status
+    assert body["title"] and body["detail"]
+    return body
+
+
+def field_codes(body: dict[str, Any]) -> dict[str, str]:
+    return {e["field"]: e["code"] for e in body["errors"]}
+
+
+def without(data: dict[str, Any], *path: str) -> dict[str, Any]:
+    out = copy.deepcopy(data)
+    node = out
+    for key in path[:-1]:
+        node = node[key]
+    del node[path[-1]]
+    return out
+
+
+def test_missing_fields(live: Live) -> None:
+    data = without(without(sample("birth-1"), "child", "date_of_birth"), "mother")
+    body = assert_problem(live.post_json("/api/v1/certificates", data), 422, "validation_failed")
+    assert field_codes(body) == {"child.date_of_birth": "required", "mother": "required"}
+    assert count_rows(live) == (0, 0)
+
+
+def test_wrong_types(live: Live) -> None:
+    data = sample("birth-1")
+    data["child"]["name"] = "Aarav"
+    data["registration_date"] = 20260302
+    data["child"]["sex"] = "unknown"
+    body = assert_problem(live.post_json("/api/v1/certificates", data), 422, "validation_failed")
+    assert field_codes(body) == {
+        "child.name": "type",
+        "registration_date": "type",
+        "child.sex": "choice",
+    }
+    assert count_rows(live) == (0, 0)
+
+
+def test_future_date(live: Live) -> None:
+    data = sample("birth-1")
+    data["child"]["date_of_birth"] = (date.today() + timedelta(days=3)).isoformat()
+    data["registration_date"] = (date.today() + timedelta(days=4)).isoformat()
+    body = assert_problem(live.post_json("/api/v1/certificates", data), 422, "validation_failed")
+    codes = field_codes(body)
+    assert codes["child.date_of_birth"] == "future_date"
+    assert codes["registration_date"] == "future_date"
+    assert count_rows(live) == (0, 0)
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field", "code"),
+    [
+        (lambda d: d.update(type="passport"), "type", "choice"),
+        (lambda d: d.update(surprise=1), "surprise", "unknown_field"),
+        (lambda d: d["child"]["name"].update(mr="Aarav"), "child.name.mr", "not_devanagari"),
+        (lambda d: d.update(registration_date="02-03-2026"), "registration_date", "format"),
+        (lambda d: d.update(registration_number="../../etc"), "registration_number", "format"),
+        (lambda d: d.update(registration_date="2026-01-01"), "registration_date", "before_birth"),
+        (lambda d: d["applicant"].update(mobile="call me"), "applicant.mobile", "format"),
+        (lambda d: d["child"]["name"].update(en="x" * 500), "child.name.en", "too_long"),
+    ],
+)
+def test_field_rules(live: Live, mutate: Any, field: str, code: str) -> None:
+    data = sample("birth-1")
+    mutate(data)
+    body = assert_problem(live.post_json("/api/v1/certificates", data), 422, "validation_failed")
+    assert field_codes(body).get(field) == code, body["errors"]
+    assert count_rows(live) == (0, 0)
+
+
+def test_not_an_object(live: Live) -> None:
+    body = assert_problem(live.post_json("/api/v1/certificates", [1, 2]), 422, "validation_failed")
+    assert body["errors"][0]["code"] == "type"
+
+
+def test_non_json(live: Live) -> None:
+    bad = live.http.post(live.url("/api/v1/certificates"), data=b"{not json",
+                         headers={"Content-Type": "application/json"}, timeout=30)
+    assert_problem(bad, 400, "invalid_json")
+    nan = live.http.post(live.url("/api/v1/certificates"), data=b'{"type": NaN}',
+                         headers={"Content-Type": "application/json"}, timeout=30)
+    assert_problem(nan, 400, "invalid_json")
+    deep = live.http.post(live.url("/api/v1/certificates"), data=b"[" * 100_000,
+                          headers={"Content-Type": "application/json"}, timeout=30)
+    assert_problem(deep, 400, "invalid_json")
+    form = live.http.post(live.url("/api/v1/certificates"), data="type=birth",
+                          headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert_problem(form, 415, "unsupported_media_type")
+    assert count_rows(live) == (0, 0)
+
+
+def test_oversized_body(live: Live) -> None:
+    data = sample("birth-1")
+    data["remarks"]["en"] = "x" * (live.runtime.settings.max_body_bytes + 10)
+    assert_problem(live.post_json("/api/v1/certificates", data), 413, "body_too_large")
+    assert count_rows(live) == (0, 0)
+
+
+def test_auth(live: Live) -> None:
+    anonymous = requests.post(live.url("/api/v1/certificates"), json=sample("birth-1"), timeout=30)
+    assert_problem(anonymous, 401, "unauthorized")
+    wrong = requests.post(live.url("/api/v1/certificates"), json=sample("birth-1"), timeout=30,
+                          headers={"Authorization": "Bearer pmn_nope"})
+    assert_problem(wrong, 401, "unauthorized")
+    assert count_rows(live) == (0, 0)
+
+
+def test_unknown_and_malformed_ids(live: Live) -> None:
+    assert_problem(live.get("/api/v1/certificates/not-a-uuid"), 404, "not_found")
+    missing = "/api/v1/certificates/00000000-0000-4000-8000-000000000000"
+    assert_problem(live.get(missing), 404, "not_found")
+    assert_problem(live.get(missing + "/pdf"), 404, "not_found")
+    assert_problem(live.get("/no/such/route"), 404, "not_found")
+    assert_problem(live.http.delete(live.url("/api/v1/certificates"), timeout=30), 405,
+                   "method_not_allowed")
+
+
+def test_verify_endpoint_bad_input(live: Live) -> None:
+    body = assert_problem(live.post_json("/api/v1/verify", {"qr": ""}), 422, "validation_failed")
+    assert body["errors"][0]["field"] == "qr"
+    garbage = live.post_json("/api/v1/verify", {"qr": "hello"})
+    assert garbage.status_code == 200
+    assert garbage.json()["genuine"] is False

@@ -1,0 +1,103 @@
+"""The `pramaan` command, run as a real subprocess in a fresh PRAMAAN_HOME."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import SAMPLES
+from tests.tools import need, run
+
+
+def pramaan(home: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DATABASE_URL", "REDIS_URL", "PRAMAAN_KEYS_DIR", "PRAMAAN_STORE_DIR")}
+    env["PRAMAAN_HOME"] = str(home)
+    return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], env=env,
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
+                          timeout=300, check=False)
+
+
+@pytest.fixture(scope="module")
+def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("home")
+    first = pramaan(path, "init")
+    assert first.returncode == 0, first.stderr
+    assert "Admin API token" in first.stdout and "pmn_" in first.stdout
+    again = pramaan(path, "init")
+    assert again.returncode == 0 and "pmn_" not in again.stdout, "init is idempotent"
+    assert (path / "keys" / "signer.key").exists() and (path / "var" / "pramaan.db").exists()
+    return path
+
+
+@pytest.fixture(scope="module")
+def issued(home: Path) -> tuple[Path, dict[str, str]]:
+    out = home / "cert.pdf"
+    result = pramaan(home, "issue", "--data", SAMPLES / "birth-2.json", "--out", out)
+    assert result.returncode == 0, result.stderr
+    return out, json.loads(result.stdout)
+
+
+def test_issue_and_verify_pdf(home: Path, issued: tuple[Path, dict[str, str]]) -> None:
+    pdf, info = issued
+    assert info["state"] == "issued"
+    result = pramaan(home, "verify", pdf)
+    assert result.returncode == 0, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    assert report["current"] is True and report["certificate"]["number"] == info["number"]
+
+
+def test_tampered_pdf_fails(home: Path, issued: tuple[Path, dict[str, str]], tmp_path: Path) -> None:
+    pdf, _ = issued
+    data = bytearray(pdf.read_bytes())
+    data[len(data) // 3] ^= 0x01
+    bad = tmp_path / "bad.pdf"
+    bad.write_bytes(bytes(data))
+    result = pramaan(home, "verify", bad)
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["genuine"] is False and report["reason"].startswith("pdf_signature:")
+
+
+def test_verify_qr_text_and_image(home: Path, issued: tuple[Path, dict[str, str]],
+                                  tmp_path: Path) -> None:
+    pdf, _ = issued
+    need("pdftoppm")
+    assert run("pdftoppm", "-r", "300", "-png", "-singlefile", pdf, tmp_path / "scan").returncode == 0
+    image = tmp_path / "scan.png"
+    ok = pramaan(home, "verify", "--image", image)
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    text = run("zbarimg", "--raw", "-q", image).stdout.strip()
+    assert pramaan(home, "verify", "--qr", text).returncode == 0
+    digits_at = text.index("#") + 1
+    changed = text[: digits_at + 40] + str((int(text[digits_at + 40]) + 1) % 10) + text[digits_at + 41:]
+    bad = pramaan(home, "verify", "--qr", changed)
+    assert bad.returncode == 1
+    assert json.loads(bad.stdout)["reason"].startswith("seal:")
+    blank = tmp_path / "blank.png"
+    shutil.copy(SAMPLES.parent / "blank.png", blank) if (SAMPLES.parent / "blank.png").exists() \
+        else run("pdftoppm", "-r", "50", "-png", "-singlefile", "-x", "0", "-y", "0", "-W", "50",
+                 "-H", "50", pdf, tmp_path / "blank")
+    none = pramaan(home, "verify", "--image", blank)
+    assert none.returncode == 1
+
+
+def test_bad_request_file_says_why(home: Path, tmp_path: Path) -> None:
+    data = json.loads((SAMPLES / "birth-1.json").read_text(encoding="utf-8"))
+    del data["child"]["name"]
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    result = pramaan(home, "issue", "--data", path)
+    assert result.returncode == 2
+    assert "child.name" in result.stderr
+
+
+def test_audit_chain(home: Path, issued: tuple[Path, dict[str, str]]) -> None:
+    result = pramaan(home, "audit-verify")
+    assert result.returncode == 0 and json.loads(result.stdout)["ok"] is True

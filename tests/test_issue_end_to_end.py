@@ -1,0 +1,115 @@
+"""The spine: POST a birth request over HTTP, get a signed PDF, check it with independent tools."""
+
+from __future__ import annotations
+
+import hashlib
+import unicodedata
+from pathlib import Path
+
+from tests.conftest import Live, sample
+from tests.tools import nss_db_with_root, pdfsig, pdftotext, qr_from_pdf
+
+from issuer.audit import verify_chain
+from issuer.verify import verify_pdf, verify_qr
+from signing.validate import validate_pdf
+
+
+def issue(live: Live, name: str = "birth-1") -> tuple[dict, bytes]:
+    created = live.post_json("/api/v1/certificates", sample(name))
+    assert created.status_code == 202, created.text
+    body = created.json()
+    assert created.headers["Location"] == body["status_url"]
+    status = live.get(body["status_url"])
+    assert status.status_code == 200
+    record = status.json()
+    assert record["state"] == "issued", record
+    pdf = live.get(record["links"]["pdf"])
+    assert pdf.status_code == 200
+    assert pdf.headers["Content-Type"] == "application/pdf"
+    return record, pdf.content
+
+
+def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
+    record, pdf = issue(live)
+    assert record["number"].startswith("PMC/B/")
+    assert record["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
+    assert record["template_version"] == "birth/1"
+    assert len(record["seal_kid"]) == 16
+    again = live.get(record["links"]["pdf"])
+    assert again.content == pdf, "every download is byte-identical"
+    cached = live.get(record["links"]["pdf"], headers={"If-None-Match": f'"{record["pdf_sha256"]}"'})
+    assert cached.status_code == 304
+
+    # pyHanko's validator: intact, valid, chains to the dev root, covers the whole file.
+    report = validate_pdf(pdf, [keys_dir / "root.crt"])
+    assert report.ok, report
+
+    # Poppler's pdfsig with an NSS database that trusts only the dev root.
+    path = tmp_path / "cert.pdf"
+    path.write_bytes(pdf)
+    nss = nss_db_with_root(tmp_path / "nss", keys_dir / "root.crt")
+    out = pdfsig(path, nss)
+    assert "Signature is Valid" in out, out
+    assert "Certificate is Trusted" in out, out
+
+    # pdftotext finds both names of the child.
+    text = unicodedata.normalize("NFC", pdftotext(path))
+    child = sample("birth-1")["child"]["name"]
+    assert child["en"] in text
+    assert unicodedata.normalize("NFC", child["mr"]) in text
+
+    # A scan at 300 dpi decodes to exactly the sealed string, and that string verifies.
+    scanned = qr_from_pdf(path, tmp_path)
+    runtime = live.runtime
+    with runtime.sessions() as session:
+        from issuer.models import Certificate
+
+        stored = session.get(Certificate, record["id"])
+        assert stored is not None
+        assert scanned == [stored.seal_text]
+    verdict = verify_qr(runtime, scanned[0])
+    assert verdict.current, verdict.as_dict()
+    assert verdict.certificate and verdict.certificate["number"] == record["number"]
+    assert verify_pdf(runtime, pdf).current
+
+    with runtime.sessions() as session:
+        chain = verify_chain(session)
+    assert chain.ok and chain.events == 3  # submit, approve, sign
+
+
+def test_verify_endpoint_and_page(live: Live) -> None:
+    record, _pdf = issue(live)
+    with live.runtime.sessions() as session:
+        from issuer.models import Certificate
+
+        stored = session.get(Certificate, record["id"])
+        assert stored is not None and stored.seal_text
+        seal = stored.seal_text
+    assert seal.startswith(live.runtime.settings.verify_base_url + "/v#")
+    ok = live.http.post(live.url("/api/v1/verify"), json={"qr": seal}, timeout=30).json()
+    assert ok["current"] is True and ok["status"] == "current"
+    digits = seal.split("#", 1)[1]
+    flipped = digits[:-5] + str((int(digits[-5]) + 1) % 10) + digits[-4:]
+    bad = live.http.post(live.url("/api/v1/verify"), json={"qr": seal.split("#")[0] + "#" + flipped},
+                         timeout=30).json()
+    assert bad["genuine"] is False and bad["status"] == "invalid"
+    page = live.get("/v")
+    assert page.status_code == 200 and "Verify a certificate" in page.text
+
+
+def test_second_request_for_same_registration_is_409(live: Live) -> None:
+    record, _ = issue(live)
+    again = live.post_json("/api/v1/certificates", sample("birth-1"))
+    assert again.status_code == 409
+    assert again.headers["Content-Type"].startswith("application/problem+json")
+    problem = again.json()
+    assert problem["code"] == "duplicate_registration"
+    assert problem["certificate_id"] == record["id"]
+    assert problem["href"] == record["links"]["self"]
+
+
+def test_numbers_are_sequential_per_type_and_year(live: Live) -> None:
+    first, _ = issue(live, "birth-1")
+    second, _ = issue(live, "birth-2")
+    assert first["number"][:-6] == second["number"][:-6]
+    assert int(second["number"][-6:]) == int(first["number"][-6:]) + 1

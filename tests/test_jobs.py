@@ -1,0 +1,120 @@
+"""Jobs: RQ on real Redis with a real worker process; a job run twice signs once."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from issuer.issue import issue_certificate
+from issuer.models import AuditEvent, Certificate
+from issuer.settings import Settings
+from tests.conftest import ROOT, Live, make_settings, sample, serve
+
+
+def sign_events(live: Live, cert_id: str) -> int:
+    with live.runtime.sessions() as session:
+        return session.scalar(
+            select(func.count()).select_from(AuditEvent).where(
+                AuditEvent.certificate_id == cert_id, AuditEvent.action == "sign")
+        ) or 0
+
+
+def state_of(live: Live, cert_id: str) -> Certificate:
+    with live.runtime.sessions() as session:
+        record = session.get(Certificate, cert_id)
+        assert record is not None
+        return record
+
+
+def worker_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "PRAMAAN_HOME": str(settings.home),
+        "DATABASE_URL": settings.database_url,
+        "REDIS_URL": settings.redis_url or "",
+        "PRAMAAN_KEYS_DIR": str(settings.keys_dir),
+        "PRAMAAN_STORE_DIR": str(settings.store_dir),
+    })
+    return env
+
+
+def run_worker_burst(settings: Settings) -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"],
+                            env=worker_env(settings), cwd=ROOT, capture_output=True, text=True,
+                            timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+@pytest.fixture
+def live_rq(tmp_path: Path, database_url: str, keys_dir: Path, redis_url: str) -> Iterator[Live]:
+    yield from serve(make_settings(tmp_path, database_url, keys_dir, redis_url=redis_url))
+
+
+def test_rq_worker_issues_and_a_repeat_signs_once(live_rq: Live) -> None:
+    live = live_rq
+    created = live.post_json("/api/v1/certificates", sample("birth-1"))
+    assert created.status_code == 202, created.text
+    cert_id = created.json()["id"]
+    assert created.json()["state"] == "approved"  # queued, not yet signed
+    # The same job enqueued again while queued is one job.
+    live.runtime.dispatcher.enqueue_issue(cert_id)
+    run_worker_burst(live.runtime.settings)
+    first = state_of(live, cert_id)
+    assert first.state == "issued" and first.pdf_sha256
+    assert sign_events(live, cert_id) == 1
+    # Enqueued again after it ran: the job re-reads the record and does nothing.
+    live.runtime.dispatcher.enqueue_issue(cert_id)
+    run_worker_burst(live.runtime.settings)
+    second = state_of(live, cert_id)
+    assert second.pdf_sha256 == first.pdf_sha256
+    assert sign_events(live, cert_id) == 1
+    pdf = live.get(f"/api/v1/certificates/{cert_id}/pdf")
+    assert pdf.status_code == 200
+
+
+def test_pdf_before_issue_is_409(live_rq: Live) -> None:
+    created = live_rq.post_json("/api/v1/certificates", sample("birth-2"))
+    cert_id = created.json()["id"]
+    response = live_rq.get(f"/api/v1/certificates/{cert_id}/pdf")
+    assert response.status_code == 409
+    assert response.json()["code"] == "not_issued"
+
+
+def test_job_run_twice_in_process_signs_once(live: Live) -> None:
+    created = live.post_json("/api/v1/certificates", sample("birth-1"))
+    cert_id = created.json()["id"]
+    assert state_of(live, cert_id).state == "issued"
+    assert issue_certificate(live.runtime, cert_id) is False
+    assert issue_certificate(live.runtime, "00000000-0000-4000-8000-000000000000") is False
+    assert sign_events(live, cert_id) == 1
+
+
+def test_concurrent_runs_record_one_issue(tmp_path: Path, database_url: str,
+                                           keys_dir: Path, redis_url: str) -> None:
+    # Two workers racing on the same record: the row lock (PostgreSQL) or the write lock
+    # (SQLite) lets exactly one of them record the issue.
+    for live in serve(make_settings(tmp_path, database_url, keys_dir, redis_url=redis_url)):
+        cert_id = live.post_json("/api/v1/certificates", sample("birth-1")).json()["id"]
+        results: list[bool] = []
+        errors: list[BaseException] = []
+
+        def attempt() -> None:
+            try:
+                results.append(issue_certificate(live.runtime, cert_id))
+            except BaseException as exc:  # collected and asserted below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=attempt) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=120)
+        assert sign_events(live, cert_id) == 1
+        assert results.count(True) == 1, (results, errors)
