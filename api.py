@@ -129,8 +129,12 @@ def certificates_api() -> Blueprint:
         who = principal()
         data = json_body()
         session = db()
-        with session.begin():
+        try:
             record = submit(session, who.department, who.actor, data)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
         runtime().dispatcher.enqueue_issue(record.id)
         session.refresh(record)
         body = certificate_view(record)

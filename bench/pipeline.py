@@ -52,8 +52,8 @@ def median_ms(values: list[float]) -> float:
 
 def stock_signer_times(keys: Path, pdfs: list[bytes], ours: Any) -> tuple[list[float], list[float]]:
     """Sign the same PDFs round-robin with pyHanko's stock SimpleSigner and with ours."""
-    from pyhanko.sign import fields, signers
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
 
     stock = signers.SimpleSigner.load(str(keys / "signer.key"), str(keys / "signer.crt"),
                                       ca_chain_files=(str(keys / "ca.crt"),))

@@ -18,7 +18,7 @@ from datetime import date, datetime
 from typing import Any
 
 import cbor2
-from sqlalchemy import select
+from sqlalchemy import update
 
 from issuer import audit
 from issuer.certtypes import cert_type
@@ -100,10 +100,15 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
     to do (unknown id, or already issued/rejected/...)."""
     keyring = runtime.keyring
     with runtime.sessions() as session, session.begin():
-        record = session.execute(
-            select(Certificate).where(Certificate.id == certificate_id).with_for_update()
-        ).scalar_one_or_none()
-        if record is None or record.state != State.APPROVED.value:
+        # Claim the record first: a no-op UPDATE takes the row lock (PostgreSQL) or the write
+        # lock (SQLite) before we read, so a concurrent run waits and then finds it issued.
+        claimed = session.execute(
+            update(Certificate)
+            .where(Certificate.id == certificate_id, Certificate.state == State.APPROVED.value)
+            .values(updated_at=Certificate.updated_at)
+        )
+        record = session.get(Certificate, certificate_id, populate_existing=True)
+        if not _rowcount(claimed) or record is None or record.state != State.APPROVED.value:
             log.info("issue %s: nothing to do (%s)", certificate_id,
                      record.state if record else "unknown id")
             return False
@@ -146,6 +151,10 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
                                   "level": "PAdES-B-B"})
     log.info("issued %s as %s", certificate_id, record.number)
     return True
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def _worker_name() -> str:

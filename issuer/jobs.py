@@ -70,8 +70,8 @@ class RQDispatcher:
     def _requeue_if_done(self, certificate_id: str) -> None:
         """A job that already ran (finished or failed) may be re-run: the job is idempotent.
         One still queued or running is left alone."""
-        from rq.job import Job, JobStatus
         from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
 
         job_id = issue_job_id(certificate_id)
         try:

@@ -26,6 +26,7 @@ def decode_qr_image(path: Path) -> list[str]:
     )
     # Exit 4 means "no symbol found"; anything else non-zero is a real failure.
     if result.returncode not in (0, 4):
-        raise PramaanError(f"zbarimg failed on {path.name}: {result.stderr.decode(errors='replace')}")
+        detail = result.stderr.decode(errors="replace")
+        raise PramaanError(f"zbarimg failed on {path.name}: {detail}")
     text = result.stdout.decode("utf-8", errors="replace")
     return [line for line in text.splitlines() if line.strip()]

@@ -59,7 +59,9 @@ class Settings:
             keys_dir=Path(env.get("PRAMAAN_KEYS_DIR") or home / "keys"),
             host=host,
             port=port,
-            verify_base_url=(env.get("PRAMAAN_VERIFY_BASE_URL") or f"http://{host}:{port}").rstrip("/"),
+            verify_base_url=(
+                env.get("PRAMAAN_VERIFY_BASE_URL") or f"http://{host}:{port}"
+            ).rstrip("/"),
             max_body_bytes=_int(env, "PRAMAAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             issuer_id=env.get("PRAMAAN_ISSUER_ID", "in.gov.pmc"),
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
@@ -82,7 +84,9 @@ class Settings:
         if self.max_body_bytes < 1024:
             raise ConfigError("PRAMAAN_MAX_BODY_BYTES must be at least 1024")
         if self.signer_backend != "file":
-            raise ConfigError(f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: only 'file' exists yet")
+            raise ConfigError(
+                f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: only 'file' exists yet"
+            )
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

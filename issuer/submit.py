@@ -1,4 +1,4 @@
-"""Accepting a request: validate, refuse duplicates, record it, approve it, all in one transaction."""
+"""Accepting a request: validate, refuse duplicates, record and approve it in one transaction."""
 
 from __future__ import annotations
 

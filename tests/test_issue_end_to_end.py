@@ -6,12 +6,11 @@ import hashlib
 import unicodedata
 from pathlib import Path
 
-from tests.conftest import Live, sample
-from tests.tools import nss_db_with_root, pdfsig, pdftotext, qr_from_pdf
-
 from issuer.audit import verify_chain
 from issuer.verify import verify_pdf, verify_qr
 from signing.validate import validate_pdf
+from tests.conftest import Live, sample
+from tests.tools import nss_db_with_root, pdfsig, pdftotext, qr_from_pdf
 
 
 def issue(live: Live, name: str = "birth-1") -> tuple[dict, bytes]:
@@ -37,7 +36,8 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
     assert len(record["seal_kid"]) == 16
     again = live.get(record["links"]["pdf"])
     assert again.content == pdf, "every download is byte-identical"
-    cached = live.get(record["links"]["pdf"], headers={"If-None-Match": f'"{record["pdf_sha256"]}"'})
+    etag = f'"{record["pdf_sha256"]}"'
+    cached = live.get(record["links"]["pdf"], headers={"If-None-Match": etag})
     assert cached.status_code == 304
 
     # pyHanko's validator: intact, valid, chains to the dev root, covers the whole file.
@@ -56,7 +56,9 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
     text = unicodedata.normalize("NFC", pdftotext(path))
     child = sample("birth-1")["child"]["name"]
     assert child["en"] in text
-    assert unicodedata.normalize("NFC", child["mr"]) in text
+    # poppler splits some Devanagari clusters with a space ("कु लकर्णी"): compare without spaces.
+    squeezed = "".join(text.split())
+    assert "".join(unicodedata.normalize("NFC", child["mr"]).split()) in squeezed
 
     # A scan at 300 dpi decodes to exactly the sealed string, and that string verifies.
     scanned = qr_from_pdf(path, tmp_path)
@@ -90,8 +92,8 @@ def test_verify_endpoint_and_page(live: Live) -> None:
     assert ok["current"] is True and ok["status"] == "current"
     digits = seal.split("#", 1)[1]
     flipped = digits[:-5] + str((int(digits[-5]) + 1) % 10) + digits[-4:]
-    bad = live.http.post(live.url("/api/v1/verify"), json={"qr": seal.split("#")[0] + "#" + flipped},
-                         timeout=30).json()
+    tampered = seal.split("#")[0] + "#" + flipped
+    bad = live.http.post(live.url("/api/v1/verify"), json={"qr": tampered}, timeout=30).json()
     assert bad["genuine"] is False and bad["status"] == "invalid"
     page = live.get("/v")
     assert page.status_code == 200 and "Verify a certificate" in page.text
