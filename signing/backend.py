@@ -1,0 +1,42 @@
+"""The signer backend interface and the one place that picks a backend by configuration."""
+
+from __future__ import annotations
+
+from typing import Final, Protocol
+
+from cryptography import x509
+from pyhanko.sign.signers import Signer
+
+from signing.config import SignerConfig
+from signing.errors import SigningError
+from signing.file_backend import FileBackend
+
+KNOWN_BACKENDS: Final = ("file",)
+
+
+class SignerBackend(Protocol):
+    """What PAdES signing needs from wherever the key lives (file today, PKCS#11 later)."""
+
+    @property
+    def signer(self) -> Signer:
+        """The pyHanko signer producing CMS signatures with the document-signer key."""
+        ...
+
+    @property
+    def certificate(self) -> x509.Certificate:
+        """The document-signer certificate."""
+        ...
+
+
+def load_backend(config: SignerConfig) -> SignerBackend:
+    """Load exactly the backend named by `config.backend`, with its startup checks.
+
+    Raises `SigningError` (code "unknown_backend") for a name that is not implemented.
+    """
+    if config.backend == "file":
+        return FileBackend.load(config)
+    raise SigningError(
+        f"unknown signer backend {config.backend!r}; "
+        f"known backends: {', '.join(KNOWN_BACKENDS)} (PKCS#11 is not implemented yet)",
+        code="unknown_backend",
+    )

@@ -1,0 +1,49 @@
+"""Frozen signing configuration: where the key material is and which backend holds the key."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from signing.errors import SigningError
+
+
+@dataclass(frozen=True)
+class SignerConfig:
+    """Everything `signing/` needs to load its keys; built once at startup.
+
+    `chain_paths` are the intermediate certificates embedded in each signature;
+    `trust_root_paths` are the roots a validator must trust (never embedded).
+    `bytes_reserved` is the hex length reserved for the CMS container in each PDF.
+    """
+
+    key_path: Path
+    cert_path: Path
+    chain_paths: tuple[Path, ...]
+    seal_key_path: Path
+    seal_cert_path: Path
+    trust_root_paths: tuple[Path, ...]
+    backend: str = "file"
+    bytes_reserved: int = 16384
+
+    def __post_init__(self) -> None:
+        """Reject settings that could only fail later, at the first signature."""
+        if self.bytes_reserved <= 0 or self.bytes_reserved % 2:
+            raise SigningError(
+                f"bytes_reserved must be a positive even number, got {self.bytes_reserved}",
+                code="invalid_signing_config",
+            )
+        if not self.trust_root_paths:
+            raise SigningError("at least one trust root is required", code="invalid_signing_config")
+
+    @classmethod
+    def from_keys_dir(cls, keys_dir: Path) -> SignerConfig:
+        """Configuration for the dev PKI layout written by `signing.devpki.ensure_dev_pki`."""
+        return cls(
+            key_path=keys_dir / "signer.key",
+            cert_path=keys_dir / "signer.crt",
+            chain_paths=(keys_dir / "ca.crt",),
+            seal_key_path=keys_dir / "seal.key",
+            seal_cert_path=keys_dir / "seal.crt",
+            trust_root_paths=(keys_dir / "root.crt",),
+        )

@@ -1,0 +1,270 @@
+"""Development PKI shaped like India's CCA hierarchy: root -> intermediate -> end entities.
+
+The document signer (RSA-2048, keyUsage digitalSignature + nonRepudiation) signs the PDFs; the
+seal signer (EC P-256) signs the QR seal. Both are issued by the intermediate. Never use this in
+production: in production the signer key lives in an HSM and chains to the CCA root.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import fcntl
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+from signing.errors import KeyMaterialMissing
+
+DEV_PKI_FILES: Final = (
+    "root.crt",
+    "root.key",
+    "ca.crt",
+    "ca.key",
+    "signer.crt",
+    "signer.key",
+    "seal.crt",
+    "seal.key",
+)
+"""Every file of a complete dev PKI set, in `keys_dir`."""
+
+# Present only while a freshly generated set is being moved into place: if it survives a crash,
+# the partial set is ours and is regenerated; a partial set without it is someone's and is refused.
+_INCOMPLETE_MARKER: Final = ".devpki-incomplete"
+_LOCK_FILE: Final = ".devpki.lock"
+_YEAR: Final = dt.timedelta(days=365)
+_CLOCK_SKEW: Final = dt.timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class DevPki:
+    """Paths of a complete development PKI set (PEM certificates, unencrypted PKCS#8 keys)."""
+
+    keys_dir: Path
+    root_cert: Path
+    root_key: Path
+    ca_cert: Path
+    ca_key: Path
+    signer_cert: Path
+    signer_key: Path
+    seal_cert: Path
+    seal_key: Path
+
+    @classmethod
+    def at(cls, keys_dir: Path) -> DevPki:
+        """Return the dev PKI paths inside `keys_dir` (does not check that they exist)."""
+        return cls(
+            keys_dir=keys_dir,
+            root_cert=keys_dir / "root.crt",
+            root_key=keys_dir / "root.key",
+            ca_cert=keys_dir / "ca.crt",
+            ca_key=keys_dir / "ca.key",
+            signer_cert=keys_dir / "signer.crt",
+            signer_key=keys_dir / "signer.key",
+            seal_cert=keys_dir / "seal.crt",
+            seal_key=keys_dir / "seal.key",
+        )
+
+
+def ensure_dev_pki(
+    keys_dir: Path, *, organisation: str = "Pune Municipal Corporation (DEVELOPMENT)"
+) -> DevPki:
+    """Return the dev PKI in `keys_dir`, generating the whole set first if it is absent.
+
+    Idempotent and safe to call from several processes at once (a file lock serialises them).
+    A crash while generating never leaves a half set that looks complete: files are written to
+    a temporary directory and moved into place while a marker file says "incomplete".
+    A partial set not left by us raises `KeyMaterialMissing` rather than being overwritten.
+    """
+    keys_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(keys_dir / _LOCK_FILE):
+        pki = DevPki.at(keys_dir)
+        interrupted = (keys_dir / _INCOMPLETE_MARKER).exists()
+        present = [name for name in DEV_PKI_FILES if (keys_dir / name).exists()]
+        if not interrupted and len(present) == len(DEV_PKI_FILES):
+            return pki
+        if not interrupted and present:
+            missing = sorted(set(DEV_PKI_FILES) - set(present))
+            raise KeyMaterialMissing(
+                f"incomplete dev PKI in {keys_dir}: missing {', '.join(missing)}; "
+                "remove the remaining key files to regenerate the whole set"
+            )
+        _generate_into(keys_dir, organisation)
+        return pki
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _generate_into(keys_dir: Path, organisation: str) -> None:
+    files = _build_files(organisation, dt.datetime.now(dt.UTC))
+    staging = Path(tempfile.mkdtemp(prefix=".devpki-", dir=keys_dir))
+    try:
+        for name, data in files.items():
+            _write_durably(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
+        _write_durably(keys_dir / _INCOMPLETE_MARKER, b"", 0o600)
+        _fsync_dir(keys_dir)
+        for name in files:
+            os.replace(staging / name, keys_dir / name)
+        _fsync_dir(keys_dir)
+        (keys_dir / _INCOMPLETE_MARKER).unlink()
+        _fsync_dir(keys_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _write_durably(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have narrowed or widened what O_CREAT set
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _build_files(organisation: str, now: dt.datetime) -> dict[str, bytes]:
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
+    signer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    seal_key = ec.generate_private_key(ec.SECP256R1())
+
+    root_name = _name(organisation, "Certifying Authority", "Pramaan Dev Root CA")
+    ca_name = _name(organisation, "Sub-CA", "Pramaan Dev Sub CA for Document Signer")
+    signer_name = _name(
+        organisation, "Birth and Death Registration", "Pramaan Dev Document Signer", pune=True
+    )
+    seal_name = _name(organisation, "Certificate Verification", "Pramaan Dev QR Seal", pune=True)
+
+    root = _issue(root_name, root_key.public_key(), root_name, root_key, now, 25, _ca(1))
+    ca = _issue(ca_name, ca_key.public_key(), root_name, root_key, now, 20, _ca(0))
+    signer_usage = _key_usage(digital_signature=True, content_commitment=True)
+    seal_usage = _key_usage(digital_signature=True)
+    signer = _issue(
+        signer_name, signer_key.public_key(), ca_name, ca_key, now, 5, _end_entity(signer_usage)
+    )
+    seal = _issue(
+        seal_name, seal_key.public_key(), ca_name, ca_key, now, 5, _end_entity(seal_usage)
+    )
+    return {
+        "root.crt": _cert_pem(root),
+        "root.key": _key_pem(root_key),
+        "ca.crt": _cert_pem(ca),
+        "ca.key": _key_pem(ca_key),
+        "signer.crt": _cert_pem(signer),
+        "signer.key": _key_pem(signer_key),
+        "seal.crt": _cert_pem(seal),
+        "seal.key": _key_pem(seal_key),
+    }
+
+
+def _name(organisation: str, unit: str, common_name: str, *, pune: bool = False) -> x509.Name:
+    # CCA-style subject: C=IN first, then (for end entities) state and locality, O, OU, CN.
+    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "IN")]
+    if pune:
+        attributes += [
+            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, "Maharashtra"),
+            x509.NameAttribute(NameOID.LOCALITY_NAME, "Pune"),
+        ]
+    attributes += [
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
+        x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, unit),
+        x509.NameAttribute(NameOID.COMMON_NAME, common_name),
+    ]
+    return x509.Name(attributes)
+
+
+_Extension = tuple[x509.ExtensionType, bool]
+
+
+def _ca(path_length: int) -> list[_Extension]:
+    usage = _key_usage(key_cert_sign=True, crl_sign=True)
+    return [(x509.BasicConstraints(ca=True, path_length=path_length), True), (usage, True)]
+
+
+def _key_usage(
+    *,
+    digital_signature: bool = False,
+    content_commitment: bool = False,
+    key_cert_sign: bool = False,
+    crl_sign: bool = False,
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=content_commitment,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=key_cert_sign,
+        crl_sign=crl_sign,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def _end_entity(usage: x509.KeyUsage) -> list[_Extension]:
+    return [(x509.BasicConstraints(ca=False, path_length=None), True), (usage, True)]
+
+
+def _issue(
+    subject: x509.Name,
+    public_key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey,
+    issuer: x509.Name,
+    issuer_key: rsa.RSAPrivateKey,
+    now: dt.datetime,
+    years: int,
+    extensions: list[_Extension],
+) -> x509.Certificate:
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer)
+        .public_key(public_key)
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - _CLOCK_SKEW)
+        .not_valid_after(now + years * _YEAR)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
+            critical=False,
+        )
+    )
+    for extension, critical in extensions:
+        builder = builder.add_extension(extension, critical=critical)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def _cert_pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+def _key_pem(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )

@@ -1,0 +1,77 @@
+"""The one object the issuer holds per process: every key loaded and checked once at startup."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pyhanko_certvalidator import CertificateValidator, ValidationContext
+from pyhanko_certvalidator.errors import PathError, ValidationError
+
+from signing.backend import SignerBackend, load_backend
+from signing.config import SignerConfig
+from signing.errors import SigningError
+from signing.file_backend import load_pem_certificates, to_asn1_certificate
+from signing.pades import PadesSigner
+from signing.seal import Sealer, SealKey
+from signing.trust_list import TrustList
+
+
+@dataclass(frozen=True)
+class Keyring:
+    """Loaded signing material: the PAdES signer, the sealer and what verifiers trust."""
+
+    backend: SignerBackend = field(repr=False)
+    pades: PadesSigner = field(repr=False)
+    sealer: Sealer = field(repr=False)
+    seal_trust: TrustList = field(repr=False)
+    trust_root_paths: tuple[Path, ...]
+    seal_kid: bytes
+
+    @classmethod
+    def from_config(cls, config: SignerConfig, *, verify_base_url: str) -> Keyring:
+        """Load everything named by `config` once, with the startup checks.
+
+        Raises `KeyMaterialMissing`, `KeyCertMismatch`, `BadKeyUsage`, or `SigningError` with
+        code "signer_untrusted" when the signer certificate does not chain through
+        `chain_paths` to one of `trust_root_paths` (signed PDFs would not validate).
+        """
+        backend = load_backend(config)
+        seal_key = SealKey.load(config.seal_key_path, config.seal_cert_path)
+        _require_chain(backend, config)
+        return cls(
+            backend=backend,
+            pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved),
+            sealer=Sealer(seal_key, verify_base_url),
+            seal_trust=TrustList([seal_key.trust_entry()]),
+            trust_root_paths=config.trust_root_paths,
+            seal_kid=seal_key.kid,
+        )
+
+
+def _require_chain(backend: SignerBackend, config: SignerConfig) -> None:
+    roots = [
+        to_asn1_certificate(cert)
+        for path in config.trust_root_paths
+        for cert in load_pem_certificates(path, "trust root")
+    ]
+    chain = [
+        to_asn1_certificate(cert)
+        for path in config.chain_paths
+        for cert in load_pem_certificates(path, "chain certificate")
+    ]
+    validator = CertificateValidator(
+        to_asn1_certificate(backend.certificate),
+        intermediate_certs=chain,
+        validation_context=ValidationContext(trust_roots=roots, allow_fetching=False),
+    )
+    usage = {"digital_signature", "non_repudiation"}
+    try:
+        asyncio.run(validator.async_validate_usage(usage))  # type: ignore[no-untyped-call]
+    except (PathError, ValidationError) as exc:
+        raise SigningError(
+            f"the signer certificate {backend.certificate.subject.rfc4514_string()} does not "
+            f"chain to a configured trust root through the configured chain: {exc}",
+            code="signer_untrusted",
+        ) from exc

@@ -1,0 +1,187 @@
+"""PAdES B-B signing of a rendered PDF with the configured backend (pyHanko underneath)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from io import BytesIO
+from typing import Final
+
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import BasePdfFileWriter
+from pyhanko.sign.fields import SigSeedSubFilter
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
+from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+
+from signing.backend import SignerBackend
+from signing.errors import SignatureTooLarge, SigningError
+
+STANDARD_INFO_KEYS: Final = frozenset(
+    {
+        "Title",
+        "Author",
+        "Subject",
+        "Keywords",
+        "Creator",
+        "Producer",
+        "CreationDate",
+        "ModDate",
+        "Trapped",
+    }
+)
+"""Document information keys defined by ISO 32000; `info` may not set them."""
+
+_INFO_KEY: Final = re.compile(r"[A-Za-z][A-Za-z0-9]{0,63}")
+_MAX_INFO_VALUE: Final = 8192
+_DIGEST: Final = "sha256"
+# pyHanko reports an undersized reservation only through this message.
+_TOO_LARGE_MESSAGE: Final = "Final ByteRange payload larger than expected"
+
+
+class PadesSigner:
+    """Signs PDFs as PAdES B-B (ETSI.CAdES.detached, SHA-256) with one backend.
+
+    Create one per process and call `sign` as often as needed: it holds only the backend's
+    signer and immutable settings, and builds every per-document pyHanko object afresh.
+    """
+
+    def __init__(
+        self,
+        backend: SignerBackend,
+        *,
+        bytes_reserved: int = 16384,
+        field_name: str = "PramaanSignature",
+    ) -> None:
+        """Sign with `backend`, reserving `bytes_reserved` hex digits for the CMS container.
+
+        A fixed reservation spares pyHanko's sizing dry run (SIGNING.md, trap 2); a signature
+        that does not fit fails loudly with `SignatureTooLarge`.
+        """
+        if bytes_reserved <= 0 or bytes_reserved % 2:
+            raise SigningError(
+                f"bytes_reserved must be a positive even number, got {bytes_reserved}",
+                code="invalid_signing_config",
+            )
+        self._signer: Signer = backend.signer
+        self._bytes_reserved = bytes_reserved
+        self._field_name = field_name
+
+    def sign(
+        self,
+        pdf: bytes,
+        *,
+        reason: str,
+        location: str,
+        info: Mapping[str, str] | None = None,
+        signing_time: dt.datetime | None = None,
+    ) -> bytes:
+        """Return `pdf` with one incremental revision adding `info` and a PAdES B-B signature.
+
+        `info` entries become custom keys of the document information dictionary in the signed
+        revision, so the signature covers them (e.g. {"PramaanSeal": qr_text}).
+        `signing_time` (timezone-aware, default now) is the claimed signing time; the output
+        is reproducible except for it, the /ModDate pyHanko stamps and the random second half
+        of the file /ID.
+        Raises `SignatureTooLarge` if the signature exceeds `bytes_reserved`, and
+        `SigningError` for an unreadable or already signed input.
+        """
+        entries = _checked_info(info or {})
+        moment = signing_time or dt.datetime.now(dt.UTC)
+        if moment.tzinfo is None:
+            raise SigningError("signing_time must be timezone-aware", code="invalid_signing_time")
+        writer = _open_for_update(pdf)
+        _write_info(writer, entries)
+        metadata = PdfSignatureMetadata(
+            field_name=self._field_name,
+            md_algorithm=_DIGEST,
+            subfilter=SigSeedSubFilter.PADES,
+            reason=reason,
+            location=location,
+        )
+        pdf_signer = _PdfSignerAt(metadata, self._signer, moment)
+        output = BytesIO()
+        try:
+            pdf_signer.sign_pdf(writer, bytes_reserved=self._bytes_reserved, output=output)
+        except PyHankoSigningError as exc:
+            if str(exc).startswith(_TOO_LARGE_MESSAGE):
+                raise SignatureTooLarge(
+                    f"the signature does not fit in bytes_reserved={self._bytes_reserved}: {exc}"
+                ) from exc
+            raise SigningError(f"PAdES signing failed: {exc}", code="pades_failed") from exc
+        return output.getvalue()
+
+
+class _PdfSignerAt(PdfSigner):
+    """A `PdfSigner` whose signing time is given instead of read from the clock.
+
+    pyHanko 0.38 takes the time from `PdfSigningSession.system_time`, which
+    `init_signing_session` always sets to now; we overwrite it before anything reads it.
+    """
+
+    def __init__(
+        self, metadata: PdfSignatureMetadata, signer: Signer, signing_time: dt.datetime
+    ) -> None:
+        super().__init__(metadata, signer)
+        self._signing_time = signing_time
+
+    def init_signing_session(
+        self, pdf_out: BasePdfFileWriter, existing_fields_only: bool = False
+    ) -> PdfSigningSession:
+        session = super().init_signing_session(pdf_out, existing_fields_only)
+        session.system_time = self._signing_time
+        return session
+
+
+def _checked_info(info: Mapping[str, str]) -> dict[str, str]:
+    entries: dict[str, str] = {}
+    for key, value in info.items():
+        if not _INFO_KEY.fullmatch(key) or key in STANDARD_INFO_KEYS:
+            raise SigningError(
+                f"info key {key!r} must be a custom ASCII name (letters and digits)",
+                code="invalid_info",
+            )
+        if not isinstance(value, str) or len(value) > _MAX_INFO_VALUE:
+            raise SigningError(
+                f"info value for {key!r} must be a string of at most {_MAX_INFO_VALUE} chars",
+                code="invalid_info",
+            )
+        entries[key] = value
+    return entries
+
+
+def _open_for_update(pdf: bytes) -> IncrementalPdfFileWriter:
+    try:
+        reader = PdfFileReader(BytesIO(pdf), strict=True)
+        already_signed = bool(reader.embedded_signatures)
+        writer = IncrementalPdfFileWriter.from_reader(reader)
+    except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:
+        raise SigningError(f"the PDF to sign cannot be read: {exc}", code="unreadable_pdf") from exc
+    if already_signed:
+        raise SigningError("the PDF to sign is already signed", code="already_signed")
+    return writer
+
+
+def _write_info(writer: IncrementalPdfFileWriter, entries: Mapping[str, str]) -> None:
+    if not entries:
+        return
+    values = {generic.NameObject(f"/{k}"): generic.TextStringObject(v) for k, v in entries.items()}
+    try:
+        info_ref = writer.trailer.raw_get("/Info")
+    except KeyError:
+        writer.set_info(generic.DictionaryObject(values))  # type: ignore[no-untyped-call]
+        return
+    if not isinstance(info_ref, generic.IndirectObject):
+        # A direct /Info dictionary lives in the trailer, which the new revision rewrites anyway.
+        merged = generic.DictionaryObject({**info_ref, **values})  # type: ignore[no-untyped-call]
+        writer.set_info(merged)
+        return
+    info = info_ref.get_object()  # type: ignore[no-untyped-call]
+    if not isinstance(info, generic.DictionaryObject):
+        raise SigningError("the PDF's /Info entry is not a dictionary", code="unreadable_pdf")
+    info.update(values)
+    writer.mark_update(info_ref)

@@ -1,0 +1,188 @@
+"""Offline validation of a signed certificate PDF against configured trust roots."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from io import BytesIO
+from pathlib import Path
+from typing import Final
+
+from asn1crypto import parser as asn1_parser
+from cryptography import x509
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko_certvalidator import ValidationContext
+
+from signing.file_backend import load_pem_certificates, to_asn1_certificate
+from signing.pades import STANDARD_INFO_KEYS
+
+logger = logging.getLogger(__name__)
+
+PDF_REASONS: Final = frozenset(
+    {"no_signature", "multiple_signatures", "modified", "untrusted", "bad_signature", "malformed"}
+)
+"""Stable reasons a signed PDF is rejected (`PdfReport.reason`)."""
+
+# What pyHanko's PDF, CMS and ASN.1 parsers raise on damaged input (found by flipping bytes of
+# signed files); for untrusted input each of them means "malformed", never a crash.
+_PARSE_ERRORS: Final = (
+    PdfError,
+    ValueError,  # asn1crypto, pyHanko's CMSExtractionError and SignatureValidationError
+    KeyError,
+    TypeError,
+    IndexError,
+    AttributeError,  # pyHanko dereferencing a damaged object of the wrong type
+    RecursionError,
+)
+
+_HEX_CONTENTS: Final = re.compile(rb"<(?:[0-9A-F]*|[0-9a-f]*)>")
+
+
+@dataclass(frozen=True)
+class PdfReport:
+    """The verdict on a signed PDF.
+
+    `ok` means: exactly one signature, intact, cryptographically valid, chaining to a trust
+    root, and covering the entire file. Otherwise `reason` is one of `PDF_REASONS`.
+    `info` holds the custom document information entries of the signed revision (e.g.
+    "PramaanSeal") and is filled only when `ok`, so nobody reads them from a bad file.
+    """
+
+    ok: bool
+    reason: str | None
+    signer: str | None = None
+    signing_time: dt.datetime | None = None
+    info: dict[str, str] = field(default_factory=dict)
+
+
+def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
+    """Validate the one PAdES signature of `pdf` offline against `trust_root_paths`.
+
+    Never raises for a bad document: input pyHanko cannot parse gives reason "malformed".
+    Unreadable trust roots are a configuration error and raise `KeyMaterialMissing`.
+    """
+    roots = [
+        to_asn1_certificate(cert)
+        for path in trust_root_paths
+        for cert in load_pem_certificates(path, "trust root")
+    ]
+    try:
+        signatures = PdfFileReader(BytesIO(pdf), strict=True).embedded_signatures
+    except _PARSE_ERRORS as exc:
+        return _malformed(exc)
+    if len(signatures) != 1:
+        return PdfReport(ok=False, reason="multiple_signatures" if signatures else "no_signature")
+    signature = signatures[0]
+    try:
+        untouched = _contents_untouched(pdf, signature)
+        context = ValidationContext(trust_roots=roots, allow_fetching=False)
+        # The diff analysis judges only revisions added after signing; we refuse those
+        # outright (coverage must be the entire file), so it is skipped.
+        status = validate_pdf_signature(
+            signature, signer_validation_context=context, skip_diff=True
+        )
+        reason = _failure(status)
+        if reason is None and not (untouched and _envelope_exact(signature, status)):
+            reason = "modified"
+        if reason is not None:
+            return PdfReport(ok=False, reason=reason)
+        return PdfReport(
+            ok=True,
+            reason=None,
+            signer=_subject(status),
+            signing_time=status.signer_reported_dt,
+            info=_custom_info(signature),
+        )
+    except _PARSE_ERRORS as exc:
+        return _malformed(exc)
+
+
+def _malformed(exc: Exception) -> PdfReport:
+    logger.info("malformed signed PDF: %s: %s", type(exc).__name__, exc)
+    return PdfReport(ok=False, reason="malformed")
+
+
+def _failure(status: PdfSignatureStatus) -> str | None:
+    if not status.intact:
+        return "modified"
+    if not status.valid:
+        return "bad_signature"
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE:
+        return "modified"
+    if not status.trusted:
+        return "untrusted"
+    if not status.bottom_line:
+        return "bad_signature"
+    return None
+
+
+def _subject(status: PdfSignatureStatus) -> str:
+    der = status.signing_cert.dump()
+    return x509.load_der_x509_certificate(der).subject.rfc4514_string()
+
+
+def _contents_untouched(pdf: bytes, signature: EmbeddedPdfSignature) -> bool:
+    # The /Contents hex string is the one part of the file the signature cannot cover, and
+    # pyHanko reads it leniently: it ignores whitespace and letter case in the hex digits and
+    # parses only the DER prefix, not the zero padding after it. So a flipped byte there could
+    # pass unnoticed; we require one-case hex digits only and an all-zero padding.
+    start, length, gap_end = (int(signature.byte_range[i]) for i in range(3))
+    if not _HEX_CONTENTS.fullmatch(pdf[start + length : gap_end]):
+        return False
+    contents = signature.pkcs7_content
+    _, _, _, header, body, trailer = asn1_parser.parse(contents)
+    used = len(header) + len(body) + len(trailer)
+    return not any(contents[used:])
+
+
+def _envelope_exact(signature: EmbeddedPdfSignature, status: PdfSignatureStatus) -> bool:
+    # Parts of the CMS container are not signed and pyHanko reads some of them leniently (the
+    # signer's issuer name is matched case-insensitively, unused certificates and the outer
+    # digest algorithm set are ignored). We accept only the exact shape our signer writes.
+    signed_data = signature.signed_data
+    signer_info = signature.signer_info
+    signer = signature.signer_cert
+    sid = signer_info["sid"]
+    if sid.name != "issuer_and_serial_number":
+        return False
+    if sid.chosen["issuer"].dump() != signer.issuer.dump():
+        return False
+    if sid.chosen["serial_number"].dump() != signer["tbs_certificate"]["serial_number"].dump():
+        return False
+    if [a.dump() for a in signed_data["digest_algorithms"]] != [
+        signer_info["digest_algorithm"].dump()
+    ]:
+        return False
+    if signed_data["version"].native != "v1" or signer_info["version"].native != "v1":
+        return False
+    if status.validation_path is None:
+        return False
+    in_path = {cert.dump() for cert in status.validation_path.iter_certs(include_root=True)}
+    embedded = signed_data["certificates"]
+    return all(choice.chosen.dump() in in_path for choice in embedded) and not (
+        signed_data["crls"] or signer_info["unsigned_attrs"]
+    )
+
+
+def _custom_info(signature: EmbeddedPdfSignature) -> dict[str, str]:
+    revision = signature.reader.get_historical_resolver(signature.signed_revision)
+    try:
+        info = revision.trailer_view["/Info"]
+    except KeyError:
+        return {}
+    if not isinstance(info, generic.DictionaryObject):
+        return {}
+    entries: dict[str, str] = {}
+    for key, value in info.items():
+        name = str(key)[1:]
+        if name not in STANDARD_INFO_KEYS and isinstance(value, generic.TextStringObject):
+            entries[name] = str(value)
+    return entries

@@ -1,0 +1,232 @@
+"""Dev PKI generation and the startup checks on key material (backend, seal key, keyring)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from signing.backend import load_backend
+from signing.config import SignerConfig
+from signing.devpki import DEV_PKI_FILES, DevPki, ensure_dev_pki
+from signing.errors import BadKeyUsage, KeyCertMismatch, KeyMaterialMissing, SigningError
+from signing.keyring import Keyring
+from signing.seal import SealKey
+from signing.trust_list import kid_for
+from signing.validate import validate_pdf
+from tests.test_signing_support import issue_end_entity, minimal_pdf
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return ensure_dev_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))
+
+
+@pytest.fixture(scope="module")
+def config(pki: DevPki) -> SignerConfig:
+    return SignerConfig.from_keys_dir(pki.keys_dir)
+
+
+def _cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+# --- dev PKI ---------------------------------------------------------------------------------
+
+
+def test_dev_pki_writes_the_whole_set_with_private_keys_0600(pki: DevPki) -> None:
+    for name in DEV_PKI_FILES:
+        path = pki.keys_dir / name
+        mode = stat.S_IMODE(path.stat().st_mode)
+        assert mode == (0o600 if name.endswith(".key") else 0o644), name
+        assert path.read_bytes().startswith(b"-----BEGIN ")
+    assert not list(pki.keys_dir.glob(".devpki-*/"))
+    assert not (pki.keys_dir / ".devpki-incomplete").exists()
+
+
+def test_dev_pki_is_idempotent(pki: DevPki) -> None:
+    before = {name: (pki.keys_dir / name).read_bytes() for name in DEV_PKI_FILES}
+
+    again = ensure_dev_pki(pki.keys_dir)
+
+    assert again == pki
+    assert {name: (pki.keys_dir / name).read_bytes() for name in DEV_PKI_FILES} == before
+
+
+def test_dev_pki_has_the_cca_shape(pki: DevPki) -> None:
+    root, ca = _cert(pki.root_cert), _cert(pki.ca_cert)
+    signer, seal = _cert(pki.signer_cert), _cert(pki.seal_cert)
+
+    assert root.subject == root.issuer and ca.issuer == root.subject
+    assert signer.issuer == ca.subject and seal.issuer == ca.subject
+    assert "C=IN" in signer.subject.rfc4514_string()
+    assert "O=Pune Municipal Corporation (DEVELOPMENT)" in signer.subject.rfc4514_string()
+    assert root.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 1
+    assert ca.extensions.get_extension_for_class(x509.BasicConstraints).value.path_length == 0
+    usage = signer.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical and usage.value.digital_signature and usage.value.content_commitment
+    assert not signer.extensions.get_extension_for_class(x509.BasicConstraints).value.ca
+    assert seal.extensions.get_extension_for_class(x509.KeyUsage).value.digital_signature
+    signer_key, seal_key = signer.public_key(), seal.public_key()
+    assert isinstance(signer_key, rsa.RSAPublicKey) and signer_key.key_size == 2048
+    assert isinstance(root.public_key(), rsa.RSAPublicKey)
+    assert isinstance(seal_key, ec.EllipticCurvePublicKey)
+    assert isinstance(seal_key.curve, ec.SECP256R1)
+    lifetime = signer.not_valid_after_utc - signer.not_valid_before_utc
+    assert 5 * 365 <= lifetime.days <= 5 * 366
+
+
+def test_partial_set_is_refused_not_overwritten(tmp_path: Path) -> None:
+    pki = ensure_dev_pki(tmp_path)
+    pki.ca_key.unlink()
+    signer_key = pki.signer_key.read_bytes()
+
+    with pytest.raises(KeyMaterialMissing, match=r"ca\.key"):
+        ensure_dev_pki(tmp_path)
+    assert pki.signer_key.read_bytes() == signer_key
+
+
+def test_set_interrupted_while_moving_into_place_is_regenerated(tmp_path: Path) -> None:
+    pki = ensure_dev_pki(tmp_path)
+    pki.seal_key.unlink()
+    (tmp_path / ".devpki-incomplete").write_bytes(b"")
+
+    ensure_dev_pki(tmp_path)
+
+    assert all((tmp_path / name).exists() for name in DEV_PKI_FILES)
+    assert not (tmp_path / ".devpki-incomplete").exists()
+    SealKey.load(pki.seal_key, pki.seal_cert)  # the regenerated pair matches
+
+
+# --- file backend ----------------------------------------------------------------------------
+
+
+def test_key_that_does_not_match_its_certificate_is_refused(
+    config: SignerConfig, stranger: DevPki
+) -> None:
+    with pytest.raises(KeyCertMismatch) as caught:
+        load_backend(dataclasses.replace(config, key_path=stranger.signer_key))
+    assert caught.value.code == "key_cert_mismatch"
+    assert "does not match" in str(caught.value)
+
+
+def test_signer_without_non_repudiation_is_refused(
+    pki: DevPki, config: SignerConfig, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key_path, cert_path = issue_end_entity(
+        pki, tmp_path, name="no-nr", key=key, non_repudiation=False
+    )
+
+    with pytest.raises(BadKeyUsage, match="nonRepudiation") as caught:
+        load_backend(dataclasses.replace(config, key_path=key_path, cert_path=cert_path))
+    assert caught.value.code == "bad_key_usage"
+
+
+def test_ca_certificate_as_signer_is_refused(pki: DevPki, config: SignerConfig) -> None:
+    with pytest.raises(BadKeyUsage, match="CA certificate"):
+        load_backend(dataclasses.replace(config, key_path=pki.ca_key, cert_path=pki.ca_cert))
+
+
+def test_missing_key_file_is_reported_with_its_path(config: SignerConfig, tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.key"
+
+    with pytest.raises(KeyMaterialMissing, match=r"nowhere\.key") as caught:
+        load_backend(dataclasses.replace(config, key_path=missing))
+    assert caught.value.code == "key_material_missing"
+
+
+def test_garbage_certificate_is_reported(config: SignerConfig, tmp_path: Path) -> None:
+    junk = tmp_path / "junk.crt"
+    junk.write_text("not a certificate")
+
+    with pytest.raises(KeyMaterialMissing, match=r"junk\.crt"):
+        load_backend(dataclasses.replace(config, cert_path=junk))
+
+
+def test_unknown_backend_is_refused(config: SignerConfig) -> None:
+    with pytest.raises(SigningError, match="pkcs11") as caught:
+        load_backend(dataclasses.replace(config, backend="pkcs11"))
+    assert caught.value.code == "unknown_backend"
+
+
+def test_config_rejects_odd_reservation(config: SignerConfig) -> None:
+    with pytest.raises(SigningError):
+        dataclasses.replace(config, bytes_reserved=16383)
+
+
+# --- seal key --------------------------------------------------------------------------------
+
+
+def test_seal_key_kid_is_sha256_prefix_of_cert_der(pki: DevPki) -> None:
+    der = _cert(pki.seal_cert).public_bytes(serialization.Encoding.DER)
+
+    seal_key = SealKey.load(pki.seal_key, pki.seal_cert)
+
+    assert seal_key.kid == hashlib.sha256(der).digest()[:8] == kid_for(der)
+
+
+def test_seal_key_mismatch_is_refused(pki: DevPki, stranger: DevPki) -> None:
+    with pytest.raises(KeyCertMismatch):
+        SealKey.load(stranger.seal_key, pki.seal_cert)
+
+
+def test_rsa_key_as_seal_key_is_refused(pki: DevPki) -> None:
+    with pytest.raises(SigningError) as caught:
+        SealKey.load(pki.signer_key, pki.signer_cert)
+    assert caught.value.code == "unsupported_key"
+
+
+def test_seal_cert_without_digital_signature_is_refused(pki: DevPki, tmp_path: Path) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_path, cert_path = issue_end_entity(
+        pki, tmp_path, name="no-ds", key=key, digital_signature=False
+    )
+
+    with pytest.raises(BadKeyUsage, match="digitalSignature"):
+        SealKey.load(key_path, cert_path)
+
+
+# --- keyring ---------------------------------------------------------------------------------
+
+
+def test_keyring_loads_everything_once_and_works(pki: DevPki, config: SignerConfig) -> None:
+    keyring = Keyring.from_config(config, verify_base_url="http://127.0.0.1:8000")
+
+    signed = keyring.pades.sign(minimal_pdf(), reason="r", location="Pune")
+
+    assert validate_pdf(signed, keyring.trust_root_paths).ok
+    assert keyring.seal_kid == SealKey.load(pki.seal_key, pki.seal_cert).kid
+    assert [e.kid for e in keyring.seal_trust.entries] == [keyring.seal_kid]
+    assert keyring.sealer.prefix == "http://127.0.0.1:8000/v#"
+
+
+def test_keyring_refuses_a_chain_that_does_not_reach_the_roots(
+    config: SignerConfig, stranger: DevPki
+) -> None:
+    with pytest.raises(SigningError) as caught:
+        Keyring.from_config(
+            dataclasses.replace(config, trust_root_paths=(stranger.root_cert,)),
+            verify_base_url="https://verify.pmc.example",
+        )
+    assert caught.value.code == "signer_untrusted"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://x", "verify.pmc.example", "https://x/?q=1", "https://x/#f", "https://"]
+)
+def test_keyring_refuses_bad_verify_urls(config: SignerConfig, url: str) -> None:
+    with pytest.raises(SigningError) as caught:
+        Keyring.from_config(config, verify_base_url=url)
+    assert caught.value.code == "invalid_base_url"

@@ -1,0 +1,398 @@
+"""The QR seal: COSE_Sign1, transport as digits, check-before-sign, verification, trust list."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import unicodedata
+import zlib
+from typing import Any
+
+import cbor2
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from signing.cose import Sign1, decode1, sign1, verify1
+from signing.devpki import DevPki, ensure_dev_pki
+from signing.errors import SealError
+from signing.seal import (
+    MAX_DIGITS,
+    PRIVATE_CLAIM,
+    Sealer,
+    SealKey,
+    decode_seal,
+    verify_seal,
+)
+from signing.trust_list import TrustEntry, TrustList
+
+BASE_URL = "https://verify.pmc.example"
+NAME_EN = "Aishwarya Venkataraman Deshpan"  # 30 letters and spaces
+NO_SENTINEL = int.from_bytes(b"\x02abc", "big")
+NAME_MR = unicodedata.normalize("NFC", "ऐश्वर्या व्यंकटरमण देशपांडे")
+
+
+def realistic_claims() -> dict[int, Any]:
+    fields_hash = hashlib.sha256(b"canonical certified fields").digest()
+    return {
+        1: "in.gov.pmc",
+        6: 1764323000,
+        PRIVATE_CLAIM: {
+            1: "PMC-BIRTH-2025-000123",
+            2: "BIRTH",
+            3: NAME_EN,
+            4: NAME_MR,
+            5: "2025-11-20",
+            6: "PMC/B/2025/12345",
+            7: "Ward 14 Kothrud",
+            8: "pmc-registrar-07",
+            9: 123456,
+            10: fields_hash,
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return ensure_dev_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))
+
+
+@pytest.fixture(scope="module")
+def seal_key(pki: DevPki) -> SealKey:
+    return SealKey.load(pki.seal_key, pki.seal_cert)
+
+
+@pytest.fixture(scope="module")
+def sealer(seal_key: SealKey) -> Sealer:
+    return Sealer(seal_key, BASE_URL)
+
+
+@pytest.fixture(scope="module")
+def trust(seal_key: SealKey) -> TrustList:
+    return TrustList([seal_key.trust_entry(doc_types=("birth", "death"))])
+
+
+# --- COSE_Sign1 ------------------------------------------------------------------------------
+
+
+def test_cose_sign1_shape_matches_rfc9052(seal_key: SealKey) -> None:
+    message = sign1(b"payload", seal_key.private_key, b"kid-0001")
+
+    item = cbor2.loads(message)
+    assert isinstance(item, cbor2.CBORTag) and item.tag == 18
+    protected, unprotected, payload, signature = item.value
+    assert cbor2.loads(protected) == {1: -7, 4: b"kid-0001"}
+    assert dict(unprotected) == {} and payload == b"payload" and len(signature) == 64
+
+
+def test_cose_signatures_are_deterministic(seal_key: SealKey) -> None:
+    first = sign1(b"payload", seal_key.private_key, b"k")
+    assert sign1(b"payload", seal_key.private_key, b"k") == first
+
+
+def test_cose_round_trip_and_wrong_key(seal_key: SealKey, stranger: DevPki) -> None:
+    decoded = decode1(sign1(b"payload", seal_key.private_key, b"k"))
+
+    assert (decoded.kid, decoded.payload) == (b"k", b"payload")
+    assert verify1(decoded, seal_key.private_key.public_key())
+    other = SealKey.load(stranger.seal_key, stranger.seal_cert)
+    assert not verify1(decoded, other.private_key.public_key())
+    assert not verify1(
+        Sign1(decoded.kid, decoded.protected, b"other payload", decoded.signature),
+        seal_key.private_key.public_key(),
+    )
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"\xff",
+        cbor2.dumps([b"", {}, b"", b""]),  # untagged
+        cbor2.dumps(cbor2.CBORTag(98, [b"", {}, b"", b""])),  # COSE_Sign, not Sign1
+        cbor2.dumps(cbor2.CBORTag(18, [b"", {}, b"p"])),  # three items
+        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: b"k"}), {}, b"p", b"s" * 63])),
+        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -35, 4: b"k"}), {}, b"p", b"s" * 64])),
+        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7}), {}, b"p", b"s" * 64])),
+        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: b"k"}), {4: b"k"}, b"p", b"s" * 64])),
+        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1.0: -7, 4: b"k"}), {}, b"p", b"s" * 64])),
+        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: b"k"}), {}, b"p", b"s" * 64]))
+        + b"\x00",  # trailing byte
+    ],
+)
+def test_cose_decode_rejects_anything_odd(data: bytes) -> None:
+    with pytest.raises(SealError) as caught:
+        decode1(data)
+    assert caught.value.reason == "malformed"
+
+
+def test_cose_verify_refuses_other_curves(seal_key: SealKey) -> None:
+    decoded = decode1(sign1(b"p", seal_key.private_key, b"k"))
+    p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
+    assert not verify1(decoded, p384)
+
+
+# --- seal round trip -------------------------------------------------------------------------
+
+
+def test_seal_round_trip(sealer: Sealer, trust: TrustList, seal_key: SealKey) -> None:
+    text = sealer.seal(realistic_claims())
+
+    assert text.startswith(f"{BASE_URL}/v#")
+    assert text.isascii() and text.split("#", 1)[1].isdigit()
+    report = verify_seal(text, trust)
+    assert report.ok and report.reason is None
+    assert report.claims == realistic_claims()
+    assert report.kid == seal_key.kid.hex()
+    assert report.signed_by is not None and "CN=Pramaan Dev QR Seal" in report.signed_by
+
+
+def test_seal_is_deterministic(sealer: Sealer) -> None:
+    assert sealer.seal(realistic_claims()) == sealer.seal(realistic_claims())
+
+
+def test_seal_accepts_fragment_only_and_scanner_whitespace(
+    sealer: Sealer, trust: TrustList
+) -> None:
+    text = sealer.seal(realistic_claims())
+    digits = text.split("#", 1)[1]
+
+    assert verify_seal(digits, trust).ok
+    assert verify_seal(text + "\n", trust).ok
+    assert verify_seal(f"  {text}\r\n", trust).ok
+
+
+def test_seal_transport_flag_and_sentinel(sealer: Sealer) -> None:
+    text = sealer.seal(realistic_claims())
+    decoded = decode_seal(text)
+    digits = text.split("#", 1)[1]
+
+    raw = int(digits[1:]).to_bytes((int(digits[1:]).bit_length() + 7) // 8, "big")
+    assert raw[0] == 1
+    body = raw[1:]
+    if digits[0] == "1":
+        assert decoded.compressed and zlib.decompress(body, wbits=-15) == decoded.cose
+    else:
+        assert digits[0] == "0" and not decoded.compressed and body == decoded.cose
+
+
+def test_leading_zero_bytes_survive_thanks_to_the_sentinel(sealer: Sealer) -> None:
+    # A claims map whose COSE bytes start with 0xD2 is the normal case; force the DEFLATE-free
+    # path with incompressible bytes and check the exact byte string comes back.
+    claims = {1: "x", PRIVATE_CLAIM: {1: bytes(range(256))}}
+    text = sealer.seal(claims)
+    assert decode_seal(text).claims[PRIVATE_CLAIM][1] == bytes(range(256))
+
+
+def test_long_seal_beyond_python_int_digit_limit(sealer: Sealer, trust: TrustList) -> None:
+    # > 4300 digits: Python's default int/str limit must not bite (chunked conversion).
+    noise = hashlib.shake_256(b"noise").digest(2000)
+    text = sealer.seal({1: "x", PRIVATE_CLAIM: {1: noise}})
+
+    assert 4300 < len(text.split("#", 1)[1]) <= MAX_DIGITS
+    report = verify_seal(text, trust)
+    assert report.ok and report.claims is not None
+    assert report.claims[PRIVATE_CLAIM][1] == noise
+
+
+def test_claims_too_big_for_a_qr_are_refused(sealer: Sealer) -> None:
+    noise = hashlib.shake_256(b"noise").digest(4000)
+    with pytest.raises(SealError) as caught:
+        sealer.seal({1: "x", PRIVATE_CLAIM: {1: noise}})
+    assert caught.value.reason == "too_large"
+
+
+def test_check_before_sign_catches_claims_that_do_not_read_back(sealer: Sealer) -> None:
+    # NaN encodes fine but never compares equal to itself: what we would sign is not what a
+    # verifier would read back as equal, so the check must refuse it.
+    with pytest.raises(SealError) as caught:
+        sealer.seal({1: "x", PRIVATE_CLAIM: {1: float("nan")}})
+    assert caught.value.reason == "payload_mismatch"
+    assert caught.value.code == "seal_invalid"
+
+
+@pytest.mark.parametrize("claims", [{}, {"iss": "x"}, {1: object()}])
+def test_claims_must_be_a_cbor_map_with_int_keys(sealer: Sealer, claims: Any) -> None:
+    with pytest.raises(SealError):
+        sealer.seal(claims)
+
+
+# --- rejection -------------------------------------------------------------------------------
+
+
+def test_every_single_digit_change_is_rejected(sealer: Sealer, trust: TrustList) -> None:
+    text = sealer.seal(realistic_claims())
+    start = text.index("#") + 1
+    positions = range(start, len(text))
+    for position in positions:
+        digit = text[position]
+        changed = text[:position] + str((int(digit) + 1) % 10) + text[position + 1 :]
+        report = verify_seal(changed, trust)
+        assert not report.ok, f"digit {position} changed and still verified"
+        assert report.reason in {"bad_signature", "malformed", "unknown_kid"}, report.reason
+        assert report.claims is None
+
+
+def test_changes_in_the_last_digits_are_rejected_for_many_seals(
+    sealer: Sealer, trust: TrustList
+) -> None:
+    # The last digits carry the last DEFLATE byte, whose unused high bits inflaters ignore.
+    for serial in range(40):
+        claims = realistic_claims()
+        claims[PRIVATE_CLAIM][9] = serial
+        text = sealer.seal(claims)
+        for position in range(len(text) - 4, len(text)):
+            for step in range(1, 10):
+                digit = str((int(text[position]) + step) % 10)
+                changed = text[:position] + digit + text[position + 1 :]
+                assert not verify_seal(changed, trust).ok, (serial, position, digit)
+
+
+def _inflates_to(data: bytes, expected: bytes) -> bool:
+    try:
+        return zlib.decompress(data, wbits=-15) == expected
+    except zlib.error:
+        return False
+
+
+def test_nonzero_deflate_padding_bits_are_malformed(sealer: Sealer, trust: TrustList) -> None:
+    tried = 0
+    for serial in range(64):
+        claims = realistic_claims()
+        claims[PRIVATE_CLAIM][9] = serial
+        decoded = decode_seal(sealer.seal(claims))
+        if not decoded.compressed:
+            continue
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        body = compressor.compress(decoded.cose) + compressor.flush()
+        padded = body[:-1] + bytes([body[-1] | 0x80])
+        if padded == body or not _inflates_to(padded, decoded.cose):
+            continue  # the top bit of this stream's last byte is in use
+        tried += 1
+        number = int.from_bytes(b"\x01" + padded, "big")
+        report = verify_seal(f"{BASE_URL}/v#1{number}", trust)
+        assert (report.ok, report.reason) == (False, "malformed")
+    assert tried > 0
+
+
+def test_non_preferred_cbor_encoding_is_malformed(seal_key: SealKey) -> None:
+    message = sign1(b"payload", seal_key.private_key, b"k")
+    # Re-encode the 64-byte signature with a 2-byte length (0x59 0x00 0x40 instead of 0x58 0x40).
+    longer = message[:-66] + b"\x59\x00\x40" + message[-64:]
+    assert message[-66:-64] == b"\x58\x40"
+
+    with pytest.raises(SealError) as caught:
+        decode1(longer)
+    assert caught.value.reason == "malformed"
+
+
+def test_one_changed_digit_in_the_middle_is_bad_signature_or_malformed(
+    sealer: Sealer, trust: TrustList
+) -> None:
+    text = sealer.seal(realistic_claims())
+    middle = (text.index("#") + len(text)) // 2
+    changed = text[:middle] + ("1" if text[middle] != "1" else "2") + text[middle + 1 :]
+
+    assert verify_seal(changed, trust).reason in {"bad_signature", "malformed"}
+
+
+def test_seal_from_an_unknown_key_is_unknown_kid(stranger: DevPki, trust: TrustList) -> None:
+    foreign = Sealer(SealKey.load(stranger.seal_key, stranger.seal_cert), BASE_URL)
+
+    report = verify_seal(foreign.seal(realistic_claims()), trust)
+
+    assert (report.ok, report.reason) == (False, "unknown_kid")
+    assert report.kid is not None
+
+
+def test_known_kid_signed_by_another_key_is_bad_signature(
+    seal_key: SealKey, stranger: DevPki, trust: TrustList
+) -> None:
+    impostor_key = SealKey.load(stranger.seal_key, stranger.seal_cert).private_key
+    payload = cbor2.dumps(realistic_claims(), canonical=True)
+    cose = sign1(payload, impostor_key, seal_key.kid)  # claims our kid
+    number = int.from_bytes(b"\x01" + cose, "big")
+
+    report = verify_seal(f"{BASE_URL}/v#0{number}", trust)
+
+    assert (report.ok, report.reason) == (False, "bad_signature")
+    assert report.kid == seal_key.kid.hex()
+
+
+def test_verifier_tries_every_key_with_that_kid(
+    seal_key: SealKey, sealer: Sealer, stranger: DevPki
+) -> None:
+    genuine = seal_key.trust_entry()
+    other = SealKey.load(stranger.seal_key, stranger.seal_cert).trust_entry()
+    colliding = TrustEntry(
+        kid=genuine.kid,
+        certificate_der=other.certificate_der,
+        public_key=other.public_key,
+        not_before=other.not_before,
+        not_after=other.not_after,
+    )
+
+    report = verify_seal(sealer.seal(realistic_claims()), TrustList([colliding, genuine]))
+
+    assert report.ok
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "malformed"),
+        (f"{BASE_URL}/v#", "malformed"),
+        (f"{BASE_URL}/v#2123", "malformed"),  # unknown flag
+        (f"{BASE_URL}/v#0012", "malformed"),  # non-canonical leading zero
+        (f"{BASE_URL}/v#0१२३", "malformed"),  # non-ASCII digits
+        (f"{BASE_URL}/v#0{NO_SENTINEL}", "malformed"),  # first byte is not 0x01
+        ("0" + "1" * (MAX_DIGITS + 1), "too_large"),
+        ("https://evil.example/v#01234", "malformed"),
+    ],
+)
+def test_garbage_seals_are_rejected_with_a_reason(trust: TrustList, text: str, reason: str) -> None:
+    report = verify_seal(text, trust)
+    assert (report.ok, report.reason) == (False, reason)
+
+
+def test_deflate_bomb_is_too_large(trust: TrustList) -> None:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(bytes(100_000)) + compressor.flush()
+    number = int.from_bytes(b"\x01" + bomb, "big")
+
+    report = verify_seal(f"1{number}", trust)
+
+    assert (report.ok, report.reason) == (False, "too_large")
+
+
+def test_decode_seal_raises_typed_errors() -> None:
+    with pytest.raises(SealError) as caught:
+        decode_seal("https://verify.pmc.example/v#9")
+    assert caught.value.reason == "malformed"
+
+
+# --- trust list ------------------------------------------------------------------------------
+
+
+def test_trust_list_json_for_publication(seal_key: SealKey, trust: TrustList) -> None:
+    document = trust.to_json()
+
+    assert document["version"] == 1
+    (entry,) = document["keys"]
+    assert entry["kid"] == seal_key.kid.hex()
+    assert entry["alg"] == "ES256"
+    assert entry["doc_types"] == ["birth", "death"]
+    assert entry["signing_from"] < entry["signing_until"]
+    assert hashlib.sha256(base64.b64decode(entry["certificate"])).digest()[:8] == seal_key.kid
+
+
+def test_trust_list_from_cert_paths(pki: DevPki, seal_key: SealKey) -> None:
+    trust = TrustList.from_cert_paths([pki.seal_cert, pki.seal_cert])
+
+    assert len(trust.entries) == 1
+    assert [e.kid for e in trust.keys_for(seal_key.kid)] == [seal_key.kid]
+    assert trust.keys_for(b"\x00" * 8) == []
