@@ -159,7 +159,8 @@ def certificates_api() -> Blueprint:
         response.headers["Content-Disposition"] = f'attachment; filename="{name}.pdf"'
         response.set_etag(record.pdf_sha256)
         response.headers["Cache-Control"] = "private, max-age=0, must-revalidate"
-        return response.make_conditional(request)
+        response.make_conditional(request)
+        return response
 
     @bp.post("/verify")
     def verify() -> Response:

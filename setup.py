@@ -5,7 +5,7 @@ from setuptools import find_packages, setup
 setup(
     name="pramaan",
     version="0.1.0",
-    description="Signed, verifiable municipal certificates (birth, death, property) for Indian cities",
+    description="Signed, verifiable municipal certificates (birth, death, property)",
     python_requires=">=3.11",
     packages=find_packages(include=["issuer*", "signing*", "digilocker*", "templates*"]),
     py_modules=["api", "worker", "cli"],
