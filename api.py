@@ -12,6 +12,7 @@ from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_te
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
+from issuer.db import as_utc
 from issuer.errors import (
     FieldError,
     InvalidJson,
@@ -107,8 +108,8 @@ def certificate_view(record: Certificate) -> dict[str, Any]:
         "department": record.department_id,
         "submitted_by": record.submitted_by,
         "approved_by": record.approved_by,
-        "due_at": record.due_at.isoformat(),
-        "issued_at": record.issued_at.isoformat() if record.issued_at else None,
+        "due_at": as_utc(record.due_at).isoformat(),
+        "issued_at": as_utc(record.issued_at).isoformat() if record.issued_at else None,
         "template_version": record.template_version,
         "seal_kid": record.seal_kid,
         "pdf_sha256": record.pdf_sha256,

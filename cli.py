@@ -12,6 +12,7 @@ from typing import Any
 from issuer.errors import PramaanError, ValidationFailed
 from issuer.runtime import Runtime
 from issuer.settings import Settings
+from signing.errors import SigningError
 
 
 def _runtime() -> Runtime:
@@ -56,6 +57,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     app = create_app(settings)
+    # Startup checks: refuse to serve with a key that does not match its certificate, a
+    # certificate without the right key usage, or a signer that does not chain to the root.
+    app.extensions["pramaan"].keyring  # noqa: B018
     print(f"Pramaan on http://{settings.host}:{settings.port}  (verify page: /v)")
     run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
     return 0
@@ -205,6 +209,9 @@ def main(argv: list[str] | None = None) -> None:
     except PramaanError as exc:
         print(json.dumps({"code": exc.code, "detail": exc.detail, **exc.extra}, indent=2),
               file=sys.stderr)
+        code = 2
+    except SigningError as exc:
+        print(f"pramaan: refusing to start: {exc} [{exc.code}]", file=sys.stderr)
         code = 2
     sys.exit(code)
 

@@ -11,6 +11,14 @@ from issuer.errors import FieldError
 
 IST = timezone(timedelta(hours=5, minutes=30), "IST")
 _DEVANAGARI = re.compile(r"[\u0900-\u097F]")
+# What the shipped fonts (Noto Sans, Noto Sans Devanagari) can print: Latin, Devanagari and its
+# extensions, joiners, general punctuation and the rupee sign. Anything else would print as an
+# empty box on a legal document, so it is refused at the door.
+_PRINTABLE = re.compile(
+    "[\u0020-\u007E\u00A0-\u024F\u0900-\u097F\uA8E0-\uA8FF\u1CD0-\u1CFF"
+    "\u200C\u200D\u2010-\u2027\u20B9]*"
+)
+MAX_WORD = 40
 
 
 def today_ist() -> date:
@@ -65,10 +73,18 @@ class Checker:
             return None
         if len(value) > max_len:
             self.fail(path, "too_long", f"must be at most {max_len} characters")
-        elif stripped and pattern is not None and not pattern.fullmatch(value):
-            self.fail(path, "format", f"does not match the expected format {pattern.pattern}")
         elif any(ord(c) < 32 for c in value):
             self.fail(path, "format", "must not contain control characters")
+        elif not _PRINTABLE.fullmatch(value):
+            bad = next(c for c in value if not _PRINTABLE.fullmatch(c))
+            self.fail(path, "unsupported_character",
+                      f"contains U+{ord(bad):04X}, which the certificate cannot print "
+                      "(use Latin or Devanagari script)")
+        elif stripped and pattern is not None and not pattern.fullmatch(value):
+            self.fail(path, "format", f"does not match the expected format {pattern.pattern}")
+        elif any(len(word) > MAX_WORD for word in value.split()):
+            self.fail(path, "word_too_long",
+                      f"has a word longer than {MAX_WORD} characters, which cannot be printed")
         return value
 
     def bilingual(

@@ -7,8 +7,12 @@ at least 35 mm wide, vector).
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import qrcode
+from qrcode import util
 from qrcode.constants import ERROR_CORRECT_Q
+from qrcode.exceptions import DataOverflowError
 
 BORDER_MODULES = 4
 """Quiet zone on every side, in modules (the QR standard's minimum)."""
@@ -27,9 +31,39 @@ def _matrix(text: str, mask_pattern: int | None) -> list[list[bool]]:
     # add_data(str) lets python-qrcode split byte and numeric segments by itself, which keeps
     # `https://host/v#` + ~750 digits at version 17 instead of 27.
     code.add_data(text)
-    code.make(fit=True)
+    code.version = _fit_version(code)
+    code.make(fit=False)
     matrix: list[list[bool]] = code.get_matrix()
     return matrix
+
+
+def _payload_bits(code: qrcode.QRCode, mode_sizes: dict[int, int]) -> int:
+    bits = 0
+    for segment in code.data_list:
+        n = len(segment)
+        bits += 4 + mode_sizes[segment.mode]
+        if segment.mode == util.MODE_NUMBER:
+            bits += 10 * (n // 3) + (0, 4, 7)[n % 3]
+        elif segment.mode == util.MODE_ALPHA_NUM:
+            bits += 11 * (n // 2) + 6 * (n % 2)
+        else:
+            bits += 8 * n
+    return bits
+
+
+def _fit_version(code: qrcode.QRCode) -> int:
+    """The smallest version that holds the segments: python-qrcode's `best_fit` computed from
+    segment lengths instead of writing every bit into a scratch buffer (a quarter of the cost)."""
+    start = 1
+    while True:
+        sizes = util.mode_sizes_for_version(start)
+        version = bisect_left(util.BIT_LIMIT_TABLE[code.error_correction],
+                              _payload_bits(code, sizes), start)
+        if version > 40:
+            raise DataOverflowError("the seal does not fit in a QR code")
+        if util.mode_sizes_for_version(version) is sizes:
+            return version
+        start = version
 
 
 def qr_version(text: str) -> int:

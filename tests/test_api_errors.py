@@ -87,6 +87,11 @@ def test_future_date(live: Live) -> None:
         (lambda d: d.update(registration_date="2026-01-01"), "registration_date", "before_birth"),
         (lambda d: d["applicant"].update(mobile="call me"), "applicant.mobile", "format"),
         (lambda d: d["child"]["name"].update(en="x" * 500), "child.name.en", "too_long"),
+        (lambda d: d["child"]["name"].update(en="Aarav 🙂"), "child.name.en",
+         "unsupported_character"),
+        (lambda d: d["child"]["name"].update(en="李 Wei"), "child.name.en", "unsupported_character"),
+        (lambda d: d["permanent_address"].update(en="Flat " + "9" * 41), "permanent_address.en",
+         "word_too_long"),
     ],
 )
 def test_field_rules(live: Live, mutate: Any, field: str, code: str) -> None:

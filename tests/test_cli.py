@@ -103,3 +103,13 @@ def test_bad_request_file_says_why(home: Path, tmp_path: Path) -> None:
 def test_audit_chain(home: Path, issued: tuple[Path, dict[str, str]]) -> None:
     result = pramaan(home, "audit-verify")
     assert result.returncode == 0 and json.loads(result.stdout)["ok"] is True
+
+
+def test_refuses_a_key_that_does_not_match_its_certificate(tmp_path: Path) -> None:
+    first = pramaan(tmp_path, "init")
+    assert first.returncode == 0, first.stderr
+    keys = tmp_path / "keys"
+    (keys / "signer.key").write_bytes((keys / "ca.key").read_bytes())
+    result = pramaan(tmp_path, "issue", "--data", SAMPLES / "birth-1.json")
+    assert result.returncode == 2
+    assert "refusing to start" in result.stderr and "key_cert_mismatch" in result.stderr

@@ -42,22 +42,22 @@ class Birth:
         check.text(data, "registration_number", "registration_number", max_len=64,
                    pattern=REGISTRATION)
         registered = check.day(data, "registration_date", "registration_date")
-        check.bilingual(data, "ward_office", "ward_office")
+        check.bilingual(data, "ward_office", "ward_office", max_len=120)
         born = None
         child = check.obj(data, "child", "child")
         if child is not None:
             check.unknown(child, "child", {"name", "sex", "date_of_birth", "place_of_birth"})
-            check.bilingual(child, "name", "child.name", max_len=120)
+            check.bilingual(child, "name", "child.name", max_len=100)
             check.choice(child, "sex", "child.sex", SEXES)
             born = check.day(child, "date_of_birth", "child.date_of_birth")
-            check.bilingual(child, "place_of_birth", "child.place_of_birth", max_len=300)
+            check.bilingual(child, "place_of_birth", "child.place_of_birth", max_len=200)
         for parent, required in (("mother", True), ("father", False)):
             person = check.obj(data, parent, parent, required)
             if person is not None:
                 check.unknown(person, parent, {"name"})
-                check.bilingual(person, "name", f"{parent}.name", max_len=120)
-        check.bilingual(data, "permanent_address", "permanent_address", max_len=400)
-        check.bilingual(data, "remarks", "remarks", required=False, max_len=400,
+                check.bilingual(person, "name", f"{parent}.name", max_len=100)
+        check.bilingual(data, "permanent_address", "permanent_address", max_len=300)
+        check.bilingual(data, "remarks", "remarks", required=False, max_len=300,
                         allow_empty=True)
         applicant = check.obj(data, "applicant", "applicant")
         if applicant is not None:
