@@ -117,3 +117,20 @@ def test_concurrent_runs_record_one_issue(live_rq: Live) -> None:
         t.join(timeout=120)
     assert sign_events(live, cert_id) == 1
     assert sorted(results) == [False, False, True], (results, errors)
+
+
+def test_sweeper_recovers_work_lost_with_redis(live_rq: Live) -> None:
+    from redis import Redis
+
+    from issuer.sweep import sweep
+
+    cert_id = live_rq.post_json("/api/v1/certificates", sample("birth-2")).json()["id"]
+    settings = live_rq.runtime.settings
+    assert settings.redis_url
+    Redis.from_url(settings.redis_url).flushdb()  # Redis restarted without persistence
+    run_worker_burst(settings)
+    assert state_of(live_rq, cert_id).state == "approved", "nothing lost, nothing done yet"
+    assert sweep(live_rq.runtime, older_than_seconds=0) == 1
+    run_worker_burst(settings)
+    assert state_of(live_rq, cert_id).state == "issued"
+    assert sign_events(live_rq, cert_id) == 1
