@@ -25,6 +25,7 @@ from pyhanko.sign.signers import SimpleSigner
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_params
 
+from signing.cms_attributes import EncodedSigningCertificateMixin
 from signing.config import SignerConfig
 from signing.errors import BadKeyUsage, KeyCertMismatch, KeyMaterialMissing, SigningError
 
@@ -129,11 +130,12 @@ def to_asn1_certificate(cert: x509.Certificate) -> asn1_x509.Certificate:
     return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
 
 
-class LoadedKeySigner(SimpleSigner):
+class LoadedKeySigner(EncodedSigningCertificateMixin, SimpleSigner):
     """A pyHanko `SimpleSigner` that signs with a key object parsed once, never per signature.
 
     pyHanko 0.38 calls `async_sign_raw` (which in `SimpleSigner` delegates to `sign_raw`); both
-    are overridden so no code path re-parses the key.
+    are overridden so no code path re-parses the key. The signing-certificate-v2 attribute is
+    encoded once (see `cms_attributes`).
     """
 
     def __init__(

@@ -304,3 +304,23 @@ def test_stock_simple_signer_reparses_the_key_which_the_counter_sees(
     signers.PdfSigner(meta, stock).sign_pdf(writer, bytes_reserved=16384)
 
     assert der_loads[0] >= 1
+
+
+def test_signing_certificate_attribute_is_pyhankos_own(tmp_path: Path) -> None:
+    """The once-encoded signing-certificate-v2 attribute equals what pyHanko builds itself."""
+    from asn1crypto import cms
+    from pyhanko.sign.general import as_signing_certificate_v2
+
+    from signing.devpki import ensure_dev_pki
+    from tests.test_signing_support import minimal_pdf
+
+    pki = ensure_dev_pki(tmp_path)
+    backend = load_backend(SignerConfig.from_keys_dir(pki.keys_dir))
+    signer = PadesSigner(backend)
+    for _ in range(2):  # the second signature uses the cached encoding
+        signed = signer.sign(minimal_pdf(), reason="r", location="Pune")
+        sig = PdfFileReader(BytesIO(signed)).embedded_signatures[0]
+        signer_info: cms.SignerInfo = sig.signer_info
+        attrs = {a["type"].native: a["values"][0] for a in signer_info["signed_attrs"]}
+        expected = as_signing_certificate_v2(backend.signer.signing_cert).dump()
+        assert attrs["signing_certificate_v2"].dump() == expected
