@@ -34,7 +34,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: install init
+bench: install
 	$(BIN)/python bench/pipeline.py --count 200
 
 clean:

@@ -244,6 +244,7 @@ def test_unknown_certificate_type_is_rejected(renderer: Renderer, qr: bytes) -> 
 
 
 def test_word_too_wide_for_its_field_fails(samples: Path, renderer: Renderer, qr: bytes) -> None:
+    # Over validation's 40 characters a word is refused rather than broken over lines.
     req = request(samples, "birth-1")
     req["mother"]["name"]["en"] = "Sh" + "ra" * 60
     with pytest.raises(typst.TypstError, match="word too wide"):
@@ -251,8 +252,10 @@ def test_word_too_wide_for_its_field_fails(samples: Path, renderer: Renderer, qr
 
 
 def test_content_beyond_one_page_fails(samples: Path, renderer: Renderer, qr: bytes) -> None:
+    # Far beyond the request limits (an address of ~2,400 characters, validation allows 300):
+    # even the smallest text size cannot hold it, and the render fails instead of spilling.
     req = request(samples, "birth-1")
-    req["permanent_address"]["en"] = " ".join([req["permanent_address"]["en"]] * 6)
+    req["permanent_address"]["en"] = " ".join([req["permanent_address"]["en"]] * 40)
     with pytest.raises(typst.TypstError, match="does not fit on one page"):
         renderer.render("birth", certificate_data(req), qr)
 
@@ -266,3 +269,208 @@ def test_qr_svg_is_one_vector_path(seal: str) -> None:
     assert svg.count("<path") == 1 and svg.count("<rect") == 1
     assert "<image" not in svg and "png" not in svg.lower()
     assert qr_svg(seal) == qr_svg(seal)
+
+
+def test_fit_version_matches_python_qrcode() -> None:
+    import random
+
+    import qrcode
+    from qrcode.constants import ERROR_CORRECT_Q
+
+    from signing.qr import _fit_version
+
+    rng = random.Random(7)
+    for length in [1, 2, 3, 50, 99, 100, 101, 300, 751, 841, 1000, 1500, 2000, 2500]:
+        for prefix in ("https://verify.pmc.example/v#", "http://127.0.0.1:8000/v#", ""):
+            text = prefix + "".join(rng.choice("0123456789") for _ in range(length))
+            ours = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
+            ours.add_data(text)
+            stock = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
+            stock.add_data(text)
+            assert _fit_version(ours) == stock.best_fit(), (prefix, length)
+
+
+# ---------------------------------------------------------------- long requests still fit one page
+# Validation limits (issuer/certtypes/birth.py), in characters, English and Marathi alike; no word
+# may be longer than 40 characters. The template shrinks the particulars table to fit them.
+LIMITS = {
+    "child.name": 100,
+    "mother.name": 100,
+    "father.name": 100,
+    "child.place_of_birth": 200,
+    "permanent_address": 300,
+    "remarks": 300,
+    "ward_office": 120,
+}
+EN_WORDS = (
+    "Shraddha Sandeep Kulkarni Trimbak Deshpande Flat 12, Kshitij Apartments, Karve Road, "
+    "Kothrud, Pune 411038 Near Hanuman Mandir Lane No. 4, Opposite Sahyadri Hospital, Bavdhan "
+    "Khurd, Gram Panchayat Office, Taluka Mulshi, District Maharashtra Registered within the "
+    "prescribed time after verification of hospital intimation by Dr. Vaishali Joshi-Patwardhan"
+).split()
+MR_WORDS = (
+    "श्रद्धा संदीप कुलकर्णी त्र्यंबक देशपांडे फ्लॅट १२, क्षितिज अपार्टमेंट्स, कर्वे रस्ता, कोथरूड, पुणे ४११०३८ "
+    "हनुमान मंदिराजवळ गल्ली क्रमांक ४, सह्याद्री रुग्णालयासमोर, बावधन खुर्द, ग्रामपंचायत कार्यालय, "
+    "तालुका मुळशी, जिल्हा महाराष्ट्र विहित मुदतीत नोंदणी केली आहे ज्ञानेश्वर पत्र्याचाळ"
+).split()
+LONG_EN = "Shrimantchhatrapatishivajimaharajchowkro"  # 40 characters
+LONG_MR = "छत्रपतीशिवाजीमहाराजचौकपरिसरातीलगृहनिर्मा"  # 40 characters
+
+
+def at_limit(words: list[str], length: int, rng: random.Random, first: str = "") -> str:
+    """Random words from `words` after `first`, padded to exactly `length` characters."""
+    text = first
+    while fitting := [w for w in words if len(text) + 1 + len(w) <= length]:
+        word = rng.choice(fitting)
+        text = f"{text} {word}" if text else word
+    pad = length - len(text)
+    if pad == 1:
+        text += "."
+    elif pad > 1:
+        text += " " + ("Pune" if words is EN_WORDS else "पुणे") * pad
+        text = text[:length]
+    return text
+
+
+def field(req: dict[str, Any], path: str) -> dict[str, str]:
+    node = req
+    for key in path.split("."):
+        node = node[key]
+    return node
+
+
+def request_at_limits(
+    samples: Path, shape: tuple[str, str] | None = None, seed: int = 2026
+) -> dict[str, Any]:
+    """birth-1 with every text field at its limit in both languages: realistic mixed words with a
+    40-character word leading the child's name (English) and the address (Marathi), or, with
+    `shape`, repeats of the words `shape` = (English, Marathi)."""
+    req = request(samples, "birth-1")
+    rng = random.Random(seed)
+    for path, length in LIMITS.items():
+        value = field(req, path)
+        for lang, words in (("en", EN_WORDS), ("mr", MR_WORDS)):
+            if shape is not None:
+                word = shape[0] if lang == "en" else shape[1]
+                value[lang] = at_limit([word], length, rng)
+                continue
+            first = {("child.name", "en"): LONG_EN, ("permanent_address", "mr"): LONG_MR}
+            value[lang] = at_limit(words, length, rng, first.get((path, lang), ""))
+    # The request is valid: at the limits, not past them.
+    from issuer.certtypes.birth import Birth
+
+    errors = [e for e in Birth().validate(req) if e.path.split(".")[0] in {"child", "mother",
+              "father", "permanent_address", "remarks", "ward_office"}]
+    assert errors == []
+    for path, length in LIMITS.items():
+        assert [len(field(req, path)[lang]) for lang in ("en", "mr")] == [length, length], path
+    return req
+
+
+def particulars_size(data: dict[str, Any], qr: bytes) -> dict[str, str]:
+    """How the template laid out the particulars: {"mode": "full" | "fitted", "size": "…pt"}."""
+    import templates
+
+    fonts = typst.Fonts(
+        include_system_fonts=False,
+        include_embedded_fonts=False,
+        font_paths=[str(templates.fonts_dir())],
+    )
+    found = typst.query(
+        str(templates.templates_dir() / "birth.typ"),
+        "<particulars-size>",
+        field="value",
+        one=True,
+        root=str(templates.templates_dir()),
+        font_paths=fonts,
+        ignore_system_fonts=True,
+        sys_inputs={"data": json.dumps(nfc(data), ensure_ascii=False), "qr": qr.decode()},
+    )
+    result: dict[str, str] = json.loads(found)
+    return result
+
+
+def points(size: str) -> float:
+    return float(size.removesuffix("pt"))
+
+
+def words_with_boxes(tmp_path: Path, pdf: bytes) -> list[tuple[str, float, float, float, float]]:
+    """Every word of the text layer with its box (xMin, yMin, xMax, yMax) in points."""
+    html = run("pdftotext", "-bbox", str(pdf_file(tmp_path, pdf, "bbox.pdf")), "-")
+    found = re.findall(
+        r'xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<', html
+    )
+    return [(w, float(a), float(b), float(c), float(d)) for a, b, c, d, w in found]
+
+
+def assert_particulars_inside(tmp_path: Path, pdf: bytes) -> None:
+    """No word of the particulars runs past the value cell's right edge or into the seal block."""
+    words = words_with_boxes(tmp_path, pdf)
+    top = min(y0 for w, _, y0, _, _ in words if w == "Name")  # "Name of the child"
+    seal_top = min(y0 for w, _, y0, _, _ in words if w == "Certificate")  # "Certificate number"
+    table = [(w, x1, y1) for w, _, y0, x1, y1 in words if top <= y0 < seal_top]
+    cell_right = (210 - 17 - 2.6) / 25.4 * 72  # page width - margin - cell padding, in points
+    assert [w for w, x1, _ in table if x1 > cell_right + 0.5] == []
+    assert max(y1 for _, _, y1 in table) < seal_top - 10
+
+
+def test_samples_print_at_full_size(samples: Path, qr: bytes) -> None:
+    # Usual data keeps the usual layout: no shrinking, no fitting pass.
+    for name in ("birth-1", "birth-2"):
+        data = certificate_data(request(samples, name))
+        assert particulars_size(data, qr) == {"mode": "full", "size": "10.5pt"}
+
+
+def test_request_at_the_limits_prints_on_one_page(
+    samples: Path, renderer: Renderer, seal: str, qr: bytes, tmp_path: Path
+) -> None:
+    req = request_at_limits(samples)
+    data = certificate_data(req)
+    pdf = renderer.render("birth", data, qr)
+
+    info = run("pdfinfo", str(pdf_file(tmp_path, pdf)))
+    assert re.search(r"^Pages:\s+1$", info, re.M)
+    assert decode_qr(tmp_path, pdf) == seal
+    text = squash(pdf_text(tmp_path, pdf))
+    assert squash(req["child"]["name"]["en"]) in text
+    assert squash(req["child"]["name"]["mr"]) in text
+    assert squash(LONG_MR) in text
+    assert "\u200b" not in text
+    # Realistic text at the limits stays readable: the table shrinks to no less than 7.5 pt.
+    layout = particulars_size(data, qr)
+    assert layout["mode"] == "fitted" and 7.5 <= points(layout["size"]) < 10.5
+    assert_particulars_inside(tmp_path, pdf)
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [("WWWWWWWW", "कुलकर्णी"), ("W" * 40, "म" * 40), ("\u01c4" * 40, "ओ" * 40)],
+    ids=["W8", "W40", "widest"],
+)
+def test_widest_valid_text_still_prints_on_one_page(
+    samples: Path, renderer: Renderer, qr: bytes, tmp_path: Path, shape: tuple[str, str]
+) -> None:
+    # Fields at their limits made of the widest letters (Ǆ is the widest the fonts have, ओ the
+    # widest Devanagari): smaller text, but one page, never an error for a valid request.
+    req = request_at_limits(samples, shape)
+    pdf = renderer.render("birth", certificate_data(req), qr)
+    info = run("pdfinfo", str(pdf_file(tmp_path, pdf)))
+    assert re.search(r"^Pages:\s+1$", info, re.M)
+    assert_particulars_inside(tmp_path, pdf)
+
+
+def test_word_wider_than_its_cell_breaks_over_lines(
+    samples: Path, renderer: Renderer, qr: bytes, tmp_path: Path
+) -> None:
+    # 40 capital Ws in the child's name (11 pt bold) are wider than the value cell at full size:
+    # the word starts its own line and breaks between letters, inside the cell, and the text
+    # layer still has the name without zero-width spaces.
+    req = request(samples, "birth-1")
+    req["child"]["name"] = {"en": "Aarav " + "W" * 40 + " Kulkarni", "mr": "आरव " + "म" * 40}
+    pdf = renderer.render("birth", certificate_data(req), qr)
+    info = run("pdfinfo", str(pdf_file(tmp_path, pdf)))
+    assert re.search(r"^Pages:\s+1$", info, re.M)
+    assert_particulars_inside(tmp_path, pdf)
+    text = pdf_text(tmp_path, pdf)
+    assert squash(req["child"]["name"]["en"]) in squash(text)
+    assert "\u200b" not in text
