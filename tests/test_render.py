@@ -269,25 +269,6 @@ def test_qr_svg_is_one_vector_path(seal: str) -> None:
     assert qr_svg(seal) == qr_svg(seal)
 
 
-def test_fit_version_matches_python_qrcode() -> None:
-    import random
-
-    import qrcode
-    from qrcode.constants import ERROR_CORRECT_Q
-
-    from signing.qr import _fit_version
-
-    rng = random.Random(7)
-    for length in [1, 2, 3, 50, 99, 100, 101, 300, 751, 841, 1000, 1500, 2000, 2500]:
-        for prefix in ("https://verify.pmc.example/v#", "http://127.0.0.1:8000/v#", ""):
-            text = prefix + "".join(rng.choice("0123456789") for _ in range(length))
-            ours = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
-            ours.add_data(text)
-            stock = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
-            stock.add_data(text)
-            assert _fit_version(ours) == stock.best_fit(), (prefix, length)
-
-
 # ---------------------------------------------------------------- long requests still fit one page
 # Validation limits (issuer/certtypes/birth.py), in characters, English and Marathi alike; no word
 # may be longer than 40 characters. The template shrinks the particulars table to fit them.
