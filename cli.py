@@ -46,7 +46,11 @@ def cmd_token(args: argparse.Namespace) -> int:
         if department is None:
             print(f"no department {args.department}; run `pramaan init` first", file=sys.stderr)
             return 2
-        print(create_token(session, department, args.name, args.role))
+        try:
+            print(create_token(session, department, args.name, args.role))
+        except ValueError as exc:
+            print(f"pramaan token: {exc}", file=sys.stderr)
+            return 2
     return 0
 
 
@@ -73,6 +77,7 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
     rt = _runtime()
     data = _read_json(Path(args.data))
+    rt.keyring  # noqa: B018 - refuse bad keys before anything is recorded
     with rt.sessions() as session:
         with session.begin():
             department = session.get(Department, args.department or DEV_DEPARTMENT)
@@ -80,7 +85,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
                 print("no such department; run `pramaan init` first", file=sys.stderr)
                 return 2
             record = submit(session, department, "cli:" + (args.actor or "local"), data)
-        issue_certificate(rt, record.id)
+        try:
+            issue_certificate(rt, record.id)
+        except Exception as exc:  # noqa: BLE001 - reported, not swallowed; the record waits for sweep
+            print(f"pramaan issue: certificate {record.id} is recorded (approved) but issuing "
+                  f"failed: {type(exc).__name__}: {exc}. Fix the cause, then run "
+                  "`pramaan sweep --older-than 0`.", file=sys.stderr)
+            return 1
         issued = session.get(Certificate, record.id, populate_existing=True)
         assert issued is not None and issued.pdf_path and issued.pdf_sha256
         pdf = rt.store.get(issued.pdf_path, issued.pdf_sha256)
@@ -107,7 +118,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
             return 1
         verdict = verify_qr(rt, texts[0])
     elif args.pdf is not None:
-        verdict = verify_pdf(rt, Path(args.pdf).read_bytes())
+        try:
+            pdf = Path(args.pdf).read_bytes()
+        except OSError as exc:
+            print(f"pramaan verify: cannot read {args.pdf}: {exc.strerror}", file=sys.stderr)
+            return 2
+        verdict = verify_pdf(rt, pdf)
     else:
         print("give a PDF file, --qr TEXT or --image FILE", file=sys.stderr)
         return 2

@@ -29,13 +29,11 @@ def _digest(seq: int, at: datetime, actor: str, action: str, certificate_id: str
 
 def record(session: Session, *, actor: str, action: str, certificate_id: str | None = None,
            details: Mapping[str, Any] | None = None) -> AuditEvent:
-    """Append one event. The head row is locked so concurrent writers never fork the chain."""
+    """Append one event. The head row (seeded by migration 0002) is locked so concurrent writers
+    never fork the chain."""
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
-    if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        session.add(head)
+    ).scalar_one()
     at = utcnow()
     seq = head.seq + 1
     payload = dict(details or {})

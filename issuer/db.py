@@ -15,8 +15,9 @@ def utcnow() -> datetime:
 
 
 def as_utc(value: datetime) -> datetime:
-    """SQLite hands back naive datetimes; everything we store is UTC."""
-    return value if value.tzinfo else value.replace(tzinfo=UTC)
+    """Everything we store is UTC. SQLite hands back naive datetimes; PostgreSQL hands back
+    aware ones in the session's time zone, which need converting, not relabelling."""
+    return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def make_engine(url: str) -> Engine:

@@ -19,6 +19,21 @@ _PRINTABLE = re.compile(
     "\u200C\u200D\u2010-\u2027\u20B9]*"
 )
 MAX_WORD = 40
+MAX_DEPTH = 8
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def nesting_depth(value: object) -> int:
+    """How deeply lists and objects nest, computed without recursion (bodies are untrusted)."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            children = item.values() if isinstance(item, dict) else item
+            stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def today_ist() -> date:
@@ -124,11 +139,11 @@ class Checker:
         if raw is None:
             return None
         try:
+            # fromisoformat also takes week dates (2024-W01-1) and basic forms: refuse them.
+            if not _ISO_DATE.fullmatch(raw):
+                raise ValueError(raw)
             value = date.fromisoformat(raw)
         except ValueError:
-            self.fail(path, "format", "must be a date written YYYY-MM-DD")
-            return None
-        if len(raw) != 10:
             self.fail(path, "format", "must be a date written YYYY-MM-DD")
             return None
         if not_future and value > today_ist():

@@ -53,6 +53,17 @@ class RQDispatcher:
         self.queue = Queue(SIGN_QUEUE, connection=Redis.from_url(redis_url))
 
     def enqueue_issue(self, certificate_id: str) -> None:
+        from redis.exceptions import RedisError
+
+        try:
+            self._enqueue(certificate_id)
+        except RedisError:
+            # The record is committed and approved: nothing is lost. `pramaan sweep` hands it
+            # to a worker once Redis is back.
+            log.warning("could not enqueue %s (Redis unavailable); the sweeper will retry",
+                        certificate_id, exc_info=True)
+
+    def _enqueue(self, certificate_id: str) -> None:
         from rq.exceptions import DuplicateJobError
 
         try:
@@ -70,7 +81,7 @@ class RQDispatcher:
     def _requeue_if_done(self, certificate_id: str) -> None:
         """A job that already ran (finished or failed) may be re-run: the job is idempotent.
         One still queued or running is left alone."""
-        from rq.exceptions import NoSuchJobError
+        from rq.exceptions import DuplicateJobError, NoSuchJobError
         from rq.job import Job, JobStatus
 
         job_id = issue_job_id(certificate_id)
@@ -85,8 +96,11 @@ class RQDispatcher:
             return
         if job is not None:
             job.delete()
-        self.queue.enqueue_call(ISSUE_JOB, args=(certificate_id,), job_id=job_id, unique=True,
-                                result_ttl=3600, failure_ttl=7 * 24 * 3600)
+        try:
+            self.queue.enqueue_call(ISSUE_JOB, args=(certificate_id,), job_id=job_id, unique=True,
+                                    result_ttl=3600, failure_ttl=7 * 24 * 3600)
+        except DuplicateJobError:
+            log.info("issue job for %s was enqueued concurrently", certificate_id)
 
 
 def make_dispatcher(runtime: Runtime) -> Dispatcher:

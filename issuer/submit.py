@@ -14,7 +14,7 @@ from issuer import audit, counters
 from issuer.certtypes import cert_type, known_types
 from issuer.db import utcnow
 from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
-from issuer.fields import today_ist
+from issuer.fields import MAX_DEPTH, nesting_depth, today_ist
 from issuer.models import ACTIVE_STATES, Certificate, Department, State
 from issuer.render import nfc
 
@@ -27,6 +27,9 @@ def validate(data: Any) -> tuple[str, dict[str, Any]]:
     """The type code and the NFC-normalised request, or ValidationFailed listing every problem."""
     if not isinstance(data, dict):
         raise ValidationFailed([FieldError("", "type", "the request body must be a JSON object")])
+    if nesting_depth(data) > MAX_DEPTH:
+        raise ValidationFailed([FieldError("", "too_deep",
+                                           f"objects may nest at most {MAX_DEPTH} levels")])
     kind = cert_type(data.get("type"))
     if kind is None:
         choices = ", ".join(sorted(known_types()))
@@ -35,7 +38,7 @@ def validate(data: Any) -> tuple[str, dict[str, Any]]:
     errors = kind.validate(clean)
     if errors:
         raise ValidationFailed(errors)
-    return kind.code, clean
+    return kind.code, kind.canonical(clean)
 
 
 def find_active(session: Session, code: str, registration: str) -> Certificate | None:
@@ -60,7 +63,7 @@ def submit(session: Session, department: Department, actor: str, data: Any) -> C
     registration = kind.registration_number(clean)
     existing = find_active(session, code, registration)
     if existing is not None:
-        raise _duplicate(existing)
+        raise _duplicate(existing, department.id)
     now = utcnow()
     record = Certificate(
         id=str(uuid.uuid4()),
@@ -81,7 +84,7 @@ def submit(session: Session, department: Department, actor: str, data: Any) -> C
         # Another request for the same registration won the race between our check and insert.
         session.rollback()
         winner = find_active(session, code, registration)
-        raise _duplicate(winner) from None
+        raise _duplicate(winner, department.id) from None
     audit.record(session, actor=actor, action="submit", certificate_id=record.id,
                  details={"type": code, "registration_number": registration})
     approve(session, record, AUTO_APPROVER)
@@ -105,8 +108,9 @@ def approve(session: Session, record: Certificate, actor: str) -> None:
                  details={"number": record.number})
 
 
-def _duplicate(existing: Certificate | None) -> DuplicateCertificate:
-    if existing is None:
+def _duplicate(existing: Certificate | None, department_id: str) -> DuplicateCertificate:
+    # Only the department that holds the record learns its id and state.
+    if existing is None or existing.department_id != department_id:
         return DuplicateCertificate("a current certificate exists for this registration number")
     return DuplicateCertificate(
         f"registration {existing.registration_number} already has certificate {existing.id} "

@@ -23,5 +23,5 @@ def sweep(runtime: Runtime, older_than_seconds: int = 300) -> int:
                                          Certificate.updated_at < cutoff)
         ))
     for cert_id in ids:
-        runtime.dispatcher.enqueue_issue(cert_id)
+        runtime.dispatcher.enqueue_issue(cert_id)  # logs and carries on if Redis is down
     return len(ids)

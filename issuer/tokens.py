@@ -13,6 +13,7 @@ from issuer.errors import Unauthorized
 from issuer.models import ApiToken, Department
 
 ROLES = ("admin", "clerk", "officer")
+MAX_NAME = 30
 
 
 def _hash(token: str) -> str:
@@ -23,6 +24,9 @@ def create_token(session: Session, department: Department, name: str, role: str 
     """A new token for `department`; the caller must show it now, it cannot be recovered."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {ROLES}")
+    if not 1 <= len(name) <= MAX_NAME:
+        # The actor written into audit events is token:<department>/<name>.
+        raise ValueError(f"token names are 1 to {MAX_NAME} characters")
     token = "pmn_" + secrets.token_urlsafe(32)
     session.add(ApiToken(department_id=department.id, name=name, role=role,
                          token_sha256=_hash(token)))

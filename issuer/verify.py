@@ -62,11 +62,21 @@ class Verdict:
 def verify_qr(runtime: Runtime, text: str) -> Verdict:
     """Check a scanned QR text: seal signature against the trust list, then the record's status."""
     verdict = Verdict()
+    verdict.checks.append(_link_check(runtime, text))
     report = verify_seal(text, runtime.keyring.seal_trust)
     verdict.checks.append(Check("seal", report.ok, report.reason))
     if report.ok:
         _status_from_seal(runtime, report, verdict)
     return verdict
+
+
+def _link_check(runtime: Runtime, text: str) -> Check:
+    """The link in front of '#' is not signed: a genuine seal behind someone else's address would
+    send phone users to a look-alike site. Only our verify address (or bare digits) passes."""
+    link, hash_sign, _digits = text.strip().partition("#")
+    if not hash_sign or link == f"{runtime.settings.verify_base_url}/v":
+        return Check("link", True)
+    return Check("link", False, "foreign_link")
 
 
 def verify_pdf(runtime: Runtime, pdf: bytes) -> Verdict:

@@ -71,7 +71,8 @@ def _postgres_schema() -> Iterator[str]:
         service_missing("PostgreSQL", exc)
     sep = "&" if "?" in POSTGRES_URL else "?"
     try:
-        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}"
+        # A non-UTC session time zone, as on an Indian server: stored times must still be UTC.
+        yield f"{POSTGRES_URL}{sep}options=-csearch_path%3D{schema}%20-ctimezone%3DAsia/Kolkata"
     finally:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
@@ -124,16 +125,27 @@ def serve(settings: Settings) -> Iterator[Live]:
     app = create_app(settings)
     runtime: Runtime = app.extensions["pramaan"]
     report = initialise(runtime)
-    assert report.admin_token
+    token = report.admin_token or _another_token(runtime)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        yield Live(f"http://127.0.0.1:{server.server_port}", report.admin_token, runtime)
+        yield Live(f"http://127.0.0.1:{server.server_port}", token, runtime)
     finally:
         server.shutdown()
         thread.join(timeout=10)
         runtime.close()
+
+
+def _another_token(runtime: Runtime) -> str:
+    from issuer.bootstrap import DEV_DEPARTMENT
+    from issuer.models import Department
+    from issuer.tokens import create_token
+
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        return create_token(session, department, f"test-{uuid.uuid4().hex[:8]}")
 
 
 @pytest.fixture

@@ -83,6 +83,8 @@ def test_future_date(live: Live) -> None:
         (lambda d: d.update(surprise=1), "surprise", "unknown_field"),
         (lambda d: d["child"]["name"].update(mr="Aarav"), "child.name.mr", "not_devanagari"),
         (lambda d: d.update(registration_date="02-03-2026"), "registration_date", "format"),
+        (lambda d: d.update(registration_date="2026-W10-1"), "registration_date", "format"),
+        (lambda d: d.update(registration_date="20260302"), "registration_date", "format"),
         (lambda d: d.update(registration_number="../../etc"), "registration_number", "format"),
         (lambda d: d.update(registration_date="2026-01-01"), "registration_date", "before_birth"),
         (lambda d: d["applicant"].update(mobile="call me"), "applicant.mobile", "format"),
@@ -121,6 +123,32 @@ def test_non_json(live: Live) -> None:
     form = live.http.post(live.url("/api/v1/certificates"), data="type=birth",
                           headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
     assert_problem(form, 415, "unsupported_media_type")
+    assert count_rows(live) == (0, 0)
+
+
+def test_deep_nesting(live: Live) -> None:
+    data = sample("birth-1")
+    deep: Any = "x"
+    for _ in range(600):
+        deep = {"a": deep}
+    data["remarks"] = deep
+    body = assert_problem(live.post_json("/api/v1/certificates", data), 422, "validation_failed")
+    assert body["errors"][0]["code"] == "too_deep"
+    assert count_rows(live) == (0, 0)
+
+
+def test_oversized_chunked_body(live: Live) -> None:
+    limit = live.runtime.settings.max_body_bytes
+
+    def chunks() -> Any:
+        yield b'{"type": "birth", "remarks": "'
+        for _ in range(limit // 1000 + 2):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = live.http.post(live.url("/api/v1/certificates"), data=chunks(),
+                              headers={"Content-Type": "application/json"}, timeout=30)
+    assert_problem(response, 413, "body_too_large")
     assert count_rows(live) == (0, 0)
 
 

@@ -110,6 +110,27 @@ def test_second_request_for_same_registration_is_409(live: Live) -> None:
     assert problem["href"] == record["links"]["self"]
 
 
+def test_registration_numbers_compare_without_case(live: Live) -> None:
+    record, _ = issue(live)
+    data = sample("birth-1")
+    data["registration_number"] = data["registration_number"].lower()
+    again = live.post_json("/api/v1/certificates", data)
+    assert again.status_code == 409 and again.json()["certificate_id"] == record["id"]
+
+
+def test_seal_behind_a_foreign_link_is_not_genuine(live: Live) -> None:
+    record, _ = issue(live)
+    with live.runtime.sessions() as session:
+        from issuer.models import Certificate
+
+        stored = session.get(Certificate, record["id"])
+        assert stored is not None and stored.seal_text
+    digits = stored.seal_text.split("#", 1)[1]
+    assert verify_qr(live.runtime, digits).current  # typed digits alone are fine
+    forged = verify_qr(live.runtime, "https://pmc-verify.example.net/v#" + digits).as_dict()
+    assert forged["genuine"] is False and forged["reason"] == "link: foreign_link"
+
+
 def test_numbers_are_sequential_per_type_and_year(live: Live) -> None:
     first, _ = issue(live, "birth-1")
     second, _ = issue(live, "birth-2")

@@ -79,6 +79,24 @@ def test_rq_worker_issues_and_a_repeat_signs_once(live_rq: Live) -> None:
     assert pdf.status_code == 200
 
 
+def test_redis_down_at_submit_loses_nothing(tmp_path: Path, database_url: str,
+                                           keys_dir: Path, redis_url: str) -> None:
+    # Port 1 on loopback: nothing listens, so every Redis call fails at once.
+    down = make_settings(tmp_path, database_url, keys_dir, redis_url="redis://127.0.0.1:1/0")
+    for live in serve(down):
+        created = live.post_json("/api/v1/certificates", sample("birth-1"))
+        assert created.status_code == 202, created.text
+        assert created.json()["state"] == "approved"  # recorded; the sweeper will enqueue it
+    # Redis is back: the sweeper hands the record to a worker and it is issued.
+    for live in serve(make_settings(tmp_path, database_url, keys_dir, redis_url=redis_url)):
+        from issuer.sweep import sweep
+
+        cert_id = created.json()["id"]
+        assert sweep(live.runtime, older_than_seconds=0) == 1
+        run_worker_burst(live.runtime.settings)
+        assert state_of(live, cert_id).state == "issued"
+
+
 def test_pdf_before_issue_is_409(live_rq: Live) -> None:
     created = live_rq.post_json("/api/v1/certificates", sample("birth-2"))
     cert_id = created.json()["id"]

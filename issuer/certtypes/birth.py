@@ -71,6 +71,10 @@ class Birth:
                        "the registration date is before the date of birth")
         return check.errors
 
+    def canonical(self, data: dict[str, Any]) -> dict[str, Any]:
+        """Registration numbers compare without regard to case or surrounding blanks."""
+        return {**data, "registration_number": data["registration_number"].strip().upper()}
+
     def registration_number(self, data: Mapping[str, Any]) -> str:
         return str(data["registration_number"])
 
