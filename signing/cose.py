@@ -42,6 +42,9 @@ class Sign1:
     signature: bytes
 
 
+_P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+_HALF_ORDER = _P256_ORDER // 2
+
 def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: bytes) -> bytes:
     """Return the tagged COSE_Sign1 of `payload`, signed ES256 by the P-256 `key`.
 
@@ -53,6 +56,8 @@ def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: bytes) -> bytes:
     protected = _protected_header(kid)
     der = key.sign(_to_be_signed(protected, payload), _es256(deterministic=True))
     r, s = decode_dss_signature(der)
+    if s > _HALF_ORDER:
+        s = _P256_ORDER - s  # low-S form: (r, n - s) is the same signature's only twin
     signature = r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big")
     return _encode(protected, payload, signature)
 
@@ -94,6 +99,8 @@ def verify1(msg: Sign1, public_key: ec.EllipticCurvePublicKey) -> bool:
         return False
     r = int.from_bytes(msg.signature[:_COORDINATE_BYTES], "big")
     s = int.from_bytes(msg.signature[_COORDINATE_BYTES:], "big")
+    if s > _HALF_ORDER:
+        return False  # we only ever write low-S signatures; the high-S twin is a second form
     try:
         public_key.verify(
             encode_dss_signature(r, s),

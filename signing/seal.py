@@ -199,6 +199,10 @@ def decode_seal(text: str) -> DecodedSeal:
     cose = _inflate(body) if flag == _FLAG_DEFLATED else body
     if len(cose) > MAX_INFLATED_BYTES:
         raise SealError("too_large", "the COSE message is too large")
+    if _to_transport(cose) != digits:
+        # One message, one text: a plain copy, another DEFLATE level or stray bits would let
+        # the same seal circulate as several texts.
+        raise SealError("malformed", "the seal text is not in its canonical encoding")
     message = decode1(cose)
     return DecodedSeal(
         compressed=flag == _FLAG_DEFLATED,

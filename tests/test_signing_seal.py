@@ -20,6 +20,7 @@ from signing.seal import (
     PRIVATE_CLAIM,
     Sealer,
     SealKey,
+    _to_transport,
     decode_seal,
     verify_seal,
 )
@@ -315,9 +316,8 @@ def test_known_kid_signed_by_another_key_is_bad_signature(
     impostor_key = SealKey.load(stranger.seal_key, stranger.seal_cert).private_key
     payload = cbor2.dumps(realistic_claims(), canonical=True)
     cose = sign1(payload, impostor_key, seal_key.kid)  # claims our kid
-    number = int.from_bytes(b"\x01" + cose, "big")
 
-    report = verify_seal(f"{BASE_URL}/v#0{number}", trust)
+    report = verify_seal(f"{BASE_URL}/v#{_to_transport(cose)}", trust)
 
     assert (report.ok, report.reason) == (False, "bad_signature")
     assert report.kid == seal_key.kid.hex()
@@ -396,3 +396,20 @@ def test_trust_list_from_cert_paths(pki: DevPki, seal_key: SealKey) -> None:
     assert len(trust.entries) == 1
     assert [e.kid for e in trust.keys_for(seal_key.kid)] == [seal_key.kid]
     assert trust.keys_for(b"\x00" * 8) == []
+
+
+def test_one_seal_has_one_text(sealer: Sealer, trust: TrustList) -> None:
+    """A genuine seal re-encoded another way (plain instead of deflated, or the high-S twin of
+    its ECDSA signature) is refused: the same seal cannot circulate as several texts."""
+    text = sealer.seal(realistic_claims())
+    cose = decode_seal(text).cose
+    plain = int.from_bytes(b"\x01" + cose, "big")
+    assert verify_seal(f"{BASE_URL}/v#0{plain}", trust).reason == "malformed"
+
+    n = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
+    message = decode_seal(text).message
+    s_value = int.from_bytes(message.signature[32:], "big")
+    twin_signature = message.signature[:32] + (n - s_value).to_bytes(32, "big")
+    twin = cbor2.dumps(cbor2.CBORTag(18, [message.protected, {}, message.payload,
+                                          twin_signature]))
+    assert verify_seal(f"{BASE_URL}/v#{_to_transport(twin)}", trust).reason == "bad_signature"
