@@ -103,6 +103,9 @@ def verify_pdf(runtime: Runtime, pdf: bytes) -> Verdict:
 
 def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) -> Certificate | None:
     claims = report.claims or {}
+    if claims.get(1) != runtime.settings.issuer_id:
+        verdict.checks.append(Check("issuer", False, "foreign_issuer"))
+        return None
     ours = claims.get(PRIVATE_CLAIM) or {}
     try:
         cert_id = str(uuid.UUID(bytes=bytes(ours["id"])))

@@ -15,6 +15,8 @@ class SignerConfig:
     `chain_paths` are the intermediate certificates embedded in each signature;
     `trust_root_paths` are the roots a validator must trust (never embedded).
     `bytes_reserved` is the hex length reserved for the CMS container in each PDF.
+    `retired_seal_cert_paths` are seal certificates no longer used for sealing: verify-only,
+    kept forever, because birth certificates never expire.
     """
 
     key_path: Path
@@ -25,6 +27,7 @@ class SignerConfig:
     trust_root_paths: tuple[Path, ...]
     backend: str = "file"
     bytes_reserved: int = 16384
+    retired_seal_cert_paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""
@@ -46,4 +49,5 @@ class SignerConfig:
             seal_key_path=keys_dir / "seal.key",
             seal_cert_path=keys_dir / "seal.crt",
             trust_root_paths=(keys_dir / "root.crt",),
+            retired_seal_cert_paths=tuple(sorted((keys_dir / "seal-retired").glob("*.crt"))),
         )

@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import Final
 
 SEAL_REASONS: Final = frozenset(
-    {"malformed", "unknown_kid", "bad_signature", "payload_mismatch", "too_large"}
+    {"malformed", "unknown_kid", "bad_signature", "payload_mismatch", "too_large",
+     "outside_window"}
 )
 """Stable reasons a QR seal is rejected (`SealError.reason`, `SealReport.reason`)."""
 

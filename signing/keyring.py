@@ -15,7 +15,7 @@ from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates, to_asn1_certificate
 from signing.pades import PadesSigner
 from signing.seal import Sealer, SealKey
-from signing.trust_list import TrustList
+from signing.trust_list import TrustEntry, TrustList
 
 
 @dataclass(frozen=True)
@@ -44,10 +44,18 @@ class Keyring:
             backend=backend,
             pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved),
             sealer=Sealer(seal_key, verify_base_url),
-            seal_trust=TrustList([seal_key.trust_entry()]),
+            seal_trust=TrustList([seal_key.trust_entry(), *_retired(config)]),
             trust_root_paths=config.trust_root_paths,
             seal_kid=seal_key.kid,
         )
+
+
+def _retired(config: SignerConfig) -> list[TrustEntry]:
+    return [
+        TrustEntry.from_certificate(cert)
+        for path in config.retired_seal_cert_paths
+        for cert in load_pem_certificates(path, "retired seal certificate")
+    ]
 
 
 def _require_chain(backend: SignerBackend, config: SignerConfig) -> None:

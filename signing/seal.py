@@ -147,8 +147,11 @@ class Sealer:
         `claims` is a CWT-shaped map: 1 (iss), 6 (iat) and our fields under `PRIVATE_CLAIM`.
         It is encoded as canonical CBOR (cbor2 `canonical=True`, RFC 7049 length-first key
         order). Raises `SealError("payload_mismatch")` if the produced text does not decode,
-        verify and compare equal to `claims`, `SealError("too_large")` if it cannot fit a QR.
+        verify and compare equal to `claims`, `SealError("too_large")` if it cannot fit a QR,
+        `SealError("outside_window")` if `iat` is missing or outside the key's certificate.
         """
+        if not _issued_in_window(claims, self._key.trust_entry()):
+            raise SealError("outside_window", "claims need an integer iat (6) in the key's window")
         payload = _encode_claims(claims)
         cose = sign1(payload, self._key.private_key, self._key.kid)
         text = self._prefix + _to_transport(cose)
@@ -225,6 +228,8 @@ def verify_seal(text: str, trust: TrustList) -> SealReport:
         return SealReport(ok=False, reason="unknown_kid", kid=kid.hex())
     for entry in candidates:
         if verify1(decoded.message, entry.public_key):
+            if not _issued_in_window(decoded.claims, entry):
+                return SealReport(ok=False, reason="outside_window", kid=kid.hex())
             return SealReport(
                 ok=True,
                 reason=None,
@@ -233,6 +238,15 @@ def verify_seal(text: str, trust: TrustList) -> SealReport:
                 signed_by=entry.subject,
             )
     return SealReport(ok=False, reason="bad_signature", kid=kid.hex())
+
+
+def _issued_in_window(claims: Mapping[int, Any], entry: TrustEntry) -> bool:
+    """A seal must claim an issue time (`iat`, CWT key 6) inside its key's signing window, so a
+    retired or compromised key cannot vouch for new seals."""
+    iat = claims.get(6)
+    if type(iat) is not int:
+        return False
+    return entry.not_before.timestamp() <= iat <= entry.not_after.timestamp()
 
 
 def _encode_claims(claims: Mapping[int, Any]) -> bytes:

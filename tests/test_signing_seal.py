@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import time
 import unicodedata
 import zlib
+from pathlib import Path
 from typing import Any
 
 import cbor2
@@ -32,11 +34,15 @@ NO_SENTINEL = int.from_bytes(b"\x02abc", "big")
 NAME_MR = unicodedata.normalize("NFC", "ऐश्वर्या व्यंकटरमण देशपांडे")
 
 
+# Inside the dev seal certificate's window, which starts when the test PKI is made.
+ISSUED_AT = int(time.time())
+
+
 def realistic_claims() -> dict[int, Any]:
     fields_hash = hashlib.sha256(b"canonical certified fields").digest()
     return {
         1: "in.gov.pmc",
-        6: 1764323000,
+        6: ISSUED_AT,
         PRIVATE_CLAIM: {
             1: "PMC-BIRTH-2025-000123",
             2: "BIRTH",
@@ -184,7 +190,7 @@ def test_seal_transport_flag_and_sentinel(sealer: Sealer) -> None:
 def test_leading_zero_bytes_survive_thanks_to_the_sentinel(sealer: Sealer) -> None:
     # A claims map whose COSE bytes start with 0xD2 is the normal case; force the DEFLATE-free
     # path with incompressible bytes and check the exact byte string comes back.
-    claims = {1: "x", PRIVATE_CLAIM: {1: bytes(range(256))}}
+    claims = {1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: bytes(range(256))}}
     text = sealer.seal(claims)
     assert decode_seal(text).claims[PRIVATE_CLAIM][1] == bytes(range(256))
 
@@ -192,7 +198,7 @@ def test_leading_zero_bytes_survive_thanks_to_the_sentinel(sealer: Sealer) -> No
 def test_long_seal_beyond_python_int_digit_limit(sealer: Sealer, trust: TrustList) -> None:
     # > 4300 digits: Python's default int/str limit must not bite (chunked conversion).
     noise = hashlib.shake_256(b"noise").digest(2000)
-    text = sealer.seal({1: "x", PRIVATE_CLAIM: {1: noise}})
+    text = sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: noise}})
 
     assert 4300 < len(text.split("#", 1)[1]) <= MAX_DIGITS
     report = verify_seal(text, trust)
@@ -203,7 +209,7 @@ def test_long_seal_beyond_python_int_digit_limit(sealer: Sealer, trust: TrustLis
 def test_claims_too_big_for_a_qr_are_refused(sealer: Sealer) -> None:
     noise = hashlib.shake_256(b"noise").digest(4000)
     with pytest.raises(SealError) as caught:
-        sealer.seal({1: "x", PRIVATE_CLAIM: {1: noise}})
+        sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: noise}})
     assert caught.value.reason == "too_large"
 
 
@@ -211,7 +217,7 @@ def test_check_before_sign_catches_claims_that_do_not_read_back(sealer: Sealer) 
     # NaN encodes fine but never compares equal to itself: what we would sign is not what a
     # verifier would read back as equal, so the check must refuse it.
     with pytest.raises(SealError) as caught:
-        sealer.seal({1: "x", PRIVATE_CLAIM: {1: float("nan")}})
+        sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: float("nan")}})
     assert caught.value.reason == "payload_mismatch"
     assert caught.value.code == "seal_invalid"
 
@@ -413,3 +419,44 @@ def test_one_seal_has_one_text(sealer: Sealer, trust: TrustList) -> None:
     twin = cbor2.dumps(cbor2.CBORTag(18, [message.protected, {}, message.payload,
                                           twin_signature]))
     assert verify_seal(f"{BASE_URL}/v#{_to_transport(twin)}", trust).reason == "bad_signature"
+
+
+def test_seal_outside_its_key_window_is_refused(seal_key: SealKey, trust: TrustList) -> None:
+    """A key vouches only for seals it made while it was in service."""
+    claims = realistic_claims()
+    claims[6] = ISSUED_AT + 40 * 365 * 24 * 3600  # after the seal certificate expires
+    cose = sign1(cbor2.dumps(claims, canonical=True), seal_key.private_key, seal_key.kid)
+    assert verify_seal(f"{BASE_URL}/v#{_to_transport(cose)}", trust).reason == "outside_window"
+    del claims[6]
+    cose = sign1(cbor2.dumps(claims, canonical=True), seal_key.private_key, seal_key.kid)
+    assert verify_seal(f"{BASE_URL}/v#{_to_transport(cose)}", trust).reason == "outside_window"
+
+
+def test_retired_seal_keys_still_verify(tmp_path: Path) -> None:
+    """After a seal-key rotation, certificates sealed with the old key still verify."""
+    import shutil
+
+    from signing.config import SignerConfig
+    from signing.keyring import Keyring
+
+    pki = ensure_dev_pki(tmp_path / "keys")
+    old = Keyring.from_config(SignerConfig.from_keys_dir(pki.keys_dir), verify_base_url=BASE_URL)
+    old_text = old.sealer.seal(realistic_claims())
+    # Rotate: retire the current seal certificate, put a new key in place (another PKI's).
+    (pki.keys_dir / "seal-retired").mkdir()
+    shutil.copy(pki.seal_cert, pki.keys_dir / "seal-retired" / "seal-1.crt")
+    other = ensure_dev_pki(tmp_path / "other")
+    shutil.copy(other.seal_key, pki.seal_key)
+    shutil.copy(other.seal_cert, pki.seal_cert)
+    new = Keyring.from_config(SignerConfig.from_keys_dir(pki.keys_dir), verify_base_url=BASE_URL)
+    assert new.seal_kid != old.seal_kid
+    assert verify_seal(old_text, new.seal_trust).ok
+    assert verify_seal(new.sealer.seal(realistic_claims()), new.seal_trust).ok
+
+
+def test_sealer_refuses_claims_without_an_issue_time(sealer: Sealer) -> None:
+    claims = realistic_claims()
+    del claims[6]
+    with pytest.raises(SealError) as caught:
+        sealer.seal(claims)
+    assert caught.value.reason == "outside_window"
