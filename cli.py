@@ -19,11 +19,11 @@ def _runtime() -> Runtime:
     return Runtime(Settings.from_env())
 
 
-def cmd_init(_args: argparse.Namespace) -> int:
+def cmd_init(args: argparse.Namespace) -> int:
     from issuer.bootstrap import initialise
 
     rt = _runtime()
-    report = initialise(rt)
+    report = initialise(rt, dev_pki=True if args.dev_pki else None)
     print(f"keys:     {rt.settings.keys_dir} ({'generated' if report.created_pki else 'kept'})")
     print(f"database: {_safe_url(rt.settings.database_url)} (migrated)")
     print(f"store:    {rt.settings.store_dir}")
@@ -181,7 +181,9 @@ def _safe_url(url: str) -> str:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="pramaan", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
-    sub.add_parser("init", help="dev PKI, database, dev department and token (idempotent)")
+    init = sub.add_parser("init", help="dev PKI, database, dev department and token (idempotent)")
+    init.add_argument("--dev-pki", action="store_true",
+                      help="generate a development PKI even for an https verify URL")
     sub.add_parser("migrate", help="bring the database schema up to date")
     t = sub.add_parser("token", help="create another API token (printed once)")
     t.add_argument("--name", default="token")

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from issuer import migrate
+from issuer.errors import ConfigError
 from issuer.models import ApiToken, Department
 from issuer.runtime import Runtime
 from issuer.tokens import create_token
@@ -21,15 +22,29 @@ class InitReport:
     admin_token: str | None  # only when it was created by this call
 
 
-def initialise(runtime: Runtime) -> InitReport:
-    """Folders, dev PKI (if absent), schema migration, dev department, first admin token."""
+def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
+    """Folders, dev PKI (if absent), schema migration, dev department, first admin token.
+
+    A dev PKI is generated only when asked (`dev_pki=True`) or, by default, when the verify
+    URL is plain http (a laptop). A production set-up (https) without keys is an error, never
+    a silent fallback to development keys.
+    """
     from signing.devpki import ensure_dev_pki
 
     settings = runtime.settings
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     settings.store_dir.mkdir(parents=True, exist_ok=True)
     had_pki = (settings.keys_dir / "signer.key").exists()
-    ensure_dev_pki(settings.keys_dir)
+    if dev_pki is None:
+        dev_pki = settings.verify_base_url.startswith("http://")
+    if not had_pki:
+        if not dev_pki:
+            raise ConfigError(
+                f"no document-signer key in {settings.keys_dir}: install the production keys "
+                "there (signer.key/.crt, ca.crt, root.crt, seal.key/.crt), or run "
+                "`pramaan init --dev-pki` to generate a development PKI"
+            )
+        ensure_dev_pki(settings.keys_dir)
     migrate.upgrade(runtime.engine)
     token = None
     created = False

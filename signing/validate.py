@@ -63,6 +63,9 @@ class PdfReport:
     info: dict[str, str] = field(default_factory=dict)
 
 
+DOCUMENT_SIGNER_KEY_USAGE: Final = frozenset({"digital_signature", "non_repudiation"})
+
+
 def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
     """Validate the one PAdES signature of `pdf` offline against `trust_root_paths`.
 
@@ -87,9 +90,16 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
         # The diff analysis judges only revisions added after signing; we refuse those
         # outright (coverage must be the entire file), so it is skipped.
         status = validate_pdf_signature(
-            signature, signer_validation_context=context, skip_diff=True
+            signature,
+            signer_validation_context=context,
+            skip_diff=True,
         )
         reason = _failure(status)
+        if reason is None and not _is_document_signer(status):
+            # Any certificate under the root is not enough (the seal certificate, or in
+            # production any CCA-chained holder): a document signer has non-repudiation.
+            # pyHanko 0.38's KeyUsageConstraints did not refuse such a signer here, so we check.
+            reason = "untrusted"
         if reason is None and not (untouched and _envelope_exact(signature, status)):
             reason = "modified"
         if reason is not None:
@@ -122,6 +132,11 @@ def _failure(status: PdfSignatureStatus) -> str | None:
     if not status.bottom_line:
         return "bad_signature"
     return None
+
+
+def _is_document_signer(status: PdfSignatureStatus) -> bool:
+    usage = status.signing_cert.key_usage_value
+    return usage is not None and DOCUMENT_SIGNER_KEY_USAGE <= set(usage.native)
 
 
 def _subject(status: PdfSignatureStatus) -> str:

@@ -113,3 +113,17 @@ def test_refuses_a_key_that_does_not_match_its_certificate(tmp_path: Path) -> No
     result = pramaan(tmp_path, "issue", "--data", SAMPLES / "birth-1.json")
     assert result.returncode == 2
     assert "refusing to start" in result.stderr and "key_cert_mismatch" in result.stderr
+
+
+def test_production_init_without_keys_refuses_instead_of_making_dev_keys(tmp_path: Path) -> None:
+    env_home = tmp_path
+    result = subprocess.run(
+        [sys.executable, "-m", "cli", "init"],
+        env={**{k: v for k, v in os.environ.items() if k != "DATABASE_URL"},
+             "PRAMAAN_HOME": str(env_home),
+             "PRAMAAN_VERIFY_BASE_URL": "https://verify.pmc.example"},
+        cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120,
+        check=False)
+    assert result.returncode == 2
+    assert "no document-signer key" in result.stderr and "--dev-pki" in result.stderr
+    assert not (env_home / "keys" / "signer.key").exists()

@@ -324,3 +324,25 @@ def test_signing_certificate_attribute_is_pyhankos_own(tmp_path: Path) -> None:
         attrs = {a["type"].native: a["values"][0] for a in signer_info["signed_attrs"]}
         expected = as_signing_certificate_v2(backend.signer.signing_cert).dump()
         assert attrs["signing_certificate_v2"].dump() == expected
+
+
+def test_a_certificate_without_non_repudiation_is_not_a_document_signer(tmp_path: Path) -> None:
+    """The seal certificate chains to the same root but may not sign certificates (PDFs)."""
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    from signing.devpki import ensure_dev_pki
+    from signing.validate import validate_pdf
+    from tests.test_signing_support import minimal_pdf
+
+    pki = ensure_dev_pki(tmp_path)
+    seal_signer = signers.SimpleSigner.load(str(pki.seal_key), str(pki.seal_cert),
+                                            ca_chain_files=(str(pki.ca_cert),))
+    assert seal_signer is not None
+    out = BytesIO()
+    signers.PdfSigner(
+        signers.PdfSignatureMetadata(field_name="Sig", subfilter=fields.SigSeedSubFilter.PADES),
+        signer=seal_signer,
+    ).sign_pdf(IncrementalPdfFileWriter(BytesIO(minimal_pdf())), output=out)
+    report = validate_pdf(out.getvalue(), [pki.root_cert])
+    assert (report.ok, report.reason) == (False, "untrusted")
