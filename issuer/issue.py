@@ -14,11 +14,13 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 import cbor2
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from issuer import audit
 from issuer.certtypes import cert_type
@@ -94,63 +96,93 @@ def render_data(runtime: Runtime, record: Certificate, issued_on: date) -> dict[
     }
 
 
+@dataclass(frozen=True)
+class Produced:
+    """What the pipeline made for one record, before it is recorded."""
+
+    issued_at: datetime
+    digest: bytes
+    seal_text: str
+    pdf: bytes
+
+
 def issue_certificate(runtime: Runtime, certificate_id: str, *,
                       timings: Timings | None = None) -> bool:
     """Issue one approved certificate. True if this call issued it, False if there was nothing
     to do (unknown id, or already issued/rejected/...)."""
     keyring = runtime.keyring
     with runtime.sessions() as session, session.begin():
-        # Claim the record first: a no-op UPDATE takes the row lock (PostgreSQL) or the write
-        # lock (SQLite) before we read, so a concurrent run waits and then finds it issued.
-        claimed = session.execute(
-            update(Certificate)
-            .where(Certificate.id == certificate_id, Certificate.state == State.APPROVED.value)
-            .values(updated_at=Certificate.updated_at)
-        )
-        record = session.get(Certificate, certificate_id, populate_existing=True)
-        if not _rowcount(claimed) or record is None or record.state != State.APPROVED.value:
-            log.info("issue %s: nothing to do (%s)", certificate_id,
-                     record.state if record else "unknown id")
+        record = _claim(session, certificate_id)
+        if record is None:
             return False
-        if record.number is None or record.cert_type not in TEMPLATE_VERSIONS:
-            raise IssuanceFailed(f"certificate {certificate_id} lacks a number or template")
-        issued_at = utcnow().replace(microsecond=0)
-        issued_on = issued_at.astimezone(IST).date()
-        digest = fields_digest(certified_fields(record, issued_on))
-        with _stage(timings, "seal"):
-            qr_text = keyring.sealer.seal(
-                seal_claims(record, runtime.settings.issuer_id, issued_at, digest)
-            )
-        with _stage(timings, "qr"):
-            svg = qr_svg(qr_text)
-        with _stage(timings, "render"):
-            pdf = runtime.renderer.render(record.cert_type, render_data(runtime, record, issued_on),
-                                          svg)
-        with _stage(timings, "sign"):
-            signed = keyring.pades.sign(
-                pdf,
-                reason=f"Certificate {record.number} issued by {runtime.settings.issuer_name_en}",
-                location=runtime.settings.signing_location,
-                info={"PramaanSeal": qr_text, "PramaanCertificateId": record.id},
-            )
+        produced = produce(runtime, record, timings)
         with _stage(timings, "store"):
-            stored = runtime.store.put(signed)
-            record.state = State.ISSUED.value
-            record.template_version = TEMPLATE_VERSIONS[record.cert_type]
-            record.seal_kid = keyring.seal_kid.hex()
-            record.seal_text = qr_text
-            record.fields_sha256 = digest.hex()
-            record.pdf_sha256 = stored.sha256
-            record.pdf_path = stored.path
-            record.issued_at = issued_at
-            record.updated_at = issued_at
-            audit.record(session, actor=_worker_name(), action="sign", certificate_id=record.id,
-                         details={"number": record.number, "pdf_sha256": stored.sha256,
-                                  "seal_kid": record.seal_kid,
-                                  "template_version": record.template_version,
-                                  "level": "PAdES-B-B"})
+            stored = runtime.store.put(produced.pdf)
+            _mark_issued(session, record, produced, stored.sha256, stored.path,
+                         keyring.seal_kid.hex())
     log.info("issued %s as %s", certificate_id, record.number)
     return True
+
+
+def _claim(session: Session, certificate_id: str) -> Certificate | None:
+    """The approved record, locked; None when there is nothing to do.
+
+    A no-op UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) before we read,
+    so a concurrent run waits and then finds the record issued."""
+    claimed = session.execute(
+        update(Certificate)
+        .where(Certificate.id == certificate_id, Certificate.state == State.APPROVED.value)
+        .values(updated_at=Certificate.updated_at)
+    )
+    record = session.get(Certificate, certificate_id, populate_existing=True)
+    if not _rowcount(claimed) or record is None or record.state != State.APPROVED.value:
+        log.info("issue %s: nothing to do (%s)", certificate_id,
+                 record.state if record else "unknown id")
+        return None
+    if record.number is None or record.cert_type not in TEMPLATE_VERSIONS:
+        raise IssuanceFailed(f"certificate {certificate_id} lacks a number or template")
+    return record
+
+
+def produce(runtime: Runtime, record: Certificate, timings: Timings | None = None) -> Produced:
+    """Seal, draw the QR, render and sign: the pure part of issuing, no database writes."""
+    keyring = runtime.keyring
+    issued_at = utcnow().replace(microsecond=0)
+    issued_on = issued_at.astimezone(IST).date()
+    digest = fields_digest(certified_fields(record, issued_on))
+    with _stage(timings, "seal"):
+        claims = seal_claims(record, runtime.settings.issuer_id, issued_at, digest)
+        seal_text = keyring.sealer.seal(claims)
+    with _stage(timings, "qr"):
+        svg = qr_svg(seal_text)
+    with _stage(timings, "render"):
+        pdf = runtime.renderer.render(record.cert_type, render_data(runtime, record, issued_on),
+                                      svg)
+    with _stage(timings, "sign"):
+        signed = keyring.pades.sign(
+            pdf,
+            reason=f"Certificate {record.number} issued by {runtime.settings.issuer_name_en}",
+            location=runtime.settings.signing_location,
+            info={"PramaanSeal": seal_text, "PramaanCertificateId": record.id},
+        )
+    return Produced(issued_at, digest, seal_text, signed)
+
+
+def _mark_issued(session: Session, record: Certificate, produced: Produced, pdf_sha256: str,
+                 pdf_path: str, seal_kid: str) -> None:
+    record.state = State.ISSUED.value
+    record.template_version = TEMPLATE_VERSIONS[record.cert_type]
+    record.seal_kid = seal_kid
+    record.seal_text = produced.seal_text
+    record.fields_sha256 = produced.digest.hex()
+    record.pdf_sha256 = pdf_sha256
+    record.pdf_path = pdf_path
+    record.issued_at = produced.issued_at
+    record.updated_at = produced.issued_at
+    audit.record(session, actor=_worker_name(), action="sign", certificate_id=record.id,
+                 details={"number": record.number, "pdf_sha256": pdf_sha256,
+                          "seal_kid": seal_kid, "template_version": record.template_version,
+                          "level": "PAdES-B-B"})
 
 
 def _rowcount(result: object) -> int:
