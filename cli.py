@@ -201,7 +201,7 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--image")
     w = sub.add_parser("worker", help="run an RQ worker (needs REDIS_URL)")
     w.add_argument("--burst", action="store_true")
-    s = sub.add_parser("sweep", help="re-enqueue approved certificates stuck without issuing")
+    s = sub.add_parser("sweep", help="re-enqueue certificates stuck approved or signing")
     s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
     sub.add_parser("audit-verify", help="recompute the audit hash chain")
     return p

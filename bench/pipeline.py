@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from issuer.bootstrap import DEV_DEPARTMENT, initialise  # noqa: E402
-from issuer.issue import issue_certificate, render_data  # noqa: E402
+from issuer.issue import Intent, issue_certificate, render_data  # noqa: E402
 from issuer.models import Certificate, Department  # noqa: E402
 from issuer.runtime import Runtime  # noqa: E402
 from issuer.settings import Settings  # noqa: E402
@@ -117,11 +117,11 @@ def main() -> None:
         with runtime.sessions() as session:
             for cert_id in ids[: min(60, len(ids))]:
                 record = session.get(Certificate, cert_id)
-                assert record is not None and record.issued_at and record.seal_text
-                on = record.issued_at.date()
+                assert record is not None
+                intent = Intent.of(record)
                 pdfs.append(runtime.renderer.render(record.cert_type,
-                                                    render_data(runtime, record, on),
-                                                    qr_svg(record.seal_text)))
+                                                    render_data(runtime, intent),
+                                                    qr_svg(intent.seal_text)))
         stock_t, ours_t = stock_signer_times(settings.keys_dir, pdfs, runtime.keyring.pades)
         runtime.close()
 

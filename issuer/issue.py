@@ -1,7 +1,10 @@
-"""The issue job: approved record -> seal -> QR -> render -> PAdES sign -> store -> issued.
+"""The issue job: approved -> (intent: seal) signing -> QR, render, PAdES sign, store -> issued.
 
-Runs in a worker (RQ) or in-process. It re-reads and locks the record and acts only on an
-approved one, so running it twice, or on two workers at once, signs and records once.
+Two short transactions around the slow part, as boulder does it: first the intent is recorded
+(issue time, field digest, the seal text, an audit event), then the PDF is made and signed with
+no transaction open, then a compare-and-set marks the record issued with a second audit event.
+Running the job twice, on two workers at once, or again after a crash in the middle, gives one
+issued record and one `sign` event: a record left in `signing` is finished from its intent.
 """
 
 from __future__ import annotations
@@ -15,16 +18,16 @@ import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import cbor2
-from sqlalchemy import update
+from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from issuer import audit
 from issuer.certtypes import cert_type
-from issuer.db import utcnow
+from issuer.db import as_utc, utcnow
 from issuer.errors import IssuanceFailed
 from issuer.fields import IST
 from issuer.models import Certificate, State
@@ -36,6 +39,9 @@ from signing.seal import PRIVATE_CLAIM
 log = logging.getLogger(__name__)
 
 Timings = MutableMapping[str, float]
+
+# A record in `signing` untouched this long is taken to be abandoned by a dead worker.
+RESUME_AFTER = timedelta(seconds=120)
 
 
 @contextmanager
@@ -79,7 +85,7 @@ def seal_claims(record: Certificate, issuer_id: str, issued_at: datetime,
     return {1: issuer_id, 6: int(issued_at.timestamp()), PRIVATE_CLAIM: ours}
 
 
-def render_data(runtime: Runtime, record: Certificate, issued_on: date) -> dict[str, Any]:
+def render_data(runtime: Runtime, intent: Intent) -> dict[str, Any]:
     settings = runtime.settings
     return {
         "issuer": {
@@ -87,102 +93,149 @@ def render_data(runtime: Runtime, record: Certificate, issued_on: date) -> dict[
             "department": {"en": "Registrar of Births and Deaths", "mr": "जन्म-मृत्यू निबंधक"},
         },
         "certificate": {
-            "number": record.number,
-            "issued_at": issued_on.isoformat(),
-            "template_version": TEMPLATE_VERSIONS[record.cert_type],
+            "number": intent.number,
+            "issued_at": intent.issued_at.astimezone(IST).date().isoformat(),
+            "template_version": TEMPLATE_VERSIONS[intent.cert_type],
             "verify_host": settings.verify_base_url.split("://", 1)[1],
         },
-        "request": record.request,
+        "request": intent.request,
     }
 
 
 @dataclass(frozen=True)
-class Produced:
-    """What the pipeline made for one record, before it is recorded."""
+class Intent:
+    """What is about to be signed, as recorded in the `signing` state."""
 
+    id: str
+    cert_type: str
+    number: str
+    request: Mapping[str, Any]
     issued_at: datetime
-    digest: bytes
     seal_text: str
-    pdf: bytes
+
+    @classmethod
+    def of(cls, record: Certificate) -> Intent:
+        assert record.number and record.issued_at and record.seal_text
+        return cls(record.id, record.cert_type, record.number, dict(record.request),
+                   as_utc(record.issued_at), record.seal_text)
 
 
 def issue_certificate(runtime: Runtime, certificate_id: str, *,
                       timings: Timings | None = None) -> bool:
-    """Issue one approved certificate. True if this call issued it, False if there was nothing
-    to do (unknown id, or already issued/rejected/...)."""
-    keyring = runtime.keyring
+    """Issue one approved (or interrupted `signing`) certificate. True if this call issued it,
+    False if there was nothing to do (unknown id, already issued, rejected, ...)."""
+    intent = record_intent(runtime, certificate_id, timings)
+    if intent is None:
+        return False
+    pdf = produce(runtime, intent, timings)
+    with _stage(timings, "store"):
+        stored = runtime.store.put(pdf)
+        done = _mark_issued(runtime, intent, stored.sha256, stored.path)
+    if done:
+        log.info("issued %s as %s", certificate_id, intent.number)
+    return done
+
+
+def record_intent(runtime: Runtime, certificate_id: str,
+                  timings: Timings | None = None) -> Intent | None:
+    """Transaction 1: approved -> signing with issue time, digest and seal recorded, or the
+    recorded intent of a record left in `signing`. None when there is nothing to do."""
     with runtime.sessions() as session, session.begin():
         record = _claim(session, certificate_id)
         if record is None:
-            return False
-        produced = produce(runtime, record, timings)
-        with _stage(timings, "store"):
-            stored = runtime.store.put(produced.pdf)
-            _mark_issued(session, record, produced, stored.sha256, stored.path,
-                         keyring.seal_kid.hex())
-    log.info("issued %s as %s", certificate_id, record.number)
-    return True
+            return None
+        if record.state == State.APPROVED.value:
+            _seal(runtime, session, record, timings)
+        return Intent.of(record)
 
 
 def _claim(session: Session, certificate_id: str) -> Certificate | None:
-    """The approved record, locked; None when there is nothing to do.
+    """The record, locked, if it is approved, or signing and abandoned; None otherwise.
 
     A no-op UPDATE takes the row lock (PostgreSQL) or the write lock (SQLite) before we read,
-    so a concurrent run waits and then finds the record issued."""
+    so a concurrent run waits and then no longer matches. A `signing` record is resumed only
+    once nobody has touched it for RESUME_AFTER, and resuming touches it, so one run at a time
+    signs it."""
+    workable = or_(
+        Certificate.state == State.APPROVED.value,
+        and_(Certificate.state == State.SIGNING.value,
+             Certificate.updated_at < utcnow() - RESUME_AFTER),
+    )
     claimed = session.execute(
         update(Certificate)
-        .where(Certificate.id == certificate_id, Certificate.state == State.APPROVED.value)
+        .where(Certificate.id == certificate_id, workable)
         .values(updated_at=Certificate.updated_at)
+        .execution_options(synchronize_session=False)
     )
     record = session.get(Certificate, certificate_id, populate_existing=True)
-    if not _rowcount(claimed) or record is None or record.state != State.APPROVED.value:
+    if not _rowcount(claimed) or record is None:
         log.info("issue %s: nothing to do (%s)", certificate_id,
                  record.state if record else "unknown id")
         return None
+    if record.state == State.SIGNING.value:
+        log.warning("issue %s: resuming an abandoned signing from its recorded intent",
+                    certificate_id)
+        record.updated_at = utcnow()
     if record.number is None or record.cert_type not in TEMPLATE_VERSIONS:
         raise IssuanceFailed(f"certificate {certificate_id} lacks a number or template")
     return record
 
 
-def produce(runtime: Runtime, record: Certificate, timings: Timings | None = None) -> Produced:
-    """Seal, draw the QR, render and sign: the pure part of issuing, no database writes."""
-    keyring = runtime.keyring
+def _seal(runtime: Runtime, session: Session, record: Certificate,
+          timings: Timings | None) -> None:
     issued_at = utcnow().replace(microsecond=0)
-    issued_on = issued_at.astimezone(IST).date()
-    digest = fields_digest(certified_fields(record, issued_on))
+    digest = fields_digest(certified_fields(record, issued_at.astimezone(IST).date()))
+    keyring = runtime.keyring
     with _stage(timings, "seal"):
-        claims = seal_claims(record, runtime.settings.issuer_id, issued_at, digest)
-        seal_text = keyring.sealer.seal(claims)
-    with _stage(timings, "qr"):
-        svg = qr_svg(seal_text)
-    with _stage(timings, "render"):
-        pdf = runtime.renderer.render(record.cert_type, render_data(runtime, record, issued_on),
-                                      svg)
-    with _stage(timings, "sign"):
-        signed = keyring.pades.sign(
-            pdf,
-            reason=f"Certificate {record.number} issued by {runtime.settings.issuer_name_en}",
-            location=runtime.settings.signing_location,
-            info={"PramaanSeal": seal_text, "PramaanCertificateId": record.id},
+        seal_text = keyring.sealer.seal(
+            seal_claims(record, runtime.settings.issuer_id, issued_at, digest)
         )
-    return Produced(issued_at, digest, seal_text, signed)
-
-
-def _mark_issued(session: Session, record: Certificate, produced: Produced, pdf_sha256: str,
-                 pdf_path: str, seal_kid: str) -> None:
-    record.state = State.ISSUED.value
+    record.state = State.SIGNING.value
+    record.issued_at = issued_at
+    record.fields_sha256 = digest.hex()
+    record.seal_text = seal_text
+    record.seal_kid = keyring.seal_kid.hex()
     record.template_version = TEMPLATE_VERSIONS[record.cert_type]
-    record.seal_kid = seal_kid
-    record.seal_text = produced.seal_text
-    record.fields_sha256 = produced.digest.hex()
-    record.pdf_sha256 = pdf_sha256
-    record.pdf_path = pdf_path
-    record.issued_at = produced.issued_at
-    record.updated_at = produced.issued_at
-    audit.record(session, actor=_worker_name(), action="sign", certificate_id=record.id,
-                 details={"number": record.number, "pdf_sha256": pdf_sha256,
-                          "seal_kid": seal_kid, "template_version": record.template_version,
-                          "level": "PAdES-B-B"})
+    record.updated_at = utcnow()
+    audit.record(session, actor=_worker_name(), action="seal", certificate_id=record.id,
+                 details={"number": record.number, "seal_kid": record.seal_kid,
+                          "iat": int(issued_at.timestamp()), "fields_sha256": digest.hex(),
+                          "template_version": record.template_version})
+
+
+def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) -> bytes:
+    """QR, render and PAdES-sign the recorded intent: no database access, no transaction."""
+    with _stage(timings, "qr"):
+        svg = qr_svg(intent.seal_text)
+    with _stage(timings, "render"):
+        pdf = runtime.renderer.render(intent.cert_type, render_data(runtime, intent), svg)
+    with _stage(timings, "sign"):
+        return runtime.keyring.pades.sign(
+            pdf,
+            reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",
+            location=runtime.settings.signing_location,
+            info={"PramaanSeal": intent.seal_text, "PramaanCertificateId": intent.id},
+        )
+
+
+def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: str) -> bool:
+    """Transaction 2: signing -> issued, once. A run that loses the race leaves only an
+    unreferenced file in the content-addressed store."""
+    now = utcnow()
+    with runtime.sessions() as session, session.begin():
+        result = session.execute(
+            update(Certificate)
+            .where(Certificate.id == intent.id, Certificate.state == State.SIGNING.value)
+            .values(state=State.ISSUED.value, pdf_sha256=pdf_sha256, pdf_path=pdf_path,
+                    updated_at=now)
+            .execution_options(synchronize_session=False)
+        )
+        if not _rowcount(result):
+            return False
+        audit.record(session, actor=_worker_name(), action="sign", certificate_id=intent.id,
+                     details={"number": intent.number, "pdf_sha256": pdf_sha256,
+                              "level": "PAdES-B-B"})
+    return True
 
 
 def _rowcount(result: object) -> int:

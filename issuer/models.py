@@ -21,6 +21,7 @@ class State(enum.StrEnum):
 
     SUBMITTED = "submitted"
     APPROVED = "approved"
+    SIGNING = "signing"  # the intent (issue time, field digest, seal) is recorded; PDF pending
     ISSUED = "issued"
     REJECTED = "rejected"
     SUPERSEDED = "superseded"
@@ -28,8 +29,8 @@ class State(enum.StrEnum):
 
 
 # States in which a registration already "has" a certificate: a second request is a conflict.
-ACTIVE_STATES = (State.SUBMITTED, State.APPROVED, State.ISSUED)
-_ACTIVE_SQL = "state IN ('submitted', 'approved', 'issued')"
+ACTIVE_STATES = (State.SUBMITTED, State.APPROVED, State.SIGNING, State.ISSUED)
+_ACTIVE_SQL = "state IN ('submitted', 'approved', 'signing', 'issued')"
 
 
 class Department(Base):

@@ -1,4 +1,4 @@
-"""Re-enqueue work that got stuck: approved certificates not issued within a threshold.
+"""Re-enqueue work that got stuck: certificates approved or signing but not issued in time.
 
 Nothing is lost when a worker dies or Redis restarts: the record stays approved in the database
 and this sweeper (run from cron or a loop) hands it to a worker again; the job is idempotent.
@@ -14,12 +14,18 @@ from issuer.db import utcnow
 from issuer.models import Certificate, State
 from issuer.runtime import Runtime
 
+# Approved but never picked up (Redis lost the job), or signing but never finished (a worker
+# died between recording the intent and marking the record issued).
+STUCK = (State.APPROVED.value, State.SIGNING.value)
+
 
 def sweep(runtime: Runtime, older_than_seconds: int = 300) -> int:
+    """Re-enqueue stuck records; returns how many. A `signing` record is resumed by the job
+    only once it has been untouched for `issue.RESUME_AFTER`."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     with runtime.sessions() as session:
         ids = list(session.scalars(
-            select(Certificate.id).where(Certificate.state == State.APPROVED.value,
+            select(Certificate.id).where(Certificate.state.in_(STUCK),
                                          Certificate.updated_at < cutoff)
         ))
     for cert_id in ids:

@@ -76,7 +76,7 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
 
     with runtime.sessions() as session:
         chain = verify_chain(session)
-    assert chain.ok and chain.events == 3  # submit, approve, sign
+    assert chain.ok and chain.events == 4  # submit, approve, seal (intent), sign
 
 
 def test_verify_endpoint_and_page(live: Live) -> None:

@@ -152,3 +152,36 @@ def test_sweeper_recovers_work_lost_with_redis(live_rq: Live) -> None:
     run_worker_burst(settings)
     assert state_of(live_rq, cert_id).state == "issued"
     assert sign_events(live_rq, cert_id) == 1
+
+
+def test_signing_interrupted_after_the_intent_is_finished_from_it(live_rq: Live) -> None:
+    """A worker that dies after recording the intent leaves `signing`; nobody else signs it
+    while it may still be in progress, and once abandoned the sweeper's job finishes it with the
+    recorded seal: one `seal` and one `sign` event."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from issuer.issue import RESUME_AFTER, record_intent
+    from issuer.sweep import sweep
+
+    live = live_rq
+    cert_id = live.post_json("/api/v1/certificates", sample("birth-2")).json()["id"]
+    intent = record_intent(live.runtime, cert_id)  # ...and then the worker "dies"
+    assert intent is not None
+    assert live.get(f"/api/v1/certificates/{cert_id}").json()["state"] == "signing"
+    run_worker_burst(live.runtime.settings)  # the queued job finds it fresh: hands off
+    assert state_of(live, cert_id).state == "signing"
+    stale = state_of(live, cert_id).updated_at - RESUME_AFTER - timedelta(seconds=5)
+    with live.runtime.sessions() as session, session.begin():
+        session.execute(update(Certificate).where(Certificate.id == cert_id)
+                        .values(updated_at=stale))
+    assert sweep(live.runtime, older_than_seconds=0) == 1
+    run_worker_burst(live.runtime.settings)
+    done = state_of(live, cert_id)
+    assert done.state == "issued" and done.seal_text == intent.seal_text
+    with live.runtime.sessions() as session:
+        seals = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.certificate_id == cert_id, AuditEvent.action == "seal"))
+    assert seals == 1
+    assert sign_events(live, cert_id) == 1
