@@ -43,7 +43,11 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     # without an error, so json_body() reads limit + 1 bytes and refuses the body itself.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.config["JSON_SORT_KEYS"] = False
-    app.extensions["pramaan"] = Runtime(settings)
+    runtime = Runtime(settings)
+    # Startup checks, for any WSGI server: refuse a key that does not match its certificate, a
+    # certificate without the right key usage, or a signer that does not chain to the root.
+    runtime.keyring  # noqa: B018
+    app.extensions["pramaan"] = runtime
     app.register_blueprint(certificates_api())
     app.register_blueprint(public_pages())
     app.register_error_handler(PramaanError, _domain_error)

@@ -60,10 +60,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from api import create_app
 
     settings = Settings.from_env()
-    app = create_app(settings)
-    # Startup checks: refuse to serve with a key that does not match its certificate, a
-    # certificate without the right key usage, or a signer that does not chain to the root.
-    app.extensions["pramaan"].keyring  # noqa: B018
+    app = create_app(settings)  # raises on bad keys before anything is served
     print(f"Pramaan on http://{settings.host}:{settings.port}  (verify page: /v)")
     run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
     return 0

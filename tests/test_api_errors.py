@@ -184,3 +184,18 @@ def test_verify_endpoint_bad_input(live: Live) -> None:
     garbage = live.post_json("/api/v1/verify", {"qr": "hello"})
     assert garbage.status_code == 200
     assert garbage.json()["genuine"] is False
+
+
+def test_app_refuses_to_start_with_a_mismatched_key(tmp_path: Any, sqlite_url: str,
+                                                     keys_dir: Any) -> None:
+    import shutil
+
+    from api import create_app
+    from signing.errors import KeyCertMismatch
+    from tests.conftest import make_settings
+
+    bad = tmp_path / "keys"
+    shutil.copytree(keys_dir, bad)
+    (bad / "signer.key").write_bytes((bad / "ca.key").read_bytes())
+    with pytest.raises(KeyCertMismatch, match="does not match"):
+        create_app(make_settings(tmp_path, sqlite_url, bad))
