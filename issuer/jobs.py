@@ -67,16 +67,14 @@ class RQDispatcher:
         from rq.exceptions import DuplicateJobError
 
         try:
-            self.queue.enqueue_call(
-                ISSUE_JOB,
-                args=(certificate_id,),
-                job_id=issue_job_id(certificate_id),
-                unique=True,
-                result_ttl=3600,
-                failure_ttl=7 * 24 * 3600,
-            )
+            self._enqueue_unique(certificate_id)
         except DuplicateJobError:
             self._requeue_if_done(certificate_id)
+
+    def _enqueue_unique(self, certificate_id: str) -> None:
+        self.queue.enqueue_call(ISSUE_JOB, args=(certificate_id,),
+                                job_id=issue_job_id(certificate_id), unique=True,
+                                result_ttl=3600, failure_ttl=7 * 24 * 3600)
 
     def _requeue_if_done(self, certificate_id: str) -> None:
         """A job that already ran (finished or failed) may be re-run: the job is idempotent.
@@ -97,8 +95,7 @@ class RQDispatcher:
         if job is not None:
             job.delete()
         try:
-            self.queue.enqueue_call(ISSUE_JOB, args=(certificate_id,), job_id=job_id, unique=True,
-                                    result_ttl=3600, failure_ttl=7 * 24 * 3600)
+            self._enqueue_unique(certificate_id)
         except DuplicateJobError:
             log.info("issue job for %s was enqueued concurrently", certificate_id)
 

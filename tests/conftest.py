@@ -20,6 +20,7 @@ from api import create_app
 from issuer.bootstrap import initialise
 from issuer.runtime import Runtime
 from issuer.settings import Settings
+from signing.devpki import DevPki, ensure_dev_pki
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "samples"
@@ -50,6 +51,18 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("keys")
     ensure_dev_pki(path)
     return path
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A dev PKI for the signing tests (module-scoped: key generation is the slow part)."""
+    return ensure_dev_pki(tmp_path_factory.mktemp("pki"))
+
+
+@pytest.fixture(scope="module")
+def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
+    """A second, unrelated dev PKI: keys the verifiers must not trust."""
+    return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

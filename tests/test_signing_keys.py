@@ -24,16 +24,6 @@ from tests.test_signing_support import issue_end_entity, minimal_pdf
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
-    return ensure_dev_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
-    return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))
-
-
-@pytest.fixture(scope="module")
 def config(pki: DevPki) -> SignerConfig:
     return SignerConfig.from_keys_dir(pki.keys_dir)
 

@@ -59,16 +59,6 @@ def realistic_claims() -> dict[int, Any]:
 
 
 @pytest.fixture(scope="module")
-def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
-    return ensure_dev_pki(tmp_path_factory.mktemp("pki"))
-
-
-@pytest.fixture(scope="module")
-def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
-    return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))
-
-
-@pytest.fixture(scope="module")
 def seal_key(pki: DevPki) -> SealKey:
     return SealKey.load(pki.seal_key, pki.seal_cert)
 
