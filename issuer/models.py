@@ -6,7 +6,17 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, Integer, String, Text, text
+from sqlalchemy import (
+    JSON,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from issuer.db import utcnow
@@ -26,9 +36,12 @@ class State(enum.StrEnum):
     REJECTED = "rejected"
     SUPERSEDED = "superseded"
     REVOKED = "revoked"
+    FAILED = "failed"  # gave up after MAX_ATTEMPTS; the error is recorded; retry or cancel
+    CANCELLED = "cancelled"  # an operator gave up on it; its number stays used, never reissued
 
 
-# States in which a registration already "has" a certificate: a second request is a conflict.
+# States in which a registration already "has" a certificate in a department's registry: a second
+# request is a conflict. Failed and cancelled records never block a corrected resubmission.
 ACTIVE_STATES = (State.SUBMITTED, State.APPROVED, State.SIGNING, State.ISSUED)
 _ACTIVE_SQL = "state IN ('submitted', 'approved', 'signing', 'issued')"
 
@@ -45,6 +58,9 @@ class Department(Base):
 
 class ApiToken(Base):
     __tablename__ = "api_tokens"
+    # The audit actor is token:<department>/<name>, so two tokens never share a name.
+    __table_args__ = (UniqueConstraint("department_id", "name",
+                                       name="uq_api_tokens_department_name"),)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"))
@@ -61,6 +77,7 @@ class Certificate(Base):
     __table_args__ = (
         Index(
             "uq_certificates_active_registration",
+            "department_id",
             "cert_type",
             "registration_number",
             unique=True,
@@ -89,6 +106,9 @@ class Certificate(Base):
     pdf_path: Mapped[str | None] = mapped_column(String(300))
     issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     superseded_by: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"))
+    # Issue attempts that failed (not counting the one that succeeded), and the last error.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
