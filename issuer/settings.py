@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from issuer.errors import ConfigError
+from issuer.verify_base import default_verify_base, verify_base_problem
 
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
@@ -31,11 +32,28 @@ class Settings:
     issuer_name_en: str = "Pune Municipal Corporation"
     issuer_name_mr: str = "पुणे महानगरपालिका"
     signing_location: str = "Pune, Maharashtra, India"
+    environment: str = "development"
+    previous_verify_base_urls: tuple[str, ...] = ()
+    verify_base_url_configured: bool = False
+    web_workers: int = 2
+    web_threads: int = 4
+    web_timeout: int = 30
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def var_dir(self) -> Path:
         return self.home / "var"
+
+    @property
+    def development(self) -> bool:
+        """`PRAMAAN_ENV=development` (the default): a laptop, dev keys, loopback links allowed."""
+        return self.environment == "development"
+
+    @property
+    def verify_base_urls(self) -> tuple[str, ...]:
+        """Every verify base that is ours: the current one first, then earlier ones kept so
+        that links on certificates printed before a move still count as ours."""
+        return (self.verify_base_url, *self.previous_verify_base_urls)
 
     @property
     def jobs_inline(self) -> bool:
@@ -51,6 +69,7 @@ class Settings:
         home = Path(env.get("PRAMAAN_HOME") or os.getcwd()).resolve()
         port = _int(env, "PORT", 8000)
         host = env.get("HOST", "127.0.0.1")
+        configured_base = (env.get("PRAMAAN_VERIFY_BASE_URL") or "").strip()
         settings = cls(
             home=home,
             database_url=env.get("DATABASE_URL") or f"sqlite:///{home / 'var' / 'pramaan.db'}",
@@ -59,12 +78,20 @@ class Settings:
             keys_dir=Path(env.get("PRAMAAN_KEYS_DIR") or home / "keys"),
             host=host,
             port=port,
-            verify_base_url=(
-                env.get("PRAMAAN_VERIFY_BASE_URL") or f"http://{host}:{port}"
-            ).rstrip("/"),
+            verify_base_url=(configured_base or default_verify_base(host, port)).rstrip("/"),
+            verify_base_url_configured=bool(configured_base),
+            previous_verify_base_urls=tuple(
+                url.rstrip("/")
+                for url in (env.get("PRAMAAN_VERIFY_PREVIOUS_BASE_URLS") or "").replace(",", " ")
+                .split()
+            ),
+            environment=env.get("PRAMAAN_ENV") or "development",
             max_body_bytes=_int(env, "PRAMAAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             issuer_id=env.get("PRAMAAN_ISSUER_ID", "in.gov.pmc"),
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
+            web_workers=_int(env, "PRAMAAN_WEB_WORKERS", 2),
+            web_threads=_int(env, "PRAMAAN_WEB_THREADS", 4),
+            web_timeout=_int(env, "PRAMAAN_WEB_TIMEOUT", 30),
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -77,8 +104,25 @@ class Settings:
 
     def check(self) -> None:
         """Refuse settings that cannot work, with a message that says which variable is wrong."""
-        if not self.verify_base_url.startswith(("https://", "http://")):
-            raise ConfigError("PRAMAAN_VERIFY_BASE_URL must start with https:// or http://")
+        if self.environment not in ("development", "production"):
+            raise ConfigError("PRAMAAN_ENV must be 'development' or 'production'")
+        if not self.development and not self.verify_base_url_configured:
+            raise ConfigError(
+                "PRAMAAN_VERIFY_BASE_URL is not set: in production (PRAMAAN_ENV=production) QR "
+                "links must point to the public https address of the verify page, not to "
+                f"the listen address {self.host}:{self.port}"
+            )
+        problem = verify_base_problem(self.verify_base_url, production=not self.development)
+        if problem:
+            raise ConfigError(f"PRAMAAN_VERIFY_BASE_URL={self.verify_base_url!r}: {problem}")
+        for previous in self.previous_verify_base_urls:
+            problem = verify_base_problem(previous, production=False)
+            if problem:
+                raise ConfigError(f"PRAMAAN_VERIFY_PREVIOUS_BASE_URLS: {previous!r}: {problem}")
+        if not 1 <= self.web_workers <= 64 or not 1 <= self.web_threads <= 256:
+            raise ConfigError("PRAMAAN_WEB_WORKERS must be 1-64 and PRAMAAN_WEB_THREADS 1-256")
+        if not 1 <= self.web_timeout <= 3600:
+            raise ConfigError("PRAMAAN_WEB_TIMEOUT must be 1-3600 seconds")
         if not 1 <= self.port <= 65535:
             raise ConfigError("PORT must be between 1 and 65535")
         if self.max_body_bytes < 1024:
