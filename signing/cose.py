@@ -3,14 +3,15 @@
 Only what the QR seal needs: tag 18, protected header {1: -7 (ES256), 4: kid}, an empty
 unprotected map, and a 64-byte r||s signature over
 Sig_structure = ["Signature1", protected, b"", payload]. (pycose 1.1 cannot decode with cbor2 6.)
+
+cbor2 only ever encodes here. Reading is a hand-rolled check of exactly the frame we write,
+so nothing from a scanned seal reaches a general CBOR decoder before its signature is verified.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
-from io import BytesIO
-from typing import Any, Final
+from typing import Final
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -21,7 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.utils import (
     encode_dss_signature,
 )
 
+from signing.cbor_plain import read_byte_string
 from signing.errors import SealError
+from signing.trust_list import KID_BYTES
 
 COSE_SIGN1_TAG: Final = 18
 HEADER_ALG: Final = 1
@@ -29,12 +32,16 @@ HEADER_KID: Final = 4
 ALG_ES256: Final = -7
 
 _COORDINATE_BYTES: Final = 32
-_MAX_DEPTH: Final = 16
+# Tag 18 (one-byte head 0xD2) around an array of four items (0x84), as `_encode` writes it.
+_FRAME_START: Final = b"\xd2\x84"
+_EMPTY_MAP: Final = b"\xa0"
+# {1: -7, 4: kid} in canonical CBOR is A2 01 26 04 48 <8 kid bytes>: the kid is the last 8 bytes.
+_PROTECTED_BYTES: Final = 5 + KID_BYTES
 
 
 @dataclass(frozen=True)
 class Sign1:
-    """A decoded (not yet verified) COSE_Sign1 message."""
+    """The frame of a COSE_Sign1 message, its signature not yet verified and its payload unread."""
 
     kid: bytes
     protected: bytes
@@ -45,14 +52,18 @@ class Sign1:
 _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _HALF_ORDER = _P256_ORDER // 2
 
+
 def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: bytes) -> bytes:
-    """Return the tagged COSE_Sign1 of `payload`, signed ES256 by the P-256 `key`.
+    """Return the tagged COSE_Sign1 of `payload`, signed ES256 by the P-256 `key`, with the
+    8-byte `kid` in the protected header (the only header shape `decode1` reads back).
 
     Signatures are deterministic (RFC 6979) when cryptography supports it, so the same
     payload, key and kid always give the same bytes.
     """
     if not isinstance(key.curve, ec.SECP256R1):
         raise ValueError("ES256 needs a P-256 key")
+    if len(kid) != KID_BYTES:
+        raise ValueError(f"a seal kid is {KID_BYTES} bytes")
     protected = _protected_header(kid)
     der = key.sign(_to_be_signed(protected, payload), _es256(deterministic=True))
     r, s = decode_dss_signature(der)
@@ -63,31 +74,30 @@ def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: bytes) -> bytes:
 
 
 def decode1(data: bytes) -> Sign1:
-    """Parse a tagged COSE_Sign1 with ES256 and a kid; raise `SealError("malformed")` on
-    anything else (wrong tag or shape, other algorithm, trailing bytes, duplicate keys)."""
-    item = strict_loads(data)
-    if not isinstance(item, cbor2.CBORTag) or item.tag != COSE_SIGN1_TAG:
-        raise SealError("malformed", "not a tagged COSE_Sign1")
-    parts = item.value
-    if not isinstance(parts, list | tuple) or len(parts) != 4:
-        raise SealError("malformed", "COSE_Sign1 must be an array of four items")
-    protected, unprotected, payload, signature = parts
-    if not isinstance(protected, bytes) or not isinstance(payload, bytes):
-        raise SealError("malformed", "protected header and payload must be byte strings")
-    if not isinstance(unprotected, Mapping) or unprotected:
-        raise SealError("malformed", "the unprotected header must be an empty map")
-    if not isinstance(signature, bytes) or len(signature) != 2 * _COORDINATE_BYTES:
-        raise SealError("malformed", "an ES256 signature is 64 bytes")
-    header = strict_loads(protected)
-    if not isinstance(header, Mapping) or set(header) != {HEADER_ALG, HEADER_KID}:
-        raise SealError("malformed", "the protected header must hold exactly alg and kid")
-    kid = header[HEADER_KID]
-    if not isinstance(kid, bytes) or protected != _protected_header(kid):
-        # Re-encoding also rejects look-alikes such as float keys or a non-canonical order.
+    """Read the frame of a tagged COSE_Sign1 exactly as `sign1` writes it, without interpreting
+    the byte strings it carries; the signature is NOT checked (see `verify1`).
+
+    The frame is tag 18 around an array of four items: the protected header (a byte string that
+    must equal, byte for byte, the header `sign1` writes for the 8-byte kid at its end), an empty
+    unprotected map, the payload (a byte string, returned unread) and a 64-byte signature. Heads
+    must be definite and in their shortest form, with no trailing bytes. Nothing in the message
+    reaches a general CBOR decoder: the payload is attacker data until its signature is checked.
+    Raises `SealError("malformed")` on anything else.
+    """
+    if not data.startswith(_FRAME_START):
+        raise SealError("malformed", "not a tagged COSE_Sign1 array of four items")
+    protected, pos = read_byte_string(data, len(_FRAME_START))
+    kid = protected[-KID_BYTES:]
+    if len(protected) != _PROTECTED_BYTES or protected != _protected_header(kid):
         raise SealError("malformed", "the protected header must be exactly {1: -7, 4: kid}")
-    if data != _encode(protected, payload, signature):
-        # Only the preferred (shortest) CBOR encoding is accepted, so one message has one form.
-        raise SealError("malformed", "COSE_Sign1 is not in preferred CBOR encoding")
+    if data[pos : pos + 1] != _EMPTY_MAP:
+        raise SealError("malformed", "the unprotected header must be an empty map")
+    payload, pos = read_byte_string(data, pos + 1)
+    signature, pos = read_byte_string(data, pos)
+    if len(signature) != 2 * _COORDINATE_BYTES:
+        raise SealError("malformed", "an ES256 signature is 64 bytes")
+    if pos != len(data):
+        raise SealError("malformed", "trailing bytes after the COSE_Sign1")
     return Sign1(kid=kid, protected=protected, payload=payload, signature=signature)
 
 
@@ -110,26 +120,6 @@ def verify1(msg: Sign1, public_key: ec.EllipticCurvePublicKey) -> bool:
     except InvalidSignature:
         return False
     return True
-
-
-def strict_loads(data: bytes) -> Any:
-    """Decode exactly one CBOR item from `data` (no trailing bytes, no duplicate map keys,
-    definite lengths only, bounded nesting); raise `SealError("malformed")` otherwise.
-
-    cbor2 6 returns tuples and `frozendict`s (not a dict subclass) inside tags; callers must
-    accept both shapes (test with `collections.abc.Mapping` / `Sequence`).
-    """
-    stream = BytesIO(data)
-    decoder = cbor2.CBORDecoder(
-        stream, max_depth=_MAX_DEPTH, allow_indefinite=False, allow_duplicate_keys=False
-    )
-    try:
-        item = decoder.decode()
-    except (cbor2.CBORError, ValueError, TypeError, OverflowError, RecursionError) as exc:
-        raise SealError("malformed", f"invalid CBOR: {exc}") from exc
-    if stream.tell() != len(data):
-        raise SealError("malformed", "trailing bytes after the CBOR item")
-    return item
 
 
 def _encode(protected: bytes, payload: bytes, signature: bytes) -> bytes:

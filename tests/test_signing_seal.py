@@ -22,8 +22,8 @@ from signing.seal import (
     PRIVATE_CLAIM,
     Sealer,
     SealKey,
-    _to_transport,
     decode_seal,
+    transport_text,
     verify_seal,
 )
 from signing.trust_list import TrustEntry, TrustList
@@ -32,6 +32,7 @@ BASE_URL = "https://verify.pmc.example"
 NAME_EN = "Aishwarya Venkataraman Deshpan"  # 30 letters and spaces
 NO_SENTINEL = int.from_bytes(b"\x02abc", "big")
 NAME_MR = unicodedata.normalize("NFC", "ऐश्वर्या व्यंकटरमण देशपांडे")
+KID = b"kid-0001"  # kids are 8 bytes (SHA-256(cert DER)[:8])
 
 
 # Inside the dev seal certificate's window, which starts when the test PKI is made.
@@ -77,24 +78,31 @@ def trust(seal_key: SealKey) -> TrustList:
 
 
 def test_cose_sign1_shape_matches_rfc9052(seal_key: SealKey) -> None:
-    message = sign1(b"payload", seal_key.private_key, b"kid-0001")
+    message = sign1(b"payload", seal_key.private_key, KID)
 
     item = cbor2.loads(message)
     assert isinstance(item, cbor2.CBORTag) and item.tag == 18
     protected, unprotected, payload, signature = item.value
-    assert cbor2.loads(protected) == {1: -7, 4: b"kid-0001"}
+    assert cbor2.loads(protected) == {1: -7, 4: KID}
+    assert protected == cbor2.dumps({1: -7, 4: KID}, canonical=True)
     assert dict(unprotected) == {} and payload == b"payload" and len(signature) == 64
 
 
+@pytest.mark.parametrize("kid", [b"", b"k", b"kid-00001"])
+def test_cose_kids_are_eight_bytes(seal_key: SealKey, kid: bytes) -> None:
+    with pytest.raises(ValueError, match="8 bytes"):
+        sign1(b"payload", seal_key.private_key, kid)
+
+
 def test_cose_signatures_are_deterministic(seal_key: SealKey) -> None:
-    first = sign1(b"payload", seal_key.private_key, b"k")
-    assert sign1(b"payload", seal_key.private_key, b"k") == first
+    first = sign1(b"payload", seal_key.private_key, KID)
+    assert sign1(b"payload", seal_key.private_key, KID) == first
 
 
 def test_cose_round_trip_and_wrong_key(seal_key: SealKey, stranger: DevPki) -> None:
-    decoded = decode1(sign1(b"payload", seal_key.private_key, b"k"))
+    decoded = decode1(sign1(b"payload", seal_key.private_key, KID))
 
-    assert (decoded.kid, decoded.payload) == (b"k", b"payload")
+    assert (decoded.kid, decoded.payload) == (KID, b"payload")
     assert verify1(decoded, seal_key.private_key.public_key())
     other = SealKey.load(stranger.seal_key, stranger.seal_cert)
     assert not verify1(decoded, other.private_key.public_key())
@@ -104,21 +112,37 @@ def test_cose_round_trip_and_wrong_key(seal_key: SealKey, stranger: DevPki) -> N
     )
 
 
+PROTECTED = cbor2.dumps({1: -7, 4: KID}, canonical=True)
+
+
+def frame(*parts: Any, tag: int = 18) -> bytes:
+    return cbor2.dumps(cbor2.CBORTag(tag, list(parts)))
+
+
+def test_cose_decode_reads_a_well_formed_frame_without_a_signature_check() -> None:
+    decoded = decode1(frame(PROTECTED, {}, b"p", b"s" * 64))
+    assert (decoded.kid, decoded.payload, decoded.signature) == (KID, b"p", b"s" * 64)
+
+
 @pytest.mark.parametrize(
     "data",
     [
         b"",
         b"\xff",
-        cbor2.dumps([b"", {}, b"", b""]),  # untagged
-        cbor2.dumps(cbor2.CBORTag(98, [b"", {}, b"", b""])),  # COSE_Sign, not Sign1
-        cbor2.dumps(cbor2.CBORTag(18, [b"", {}, b"p"])),  # three items
-        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: b"k"}), {}, b"p", b"s" * 63])),
-        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -35, 4: b"k"}), {}, b"p", b"s" * 64])),
-        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7}), {}, b"p", b"s" * 64])),
-        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: b"k"}), {4: b"k"}, b"p", b"s" * 64])),
-        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1.0: -7, 4: b"k"}), {}, b"p", b"s" * 64])),
-        cbor2.dumps(cbor2.CBORTag(18, [cbor2.dumps({1: -7, 4: b"k"}), {}, b"p", b"s" * 64]))
-        + b"\x00",  # trailing byte
+        cbor2.dumps([PROTECTED, {}, b"p", b"s" * 64]),  # untagged
+        frame(PROTECTED, {}, b"p", b"s" * 64, tag=98),  # COSE_Sign, not Sign1
+        frame(PROTECTED, {}, b"p"),  # three items
+        frame(PROTECTED, {}, b"p", b"s" * 64, b""),  # five items
+        frame(PROTECTED, {}, b"p", b"s" * 63),
+        frame(PROTECTED, {}, b"p", b"s" * 65),
+        frame(cbor2.dumps({1: -35, 4: KID}, canonical=True), {}, b"p", b"s" * 64),
+        frame(cbor2.dumps({1: -7}), {}, b"p", b"s" * 64),
+        frame(cbor2.dumps({1: -7, 4: b"k"}), {}, b"p", b"s" * 64),  # short kid
+        frame(cbor2.dumps({4: KID, 1: -7}), {}, b"p", b"s" * 64),  # other key order
+        frame(PROTECTED, {4: KID}, b"p", b"s" * 64),
+        frame(cbor2.dumps({1.0: -7, 4: KID}), {}, b"p", b"s" * 64),
+        frame(PROTECTED, {}, "p", b"s" * 64),  # text payload
+        frame(PROTECTED, {}, b"p", b"s" * 64) + b"\x00",  # trailing byte
     ],
 )
 def test_cose_decode_rejects_anything_odd(data: bytes) -> None:
@@ -128,7 +152,7 @@ def test_cose_decode_rejects_anything_odd(data: bytes) -> None:
 
 
 def test_cose_verify_refuses_other_curves(seal_key: SealKey) -> None:
-    decoded = decode1(sign1(b"p", seal_key.private_key, b"k"))
+    decoded = decode1(sign1(b"p", seal_key.private_key, KID))
     p384 = ec.generate_private_key(ec.SECP384R1()).public_key()
     assert not verify1(decoded, p384)
 
@@ -177,12 +201,15 @@ def test_seal_transport_flag_and_sentinel(sealer: Sealer) -> None:
         assert digits[0] == "0" and not decoded.compressed and body == decoded.cose
 
 
-def test_leading_zero_bytes_survive_thanks_to_the_sentinel(sealer: Sealer) -> None:
+def test_leading_zero_bytes_survive_thanks_to_the_sentinel(
+    sealer: Sealer, trust: TrustList
+) -> None:
     # A claims map whose COSE bytes start with 0xD2 is the normal case; force the DEFLATE-free
     # path with incompressible bytes and check the exact byte string comes back.
     claims = {1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: bytes(range(256))}}
     text = sealer.seal(claims)
-    assert decode_seal(text).claims[PRIVATE_CLAIM][1] == bytes(range(256))
+    report = verify_seal(text, trust)
+    assert report.claims is not None and report.claims[PRIVATE_CLAIM][1] == bytes(range(256))
 
 
 def test_long_seal_beyond_python_int_digit_limit(sealer: Sealer, trust: TrustList) -> None:
@@ -277,7 +304,7 @@ def test_nonzero_deflate_padding_bits_are_malformed(sealer: Sealer, trust: Trust
 
 
 def test_non_preferred_cbor_encoding_is_malformed(seal_key: SealKey) -> None:
-    message = sign1(b"payload", seal_key.private_key, b"k")
+    message = sign1(b"payload", seal_key.private_key, KID)
     # Re-encode the 64-byte signature with a 2-byte length (0x59 0x00 0x40 instead of 0x58 0x40).
     longer = message[:-66] + b"\x59\x00\x40" + message[-64:]
     assert message[-66:-64] == b"\x58\x40"
@@ -313,7 +340,7 @@ def test_known_kid_signed_by_another_key_is_bad_signature(
     payload = cbor2.dumps(realistic_claims(), canonical=True)
     cose = sign1(payload, impostor_key, seal_key.kid)  # claims our kid
 
-    report = verify_seal(f"{BASE_URL}/v#{_to_transport(cose)}", trust)
+    report = verify_seal(f"{BASE_URL}/v#{transport_text(cose)}", trust)
 
     assert (report.ok, report.reason) == (False, "bad_signature")
     assert report.kid == seal_key.kid.hex()
@@ -408,7 +435,7 @@ def test_one_seal_has_one_text(sealer: Sealer, trust: TrustList) -> None:
     twin_signature = message.signature[:32] + (n - s_value).to_bytes(32, "big")
     twin = cbor2.dumps(cbor2.CBORTag(18, [message.protected, {}, message.payload,
                                           twin_signature]))
-    assert verify_seal(f"{BASE_URL}/v#{_to_transport(twin)}", trust).reason == "bad_signature"
+    assert verify_seal(f"{BASE_URL}/v#{transport_text(twin)}", trust).reason == "bad_signature"
 
 
 def test_seal_outside_its_key_window_is_refused(seal_key: SealKey, trust: TrustList) -> None:
@@ -416,10 +443,10 @@ def test_seal_outside_its_key_window_is_refused(seal_key: SealKey, trust: TrustL
     claims = realistic_claims()
     claims[6] = ISSUED_AT + 40 * 365 * 24 * 3600  # after the seal certificate expires
     cose = sign1(cbor2.dumps(claims, canonical=True), seal_key.private_key, seal_key.kid)
-    assert verify_seal(f"{BASE_URL}/v#{_to_transport(cose)}", trust).reason == "outside_window"
+    assert verify_seal(f"{BASE_URL}/v#{transport_text(cose)}", trust).reason == "outside_window"
     del claims[6]
     cose = sign1(cbor2.dumps(claims, canonical=True), seal_key.private_key, seal_key.kid)
-    assert verify_seal(f"{BASE_URL}/v#{_to_transport(cose)}", trust).reason == "outside_window"
+    assert verify_seal(f"{BASE_URL}/v#{transport_text(cose)}", trust).reason == "outside_window"
 
 
 def test_retired_seal_keys_still_verify(tmp_path: Path) -> None:
