@@ -26,6 +26,7 @@ from sqlalchemy import and_, or_, update
 from sqlalchemy.orm import Session
 
 from issuer import audit
+from issuer.canonical import canonical_request
 from issuer.certtypes import cert_type
 from issuer.db import as_utc, utcnow
 from issuer.errors import IssuanceFailed
@@ -42,6 +43,9 @@ Timings = MutableMapping[str, float]
 
 # A record in `signing` untouched this long is taken to be abandoned by a dead worker.
 RESUME_AFTER = timedelta(seconds=120)
+# Failed issue attempts before a record becomes `failed` (an operator then retries or cancels).
+MAX_ATTEMPTS = 3
+_MAX_ERROR_TEXT = 1000
 
 
 @contextmanager
@@ -56,7 +60,7 @@ def certified_fields(record: Certificate, issued_on: date) -> dict[str, Any]:
     """What the certificate certifies: the printed request fields plus number and issue date.
 
     Applicant contact details are not printed and not certified."""
-    printed = {k: v for k, v in record.request.items() if k != "applicant"}
+    printed = {k: v for k, v in canonical_request(record.request).items() if k != "applicant"}
     return {"request": printed, "number": record.number, "issued_on": issued_on.isoformat()}
 
 
@@ -70,7 +74,7 @@ def seal_claims(record: Certificate, issuer_id: str, issued_at: datetime,
     """CWT-shaped claims: registered iss (1) and iat (6), our fields under one private key."""
     kind = cert_type(record.cert_type)
     assert kind is not None
-    facts = kind.seal_facts(record.request)
+    facts = kind.seal_facts(canonical_request(record.request))
     ours = {
         "id": uuid.UUID(record.id).bytes,
         "t": record.cert_type,
@@ -116,24 +120,61 @@ class Intent:
     @classmethod
     def of(cls, record: Certificate) -> Intent:
         assert record.number and record.issued_at and record.seal_text
-        return cls(record.id, record.cert_type, record.number, dict(record.request),
-                   as_utc(record.issued_at), record.seal_text)
+        return cls(record.id, record.cert_type, record.number,
+                   canonical_request(record.request), as_utc(record.issued_at), record.seal_text)
 
 
 def issue_certificate(runtime: Runtime, certificate_id: str, *,
                       timings: Timings | None = None) -> bool:
     """Issue one approved (or interrupted `signing`) certificate. True if this call issued it,
-    False if there was nothing to do (unknown id, already issued, rejected, ...)."""
-    intent = record_intent(runtime, certificate_id, timings)
-    if intent is None:
-        return False
-    pdf = produce(runtime, intent, timings)
-    with _stage(timings, "store"):
-        stored = runtime.store.put(pdf)
-        done = _mark_issued(runtime, intent, stored.sha256, stored.path)
+    False if there was nothing to do (unknown id, already issued, failed, cancelled, ...).
+
+    A failure is counted on the record with its error and re-raised; after `MAX_ATTEMPTS`
+    failures the record becomes `failed` (audited), which the sweeper leaves alone until an
+    operator retries or cancels it."""
+    try:
+        intent = record_intent(runtime, certificate_id, timings)
+        if intent is None:
+            return False
+        pdf = produce(runtime, intent, timings)
+        with _stage(timings, "store"):
+            stored = runtime.store.put(pdf)
+            done = _mark_issued(runtime, intent, stored.sha256, stored.path)
+    except Exception as exc:
+        record_failure(runtime, certificate_id, exc)
+        raise
     if done:
         log.info("issued %s as %s", certificate_id, intent.number)
     return done
+
+
+def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException) -> None:
+    """Count one failed attempt on a record still waiting to be issued; the last one makes it
+    `failed`. Never raises: the original error is what the caller reports."""
+    error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT]
+    try:
+        with runtime.sessions() as session, session.begin():
+            record = session.get(Certificate, certificate_id, with_for_update=True)
+            if record is None or record.state not in _RETRYABLE:
+                return
+            record.attempts = (record.attempts or 0) + 1
+            record.last_error = error
+            record.updated_at = utcnow()
+            if record.attempts >= MAX_ATTEMPTS:
+                record.state = State.FAILED.value
+                audit.record(session, actor=_worker_name(), action="fail",
+                             certificate_id=record.id,
+                             details={"attempts": record.attempts, "error": error})
+                log.error("issue %s failed %d times, now failed: %s", certificate_id,
+                          record.attempts, error)
+            else:
+                log.warning("issue %s failed (attempt %d of %d): %s", certificate_id,
+                            record.attempts, MAX_ATTEMPTS, error)
+    except Exception:
+        log.exception("could not record the failure of %s", certificate_id)
+
+
+_RETRYABLE = (State.APPROVED.value, State.SIGNING.value)
 
 
 def record_intent(runtime: Runtime, certificate_id: str,
@@ -215,6 +256,8 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
             reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",
             location=runtime.settings.signing_location,
             info={"PramaanSeal": intent.seal_text, "PramaanCertificateId": intent.id},
+            # The recorded issue time (the seal's iat), so a resumed job makes the same claim.
+            signing_time=intent.issued_at,
         )
 
 

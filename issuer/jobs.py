@@ -28,8 +28,8 @@ class Dispatcher(Protocol):
 
 
 class InlineDispatcher:
-    """Embedded mode: run the job now, in this process. A failure leaves the record approved
-    (nothing lost) for `pramaan sweep` to retry, and is logged with its traceback."""
+    """Embedded mode: run the job now, in this process. A failure is counted on the record
+    (nothing lost): `pramaan sweep` retries it until it succeeds or becomes `failed`."""
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
@@ -40,7 +40,7 @@ class InlineDispatcher:
         try:
             issue_certificate(self.runtime, certificate_id)
         except Exception:
-            log.exception("issuing %s failed; it stays approved for the sweeper", certificate_id)
+            log.exception("issuing %s failed; the sweeper retries it", certificate_id)
 
 
 class RQDispatcher:

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from issuer.jobs import Dispatcher
     from issuer.render import Renderer
     from signing.keyring import Keyring
+    from signing.trust_store import TrustStore
 
 
 class Runtime:
@@ -37,11 +38,20 @@ class Runtime:
 
     @functools.cached_property
     def keyring(self) -> Keyring:
+        """The signing keys (private): only a process that issues opens them."""
         from signing.config import SignerConfig
         from signing.keyring import Keyring
 
         config = SignerConfig.from_keys_dir(self.settings.keys_dir)
         return Keyring.from_config(config, verify_base_url=self.settings.verify_base_url)
+
+    @functools.cached_property
+    def trust(self) -> TrustStore:
+        """What verification trusts (certificates only): no private key is opened."""
+        from signing.config import SignerConfig
+        from signing.trust_store import TrustStore
+
+        return TrustStore.from_config(SignerConfig.from_keys_dir(self.settings.keys_dir))
 
     @functools.cached_property
     def dispatcher(self) -> Dispatcher:

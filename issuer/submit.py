@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from issuer import audit, counters
+from issuer.canonical import canonical_request
 from issuer.certtypes import cert_type, known_types
 from issuer.db import utcnow
 from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
@@ -38,12 +39,18 @@ def validate(data: Any) -> tuple[str, dict[str, Any]]:
     errors = kind.validate(clean)
     if errors:
         raise ValidationFailed(errors)
-    return kind.code, kind.canonical(clean)
+    return kind.code, kind.canonical(canonical_request(clean))
 
 
-def find_active(session: Session, code: str, registration: str) -> Certificate | None:
+def find_active(session: Session, department_id: str, code: str,
+                registration: str) -> Certificate | None:
+    """The department's current (or in-progress) certificate for a registration, if any.
+
+    Registration numbers belong to a department's own registry: another department's numbers
+    are neither blocked by nor revealed to it."""
     return session.scalars(
         select(Certificate).where(
+            Certificate.department_id == department_id,
             Certificate.cert_type == code,
             Certificate.registration_number == registration,
             Certificate.state.in_([s.value for s in ACTIVE_STATES]),
@@ -61,7 +68,7 @@ def submit(session: Session, department: Department, actor: str, data: Any) -> C
             [FieldError("type", "not_allowed", f"department {department.id} does not issue {code}")]
         )
     registration = kind.registration_number(clean)
-    existing = find_active(session, code, registration)
+    existing = find_active(session, department.id, code, registration)
     if existing is not None:
         raise _duplicate(existing, department.id)
     now = utcnow()
@@ -83,7 +90,7 @@ def submit(session: Session, department: Department, actor: str, data: Any) -> C
     except IntegrityError:
         # Another request for the same registration won the race between our check and insert.
         session.rollback()
-        winner = find_active(session, code, registration)
+        winner = find_active(session, department.id, code, registration)
         raise _duplicate(winner, department.id) from None
     audit.record(session, actor=actor, action="submit", certificate_id=record.id,
                  details={"type": code, "registration_number": registration})

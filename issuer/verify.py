@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
 from issuer.models import Certificate, State
 from issuer.runtime import Runtime
+from issuer.settings import Settings
 from signing.seal import PRIVATE_CLAIM, SealReport, verify_seal
 from signing.validate import validate_pdf
 
@@ -62,27 +65,72 @@ class Verdict:
 def verify_qr(runtime: Runtime, text: str) -> Verdict:
     """Check a scanned QR text: seal signature against the trust list, then the record's status."""
     verdict = Verdict()
-    verdict.checks.append(_link_check(runtime, text))
-    report = verify_seal(text, runtime.keyring.seal_trust)
+    verdict.checks.append(_link_check(runtime.settings, text))
+    report = verify_seal(text, runtime.trust.seal_trust)
     verdict.checks.append(Check("seal", report.ok, report.reason))
     if report.ok:
         _status_from_seal(runtime, report, verdict)
     return verdict
 
 
-def _link_check(runtime: Runtime, text: str) -> Check:
+def _link_check(settings: Settings, text: str) -> Check:
     """The link in front of '#' is not signed: a genuine seal behind someone else's address would
-    send phone users to a look-alike site. Only our verify address (or bare digits) passes."""
+    send phone users to a look-alike site. Only our verify addresses (or bare digits) pass."""
     link, hash_sign, _digits = text.strip().partition("#")
-    if not hash_sign or link == f"{runtime.settings.verify_base_url}/v":
+    if not hash_sign or is_our_verify_link(settings, link):
         return Check("link", True)
     return Check("link", False, "foreign_link")
+
+
+def is_our_verify_link(settings: Settings, link: str) -> bool:
+    """True if `link` (the part before '#') opens one of our verify pages.
+
+    Ours are configuration, not where this process listens: `PRAMAAN_VERIFY_BASE_URL` and the
+    earlier bases kept for certificates already printed. A query is ignored, because messengers
+    append one (`/v?fbclid=...`); scheme and host compare case-insensitively, default ports
+    match an absent one. In development without a configured base, any loopback http(s)
+    origin counts too (dev seals carry whatever port the laptop served on)."""
+    target = _origin_and_path(link)
+    if target is None:
+        return False
+    ours = {_origin_and_path(f"{base}/v") for base in settings.verify_base_urls}
+    if target in ours:
+        return True
+    scheme, host, _port, path = target
+    return (settings.development and not settings.verify_base_url_configured
+            and path == "/v" and scheme in ("http", "https") and _loopback(host))
+
+
+def _origin_and_path(url: str) -> tuple[str, str, int | None, str] | None:
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    scheme = parts.scheme.lower()
+    if parts.username is not None or parts.password is not None or not parts.hostname:
+        return None
+    if port == _DEFAULT_PORTS.get(scheme):
+        port = None
+    return scheme, parts.hostname.lower(), port, parts.path
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def verify_pdf(runtime: Runtime, pdf: bytes) -> Verdict:
     """Check a PDF: PAdES signature and chain, the seal it carries, the record and its status."""
     verdict = Verdict()
-    pdf_report = validate_pdf(pdf, runtime.keyring.trust_root_paths)
+    pdf_report = validate_pdf(pdf, runtime.trust.trust_root_paths)
     verdict.checks.append(Check("pdf_signature", pdf_report.ok, pdf_report.reason))
     if not pdf_report.ok:
         return verdict
@@ -90,7 +138,7 @@ def verify_pdf(runtime: Runtime, pdf: bytes) -> Verdict:
     if not seal_text:
         verdict.checks.append(Check("seal", False, "missing"))
         return verdict
-    report = verify_seal(seal_text, runtime.keyring.seal_trust)
+    report = verify_seal(seal_text, runtime.trust.seal_trust)
     verdict.checks.append(Check("seal", report.ok, report.reason))
     if not report.ok:
         return verdict
@@ -132,6 +180,11 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
     digest = bytes(ours.get("h") or b"").hex()
     matches = record.fields_sha256 == digest and record.seal_text is not None
     verdict.checks.append(Check("record", matches, None if matches else "fields_mismatch"))
+    # A seal exists from the moment the intent is recorded, before the PDF is signed: until
+    # the record is issued (and after it failed or was cancelled) nobody holds a genuine
+    # certificate, whatever the seal says.
+    was_issued = record.state in STATUS_BY_STATE
+    verdict.checks.append(Check("issued", was_issued, None if was_issued else "not_issued"))
     verdict.status = STATUS_BY_STATE.get(record.state, record.state)
     if record.superseded_by:
         verdict.certificate["superseded_by"] = record.superseded_by

@@ -15,19 +15,30 @@ from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates, to_asn1_certificate
 from signing.pades import PadesSigner
 from signing.seal import Sealer, SealKey
-from signing.trust_list import TrustEntry, TrustList
+from signing.trust_list import TrustList
+from signing.trust_store import TrustStore
 
 
 @dataclass(frozen=True)
 class Keyring:
-    """Loaded signing material: the PAdES signer, the sealer and what verifiers trust."""
+    """Loaded signing material: the PAdES signer, the sealer, and the trust store they must
+    satisfy (a signer that verifiers would refuse is refused at startup)."""
 
     backend: SignerBackend = field(repr=False)
     pades: PadesSigner = field(repr=False)
     sealer: Sealer = field(repr=False)
-    seal_trust: TrustList = field(repr=False)
-    trust_root_paths: tuple[Path, ...]
+    trust: TrustStore = field(repr=False)
     seal_kid: bytes
+
+    @property
+    def seal_trust(self) -> TrustList:
+        """The seal keys verifiers accept (this key and the retired ones)."""
+        return self.trust.seal_trust
+
+    @property
+    def trust_root_paths(self) -> tuple[Path, ...]:
+        """The roots signed PDFs must chain to."""
+        return self.trust.trust_root_paths
 
     @classmethod
     def from_config(cls, config: SignerConfig, *, verify_base_url: str) -> Keyring:
@@ -44,18 +55,9 @@ class Keyring:
             backend=backend,
             pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved),
             sealer=Sealer(seal_key, verify_base_url),
-            seal_trust=TrustList([seal_key.trust_entry(), *_retired(config)]),
-            trust_root_paths=config.trust_root_paths,
+            trust=TrustStore.from_config(config),
             seal_kid=seal_key.kid,
         )
-
-
-def _retired(config: SignerConfig) -> list[TrustEntry]:
-    return [
-        TrustEntry.from_certificate(cert)
-        for path in config.retired_seal_cert_paths
-        for cert in load_pem_certificates(path, "retired seal certificate")
-    ]
 
 
 def _require_chain(backend: SignerBackend, config: SignerConfig) -> None:

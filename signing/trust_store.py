@@ -1,0 +1,40 @@
+"""What a verifier trusts: certificates and public keys only, never a private key.
+
+The API process that only verifies (and `pramaan verify`) loads this, not the signing keyring,
+so verification works on a machine that holds no private key at all.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from signing.config import SignerConfig
+from signing.file_backend import load_pem_certificate, load_pem_certificates
+from signing.trust_list import TrustEntry, TrustList
+
+
+@dataclass(frozen=True)
+class TrustStore:
+    """The seal keys verifiers accept (current and retired) and the PDF trust roots."""
+
+    seal_trust: TrustList = field(repr=False)
+    trust_root_paths: tuple[Path, ...]
+
+    @classmethod
+    def from_config(cls, config: SignerConfig) -> TrustStore:
+        """Load the current and retired seal certificates and check the trust roots are
+        readable. Opens no private key. Raises `KeyMaterialMissing` for an absent file and
+        `SigningError` for a certificate that is not a P-256 seal certificate."""
+        current = TrustEntry.from_certificate(
+            load_pem_certificate(config.seal_cert_path, "seal certificate")
+        )
+        retired = [
+            TrustEntry.from_certificate(cert)
+            for path in config.retired_seal_cert_paths
+            for cert in load_pem_certificates(path, "retired seal certificate")
+        ]
+        for path in config.trust_root_paths:
+            load_pem_certificates(path, "trust root")
+        return cls(seal_trust=TrustList([current, *retired]),
+                   trust_root_paths=config.trust_root_paths)
