@@ -25,9 +25,9 @@ class InitReport:
 def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
     """Folders, dev PKI (if absent), schema migration, dev department, first admin token.
 
-    A dev PKI is generated only when asked (`dev_pki=True`) or, by default, when the verify
-    URL is plain http (a laptop). A production set-up (https) without keys is an error, never
-    a silent fallback to development keys.
+    A dev PKI is generated only when asked (`dev_pki=True`) or, by default, in development
+    with a plain http verify URL (a laptop). A production set-up (PRAMAAN_ENV=production or an
+    https verify URL) without keys is an error, never a silent fallback to development keys.
     """
     from signing.devpki import ensure_dev_pki
 
@@ -36,7 +36,7 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
     settings.store_dir.mkdir(parents=True, exist_ok=True)
     had_pki = (settings.keys_dir / "signer.key").exists()
     if dev_pki is None:
-        dev_pki = settings.verify_base_url.startswith("http://")
+        dev_pki = settings.development and settings.verify_base_url.startswith("http://")
     if not had_pki:
         if not dev_pki:
             raise ConfigError(

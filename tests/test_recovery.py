@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from issuer.errors import InvalidTransition
 from issuer.db import as_utc
+from issuer.errors import InvalidTransition
 from issuer.issue import MAX_ATTEMPTS, RESUME_AFTER, issue_certificate
 from issuer.models import AuditEvent, Certificate
 from issuer.recovery import cancel, retry
@@ -205,3 +205,57 @@ def test_resumed_job_signs_with_the_recorded_issue_time(live: Live,
     assert report.ok and report.signing_time == issued_at
     assert record.issued_at is not None and as_utc(record.issued_at) == issued_at
     assert verify_pdf(live.runtime, pdf).current
+
+
+def test_cli_retry_and_cancel(tmp_path: Path) -> None:
+    """`pramaan retry ID` and `pramaan cancel ID --reason` as an operator runs them."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PRAMAAN_", "DATABASE_URL", "REDIS_URL"))}
+    env["PRAMAAN_HOME"] = str(tmp_path)
+
+    def pramaan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli", *args], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    assert pramaan("init").returncode == 0
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'pramaan.db'}")
+    data = tmp_path / "birth.json"
+    ids = []
+    for name in ("birth-1", "birth-2"):
+        data.write_text(json.dumps(sample(name)), encoding="utf-8")
+        issued = pramaan("issue", "--data", str(data))
+        assert issued.returncode == 0, issued.stderr
+        ids.append(json.loads(issued.stdout)["id"])
+    with engine.begin() as conn:  # as if both had failed MAX_ATTEMPTS times
+        conn.execute(text("UPDATE certificates SET state = 'failed', attempts = 3, "
+                          "last_error = 'TypstError: boom', pdf_path = NULL, pdf_sha256 = NULL"))
+    engine.dispose()
+    retried = pramaan("retry", ids[0], "--actor", "registrar-desk-2")
+    assert retried.returncode == 0, retried.stderr
+    report = json.loads(retried.stdout)
+    assert report["state"] == "issued" and report["attempts"] == 0 and report["last_error"] is None
+    assert pramaan("retry", ids[0]).returncode == 2  # issued now: nothing to retry
+    no_reason = pramaan("cancel", ids[1])
+    assert no_reason.returncode == 2 and "--reason" in no_reason.stderr
+    cancelled = pramaan("cancel", ids[1], "--reason", "duplicate entry in the register")
+    assert cancelled.returncode == 0 and json.loads(cancelled.stdout)["state"] == "cancelled"
+    unknown = pramaan("retry", "00000000-0000-0000-0000-000000000000")
+    assert unknown.returncode == 2 and "not_found" in unknown.stderr
+    audit = pramaan("audit-verify")
+    assert audit.returncode == 0, audit.stdout
+    engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'pramaan.db'}")
+    with engine.connect() as conn:
+        actions = conn.execute(text("SELECT action, actor FROM audit_events WHERE action IN "
+                                    "('retry', 'cancel') ORDER BY seq")).all()
+    engine.dispose()
+    assert [a for a, _ in actions] == ["retry", "cancel"]
+    assert actions[0][1] == "cli:registrar-desk-2"
