@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import uuid
 from collections.abc import Mapping
@@ -23,6 +22,7 @@ from issuer.errors import (
     UnsupportedMedia,
     ValidationFailed,
 )
+from issuer.fields import DuplicateKey, parse_json
 from issuer.models import Certificate, State
 from issuer.runtime import Runtime
 from issuer.settings import Settings
@@ -33,6 +33,7 @@ from templates import web_dir
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
+MAX_REPORTED_ERRORS = 50  # field errors listed in a 422; `error_count` has the total
 
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
@@ -91,18 +92,16 @@ def json_body() -> Any:
     if len(raw) > limit:
         raise RequestEntityTooLarge()
     try:
-        return json.loads(raw, parse_constant=_reject_constant)
+        return parse_json(raw)
     except (ValueError, RecursionError) as exc:
         raise InvalidJson(f"the body is not valid JSON: {_json_reason(exc)}") from None
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed")
 
 
 def _json_reason(exc: BaseException) -> str:
     if isinstance(exc, RecursionError):
         return "nested too deeply"
+    if isinstance(exc, DuplicateKey):
+        return str(exc)
     return str(exc).split(":")[0]
 
 
@@ -221,7 +220,10 @@ def _domain_error(exc: PramaanError) -> Response:
     extra = dict(exc.extra)
     code = exc.code
     if isinstance(exc, ValidationFailed):
-        extra["errors"] = [e.as_dict() for e in exc.errors]
+        # A body of thousands of unknown keys must not come back as a report ten times its size.
+        extra["errors"] = [e.as_dict() for e in exc.errors[:MAX_REPORTED_ERRORS]]
+        extra["error_count"] = len(exc.errors)
+        extra["errors_truncated"] = len(exc.errors) > MAX_REPORTED_ERRORS
     if exc.status >= 500:
         log.error("%s: %s", code, exc.detail)
     return problem(exc.status, code, exc.title, exc.detail, **extra)

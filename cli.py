@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,13 @@ def cmd_token(args: argparse.Namespace) -> int:
         if department is None:
             print(f"no department {args.department}; run `pramaan init` first", file=sys.stderr)
             return 2
+        # Token names are unique per department (each is an audit actor), so the default is
+        # a fresh one rather than a fixed name that only the first call could take.
+        name = args.name or f"{args.role}-{secrets.token_hex(4)}"
         try:
-            print(create_token(session, department, args.name, args.role))
+            print(create_token(session, department, name, args.role))
+            print(f"token name: {name} (audit actor token:{department.id}/{name})",
+                  file=sys.stderr)
         except ValueError as exc:
             print(f"pramaan token: {exc}", file=sys.stderr)
             return 2
@@ -162,10 +168,14 @@ def cmd_audit(_args: argparse.Namespace) -> int:
 
 
 def _read_json(path: Path) -> Any:
+    from issuer.fields import parse_json
+
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise SystemExit(f"cannot read {path}: {exc}") from None
+    except RecursionError:
+        raise SystemExit(f"cannot read {path}: nested too deeply") from None
 
 
 def _safe_url(url: str) -> str:
@@ -183,7 +193,8 @@ def parser() -> argparse.ArgumentParser:
                       help="generate a development PKI even for an https verify URL")
     sub.add_parser("migrate", help="bring the database schema up to date")
     t = sub.add_parser("token", help="create another API token (printed once)")
-    t.add_argument("--name", default="token")
+    t.add_argument("--name", help="unique in the department; it names the audit actor "
+                   "(default: <role>-<random>)")
     t.add_argument("--role", default="admin", choices=("admin", "clerk", "officer"))
     t.add_argument("--department")
     sub.add_parser("serve", help="serve the API on HOST:PORT (default 127.0.0.1:8000)")

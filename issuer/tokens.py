@@ -27,6 +27,15 @@ def create_token(session: Session, department: Department, name: str, role: str 
     if not 1 <= len(name) <= MAX_NAME:
         # The actor written into audit events is token:<department>/<name>.
         raise ValueError(f"token names are 1 to {MAX_NAME} characters")
+    # Two tokens with one name would be one audit actor. The database refuses it too
+    # (uq_api_tokens_department_name, also for revoked tokens, whose name stays in the audit
+    # chain); asking first gives the caller a clear error instead of an IntegrityError.
+    taken = session.scalars(
+        select(ApiToken.id).where(ApiToken.department_id == department.id, ApiToken.name == name)
+    ).first()
+    if taken is not None:
+        raise ValueError(f"department {department.id} already has a token named {name!r} "
+                         "(names are unique per department: each is an audit actor)")
     token = "pmn_" + secrets.token_urlsafe(32)
     session.add(ApiToken(department_id=department.id, name=name, role=role,
                          token_sha256=_hash(token)))

@@ -95,6 +95,15 @@ def test_future_date(live: Live) -> None:
          "unsupported_character"),
         (lambda d: d["permanent_address"].update(en="Flat " + "9" * 41), "permanent_address.en",
          "word_too_long"),
+        (lambda d: d["child"]["name"].update(mr="\u200d\u200c\u200d"), "child.name.mr",
+         "no_letters"),
+        (lambda d: d["child"]["name"].update(mr="Aarav Kulkarni आ"), "child.name.mr",
+         "not_devanagari"),
+        (lambda d: d["child"]["name"].update(en="आरव कुलकर्णी a"), "child.name.en", "not_latin"),
+        (lambda d: d["child"]["name"].update(mr="क" + "\u0901" * 39), "child.name.mr",
+         "too_many_marks"),
+        (lambda d: d.update(registration_number="B-" + "4" * 50), "registration_number",
+         "too_long"),
     ],
 )
 def test_field_rules(live: Live, mutate: Any, field: str, code: str) -> None:
@@ -199,3 +208,37 @@ def test_app_refuses_to_start_with_a_mismatched_key(tmp_path: Any, sqlite_url: s
     (bad / "signer.key").write_bytes((bad / "ca.key").read_bytes())
     with pytest.raises(KeyCertMismatch, match="does not match"):
         create_app(make_settings(tmp_path, sqlite_url, bad))
+
+
+def test_registration_number_at_its_limit_is_issued(live: Live) -> None:
+    data = sample("birth-1")
+    data["registration_number"] = "B/2026/PMC-" + "0" * 29  # 40 characters, one printed word
+    response = live.post_json("/api/v1/certificates", data)
+    assert response.status_code == 202, response.text
+    assert response.json()["state"] == "issued"  # rendered: embedded mode issues inline
+
+
+def test_duplicate_keys_are_refused(live: Live) -> None:
+    for raw in (b'{"type": "birth", "type": "birth"}',
+                b'{"child": {"name": {"en": "Aarav", "mr": "x", "mr": "\xe0\xa4\x86"}}}'):
+        response = live.http.post(live.url("/api/v1/certificates"), data=raw, timeout=30,
+                                  headers={"Content-Type": "application/json"})
+        body = assert_problem(response, 400, "invalid_json")
+        assert "duplicate key" in body["detail"]
+    assert "'mr'" in body["detail"]
+    assert count_rows(live) == (0, 0)
+
+
+def test_field_errors_are_capped(live: Live) -> None:
+    data = sample("birth-1")
+    unknown = {f"k{i:05d}": 0 for i in range(20_000)}  # about 248 KB of unknown keys
+    data.update(unknown)
+    response = live.post_json("/api/v1/certificates", data)
+    body = assert_problem(response, 422, "validation_failed")
+    assert len(body["errors"]) == 50
+    assert body["error_count"] == 20_000 and body["errors_truncated"] is True
+    assert len(response.content) < 20_000
+    few = assert_problem(live.post_json("/api/v1/certificates", {**sample("birth-1"), "x": 1}),
+                         422, "validation_failed")
+    assert few["error_count"] == 1 and few["errors_truncated"] is False
+    assert count_rows(live) == (0, 0)

@@ -8,9 +8,12 @@ from typing import Any
 
 from issuer.certtypes.base import SealFacts
 from issuer.errors import FieldError
-from issuer.fields import Checker
+from issuer.fields import MAX_WORD, Checker
 
-REGISTRATION = re.compile(r"[A-Za-z0-9][A-Za-z0-9/_.-]{0,63}")
+# A registration number prints as one word, so it is held to the longest word the template can
+# print (the database column, 64, has room to spare): one limit for pattern, length and print.
+MAX_REGISTRATION = MAX_WORD
+REGISTRATION = re.compile(rf"[A-Za-z0-9][A-Za-z0-9/_.-]{{0,{MAX_REGISTRATION - 1}}}")
 MOBILE = re.compile(r"\+?[0-9]{10,13}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 SEXES = ("male", "female", "other")
@@ -39,8 +42,8 @@ class Birth:
             return [FieldError("", "type", "the request body must be a JSON object")]
         check = Checker(data)
         check.unknown(data, "", TOP_LEVEL)
-        check.text(data, "registration_number", "registration_number", max_len=64,
-                   pattern=REGISTRATION)
+        check.text(data, "registration_number", "registration_number",
+                   max_len=MAX_REGISTRATION, pattern=REGISTRATION, letters=False)
         registered = check.day(data, "registration_date", "registration_date")
         check.bilingual(data, "ward_office", "ward_office", max_len=120)
         born = None
@@ -64,8 +67,9 @@ class Birth:
             check.unknown(applicant, "applicant", {"name", "mobile", "email"})
             check.text(applicant, "name", "applicant.name", max_len=120)
             check.text(applicant, "mobile", "applicant.mobile", required=False, pattern=MOBILE,
-                       max_len=16)
-            check.text(applicant, "email", "applicant.email", required=False, pattern=EMAIL)
+                       max_len=16, letters=False)
+            check.text(applicant, "email", "applicant.email", required=False, pattern=EMAIL,
+                       letters=False)
         if born and registered and registered < born:
             check.fail("registration_date", "before_birth",
                        "the registration date is before the date of birth")
