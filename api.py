@@ -7,7 +7,17 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Blueprint, Flask, Response, current_app, g, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    current_app,
+    g,
+    jsonify,
+    render_template,
+    request,
+    send_from_directory,
+)
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -34,6 +44,11 @@ from templates import web_dir
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 MAX_REPORTED_ERRORS = 50  # field errors listed in a 422; `error_count` has the total
+# Pages may load only our own files: no inline script or style, no plugins, no framing.
+PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+            "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'")
+WEB_ASSETS = frozenset({"verify.js", "verify.css"})  # served from templates/web/
 
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
@@ -55,6 +70,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
     app.teardown_appcontext(_close_session)
+    app.after_request(_response_headers)
     return app
 
 
@@ -200,11 +216,45 @@ def public_pages() -> Blueprint:
     def verify_page() -> str:
         return render_template("verify.html", issuer=runtime().settings.issuer_name_en)
 
+    @bp.get("/v/assets/<name>")
+    def asset(name: str) -> Response:
+        if name not in WEB_ASSETS:
+            raise NotFound("no such file")
+        return send_from_directory(web_dir(), name, max_age=300)
+
     @bp.get("/healthz")
     def health() -> Response:
         return jsonify({"status": "ok"})
 
     return bp
+
+
+def _response_headers(response: Response) -> Response:
+    """Headers every response carries, whatever the server in front of the app."""
+    headers = response.headers
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["Referrer-Policy"] = "no-referrer"
+    headers["X-Frame-Options"] = "DENY"
+    if response.mimetype == "text/html":
+        headers["Content-Security-Policy"] = PAGE_CSP
+    if runtime().settings.verify_base_url.startswith("https://"):
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+    if response.status_code == 401:
+        headers["WWW-Authenticate"] = _bearer_challenge()
+    # The HTTP server (gunicorn; Werkzeug's in development) writes Date itself. Werkzeug's
+    # make_conditional() (the PDF, the page's files) adds one more, and two Date headers is one
+    # too many (RFC 9110 5.3): drop the app's.
+    del headers["Date"]
+    return response
+
+
+def _bearer_challenge() -> str:
+    """RFC 6750 3: an error code only when a bearer token was sent (and refused)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and token.strip():
+        return ('Bearer realm="pramaan", error="invalid_token", '
+                'error_description="the bearer token is unknown or revoked"')
+    return 'Bearer realm="pramaan"'
 
 
 def problem(status: int, code: str, title: str, detail: str, **extra: Any) -> Response:

@@ -61,14 +61,24 @@ def cmd_token(args: argparse.Namespace) -> int:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from werkzeug.serving import run_simple
-
-    from api import create_app
-
     settings = Settings.from_env()
-    app = create_app(settings)  # raises on bad keys before anything is served
-    print(f"Pramaan on http://{settings.host}:{settings.port}  (verify page: /v)")
-    run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+    where = f"http://{settings.host}:{settings.port}  (verify page: /v)"
+    if args.debug:
+        # Werkzeug's development server: a thread per connection and no timeouts. Never in
+        # production; without --debug we serve with gunicorn.
+        from werkzeug.serving import run_simple
+
+        from api import create_app
+
+        app = create_app(settings)  # raises on bad keys before anything is served
+        print(f"Pramaan (development server) on {where}")
+        run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
+        return 0
+    from web_server import serve
+
+    print(f"Pramaan on {where}; gunicorn, {settings.web_workers} worker(s) x "
+          f"{settings.web_threads} thread(s), {settings.web_timeout} s timeout", flush=True)
+    serve(settings)  # checks the keys before anything is served
     return 0
 
 
@@ -197,7 +207,9 @@ def parser() -> argparse.ArgumentParser:
                    "(default: <role>-<random>)")
     t.add_argument("--role", default="admin", choices=("admin", "clerk", "officer"))
     t.add_argument("--department")
-    sub.add_parser("serve", help="serve the API on HOST:PORT (default 127.0.0.1:8000)")
+    sv = sub.add_parser("serve", help="serve the API on HOST:PORT (default 127.0.0.1:8000)")
+    sv.add_argument("--debug", action="store_true",
+                    help="Werkzeug's development server instead of gunicorn (never in production)")
     i = sub.add_parser("issue", help="issue one certificate synchronously")
     i.add_argument("--data", required=True, help="request JSON file")
     i.add_argument("--out", help="write the signed PDF here")

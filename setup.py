@@ -8,7 +8,7 @@ setup(
     description="Signed, verifiable municipal certificates (birth, death, property)",
     python_requires=">=3.11",
     packages=find_packages(include=["issuer*", "signing*", "digilocker*", "templates*"]),
-    py_modules=["api", "worker", "cli"],
+    py_modules=["api", "worker", "cli", "web_server"],
     include_package_data=True,
     package_data={
         "templates": ["*.typ", "fonts/*.ttf", "fonts/*.txt", "web/*.html", "web/*.js", "web/*.css"],
@@ -30,6 +30,7 @@ setup(
         "Authlib==1.9.10",
         "psycopg[binary]==3.3.9",
         "defusedxml==0.7.1",
+        "gunicorn==27.0.1",
     ],
     extras_require={
         "dev": [

@@ -1,0 +1,32 @@
+// Minimal page (issue 2): the seal travels after '#', so it never reaches server logs; we post
+// it to the verify API. The full page (offline WebCrypto check, status list) is a later issue.
+(async () => {
+  const out = document.getElementById("result");
+  const details = document.getElementById("details");
+  const seal = location.hash.slice(1);
+  if (!seal) { out.textContent = "No certificate code in this link. Scan the QR code on the certificate."; return; }
+  try {
+    const res = await fetch("/api/v1/verify", {method: "POST", headers: {"Content-Type": "application/json"},
+                                               body: JSON.stringify({qr: location.href})});
+    const v = await res.json();
+    const labels = {current: "Genuine and current / वैध व चालू", superseded: "Genuine but SUPERSEDED by a correction / दुरुस्तीने बदललेले",
+                    revoked: "REVOKED / रद्द", invalid: "NOT GENUINE / अवैध"};
+    out.className = "verdict " + (v.current ? "ok" : (v.genuine ? "warn" : "bad"));
+    out.textContent = (labels[v.status] || v.status) + (v.reason ? " (" + v.reason + ")" : "");
+    const c = v.certificate || {};
+    const types = {birth: "Birth certificate / जन्म प्रमाणपत्र"};
+    const dates = c.dates || {};
+    const rows = [["Certificate number", c.number], ["Type", types[c.type] || c.type],
+                  ["Name", c.holder && c.holder.en], ["नाव", c.holder && c.holder.mr],
+                  ["Date of birth / जन्म दिनांक", dates.birth], ["Registration number", c.registration_number],
+                  ["Ward", c.ward]];
+    for (const [k, val] of rows) {
+      if (!val) continue;
+      const dt = document.createElement("dt"); dt.textContent = k;
+      const dd = document.createElement("dd"); dd.textContent = val;
+      details.append(dt, dd);
+    }
+  } catch (e) {
+    out.className = "verdict bad"; out.textContent = "Could not check the certificate: " + e;
+  }
+})();

@@ -1,0 +1,178 @@
+"""`pramaan serve`: the API under gunicorn (gthread workers), configured from Settings.
+
+gunicorn runs in-process (`gunicorn.app.base.BaseApplication`), so there is no second
+configuration file: workers, threads and timeouts come from PRAMAAN_WEB_* like everything else.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+from gunicorn.workers.gthread import _DEFER, ThreadWorker
+
+from issuer.settings import Settings
+
+# Seconds an idle keep-alive connection is kept (gunicorn's default, 2, is for servers behind a
+# balancer; 5 lets a browser fetch the verify page's script and style on one connection).
+KEEPALIVE = 5
+# Request line and headers: enough for our API (the QR seal travels after '#', never to us) and
+# far below what a header flood would need.
+LIMIT_REQUEST_LINE = 4094
+LIMIT_REQUEST_FIELDS = 50
+LIMIT_REQUEST_FIELD_SIZE = 8190
+# A request head is collected in memory, outside any thread, up to this size (nginx's default
+# for large headers); a longer one goes on to gunicorn's parser, which holds a thread for it
+# (until the deadline at most). Bounds the memory a crowd of slow connections can pin.
+HEAD_BUFFER = 32 * 1024
+
+
+class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no types
+    """gthread, where a slow or stalled client cannot hold a thread.
+
+    A stock gthread worker hands a connection to a thread as soon as its first bytes arrive, and
+    the thread then reads the rest of the request head with a blocking socket and no time limit.
+    A client that sends half a request and stalls holds that thread for good, and requests queued
+    behind it wait for good; gunicorn's own `timeout` only watches the worker's main loop, which
+    stays alive meanwhile. Here:
+
+    - the request head is collected without blocking: a thread takes what has arrived and, if the
+      head is not complete, gives the connection back to the worker's poller (holding the bytes)
+      until more arrives; only a complete head goes on to gunicorn's parser and the app;
+    - every request has a deadline of PRAMAAN_WEB_TIMEOUT seconds from the moment its connection
+      is handed to the pool (accepted, or readable again for its next request): a watchdog thread
+      shuts down the socket of every request still open after it, which ends a stalled head, a
+      body that stopped coming, or an answer the client stopped reading.
+    """
+
+    def init_process(self) -> None:
+        self._deadline = float(self.cfg.timeout)
+        self._open: dict[int, tuple[float, Any]] = {}
+        self._open_lock = threading.Lock()
+        watchdog = threading.Thread(target=self._watch, name="deadline-watchdog", daemon=True)
+        watchdog.start()
+        super().init_process()  # runs the worker loop; returns when the worker stops
+
+    def enqueue_req(self, conn: Any) -> None:
+        with self._open_lock:
+            # A connection back from the poller with more of its head keeps its deadline.
+            self._open.setdefault(id(conn), (time.monotonic() + self._deadline, conn))
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        # Runs on the main thread once a thread is done with the connection.
+        deferred = not fs.cancelled() and fs.exception() is None and fs.result() is _DEFER
+        if not deferred:
+            with self._open_lock:
+                self._open.pop(id(conn), None)
+        super().finish_request(conn, fs)
+
+    def handle(self, conn: Any) -> Any:
+        if not self.cfg.is_ssl:  # TLS ends at the reverse proxy; we never configure it
+            head = self._collect_head(conn)
+            if head is not _HEAD_READY:
+                return head
+        return super().handle(conn)
+
+    def _collect_head(self, conn: Any) -> object:
+        """_HEAD_READY once the whole request head is buffered in the connection's parser;
+        _DEFER (wait in the poller for more) or False (the client closed: close) otherwise."""
+        data = bytearray(getattr(conn, "pramaan_head", b""))
+        if conn.parser is not None:
+            data[:0] = conn.parser.unreader.take_buffered()  # pipelined after the last request
+        conn.sock.setblocking(False)
+        try:
+            while not _head_complete(data) and len(data) < HEAD_BUFFER:
+                chunk = conn.sock.recv(8192)
+                if not chunk:
+                    return False
+                data += chunk
+        except BlockingIOError:
+            conn.pramaan_head = bytes(data)
+            return _DEFER
+        except OSError:
+            return False
+        conn.pramaan_head = b""
+        conn.init()  # the parser, once per connection
+        conn.parser.unreader.unread(bytes(data))
+        return _HEAD_READY
+
+    def _watch(self) -> None:
+        tick = min(1.0, self._deadline / 4)
+        while True:
+            time.sleep(tick)
+            now = time.monotonic()
+            with self._open_lock:
+                late = [key for key, (deadline, _) in self._open.items() if deadline < now]
+                # Dropped here: a connection gunicorn closes itself (an idle one waiting for
+                # more of its head) never comes back through finish_request.
+                late_conns = [self._open.pop(key)[1] for key in late]
+            for conn in late_conns:
+                try:
+                    conn.sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass  # closed meanwhile
+
+
+_HEAD_READY = object()
+
+
+def _head_complete(data: bytearray) -> bool:
+    return b"\r\n\r\n" in data or b"\n\n" in data
+
+
+def gunicorn_options(settings: Settings) -> dict[str, Any]:
+    """gunicorn settings for `settings` (see README, Configuration)."""
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    return {
+        "bind": [f"{host}:{settings.port}"],
+        "worker_class": DeadlineWorker,
+        "workers": settings.web_workers,
+        "threads": settings.web_threads,
+        "timeout": settings.web_timeout,
+        "graceful_timeout": settings.web_timeout,
+        "keepalive": KEEPALIVE,
+        "limit_request_line": LIMIT_REQUEST_LINE,
+        "limit_request_fields": LIMIT_REQUEST_FIELDS,
+        "limit_request_field_size": LIMIT_REQUEST_FIELD_SIZE,
+        # Each worker builds its own app after the fork: its own database pool, and (later)
+        # its own PKCS#11 session, which must never be shared across a fork.
+        "preload_app": False,
+        "accesslog": "-",
+        "errorlog": "-",
+        "proc_name": "pramaan",
+        # gunicorn 27 would open a management socket under $HOME by default (workers up and
+        # down, shutdown): nothing of ours uses it.
+        "control_socket_disable": True,
+    }
+
+
+class PramaanServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn, in this process, serving `api.create_app(settings)` in every worker."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_options(self.settings).items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Flask:
+        from api import create_app
+
+        return create_app(self.settings)
+
+
+def serve(settings: Settings) -> None:
+    """Check the keys once, then serve until stopped (SIGTERM/SIGINT: graceful)."""
+    from api import create_app
+
+    # Refuse bad keys or settings here, before gunicorn starts: a worker that fails to boot
+    # only says so in the log. The check's app (and its database pool) is dropped again.
+    create_app(settings).extensions["pramaan"].close()
+    PramaanServer(settings).run()
