@@ -36,6 +36,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/pipeline.py --count 200
+	$(BIN)/python bench/seal_refusal.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -35,8 +35,6 @@ _COORDINATE_BYTES: Final = 32
 # Tag 18 (one-byte head 0xD2) around an array of four items (0x84), as `_encode` writes it.
 _FRAME_START: Final = b"\xd2\x84"
 _EMPTY_MAP: Final = b"\xa0"
-# {1: -7, 4: kid} in canonical CBOR is A2 01 26 04 48 <8 kid bytes>: the kid is the last 8 bytes.
-_PROTECTED_BYTES: Final = 5 + KID_BYTES
 
 
 @dataclass(frozen=True)
@@ -87,8 +85,10 @@ def decode1(data: bytes) -> Sign1:
     if not data.startswith(_FRAME_START):
         raise SealError("malformed", "not a tagged COSE_Sign1 array of four items")
     protected, pos = read_byte_string(data, len(_FRAME_START))
+    # The kid is the last 8 bytes of the only header we write; rebuilding that header from
+    # them and comparing bytes checks everything else without decoding anything.
     kid = protected[-KID_BYTES:]
-    if len(protected) != _PROTECTED_BYTES or protected != _protected_header(kid):
+    if protected != _protected_header(kid):
         raise SealError("malformed", "the protected header must be exactly {1: -7, 4: kid}")
     if data[pos : pos + 1] != _EMPTY_MAP:
         raise SealError("malformed", "the unprotected header must be an empty map")
@@ -127,6 +127,7 @@ def _encode(protected: bytes, payload: bytes, signature: bytes) -> bytes:
 
 
 def _protected_header(kid: bytes) -> bytes:
+    # For an 8-byte kid: A2 01 26 04 48 <kid>, so the kid is always the last 8 bytes.
     return cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
 
 

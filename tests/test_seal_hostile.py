@@ -9,8 +9,11 @@ lengths, duplicate keys) can be built. Timing is measured in `bench/seal_refusal
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import time
+import tracemalloc
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,10 +22,10 @@ import pytest
 
 import signing.seal
 from signing.cbor_plain import MAX_DEPTH, MAX_ITEMS, loads_plain
-from signing.cose import sign1
+from signing.cose import decode1, sign1
 from signing.devpki import DevPki
 from signing.errors import SealError
-from signing.seal import PRIVATE_CLAIM, SealKey, transport_text, verify_seal
+from signing.seal import MAX_DIGITS, PRIVATE_CLAIM, SealKey, transport_text, verify_seal
 from signing.trust_list import TrustList
 
 BASE_URL = "https://verify.pmc.example"
@@ -108,6 +111,11 @@ HOSTILE_PAYLOADS: dict[str, bytes] = {
     "epoch datetime tag 1": claims_with(tag(1, uint(ISSUED_AT))),
     "epoch datetime tag 1, out of range": claims_with(tag(1, uint(2**63))),
     "regex tag 35": claims_with(tag(35, tstr("(a+)+$"))),
+    # cbor2 compiles this with re.compile, ~4 ms per class (1000 of them: 4 s, ~60 B deflated)
+    "regex tag 35, costly to compile": claims_with(tag(35, tstr("(?i)" + "[a-\U0010ffff]" * 200))),
+    "decimal fraction tag 4, 15 KB mantissa": claims_with(
+        tag(4, arr(uint(10**6), tag(2, bstr(b"\xa5" * 15_000))))
+    ),
     "fraction tag 30": claims_with(tag(30, arr(tag(2, bstr(b"\xff" * 500)), uint(7)))),
     "IPv4 tag 52": claims_with(tag(52, bstr(b"\x7f\x00\x00\x01"))),
     "IPv6 tag 54": claims_with(tag(54, bstr(bytes(16)))),
@@ -282,6 +290,7 @@ def test_verify_never_hands_unverified_bytes_to_a_decoder(
         return real_loads_plain(data)
 
     def no_cbor2(*args: Any, **kwargs: Any) -> Any:
+        events.append(("cbor2", args))
         raise AssertionError("cbor2 decoded seal data")
 
     monkeypatch.setattr(signing.seal, "verify1", spy_verify1)
@@ -289,7 +298,7 @@ def test_verify_never_hands_unverified_bytes_to_a_decoder(
     for name in ("loads", "load", "CBORDecoder"):
         monkeypatch.setattr(cbor2, name, no_cbor2)
 
-    hostile = HOSTILE_PAYLOADS["shared refs tag 28/29 as a map key"]
+    hostile = HOSTILE_PAYLOADS["regex tag 35, costly to compile"]
     unverified = [
         forged(hostile, seal_key),
         as_text(frame(hostile, kid=UNKNOWN_KID)),
@@ -333,6 +342,48 @@ def test_plain_decoder_item_limit() -> None:
         loads_plain(arr(*[uint(0)] * MAX_ITEMS))
 
 
+@pytest.mark.parametrize(
+    "data",
+    [
+        head(2, 2**64 - 1) + b"abc",
+        head(3, 4) + b"abc",
+        head(4, 2**64 - 1) + uint(0),
+        head(4, 2) + uint(0),
+        head(5, 2**32) + uint(0) * 3,
+        head(5, 2) + uint(0) * 3,
+    ],
+)
+def test_plain_decoder_refuses_declared_lengths_beyond_the_data_up_front(data: bytes) -> None:
+    """A count or length larger than the bytes left is refused when read, before any item."""
+    with pytest.raises(SealError, match="is cut off"):
+        loads_plain(data)
+
+
+@pytest.mark.parametrize("initial", [0x1F, 0x3F, 0x5F, 0x7F, 0x9F, 0xBF, 0x1C, 0x5D, 0x9E])
+def test_plain_decoder_refuses_indefinite_and_reserved_heads(initial: int) -> None:
+    with pytest.raises(SealError, match="indefinite lengths and reserved heads"):
+        loads_plain(bytes([initial]) + bytes(200))
+
+
+def test_plain_decoder_refuses_a_container_as_a_map_key_before_reading_it() -> None:
+    with pytest.raises(SealError, match="map keys"):
+        loads_plain(mp((arr(tag(2, bstr(b"\xff" * 64))), uint(1))))
+    with pytest.raises(SealError, match="map keys"):
+        loads_plain(mp((mp((uint(1), b"\x81" * 20 + uint(0))), uint(1))))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"\xd2\x84" + head(2, 2**32) + b"abc",
+        b"\xd2\x84" + bstr(protected_for(bytes(8))) + b"\xa0" + head(2, 2**64 - 1) + b"abc",
+    ],
+)
+def test_frame_refuses_lengths_beyond_the_data_up_front(data: bytes) -> None:
+    with pytest.raises(SealError, match="is cut off"):
+        decode1(data)
+
+
 def test_plain_decoder_size_limit() -> None:
     with pytest.raises(SealError) as caught:
         loads_plain(bstr(bytes(16 * 1024)))
@@ -358,6 +409,8 @@ def _frames() -> dict[str, Build]:
         "untagged array": lambda k: frame(payload, kid=k.kid)[1:],
         "tag 18 in a long head": lambda k: b"\xd8\x12" + frame(payload, kid=k.kid)[1:],
         "tag 98 (COSE_Sign)": lambda k: b"\xd8\x62" + frame(payload, kid=k.kid)[1:],
+        "tag 17 (COSE_Mac0)": lambda k: b"\xd1" + frame(payload, kid=k.kid)[1:],
+        "tag 18 around a map": lambda k: b"\xd2\xa2" + frame(payload, kid=k.kid)[2:],
         "self-describe tag before tag 18": lambda k: tag(55799, frame(payload, kid=k.kid)),
         "tag 18 twice": lambda k: b"\xd2" + frame(payload, kid=k.kid),
         "indefinite array": lambda k: b"\xd2\x9f" + prot(k) + b"\xa0" + pay(k) + sig + b"\xff",
@@ -466,6 +519,25 @@ def test_control_the_hand_written_frame_reaches_the_signature_check(
     assert refusal(forged(claims_with(uint(1)), seal_key), trust) == (
         False, "bad_signature", None,
     )
+
+
+def test_deflate_bomb_is_cut_off_while_inflating(trust: TrustList) -> None:
+    """The largest bomb a QR can carry (~2.9 KB of DEFLATE, several MB inflated) is refused
+    without ever being inflated past the cap."""
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = compressor.compress(bytes(3_000_000)) + compressor.flush()
+    text = "1" + str(decimal.Decimal(int.from_bytes(b"\x01" + bomb, "big")))  # > 4300 digits
+    assert len(text) <= MAX_DIGITS
+
+    tracemalloc.start()
+    try:
+        report = verify_seal(text, trust)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+
+    assert (report.ok, report.reason) == (False, "too_large")
+    assert peak < 256 * 1024, peak
 
 
 def test_the_same_claims_signed_by_us_verify_but_with_a_tag_are_malformed(

@@ -239,6 +239,34 @@ def test_check_before_sign_catches_claims_that_do_not_read_back(sealer: Sealer) 
     assert caught.value.code == "seal_invalid"
 
 
+class NeverEqual(int):
+    """Encodes as a plain integer but never compares equal: what we sign would not be what a
+    verifier reads back as equal."""
+
+    def __eq__(self, other: object) -> bool:
+        return False
+
+    def __ne__(self, other: object) -> bool:
+        return True
+
+    __hash__ = int.__hash__
+
+
+def test_check_before_sign_compares_what_a_verifier_reads_back(sealer: Sealer) -> None:
+    with pytest.raises(SealError) as caught:
+        sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: NeverEqual(7)}})
+    assert caught.value.reason == "payload_mismatch"
+
+
+def test_check_before_sign_refuses_claims_a_verifier_would_not_decode(sealer: Sealer) -> None:
+    """Claims cbor2 can encode but the plain decoder refuses (tags, floats) are never sealed."""
+    assert sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: 2**64 - 1}})  # control
+    for value in (1.5, 2**64, {3}):
+        with pytest.raises(SealError) as caught:
+            sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: value}})
+        assert caught.value.reason == "payload_mismatch", value
+
+
 @pytest.mark.parametrize("claims", [{}, {"iss": "x"}, {1: object()}])
 def test_claims_must_be_a_cbor_map_with_int_keys(sealer: Sealer, claims: Any) -> None:
     with pytest.raises(SealError):
