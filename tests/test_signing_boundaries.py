@@ -14,19 +14,8 @@ import signing
 
 FORBIDDEN = ("flask", "sqlalchemy", "issuer", "digilocker")
 ROOT = Path(__file__).resolve().parent.parent
-OURS = (
-    "errors",
-    "devpki",
-    "config",
-    "backend",
-    "file_backend",
-    "pades",
-    "cose",
-    "seal",
-    "trust_list",
-    "validate",
-    "keyring",
-)
+# Every module of the room, found on disk: a new file is checked without anyone listing it.
+OURS = tuple(sorted(m.name for m in pkgutil.iter_modules(signing.__path__)))
 
 
 def test_signing_imports_no_web_db_or_other_rooms() -> None:
@@ -42,9 +31,8 @@ def test_signing_imports_no_web_db_or_other_rooms() -> None:
 
 
 def test_public_functions_and_classes_have_docstrings() -> None:
-    names = [m.name for m in pkgutil.iter_modules(signing.__path__) if m.name in OURS]
-    assert sorted(names) == sorted(OURS)
-    for name in names:
+    assert {"cbor_plain", "cose", "seal", "trust_store", "validate"} <= set(OURS)
+    for name in OURS:
         module = importlib.import_module(f"signing.{name}")
         for attr, value in vars(module).items():
             if attr.startswith("_") or getattr(value, "__module__", None) != module.__name__:
