@@ -60,9 +60,13 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes + 1
     app.config["JSON_SORT_KEYS"] = False
     runtime = Runtime(settings)
-    # Startup checks, for any WSGI server: refuse a key that does not match its certificate, a
-    # certificate without the right key usage, or a signer that does not chain to the root.
-    runtime.keyring  # noqa: B018
+    # Startup checks, for any WSGI server. Verification needs only certificates. Where this
+    # process also issues (no Redis: jobs run in-process), refuse a key that does not match its
+    # certificate, a certificate without the right key usage, or a signer that does not chain
+    # to the root. With Redis, only the workers open private keys.
+    runtime.trust  # noqa: B018
+    if settings.jobs_inline:
+        runtime.keyring  # noqa: B018
     app.extensions["pramaan"] = runtime
     app.register_blueprint(certificates_api())
     app.register_blueprint(public_pages())
@@ -137,6 +141,10 @@ def certificate_view(record: Certificate) -> dict[str, Any]:
         "template_version": record.template_version,
         "seal_kid": record.seal_kid,
         "pdf_sha256": record.pdf_sha256,
+        # Failed issue attempts so far and the last error: a `failed` record waits for an
+        # operator (`pramaan retry ID` or `pramaan cancel ID --reason ...`).
+        "attempts": record.attempts or 0,
+        "last_error": record.last_error,
         "links": {"self": base},
     }
     if record.state in (State.ISSUED.value, State.SUPERSEDED.value, State.REVOKED.value):

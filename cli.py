@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import json
 import logging
 import secrets
@@ -11,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from issuer.errors import PramaanError, ValidationFailed
+from issuer.models import Certificate
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 from signing.errors import SigningError
@@ -85,7 +87,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_issue(args: argparse.Namespace) -> int:
     from issuer.bootstrap import DEV_DEPARTMENT
     from issuer.issue import issue_certificate
-    from issuer.models import Certificate, Department
+    from issuer.models import Department
     from issuer.submit import submit
 
     rt = _runtime()
@@ -167,6 +169,39 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retry(args: argparse.Namespace) -> int:
+    from issuer.recovery import retry
+
+    rt = _runtime()
+    if rt.settings.jobs_inline:
+        rt.keyring  # noqa: B018 - this process issues it: refuse bad keys before anything
+    with rt.sessions() as session, session.begin():
+        record = retry(session, args.id, _operator(args))
+    rt.dispatcher.enqueue_issue(record.id)  # after commit; inline mode issues it now
+    with rt.sessions() as session:
+        after = session.get(Certificate, record.id)
+        assert after is not None
+        print(json.dumps({"id": after.id, "number": after.number, "state": after.state,
+                          "attempts": after.attempts, "last_error": after.last_error},
+                         indent=2, ensure_ascii=False))
+    return 0 if after.state != "failed" else 1
+
+
+def cmd_cancel(args: argparse.Namespace) -> int:
+    from issuer.recovery import cancel
+
+    rt = _runtime()
+    with rt.sessions() as session, session.begin():
+        record = cancel(session, args.id, _operator(args), args.reason)
+        print(json.dumps({"id": record.id, "number": record.number, "state": record.state},
+                         indent=2))
+    return 0
+
+
+def _operator(args: argparse.Namespace) -> str:
+    return "cli:" + (args.actor or getpass.getuser())
+
+
 def cmd_audit(_args: argparse.Namespace) -> int:
     from issuer.audit import verify_chain
 
@@ -223,6 +258,13 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--burst", action="store_true")
     s = sub.add_parser("sweep", help="re-enqueue certificates stuck approved or signing")
     s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
+    r = sub.add_parser("retry", help="retry a failed certificate (after fixing the cause)")
+    r.add_argument("id")
+    r.add_argument("--actor", help="operator name for the audit log (default: login name)")
+    c = sub.add_parser("cancel", help="cancel a certificate that is not issued (for good)")
+    c.add_argument("id")
+    c.add_argument("--reason", required=True)
+    c.add_argument("--actor", help="operator name for the audit log (default: login name)")
     sub.add_parser("audit-verify", help="recompute the audit hash chain")
     return p
 
@@ -230,7 +272,7 @@ def parser() -> argparse.ArgumentParser:
 COMMANDS = {
     "init": cmd_init, "migrate": cmd_migrate, "token": cmd_token, "serve": cmd_serve,
     "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
-    "audit-verify": cmd_audit,
+    "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
 }
 
 
