@@ -29,6 +29,12 @@ POSTGRES_URL = os.environ.get(
     "PRAMAAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REDIS_URL = os.environ.get("PRAMAAN_TEST_REDIS", "redis://127.0.0.1:6379/9")
+# Mutation runs only (make mutation): PRAMAAN_TEST_DATABASES=sqlite runs each database test once.
+# The normal suite and CI leave it unset and run every test against both databases.
+DATABASES = [
+    name for name in ("sqlite", "postgresql")
+    if name in os.environ.get("PRAMAAN_TEST_DATABASES", "sqlite,postgresql").split(",")
+]
 
 
 def service_missing(what: str, exc: BaseException) -> None:
@@ -65,7 +71,7 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'pramaan.db'}"
@@ -140,7 +146,9 @@ def serve(settings: Settings) -> Iterator[Live]:
     report = initialise(runtime)
     token = report.admin_token or _another_token(runtime)
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits up to one interval, for every test.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
     thread.start()
     try:
         yield Live(f"http://127.0.0.1:{server.server_port}", token, runtime)

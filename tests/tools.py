@@ -51,5 +51,7 @@ def qr_from_pdf(pdf: Path, workdir: Path, dpi: int = 300) -> list[str]:
     result = run("pdftoppm", "-r", str(dpi), "-png", "-f", "1", "-l", "1", "-singlefile", pdf,
                  prefix)
     assert result.returncode == 0, result.stderr
-    scan = run("zbarimg", "--raw", "-q", f"{prefix}.png")
+    # QR only, as issuer/scan.py reads photos: with every symbology enabled zbar once read a stray
+    # second "barcode" out of the printed text.
+    scan = run("zbarimg", "--raw", "-q", "-Sdisable", "-Sqrcode.enable", f"{prefix}.png")
     return [line for line in scan.stdout.splitlines() if line]
