@@ -25,7 +25,14 @@ from signing.cbor_plain import MAX_DEPTH, MAX_ITEMS, loads_plain
 from signing.cose import decode1, sign1
 from signing.devpki import DevPki
 from signing.errors import SealError
-from signing.seal import MAX_DIGITS, PRIVATE_CLAIM, SealKey, transport_text, verify_seal
+from signing.seal import (
+    MAX_DIGITS,
+    MAX_INFLATED_BYTES,
+    PRIVATE_CLAIM,
+    SealKey,
+    transport_text,
+    verify_seal,
+)
 from signing.trust_list import TrustList
 
 BASE_URL = "https://verify.pmc.example"
@@ -522,12 +529,17 @@ def test_control_the_hand_written_frame_reaches_the_signature_check(
 
 
 def test_deflate_bomb_is_cut_off_while_inflating(trust: TrustList) -> None:
-    """The largest bomb a QR can carry (~2.9 KB of DEFLATE, several MB inflated) is refused
-    without ever being inflated past the cap."""
-    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
-    bomb = compressor.compress(bytes(3_000_000)) + compressor.flush()
-    text = "1" + str(decimal.Decimal(int.from_bytes(b"\x01" + bomb, "big")))  # > 4300 digits
-    assert len(text) <= MAX_DIGITS
+    """The largest bomb a seal text may carry (~1.2 KB of DEFLATE, over a MB inflated) is
+    refused without ever being inflated past the cap."""
+    size = 1_300_000
+    while True:
+        compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+        bomb = compressor.compress(bytes(size)) + compressor.flush()
+        text = "1" + str(decimal.Decimal(int.from_bytes(b"\x01" + bomb, "big")))
+        if len(text) <= MAX_DIGITS:
+            break
+        size = size * 95 // 100
+    assert len(text) > MAX_DIGITS - 100 and size > 64 * MAX_INFLATED_BYTES
 
     tracemalloc.start()
     try:
