@@ -1,0 +1,94 @@
+"""The content-addressed PDF store: files are found by their SHA-256 and checked against it on
+every read, so a corrupted, truncated or swapped file is an error and its bytes never leave."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from issuer.models import Certificate
+from issuer.storage import PdfStore
+from tests.conftest import Live, sample
+
+PDF = b"%PDF-1.7\n% not really a certificate, just bytes to store\n%%EOF\n"
+
+
+def test_put_stores_by_hash_and_get_returns_the_same_bytes(tmp_path: Path) -> None:
+    store = PdfStore(tmp_path / "store")
+    digest = hashlib.sha256(PDF).hexdigest()
+
+    stored = store.put(PDF)
+
+    assert stored.sha256 == digest
+    assert stored.path == f"{digest[:2]}/{digest[2:4]}/{digest}.pdf"
+    assert (tmp_path / "store" / stored.path).read_bytes() == PDF
+    assert store.get(stored.path, stored.sha256) == PDF
+    assert not list((tmp_path / "store").rglob(".tmp-*")), "no temporary file is left behind"
+
+
+def test_putting_the_same_bytes_again_keeps_the_one_file(tmp_path: Path) -> None:
+    store = PdfStore(tmp_path)
+    first = store.put(PDF)
+    mtime = (tmp_path / first.path).stat().st_mtime_ns
+
+    again = store.put(PDF)
+
+    assert again == first
+    assert (tmp_path / first.path).stat().st_mtime_ns == mtime, "never rewritten"
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [f"{first.sha256}.pdf"]
+    other = store.put(PDF + b"\n")
+    assert other.sha256 != first.sha256 and store.get(other.path, other.sha256) == PDF + b"\n"
+
+
+@pytest.mark.parametrize("damage", ["flip", "truncate", "append", "swap"])
+def test_a_damaged_file_is_an_error_never_its_bytes(tmp_path: Path, damage: str) -> None:
+    store = PdfStore(tmp_path)
+    stored = store.put(PDF)
+    path = tmp_path / stored.path
+    path.chmod(0o644)
+    data = bytearray(PDF)
+    if damage == "flip":
+        data[10] ^= 0x01
+    elif damage == "truncate":
+        del data[-5:]
+    elif damage == "append":
+        data += b"%injected\n"
+    else:
+        data = bytearray(b"%PDF-1.7\n% another document entirely\n%%EOF\n")
+    path.write_bytes(bytes(data))
+
+    with pytest.raises(OSError, match="SHA-256"):
+        store.get(stored.path, stored.sha256)
+
+
+def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
+    store = PdfStore(tmp_path)
+    stored = store.put(PDF)
+    (tmp_path / stored.path).unlink()
+    with pytest.raises(OSError):
+        store.get(stored.path, stored.sha256)
+
+
+def test_download_of_a_corrupted_stored_pdf_is_a_500_without_its_bytes(live: Live) -> None:
+    created = live.post_json("/api/v1/certificates", sample("birth-1")).json()
+    pdf_url = created["links"]["self"] + "/pdf"
+    good = live.get(pdf_url)
+    assert good.status_code == 200
+    with live.runtime.sessions() as session:
+        record = session.get(Certificate, created["id"])
+        assert record is not None and record.pdf_path
+    path = live.runtime.settings.store_dir / record.pdf_path
+    damaged = bytearray(good.content)
+    damaged[len(damaged) // 2] ^= 0x20
+    path.write_bytes(bytes(damaged))
+
+    response = live.get(pdf_url)
+
+    assert response.status_code == 500
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    assert response.json()["code"] == "internal_error"
+    assert b"%PDF" not in response.content and record.pdf_path not in response.text
+    path.write_bytes(good.content)  # repaired: served again, byte for byte
+    assert live.get(pdf_url).content == good.content
