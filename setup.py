@@ -39,6 +39,7 @@ setup(
             "mypy==2.4.1",
             "requests==2.34.2",
             "certomancer==0.16.0",
+            "mutmut==3.8.1",
         ],
     },
     entry_points={"console_scripts": ["pramaan=cli:main"]},

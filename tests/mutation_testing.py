@@ -1,0 +1,287 @@
+"""Mutation testing of the trust-critical code with mutmut (make mutation, mutation-changed).
+
+Picks the mutants (every mutant of the target files, or only those in functions changed since a
+base commit, optionally capped), runs `mutmut run` on them with one worker and SQLite only, and
+prints the score per file with every surviving mutant. `mutmut show NAME` (run in the project
+root) prints a survivor's diff. Not a test module: run as `python -m tests.mutation_testing`.
+
+Score = mutants the tests detect (killed or timed out) / mutants run. "no tests" means no test in
+the selection calls that function at all; it counts as not detected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# The trust-critical code: every function of these files, except where a set of function names
+# narrows a file to its checks (api.py: who is calling, and which department owns a record).
+TARGETS: dict[str, frozenset[str] | None] = {
+    **{f"signing/{p.name}": None for p in sorted((ROOT / "signing").glob("*.py"))},
+    "issuer/verify.py": None,
+    "issuer/tokens.py": None,
+    "issuer/issue.py": None,
+    "issuer/audit.py": None,
+    "issuer/storage.py": None,
+    "api.py": frozenset({"principal", "_owned"}),
+}
+
+DETECTED = ("killed", "timeout")
+_HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
+
+
+def _git(*args: str) -> str | None:
+    done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def default_base() -> str | None:
+    """The merge base with origin/main when this branch has diverged from it; otherwise (a clean
+    clone of main, as CI has) the parent commit. None in a repository with a single commit."""
+    if _git("rev-parse", "--verify", "-q", "origin/main"):
+        base = _git("merge-base", "HEAD", "origin/main")
+        if base and base != _git("rev-parse", "HEAD"):
+            return base
+    return _git("rev-parse", "--verify", "-q", "HEAD~1")
+
+
+def changed_lines(base: str, path: str) -> set[int] | None:
+    """Lines of `path` (as it is now, committed or not) changed since `base`; None when the file
+    is new since `base` (all of it counts as changed)."""
+    if _git("cat-file", "-e", f"{base}:{path}") is None:
+        return None
+    diff = _git("diff", "-U0", base, "--", path) or ""
+    lines: set[int] = set()
+    for match in _HUNK.finditer(diff):
+        start, count = int(match[1]), int(match[2] if match[2] is not None else 1)
+        lines.update(range(start, start + max(count, 1)))  # a deletion touches the line after
+    return lines
+
+
+def function_spans(source: str) -> dict[str, tuple[int, int]]:
+    """Line spans of the functions mutmut mutates: top-level functions and methods, keyed the
+    way mutmut names them (`x_name`, `xǁClassǁname`)."""
+    spans: dict[str, tuple[int, int]] = {}
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            spans[f"x_{node.name}"] = (node.lineno, node.end_lineno or node.lineno)
+        elif isinstance(node, ast.ClassDef):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef | ast.AsyncFunctionDef):
+                    spans[f"xǁ{node.name}ǁ{item.name}"] = (item.lineno, item.end_lineno or 0)
+    return spans
+
+
+def function_of(mutant: str) -> str:
+    """`signing.pades.xǁPadesSignerǁsign__mutmut_3` -> `xǁPadesSignerǁsign`."""
+    return mutant.partition("__mutmut_")[0].rsplit(".", 1)[1]
+
+
+def plain_name(mangled: str) -> str:
+    return mangled.rsplit("ǁ", 1)[-1] if "ǁ" in mangled else mangled[2:]
+
+
+def mutants_of(path: str) -> list[str]:
+    """Every mutant mutmut generates for `path`, by its full name."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+    from mutmut.utils.format_utils import get_mutant_name
+
+    source = (ROOT / path).read_text(encoding="utf-8")
+    names = mutate_file_contents(path, source).mutant_names
+    wanted = TARGETS.get(path)
+    return [
+        get_mutant_name(Path(path), name)
+        for name in names
+        if wanted is None or plain_name(function_of(f"m.{name}")) in wanted
+    ]
+
+
+def select(files: Iterable[str], base: str | None) -> dict[str, list[str]]:
+    """The mutants to run per file; with a `base`, only those in functions changed since it."""
+    chosen: dict[str, list[str]] = {}
+    for path in files:
+        names = mutants_of(path)
+        if base is not None:
+            lines = changed_lines(base, path)
+            if lines is not None:
+                spans = function_spans((ROOT / path).read_text(encoding="utf-8"))
+                touched = {
+                    fn for fn, (lo, hi) in spans.items() if any(lo <= n <= hi for n in lines)
+                }
+                names = [n for n in names if function_of(n) in touched]
+        if names:
+            chosen[path] = names
+    return chosen
+
+
+def cap(chosen: dict[str, list[str]], limit: int | None, seed: int) -> dict[str, list[str]]:
+    """At most `limit` mutants, drawn at random (fixed seed) from all files alike."""
+    every = [(path, name) for path, names in chosen.items() for name in names]
+    if limit is None or len(every) <= limit:
+        return chosen
+    kept = set(random.Random(seed).sample(every, limit))
+    return {path: [n for n in names if (path, n) in kept] for path, names in chosen.items()
+            if any((path, n) in kept for n in names)}
+
+
+def sample_per_file(chosen: dict[str, list[str]], per_file: int, seed: int) -> dict[str, list[str]]:
+    return {
+        path: sorted(random.Random(f"{seed}:{path}").sample(names, min(per_file, len(names))))
+        for path, names in chosen.items()
+    }
+
+
+def run_mutmut(names: Sequence[str], time_limit: float | None) -> bool:
+    """Run `mutmut run` on `names` with one worker; False if it was stopped at `time_limit`."""
+    env = dict(os.environ)
+    env["PRAMAAN_TEST_DATABASES"] = "sqlite"
+    log = ROOT / "mutants" / "mutmut-run.log"
+    log.parent.mkdir(exist_ok=True)
+    mutmut = Path(sys.executable).with_name("mutmut")
+    started = time.monotonic()
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [str(mutmut), "run", "--max-children", "1", *names],
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        try:
+            code = process.wait(timeout=time_limit)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGTERM)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
+            print(f"mutation: stopped at the time limit ({time_limit:.0f} s); "
+                  "mutants not reached are reported as not checked")
+            return False
+    print(f"mutation: mutmut ran {time.monotonic() - started:.0f} s (log: {log})")
+    if code != 0:
+        print(log.read_text(errors="replace")[-4000:])
+        raise SystemExit(f"mutation: mutmut failed with exit code {code}")
+    return True
+
+
+def statuses(path: str) -> dict[str, str]:
+    from mutmut.stats import status_by_exit_code
+
+    meta = ROOT / "mutants" / f"{path}.meta"
+    if not meta.exists():
+        return {}
+    codes = json.loads(meta.read_text())["exit_code_by_key"]
+    return {name: status_by_exit_code[code] for name, code in codes.items()}
+
+
+def report(chosen: dict[str, list[str]]) -> dict[str, dict[str, int]]:
+    """Print the score per file and every mutant that was not detected; return the counts."""
+    table: dict[str, dict[str, int]] = {}
+    undetected: list[tuple[str, str]] = []
+    print(f"\n{'file':28} {'killed':>7} {'survived':>8} {'no tests':>8} {'other':>6} "
+          f"{'unchecked':>9} {'score':>7}")
+    totals: Counter[str] = Counter()
+    for path, names in chosen.items():
+        found = statuses(path)
+        counts = Counter(found.get(n, "not checked") for n in names)
+        table[path] = dict(counts)
+        totals.update(counts)
+        undetected += [(found.get(n, ""), n) for n in names
+                       if found.get(n) not in (*DETECTED, "not checked", None)]
+        print(_row(path, counts))
+    print(_row("TOTAL", totals))
+    for status, name in sorted(undetected, key=lambda s: s[1]):
+        print(f"  {status:9} {name}")
+    return table
+
+
+def _row(label: str, counts: Counter[str]) -> str:
+    detected = sum(counts[s] for s in DETECTED)
+    unchecked = counts["not checked"]
+    other = sum(counts.values()) - detected - counts["survived"] - counts["no tests"] - unchecked
+    ran = sum(counts.values()) - unchecked
+    score = f"{100 * detected / ran:6.1f}%" if ran else "     -"
+    return (f"{label:28} {detected:7} {counts['survived']:8} {counts['no tests']:8} {other:6} "
+            f"{unchecked:9} {score:>7}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("files", nargs="*", help="target files (default: all targets)")
+    parser.add_argument("--changed", action="store_true",
+                        help="only functions changed since --base (default: the merge base "
+                             "with origin/main, else HEAD~1), uncommitted changes included")
+    parser.add_argument("--base", default=os.environ.get("MUTATION_BASE") or None)
+    parser.add_argument("--max", type=int, default=None, help="cap the number of mutants")
+    parser.add_argument("--sample-per-file", type=int, default=None,
+                        help="a fixed random sample of this many mutants per file")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--time-limit", type=float, default=None, help="seconds for mutmut")
+    parser.add_argument("--report-only", action="store_true",
+                        help="print the score of the last run of these mutants without running")
+    parser.add_argument("--dry-run", action="store_true", help="list the mutants, run nothing")
+    parser.add_argument("--fail-under", type=float, default=0.0,
+                        help="exit 1 when the score (percent) is below this")
+    args = parser.parse_args(argv)
+    os.chdir(ROOT)  # mutmut reads its configuration from pyproject.toml in the current directory
+
+    unknown = [f for f in args.files if f not in TARGETS]
+    if unknown:
+        parser.error(f"not mutation targets: {unknown}; targets: {sorted(TARGETS)}")
+    files = args.files or list(TARGETS)
+    base = None
+    if args.changed:
+        base = args.base or default_base()
+        if base is None:
+            print("mutation: no base commit to compare with; nothing to do")
+            return 0
+        print(f"mutation: functions changed since {base[:12]} (uncommitted changes included)")
+    chosen = select(files, base)
+    if args.sample_per_file:
+        chosen = sample_per_file(chosen, args.sample_per_file, args.seed)
+    total = sum(len(n) for n in chosen.values())
+    chosen = cap(chosen, args.max, args.seed)
+    names = [n for ns in chosen.values() for n in ns]
+    if not names:
+        print("mutation: no target function changed; nothing to mutate")
+        return 0
+    if len(names) < total:
+        print(f"mutation: capped at {len(names)} of {total} mutants (random sample, seed "
+              f"{args.seed}); `make mutation` runs them all")
+    else:
+        print(f"mutation: {len(names)} mutants in {len(chosen)} file(s)")
+    if args.dry_run:
+        for path, picked in chosen.items():
+            functions = sorted({plain_name(function_of(n)) for n in picked})
+            print(f"  {path}: {len(picked)} in {', '.join(functions)}")
+        return 0
+    if not args.report_only:
+        run_mutmut(names, args.time_limit)
+    table = report(chosen)
+    counts: Counter[str] = Counter()
+    for row in table.values():
+        counts.update(row)
+    ran = sum(counts.values()) - counts["not checked"]
+    score = 100 * sum(counts[s] for s in DETECTED) / ran if ran else 100.0
+    summary = {"score": round(score, 2), "files": table}
+    (ROOT / "mutants" / "score.json").write_text(json.dumps(summary, indent=2))
+    if score < args.fail_under:
+        print(f"mutation: score {score:.1f}% is below {args.fail_under}%")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
