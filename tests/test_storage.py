@@ -3,7 +3,11 @@ every read, so a corrupted, truncated or swapped file is an error and its bytes 
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import resource
+import signal
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -92,3 +96,50 @@ def test_download_of_a_corrupted_stored_pdf_is_a_500_without_its_bytes(live: Liv
     assert b"%PDF" not in response.content and record.pdf_path not in response.text
     path.write_bytes(good.content)  # repaired: served again, byte for byte
     assert live.get(pdf_url).content == good.content
+
+
+def test_documents_sharing_a_folder_are_both_stored(tmp_path: Path) -> None:
+    # Find two documents whose hashes share the first four hex digits (<aa>/<bb>/): the second
+    # put finds the folder already there.
+    seen: dict[str, bytes] = {}
+    for n in range(1_000_000):
+        data = PDF + b"%%%d\n" % n
+        prefix = hashlib.sha256(data).hexdigest()[:4]
+        if prefix in seen:
+            first, second = seen[prefix], data
+            break
+        seen[prefix] = data
+    store = PdfStore(tmp_path)
+    a, b = store.put(first), store.put(second)
+    assert a.path.rsplit("/", 1)[0] == b.path.rsplit("/", 1)[0] and a.path != b.path
+    assert store.get(a.path, a.sha256) == first and store.get(b.path, b.sha256) == second
+
+
+def test_the_store_writes_beside_the_target_not_in_the_system_temp_dir(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An atomic rename needs the temporary file on the store's own filesystem.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-temp-dir"))
+    store = PdfStore(tmp_path / "store")
+    stored = store.put(PDF)
+    assert store.get(stored.path, stored.sha256) == PDF
+
+
+def test_a_failed_write_leaves_nothing_behind_and_raises_the_write_error(tmp_path: Path) -> None:
+    # The disk fills up mid-write (a file-size limit stands in for it): the error is the
+    # write's own, and neither a partial file nor a temporary one is left.
+    store = PdfStore(tmp_path)
+    data = PDF * 2000
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, hard))
+    try:
+        with pytest.raises(OSError) as caught:
+            store.put(data)
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert caught.value.errno == errno.EFBIG
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+    stored = store.put(data)  # and it works once there is room again
+    assert store.get(stored.path, stored.sha256) == data

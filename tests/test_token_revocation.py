@@ -96,3 +96,30 @@ def test_tokens_are_stored_only_as_a_hash(live: Live) -> None:
 def test_missing_or_malformed_authorization_is_401(live: Live, header: str | None) -> None:
     headers = {} if header is None else {"Authorization": header}
     assert_401(requests.get(live.url(MISSING), headers=headers, timeout=60))
+
+
+def test_token_creation_rules(live: Live) -> None:
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        one, thirty = create_token(session, department, "a"), create_token(session, department,
+                                                                            "b" * 30)
+        for token in (one, thirty):
+            # "pmn_" + 32 random bytes in URL-safe base64 (43 characters).
+            assert token.startswith("pmn_") and len(token) == 4 + 43
+            assert authenticate(session, token).role == "admin"  # the default role
+        assert one != thirty
+        with pytest.raises(ValueError, match="1 to 30 characters"):
+            create_token(session, department, "")
+        with pytest.raises(ValueError, match="1 to 30 characters"):
+            create_token(session, department, "c" * 31)
+        with pytest.raises(ValueError, match="role must be one of"):
+            create_token(session, department, "d", role="root")
+
+
+def test_the_401_for_a_revoked_token_says_so(live: Live) -> None:
+    token = new_token(live, "clerk-3")
+    revoke(live, "clerk-3")
+    response = call(live, token)
+    assert_401(response)
+    assert response.json()["detail"] == "the bearer token is unknown or revoked"
