@@ -20,10 +20,14 @@ from pyhanko.sign.general import as_signing_certificate_v2
 
 class _EncodedSigningCertificateV2(attributes.SigningCertificateV2Provider):
     def __init__(self, certificate: asn1_x509.Certificate, der: bytes) -> None:
-        super().__init__(certificate)
+        # The parent keeps `certificate` only for its own build_attr_value, replaced below, so a
+        # mutant passing None instead is equivalent.
+        super().__init__(certificate)  # equivalent: None
         self._der = der
 
-    async def build_attr_value(self, dry_run: bool = False) -> tsp.SigningCertificateV2:
+    async def build_attr_value(
+        self, dry_run: bool = False  # equivalent: the default (dry_run is ignored)
+    ) -> tsp.SigningCertificateV2:
         return tsp.SigningCertificateV2.load(self._der)
 
 
@@ -36,7 +40,11 @@ class _SpecWithEncodedCertificate(attributes.SignedAttributeProviderSpec):
     def signed_attr_providers(
         self, data_digest: bytes, digest_algorithm: str
     ) -> Iterable[attributes.CMSAttributeProvider]:
-        for provider in self._inner.signed_attr_providers(data_digest, digest_algorithm):
+        # For PAdES B-B pyHanko 0.38 reads digest_algorithm only for CAdES attributes and
+        # CMSAlgorithmProtection, neither of which it adds to PDF signatures: None is equivalent.
+        for provider in self._inner.signed_attr_providers(
+            data_digest, digest_algorithm  # equivalent: None (see above)
+        ):
             if type(provider) is attributes.SigningCertificateV2Provider:
                 yield self._provider
             else:
@@ -58,9 +66,10 @@ class EncodedSigningCertificateMixin:
     ) -> attributes.SignedAttributeProviderSpec:
         parent: Any = super()
         inner: attributes.SignedAttributeProviderSpec = parent._signed_attr_provider_spec(
-            *args, **kwargs
+            *args, **kwargs  # equivalent: without *args (pyHanko 0.38 passes keywords only)
         )
         if self._encoded_scv2 is None:
             der = as_signing_certificate_v2(self.signing_cert).dump()
-            self._encoded_scv2 = _EncodedSigningCertificateV2(self.signing_cert, der)
+            # equivalent: None for the certificate (see _EncodedSigningCertificateV2.__init__)
+            self._encoded_scv2 = _EncodedSigningCertificateV2(self.signing_cert, der)  # equivalent
         return _SpecWithEncodedCertificate(inner, self._encoded_scv2)

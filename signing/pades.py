@@ -175,7 +175,9 @@ def _write_info(writer: IncrementalPdfFileWriter, entries: Mapping[str, str]) ->
     except KeyError:
         writer.set_info(generic.DictionaryObject(values))  # type: ignore[no-untyped-call]
         return
-    if not isinstance(info_ref, generic.IndirectObject):
+    # pyHanko 0.38's incremental writer always holds /Info as an indirect object, even when the
+    # input's trailer has a direct dictionary, so mutants of this branch cannot be observed.
+    if not isinstance(info_ref, generic.IndirectObject):  # equivalent: unreachable (see above)
         # A direct /Info dictionary lives in the trailer, which the new revision rewrites anyway.
         merged = generic.DictionaryObject({**info_ref, **values})  # type: ignore[no-untyped-call]
         writer.set_info(merged)

@@ -188,10 +188,16 @@ def statuses(path: str) -> dict[str, str]:
         return {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     found = {name: status_by_exit_code[code] for name, code in codes.items()}
+    marked = [line.split("#", 1)[0].strip() for line in
+              (ROOT / path).read_text(encoding="utf-8").splitlines() if "# equivalent" in line]
     for name, status in found.items():
         if status == "survived":
             diff = get_diff_for_mutant(name, path=path).splitlines()
-            if any(line.startswith("-") and "# equivalent" in line for line in diff[2:]):
+            removed = [line[1:].split("#", 1)[0].strip() for line in diff[2:]
+                       if line.startswith("-")]
+            # The mutated copy may predate the comment: match the code of the line as well.
+            if any("# equivalent" in line for line in diff[2:] if line.startswith("-")) or any(
+                    code and code in marked for code in removed):
                 found[name] = "equivalent"
     return found
 
@@ -239,6 +245,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sample-per-file", type=int, default=None,
                         help="a fixed random sample of this many mutants per file")
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--names-file", type=Path, default=None,
+                        help='JSON {"file": [mutant names]}: only these (e.g. an earlier sample)')
     parser.add_argument("--time-limit", type=float, default=None, help="seconds for mutmut")
     parser.add_argument("--report-only", action="store_true",
                         help="print the score of the last run of these mutants without running")
@@ -264,6 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     chosen = select(files, base)
     if args.sample_per_file:
         chosen = sample_per_file(chosen, args.sample_per_file, args.seed)
+    if args.names_file:
+        wanted = json.loads(args.names_file.read_text())
+        chosen = {path: [n for n in names if n in set(wanted.get(path, names))]
+                  for path, names in chosen.items()}
     total = sum(len(n) for n in chosen.values())
     chosen = cap(chosen, args.max, args.seed)
     names = [n for ns in chosen.values() for n in ns]

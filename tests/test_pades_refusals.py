@@ -1,0 +1,78 @@
+"""PAdES signing refuses bad input with stable codes and messages that say why, writes the
+location it is given, and keeps a document's own direct /Info entries beside ours."""
+
+from __future__ import annotations
+
+import datetime as dt
+from io import BytesIO
+
+import pytest
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from signing.backend import load_backend
+from signing.config import SignerConfig
+from signing.devpki import DevPki
+from signing.errors import SignatureTooLarge, SigningError
+from signing.pades import PadesSigner
+from signing.validate import validate_pdf
+from tests.test_signing_support import minimal_pdf
+
+
+@pytest.fixture(scope="module")
+def signer(pki: DevPki) -> PadesSigner:
+    return PadesSigner(load_backend(SignerConfig.from_keys_dir(pki.keys_dir)))
+
+
+def refusal(signer: PadesSigner, pdf: bytes, **kwargs: object) -> SigningError:
+    options: dict[str, object] = {"reason": "r", "location": "Pune", **kwargs}
+    with pytest.raises(SigningError) as caught:
+        signer.sign(pdf, **options)  # type: ignore[arg-type]
+    return caught.value
+
+
+def test_refusals_carry_stable_codes_and_say_why(signer: PadesSigner) -> None:
+    naive = refusal(signer, minimal_pdf(), signing_time=dt.datetime(2026, 1, 1))
+    assert (naive.code, str(naive)) == ("invalid_signing_time",
+                                        "signing_time must be timezone-aware")
+    for info in ({"Title": "x"}, {"bad key": "x"}, {"PramaanSeal": "x" * 8193}):
+        assert refusal(signer, minimal_pdf(), info=info).code == "invalid_info"
+    unreadable = refusal(signer, b"%PDF-1.7\nnot a pdf at all\n")
+    assert unreadable.code == "unreadable_pdf"
+    assert str(unreadable).startswith("the PDF to sign cannot be read: ")
+    signed = signer.sign(minimal_pdf(), reason="r", location="Pune")
+    again = refusal(signer, signed)
+    assert (again.code, str(again)) == ("already_signed", "the PDF to sign is already signed")
+
+
+def test_a_signature_too_large_for_its_room_names_the_room(pki: DevPki) -> None:
+    small = PadesSigner(load_backend(SignerConfig.from_keys_dir(pki.keys_dir)),
+                        bytes_reserved=256)
+    with pytest.raises(SignatureTooLarge, match="bytes_reserved=256") as caught:
+        small.sign(minimal_pdf(), reason="r", location="Pune")
+    assert caught.value.code == "signature_too_large"
+
+
+def test_reason_and_location_are_written_into_the_signature(signer: PadesSigner) -> None:
+    pdf = signer.sign(minimal_pdf(), reason="Certificate PMC/B/2026/000001",
+                      location="Pune, Maharashtra")
+    sig = PdfFileReader(BytesIO(pdf)).embedded_signatures[0].sig_object
+    assert (str(sig["/Reason"]), str(sig["/Location"])) == ("Certificate PMC/B/2026/000001",
+                                                            "Pune, Maharashtra")
+
+
+def direct_info_pdf() -> bytes:
+    """`minimal_pdf` with a direct /Info dictionary in its trailer (allowed, if unusual)."""
+    pdf = minimal_pdf()
+    return pdf.replace(b"/Root 1 0 R >>", b"/Root 1 0 R /Info << /PramaanOld (kept) >> >>")
+
+
+def test_a_direct_info_dictionary_is_merged_into_the_signed_revision(
+    signer: PadesSigner, pki: DevPki
+) -> None:
+    assert b"/Info << /PramaanOld (kept) >>" in direct_info_pdf()
+    pdf = signer.sign(direct_info_pdf(), reason="r", location="Pune",
+                      info={"PramaanSeal": "https://verify.pmc.example/v#1123"})
+    report = validate_pdf(pdf, [pki.root_cert])
+    assert report.ok, report
+    assert report.info == {"PramaanOld": "kept",
+                           "PramaanSeal": "https://verify.pmc.example/v#1123"}
