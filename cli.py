@@ -118,9 +118,16 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    rt = _runtime()
+    try:
+        return _verify(rt, args)
+    finally:
+        rt.close()  # the database pool: callers may run it in-process, many times
+
+
+def _verify(rt: Runtime, args: argparse.Namespace) -> int:
     from issuer.verify import verify_pdf, verify_qr
 
-    rt = _runtime()
     if args.qr is not None:
         verdict = verify_qr(rt, args.qr)
     elif args.image is not None:

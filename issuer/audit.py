@@ -54,7 +54,11 @@ class ChainReport:
 
 
 def verify_chain(session: Session) -> ChainReport:
-    """Recompute every link; report the first event whose hash or link does not hold."""
+    """Recompute every link; report the first event whose hash or link does not hold.
+
+    The chain must also end where the head row says it does: deleting the newest events leaves
+    a chain whose every link holds, and only the head (written with each event) shows the cut.
+    Then `broken_at` is the first missing sequence number."""
     prev = GENESIS
     count = 0
     # Dropping the order_by (a mutant) is equivalent on SQLite only, where seq is the rowid and
@@ -66,4 +70,7 @@ def verify_chain(session: Session) -> ChainReport:
             return ChainReport(False, count, event.seq)
         prev = event.hash
         count += 1
+    head = session.get(AuditHead, 1)
+    if head is None or head.seq != count or head.hash != prev:
+        return ChainReport(False, count, count + 1)
     return ChainReport(True, count)

@@ -157,3 +157,26 @@ def test_a_gap_in_the_numbers_is_reported_even_when_every_hash_and_link_holds(
     assert third.prev_hash == stored(sessions, 1).hash
     assert chain(sessions) == audit.ChainReport(False, 1, 3)
     engine.dispose()
+
+
+@pytest.mark.parametrize("newest", [1, 2, len(EVENTS)])
+def test_deleting_the_newest_events_is_reported_by_the_head(
+    sessions: sessionmaker[Session], newest: int
+) -> None:
+    """Every remaining link holds after the last events are cut off; the head row, written in
+    the same transaction as each event, still names the last one."""
+    keep = len(EVENTS) - newest
+    with sessions() as session, session.begin():
+        session.execute(delete(AuditEvent).where(AuditEvent.seq > keep))
+    assert chain(sessions) == audit.ChainReport(False, keep, keep + 1)
+
+
+def test_a_head_moved_back_with_the_events_still_differs_in_its_hash(
+    sessions: sessionmaker[Session],
+) -> None:
+    """Cutting the chain and moving the head's number back is not enough: its hash is the
+    newest event's, which the cut chain no longer ends with."""
+    with sessions() as session, session.begin():
+        session.execute(delete(AuditEvent).where(AuditEvent.seq == len(EVENTS)))
+        session.execute(update(AuditHead).where(AuditHead.id == 1).values(seq=len(EVENTS) - 1))
+    assert chain(sessions) == audit.ChainReport(False, len(EVENTS) - 1, len(EVENTS))
