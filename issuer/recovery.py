@@ -32,6 +32,7 @@ def retry(session: Session, certificate_id: str, actor: str) -> Certificate:
     if find_active(session, record.department_id, record.cert_type,
                    record.registration_number) is not None:
         raise _taken(record)
+    taken = _taken(record)  # built now: a failed write below expires the record's attributes
     previous_error = record.last_error
     record.state = State.APPROVED.value
     record.attempts = 0
@@ -43,10 +44,11 @@ def retry(session: Session, certificate_id: str, actor: str) -> Certificate:
     record.template_version = None
     record.updated_at = utcnow()
     try:
-        with session.begin_nested():  # a resubmission committed since the check above
-            session.flush()
+        # A resubmission committed since the check above breaks the unique index here. (No
+        # savepoint: begin_nested() would flush these changes before it, outside its scope.)
+        session.flush()
     except IntegrityError:
-        raise _taken(record) from None
+        raise taken from None
     audit.record(session, actor=actor, action="retry", certificate_id=record.id,
                  details={"previous_error": previous_error})
     return record

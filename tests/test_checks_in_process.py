@@ -1,0 +1,281 @@
+"""The issue job, recovery (retry/cancel), the department checks of submit and verification,
+called directly (no HTTP) on a real database with the real dev PKI, typst and PAdES signing:
+what the seal's verdict reports, what a failure records and logs, what retry and cancel reset
+and audit, what a 409 reveals, and the races behind the database's unique index. Written to
+kill mutants that survived `make mutation` (issue 5 item 7)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, select, update
+from sqlalchemy.orm import Session
+
+from issuer.bootstrap import DEV_DEPARTMENT, initialise
+from issuer.db import as_utc
+from issuer.errors import DuplicateCertificate, InvalidTransition
+from issuer.issue import (
+    MAX_ATTEMPTS,
+    certified_fields,
+    fields_digest,
+    issue_certificate,
+    record_failure,
+)
+from issuer.models import AuditEvent, Certificate, Department
+from issuer.recovery import MAX_REASON, cancel, retry
+from issuer.runtime import Runtime
+from issuer.submit import _duplicate, find_active, submit
+from issuer.verify import verify_qr
+from tests.conftest import make_settings, sample
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[Runtime]:
+    built = Runtime(make_settings(tmp_path, database_url, keys_dir))
+    initialise(built)
+    yield built
+    built.close()
+
+
+def approved(runtime: Runtime, name: str = "birth-1") -> str:
+    """A record submitted and approved (nothing enqueued: no job runs by itself here)."""
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        return submit(session, department, "test:clerk", sample(name)).id
+
+
+def record_of(runtime: Runtime, cert_id: str) -> Certificate:
+    with runtime.sessions() as session:
+        found = session.get(Certificate, cert_id)
+        assert found is not None
+        return found
+
+
+def audited(runtime: Runtime, cert_id: str, action: str) -> list[dict[str, Any]]:
+    with runtime.sessions() as session:
+        return [dict(e.details) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.certificate_id == cert_id,
+                                     AuditEvent.action == action).order_by(AuditEvent.seq))]
+
+
+def failed(runtime: Runtime, name: str = "birth-1", error: str = "template bug") -> str:
+    """A record sealed (an intent recorded) whose issue failed MAX_ATTEMPTS times."""
+    cert_id = approved(runtime, name)
+    with runtime.sessions() as session, session.begin():
+        record = session.get(Certificate, cert_id)
+        assert record is not None
+        record.state = "signing"
+        record.seal_text, record.seal_kid = "https://example.invalid/v#123", "ab" * 8
+        record.fields_sha256, record.template_version = "cd" * 32, "birth/1"
+    for _ in range(MAX_ATTEMPTS):
+        record_failure(runtime, cert_id, RuntimeError(error))
+    assert record_of(runtime, cert_id).state == "failed"
+    return cert_id
+
+
+# --- verification: what the verdict says about the certificate -------------------------------
+
+def test_the_verdict_names_what_the_seal_certifies(runtime: Runtime) -> None:
+    cert_id = approved(runtime)
+    assert issue_certificate(runtime, cert_id) is True
+    record = record_of(runtime, cert_id)
+    verdict = verify_qr(runtime, record.seal_text or "")
+    assert verdict.current
+    assert record.issued_at is not None and record.seal_kid is not None
+    data = sample("birth-1")
+    assert verdict.certificate == {
+        "id": cert_id,
+        "type": "birth",
+        "number": record.number,
+        "holder": data["child"]["name"],
+        "dates": {"birth": data["child"]["date_of_birth"]},
+        "registration_number": data["registration_number"],
+        "ward": data["ward_office"]["en"],
+        "issuer": runtime.settings.issuer_id,
+        "issued_at": int(as_utc(record.issued_at).timestamp()),
+        "seal_kid": record.seal_kid,
+    }
+
+
+# --- the issue job ---------------------------------------------------------------------------
+
+def test_applicant_contact_details_are_not_certified(runtime: Runtime) -> None:
+    cert_id = approved(runtime)
+    record = record_of(runtime, cert_id)
+    fields = certified_fields(record, date(2026, 3, 5))
+    assert "applicant" not in fields["request"]
+    assert fields["number"] == record.number and fields["issued_on"] == "2026-03-05"
+    other = Certificate(request={**record.request, "applicant": {
+        "name": "Someone Else", "mobile": "+919800000099", "email": "x@example.in"}},
+        number=record.number)
+    assert fields_digest(certified_fields(other, date(2026, 3, 5))) == fields_digest(fields)
+
+
+def test_each_failure_is_counted_logged_and_the_last_one_fails_the_record(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    cert_id = approved(runtime)
+    caplog.set_level(logging.INFO, logger="issuer.issue")
+    long_error = "x" * 3000
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        record_failure(runtime, cert_id, ValueError(long_error))
+        record = record_of(runtime, cert_id)
+        assert record.attempts == attempt
+        # The error is kept, cut to 1000 characters, with the exception's type in front.
+        assert record.last_error == ("ValueError: " + long_error)[:1000]
+        assert record.state == ("failed" if attempt == MAX_ATTEMPTS else "approved")
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"issue {cert_id} failed (attempt 1 of {MAX_ATTEMPTS}): ValueError: x" in messages[0]
+    assert messages[-1].startswith(f"issue {cert_id} failed {MAX_ATTEMPTS} times, now failed: "
+                                   "ValueError: xxx")
+    assert caplog.records[-1].levelno == logging.ERROR
+    (fail,) = audited(runtime, cert_id, "fail")
+    assert fail == {"attempts": MAX_ATTEMPTS, "error": ("ValueError: " + long_error)[:1000]}
+    # A failed (or issued, or unknown) record is not counted again.
+    record_failure(runtime, cert_id, ValueError("later"))
+    record_failure(runtime, "00000000-0000-4000-8000-000000000000", ValueError("unknown"))
+    assert record_of(runtime, cert_id).attempts == MAX_ATTEMPTS
+    assert len(audited(runtime, cert_id, "fail")) == 1
+
+
+def test_a_run_with_nothing_to_do_says_why(runtime: Runtime,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    cert_id = approved(runtime)
+    assert issue_certificate(runtime, cert_id) is True
+    caplog.set_level(logging.INFO, logger="issuer.issue")
+    assert issue_certificate(runtime, cert_id) is False
+    unknown = "00000000-0000-4000-8000-000000000000"
+    assert issue_certificate(runtime, unknown) is False
+    messages = [r.getMessage() for r in caplog.records]
+    assert f"issue {cert_id}: nothing to do (issued)" in messages
+    assert f"issue {unknown}: nothing to do (unknown id)" in messages
+
+
+# --- recovery: retry and cancel --------------------------------------------------------------
+
+def test_retry_drops_the_stale_intent_and_audits_the_previous_error(runtime: Runtime) -> None:
+    cert_id = failed(runtime, error="template bug: cannot lay out")
+    with runtime.sessions() as session, session.begin():
+        retry(session, cert_id, "cli:operator")
+    record = record_of(runtime, cert_id)
+    assert record.state == "approved" and record.attempts == 0 and record.last_error is None
+    assert (record.issued_at, record.seal_text, record.seal_kid, record.fields_sha256,
+            record.template_version) == (None, None, None, None, None)
+    assert audited(runtime, cert_id, "retry") == [
+        {"previous_error": "RuntimeError: template bug: cannot lay out"}]
+
+
+def test_cancel_audits_reason_previous_state_and_error(runtime: Runtime) -> None:
+    cert_id = failed(runtime, error="disk full")
+    with runtime.sessions() as session, session.begin():
+        cancel(session, cert_id, "cli:operator", "  wrong ward  ")
+    assert record_of(runtime, cert_id).state == "cancelled"
+    assert audited(runtime, cert_id, "cancel") == [
+        {"reason": "wrong ward", "from": "failed", "error": "RuntimeError: disk full"}]
+    submitted = approved(runtime, "birth-2")
+    with runtime.sessions() as session, session.begin():
+        cancel(session, submitted, "cli:operator", "duplicate request")
+    assert audited(runtime, submitted, "cancel") == [
+        {"reason": "duplicate request", "from": "approved", "error": None}]
+
+
+@pytest.mark.parametrize("reason", ["", "   ", "x" * (MAX_REASON + 1)])
+def test_cancel_needs_a_reason_of_bounded_length(runtime: Runtime, reason: str) -> None:
+    cert_id = approved(runtime)
+    with runtime.sessions() as session, session.begin(), pytest.raises(
+        InvalidTransition) as refused:
+        cancel(session, cert_id, "cli:operator", reason)
+    assert refused.value.detail == f"give a reason of 1 to {MAX_REASON} characters"
+    assert record_of(runtime, cert_id).state == "approved"
+    with runtime.sessions() as session, session.begin():
+        cancel(session, cert_id, "cli:operator", "y" * MAX_REASON)  # the longest allowed
+    assert record_of(runtime, cert_id).state == "cancelled"
+
+
+def _while_flushing(session: Session, act: Any) -> None:
+    """Run `act` once, just before `session` writes: as another request that commits between
+    our check and our write would."""
+    done: list[bool] = []
+
+    def once(*_args: Any) -> None:
+        if not done:
+            done.append(True)
+            act()
+    event.listen(session, "before_flush", once)
+
+
+def test_retry_refused_when_a_resubmission_commits_between_check_and_write(
+    runtime: Runtime
+) -> None:
+    cert_id = failed(runtime)
+    taken: list[str] = []
+    with pytest.raises(InvalidTransition) as refused:
+        with runtime.sessions() as session, session.begin():
+            _while_flushing(session, lambda: taken.append(approved(runtime)))
+            retry(session, cert_id, "cli:operator")
+    # Before the fix the refusal itself failed: the record was read after the failed write
+    # had closed the transaction (InvalidRequestError instead of this explanation).
+    assert refused.value.detail == ("registration B-2026-PMC-004512 already has a newer "
+                                    "certificate in progress or issued; cancel this one instead")
+    assert refused.value.extra == {"state": "failed"}
+    assert taken and record_of(runtime, taken[0]).state == "approved"
+    assert record_of(runtime, cert_id).state == "failed"
+    assert audited(runtime, cert_id, "retry") == []
+
+
+# --- department checks -----------------------------------------------------------------------
+
+def test_a_409_reveals_the_record_only_to_its_own_department(runtime: Runtime) -> None:
+    cert_id = approved(runtime)
+    record = record_of(runtime, cert_id)
+    own = _duplicate(record, DEV_DEPARTMENT)
+    assert own.detail == (f"registration B-2026-PMC-004512 already has certificate {cert_id} "
+                          "(approved)")
+    assert own.extra == {"certificate_id": cert_id, "href": f"/api/v1/certificates/{cert_id}",
+                         "state": "approved"}
+    for other in (_duplicate(record, "pmc-ward-kothrud-births"), _duplicate(None, DEV_DEPARTMENT)):
+        assert other.detail == "a current certificate exists for this registration number"
+        assert other.extra == {}
+
+
+def test_submit_race_lost_to_a_commit_between_check_and_insert_is_a_409(
+    runtime: Runtime
+) -> None:
+    winner: list[str] = []
+    with runtime.sessions() as session:
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        _while_flushing(session, lambda: winner.append(approved(runtime)))
+        with pytest.raises(DuplicateCertificate) as refused:
+            submit(session, department, "test:clerk", sample("birth-1"))
+    assert winner
+    assert refused.value.extra["certificate_id"] == winner[0]
+    with runtime.sessions() as session:
+        found = find_active(session, DEV_DEPARTMENT, "birth", "B-2026-PMC-004512")
+        assert found is not None and found.id == winner[0]
+
+
+def test_find_active_is_per_department_type_registration_and_active_state(
+    runtime: Runtime
+) -> None:
+    cert_id = approved(runtime)
+    with runtime.sessions() as session, session.begin():
+        session.add(Department(id="water", name_en="Water", name_mr="पाणी",
+                               cert_types=["birth", "death"]))
+    with runtime.sessions() as session:
+        found = find_active(session, DEV_DEPARTMENT, "birth", "B-2026-PMC-004512")
+        assert found is not None and found.id == cert_id
+        assert find_active(session, "water", "birth", "B-2026-PMC-004512") is None
+        assert find_active(session, DEV_DEPARTMENT, "death", "B-2026-PMC-004512") is None
+        assert find_active(session, DEV_DEPARTMENT, "birth", "B-2026-PMC-000000") is None
+    with runtime.sessions() as session, session.begin():
+        session.execute(update(Certificate).where(Certificate.id == cert_id)
+                        .values(state="cancelled"))
+    with runtime.sessions() as session:
+        assert find_active(session, DEV_DEPARTMENT, "birth", "B-2026-PMC-004512") is None
