@@ -64,7 +64,11 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Iterator
         while True:
             assert process.poll() is None, log.read_text()
             try:
-                if requests.get(base + "/healthz", timeout=2).status_code == 200:
+                # Up means every worker is: the first one answers while the others still boot
+                # (on a loaded machine, seconds later).
+                if (requests.get(base + "/healthz", timeout=2).status_code == 200
+                        and len(children(process.pid)) == WORKERS
+                        and log.read_text().count("Booting worker") == WORKERS):
                     break
             except requests.ConnectionError:
                 pass
