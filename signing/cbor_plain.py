@@ -155,7 +155,7 @@ def _read_item(data: bytes, pos: int, depth: int) -> tuple[PlainValue, int, _Ope
         if major == _MAJOR_BYTES:
             return raw, pos + argument, None
         try:
-            return raw.decode("utf-8"), pos + argument, None
+            return raw.decode("utf-8"), pos + argument, None  # equivalent: "UTF-8" same codec
         except UnicodeDecodeError as exc:
             raise _malformed("a CBOR text string is not valid UTF-8") from exc
     if depth >= MAX_DEPTH:
@@ -167,7 +167,7 @@ def _read_item(data: bytes, pos: int, depth: int) -> tuple[PlainValue, int, _Ope
             raise _malformed("truncated CBOR: an array is cut off")
         array: list[PlainValue] = []
         return array, pos, _Open(array, argument)
-    if argument > left // 2:
+    if argument > left // 2:  # equivalent: `/ 2` (an int exceeds n / 2 iff it exceeds n // 2)
         raise _malformed("truncated CBOR: a map is cut off")
     mapping: dict[int | str, PlainValue] = {}
     return mapping, pos, _Open(mapping, argument)

@@ -31,7 +31,8 @@ class SignerConfig:
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""
-        if self.bytes_reserved <= 0 or self.bytes_reserved % 2:
+        # `<= 1` is equivalent: 1 is odd, refused by `% 2` anyway.
+        if self.bytes_reserved <= 0 or self.bytes_reserved % 2:  # equivalent: `<= 1`
             raise SigningError(
                 f"bytes_reserved must be a positive even number, got {self.bytes_reserved}",
                 code="invalid_signing_config",

@@ -65,7 +65,8 @@ def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: bytes) -> bytes:
     protected = _protected_header(kid)
     der = key.sign(_to_be_signed(protected, payload), _es256(deterministic=True))
     r, s = decode_dss_signature(der)
-    if s > _HALF_ORDER:
+    # `>=` here differs only when s == n // 2 exactly, a 2**-256 event for RFC 6979 nonces.
+    if s > _HALF_ORDER:  # equivalent: `>=` (s == n // 2 never occurs, see above)
         s = _P256_ORDER - s  # low-S form: (r, n - s) is the same signature's only twin
     signature = r.to_bytes(_COORDINATE_BYTES, "big") + s.to_bytes(_COORDINATE_BYTES, "big")
     return _encode(protected, payload, signature)
@@ -115,7 +116,7 @@ def verify1(msg: Sign1, public_key: ec.EllipticCurvePublicKey) -> bool:
         public_key.verify(
             encode_dss_signature(r, s),
             _to_be_signed(msg.protected, msg.payload),
-            _es256(deterministic=False),
+            _es256(deterministic=False),  # equivalent: the flag only matters when signing
         )
     except InvalidSignature:
         return False
@@ -128,7 +129,8 @@ def _encode(protected: bytes, payload: bytes, signature: bytes) -> bytes:
 
 def _protected_header(kid: bytes) -> bytes:
     # For an 8-byte kid: A2 01 26 04 48 <kid>, so the kid is always the last 8 bytes.
-    return cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)
+    # Keys 1 then 4, an int and a byte string: the dict is already in canonical order.
+    return cbor2.dumps({HEADER_ALG: ALG_ES256, HEADER_KID: kid}, canonical=True)  # equivalent
 
 
 def _to_be_signed(protected: bytes, payload: bytes) -> bytes:

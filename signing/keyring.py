@@ -69,7 +69,8 @@ def _require_chain(backend: SignerBackend, config: SignerConfig) -> None:
     chain = [
         to_asn1_certificate(cert)
         for path in config.chain_paths
-        for cert in load_pem_certificates(path, "chain certificate")
+        # `load_backend` has already read these files with this label: equivalent mutants.
+        for cert in load_pem_certificates(path, "chain certificate")  # equivalent: label
     ]
     validator = CertificateValidator(
         to_asn1_certificate(backend.certificate),

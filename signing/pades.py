@@ -62,7 +62,7 @@ class PadesSigner:
         A fixed reservation spares pyHanko's sizing dry run (SIGNING.md, trap 2); a signature
         that does not fit fails loudly with `SignatureTooLarge`.
         """
-        if bytes_reserved <= 0 or bytes_reserved % 2:
+        if bytes_reserved <= 0 or bytes_reserved % 2:  # equivalent: `<= 1` (1 is odd)
             raise SigningError(
                 f"bytes_reserved must be a positive even number, got {bytes_reserved}",
                 code="invalid_signing_config",
@@ -179,8 +179,8 @@ def _write_info(writer: IncrementalPdfFileWriter, entries: Mapping[str, str]) ->
     # input's trailer has a direct dictionary, so mutants of this branch cannot be observed.
     if not isinstance(info_ref, generic.IndirectObject):  # equivalent: unreachable (see above)
         # A direct /Info dictionary lives in the trailer, which the new revision rewrites anyway.
-        merged = generic.DictionaryObject({**info_ref, **values})  # type: ignore[no-untyped-call]
-        writer.set_info(merged)
+        merged = generic.DictionaryObject({**info_ref, **values})  # type: ignore[no-untyped-call]  # equivalent: unreachable
+        writer.set_info(merged)  # equivalent: unreachable (see above)
         return
     info = info_ref.get_object()  # type: ignore[no-untyped-call]
     if not isinstance(info, generic.DictionaryObject):

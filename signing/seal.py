@@ -136,7 +136,9 @@ class Sealer:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise SigningError(f"invalid verify base URL {base_url!r}", code="invalid_base_url")
-        if parts.query or parts.fragment or "#" in base_url:
+        # An empty query ("https://x/?") or fragment leaves urlsplit's parts empty: look at
+        # the text too, or the seal link would become "https://x/?/v#..." (a query, not /v).
+        if parts.query or parts.fragment or "#" in base_url or "?" in base_url:
             raise SigningError(
                 f"the verify base URL {base_url!r} may not carry a query or fragment",
                 code="invalid_base_url",
@@ -204,7 +206,9 @@ def decode_seal(text: str) -> DecodedSeal:
     compressed, body = _read_transport(text)
     cose = _inflate(body) if compressed else body
     if len(cose) > MAX_INFLATED_BYTES:
-        raise SealError("too_large", "the COSE message is too large")
+        # Unreachable today (`_inflate` refuses more, and MAX_DIGITS bounds a plain body to
+        # ~1250 bytes); kept so the bound holds whatever the transport becomes.
+        raise SealError("too_large", "the COSE message is too large")  # equivalent: unreachable
     message = decode1(cose)
     if _transport_body(cose) != (compressed, body):
         # One message, one text: a plain copy, another DEFLATE level or stray padding bits
@@ -260,8 +264,10 @@ def _issued_in_window(claims: Mapping[int, Any], entry: TrustEntry) -> bool:
 
 
 def _encode_claims(claims: Mapping[int, Any]) -> bytes:
-    if not isinstance(claims, Mapping) or not claims:
-        raise SealError("malformed", "claims must be a non-empty map")
+    # `Sealer.seal` checks the iat first: empty claims have none and a non-mapping has no
+    # .get, so this refusal is never reached through it.
+    if not isinstance(claims, Mapping) or not claims:  # equivalent: `and` (see above)
+        raise SealError("malformed", "claims must be a non-empty map")  # equivalent: unreachable
     if not all(type(key) is int for key in claims):
         raise SealError("malformed", "claim keys must be integers (CWT)")
     try:
@@ -272,13 +278,15 @@ def _encode_claims(claims: Mapping[int, Any]) -> bytes:
 
 def _decode_claims(payload: bytes) -> dict[int, Any]:
     """Claims of a payload whose signature has been checked, as plain dicts and lists."""
+    # The messages below are never seen: `verify_seal` reports only the reason, and the claims
+    # `Sealer.seal` reads back are always a map with integer keys (`_encode_claims`).
     value = loads_plain(payload)
     if not isinstance(value, dict):
-        raise SealError("malformed", "the payload must be a CBOR map")
+        raise SealError("malformed", "the payload must be a CBOR map")  # equivalent: message
     claims: dict[int, Any] = {}
     for key, item in value.items():
         if not isinstance(key, int):
-            raise SealError("malformed", "claim keys must be integers (CWT)")
+            raise SealError("malformed", "claim keys must be integers (CWT)")  # equivalent
         claims[key] = item
     return claims
 
@@ -317,7 +325,8 @@ def _inflate(data: bytes) -> bytes:
     in the last byte are caught by the canonical re-encoding check in `decode_seal`."""
     inflater = zlib.decompressobj(wbits=-15)
     try:
-        out = inflater.decompress(data, MAX_INFLATED_BYTES + 1)
+        # One byte past the cap tells "over" from "exactly at" it; `+ 2` would refuse the same.
+        out = inflater.decompress(data, MAX_INFLATED_BYTES + 1)  # equivalent: `+ 2`
     except zlib.error as exc:
         raise SealError("malformed", f"invalid DEFLATE data: {exc}") from exc
     if len(out) > MAX_INFLATED_BYTES or inflater.unconsumed_tail:
@@ -328,7 +337,7 @@ def _inflate(data: bytes) -> bytes:
 
 
 def _int_to_digits(number: int) -> str:
-    if number < _CHUNK:
+    if number < _CHUNK:  # equivalent: `<=` (str() of 10**1000 is the same 1001 digits)
         return str(number)
     high, low = divmod(number, _CHUNK)
     return _int_to_digits(high) + str(low).zfill(_CHUNK_DIGITS)
@@ -336,15 +345,18 @@ def _int_to_digits(number: int) -> str:
 
 def _digits_to_bytes(digits: str) -> bytes:
     number = _digits_to_int(digits)
-    return number.to_bytes((number.bit_length() + 7) // 8, "big")
+    # `+ 8` adds a 0x00 byte only to a number whose first byte is >= 0x80, refused either way
+    # as "the sentinel byte is missing" (ours start with 0x01).
+    return number.to_bytes((number.bit_length() + 7) // 8, "big")  # equivalent: `+ 8`
 
 
 def _digits_to_int(digits: str) -> int:
     # Halves joined by one multiplication each (Karatsuba in CPython) instead of one chunk at
     # a time: 7089 digits cost ~160 us instead of ~215 us, and no piece exceeds 4300 digits.
-    if len(digits) <= _LEAF_DIGITS:
+    # Any split point gives the same integer: only the cost depends on it.
+    if len(digits) <= _LEAF_DIGITS:  # equivalent: `<`
         return int(digits)
-    low = len(digits) // 2
+    low = len(digits) // 2  # equivalent: `// 3`
     return _digits_to_int(digits[:-low]) * _power_of_ten(low) + _digits_to_int(digits[-low:])
 
 

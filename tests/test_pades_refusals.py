@@ -8,11 +8,13 @@ from io import BytesIO
 
 import pytest
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.general import SigningError as PyHankoSigningError
 
 from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.devpki import DevPki
 from signing.errors import SignatureTooLarge, SigningError
+from signing.file_backend import FileBackend, LoadedKeySigner, load_pem_private_key
 from signing.pades import PadesSigner
 from signing.validate import validate_pdf
 from tests.test_signing_support import minimal_pdf
@@ -55,7 +57,9 @@ def test_a_signature_too_large_for_its_room_names_the_room(pki: DevPki) -> None:
 def test_reason_and_location_are_written_into_the_signature(signer: PadesSigner) -> None:
     pdf = signer.sign(minimal_pdf(), reason="Certificate PMC/B/2026/000001",
                       location="Pune, Maharashtra")
-    sig = PdfFileReader(BytesIO(pdf)).embedded_signatures[0].sig_object
+    embedded = PdfFileReader(BytesIO(pdf)).embedded_signatures[0]
+    assert embedded.field_name == "PramaanSignature"
+    sig = embedded.sig_object
     assert (str(sig["/Reason"]), str(sig["/Location"])) == ("Certificate PMC/B/2026/000001",
                                                             "Pune, Maharashtra")
 
@@ -76,3 +80,52 @@ def test_a_direct_info_dictionary_is_merged_into_the_signed_revision(
     assert report.ok, report
     assert report.info == {"PramaanOld": "kept",
                            "PramaanSeal": "https://verify.pmc.example/v#1123"}
+
+
+def info_pdf(info_object: bytes) -> bytes:
+    """`minimal_pdf` with a fourth object, `info_object`, named as /Info by the trailer."""
+    pdf = minimal_pdf()
+    head, _, tail = pdf.partition(b"xref\n")
+    objects = head + b"4 0 obj\n%s\nendobj\n" % info_object
+    _, _, entries = tail.partition(b"0000000000 65535 f \n")
+    offsets, _, _ = entries.partition(b"trailer")
+    return objects + b"xref\n0 5\n0000000000 65535 f \n" + offsets + b"%010d 00000 n \n" % len(
+        head
+    ) + b"trailer\n<< /Size 5 /Root 1 0 R /Info 4 0 R >>\nstartxref\n%d\n%%%%EOF\n" % len(objects)
+
+
+@pytest.mark.parametrize("info_object", [b"42", b"(text)", b"[1 2]"])
+def test_an_info_entry_that_is_not_a_dictionary_is_refused(
+    signer: PadesSigner, info_object: bytes
+) -> None:
+    refused = refusal(signer, info_pdf(info_object), info={"PramaanSeal": "x"})
+    assert (refused.code, str(refused)) == ("unreadable_pdf",
+                                            "the PDF's /Info entry is not a dictionary")
+
+
+def test_control_an_indirect_info_dictionary_is_updated(signer: PadesSigner, pki: DevPki) -> None:
+    """The same hand-made file with a dictionary as /Info signs, keeping its entries."""
+    pdf = signer.sign(info_pdf(b"<< /PramaanOld (kept) >>"), reason="r", location="Pune",
+                      info={"PramaanSeal": "x"})
+    report = validate_pdf(pdf, [pki.root_cert])
+    assert report.ok, report
+    assert report.info == {"PramaanOld": "kept", "PramaanSeal": "x"}
+
+
+class _UnavailableDevice(LoadedKeySigner):
+    """A signer whose device refuses to sign, the way pyHanko reports it."""
+
+    def sign_raw(self, data: bytes, digest_algorithm: str) -> bytes:
+        raise PyHankoSigningError("the signing device is unavailable")
+
+
+def test_a_signer_failure_is_reported_as_pades_failed(pki: DevPki) -> None:
+    backend = load_backend(SignerConfig.from_keys_dir(pki.keys_dir))
+    assert isinstance(backend, FileBackend)
+    key = load_pem_private_key(pki.signer_key)
+    failing = _UnavailableDevice(key, backend.certificate)
+    signer = PadesSigner(FileBackend(signer=failing, certificate=backend.certificate))
+    refused = refusal(signer, minimal_pdf())
+    assert (refused.code, str(refused)) == (
+        "pades_failed", "PAdES signing failed: the signing device is unavailable"
+    )

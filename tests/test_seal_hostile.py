@@ -19,10 +19,13 @@ from typing import Any
 
 import cbor2
 import pytest
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 import signing.seal
-from signing.cbor_plain import MAX_DEPTH, MAX_ITEMS, loads_plain
-from signing.cose import decode1, sign1
+from signing.cbor_plain import MAX_BYTES, MAX_DEPTH, MAX_ITEMS, loads_plain
+from signing.cose import Sign1, decode1, sign1, verify1
 from signing.devpki import DevPki
 from signing.errors import SealError
 from signing.seal import (
@@ -39,6 +42,7 @@ BASE_URL = "https://verify.pmc.example"
 ISSUED_AT = int(time.time())
 FORGED_SIGNATURE = hashlib.sha512(b"not a signature").digest()  # 64 bytes, r||s, invalid
 UNKNOWN_KID = b"\x00unknown"
+P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 
 
 # --- raw CBOR, written by hand ---------------------------------------------------------------
@@ -562,3 +566,136 @@ def test_the_same_claims_signed_by_us_verify_but_with_a_tag_are_malformed(
     assert refusal(forged(hostile, seal_key), trust)[1] == "bad_signature"
     assert refusal(signed(hostile, seal_key), trust)[1] == "malformed"
     assert verify_seal(signed(claims_with(uint(10**9)), seal_key), trust).ok
+
+
+# --- every refusal says why, and every limit is exact -----------------------------------------
+
+PLAIN_REFUSALS: dict[str, tuple[bytes, str]] = {
+    "empty": (b"", "truncated CBOR: a head is missing"),
+    "tag": (tag(2, bstr(b"x")), "CBOR tags are not accepted"),
+    "undefined": (b"\xf7", "only the simple values false, true and null are accepted"),
+    "indefinite": (b"\x9f\x00\xff", "indefinite lengths and reserved heads are not accepted"),
+    "argument cut off": (b"\x19\x01", "truncated CBOR: a head's argument is cut off"),
+    "non-shortest head": (head(0, 23, width=1), "a CBOR head is not in its shortest form"),
+    "string cut off": (head(3, 4) + b"abc", "truncated CBOR: a string is cut off"),
+    "bytes cut off": (head(2, 4) + b"abc", "truncated CBOR: a string is cut off"),
+    "invalid UTF-8": (head(3, 2) + b"\xc3\x28", "a CBOR text string is not valid UTF-8"),
+    "too deep": (b"\x81" * (MAX_DEPTH + 1) + uint(0), f"CBOR nested deeper than {MAX_DEPTH}"),
+    "array cut off": (head(4, 2) + uint(0), "truncated CBOR: an array is cut off"),
+    "map cut off": (head(5, 2) + uint(0) * 3, "truncated CBOR: a map is cut off"),
+    "container key": (mp((arr(uint(1)), uint(1))), "map keys must be integers or text"),
+    "byte-string key": (mp((bstr(b"n"), uint(1))), "map keys must be integers or text"),
+    "duplicate key": (mp((uint(1), uint(1)), (uint(1), uint(2))), "duplicate map key"),
+    "trailing byte": (uint(1) + b"\x00", "trailing bytes after the CBOR item"),
+    "too many items": (arr(*[uint(0)] * MAX_ITEMS), f"more than {MAX_ITEMS} CBOR items"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PLAIN_REFUSALS))
+def test_plain_decoder_refusals_say_why(name: str) -> None:
+    data, message = PLAIN_REFUSALS[name]
+    with pytest.raises(SealError) as caught:
+        loads_plain(data)
+    assert (caught.value.reason, str(caught.value)) == ("malformed", message)
+
+
+def test_plain_decoder_size_limit_is_exact() -> None:
+    largest = bstr(bytes(MAX_BYTES - 3))  # a 3-byte head: exactly MAX_BYTES in all
+    assert len(largest) == MAX_BYTES and loads_plain(largest) == bytes(MAX_BYTES - 3)
+    with pytest.raises(SealError) as caught:
+        loads_plain(largest + b"\x00")
+    assert (caught.value.reason, str(caught.value)) == ("too_large", f"CBOR over {MAX_BYTES} bytes")
+
+
+@pytest.mark.parametrize(
+    ("data", "value"),
+    [
+        # the smallest argument of each long head form, with the head ending the input
+        (b"\x18\x18", 24),
+        (b"\x19\x01\x00", 256),
+        (b"\x1a\x00\x01\x00\x00", 1 << 16),
+        (b"\x1b" + (1 << 32).to_bytes(8, "big"), 1 << 32),
+        (b"\x38\x18", -25),
+        # strings, arrays and maps that end exactly where the input ends
+        (tstr("abc"), "abc"),
+        (bstr(b"abc"), b"abc"),
+        (arr(uint(1)), [1]),
+        (mp((uint(1), uint(2)), (uint(3), uint(4))), {1: 2, 3: 4}),
+        (mp((tstr("n"), mp((uint(1), arr(uint(2), nint(-3)))))), {"n": {1: [2, -3]}}),
+    ],
+)
+def test_plain_decoder_accepts_values_at_the_edges(data: bytes, value: object) -> None:
+    assert loads_plain(data) == value
+
+
+def test_cose_frame_refusals_say_why(seal_key: SealKey) -> None:
+    good = frame(b"p", kid=seal_key.kid)
+    cases = {
+        b"": "not a tagged COSE_Sign1 array of four items",
+        b"\xd2\x84": "truncated CBOR: a head is missing",
+        b"\xd2\x84" + uint(1): "a byte string was expected",
+        good[:-1]: "truncated CBOR: a byte string is cut off",
+        frame(b"p", protected=mp((uint(1), nint(-7)))): (
+            "the protected header must be exactly {1: -7, 4: kid}"
+        ),
+        frame(b"p", kid=seal_key.kid, unprotected=b"\x80"): (
+            "the unprotected header must be an empty map"
+        ),
+        frame(b"p", FORGED_SIGNATURE[:63], kid=seal_key.kid): "an ES256 signature is 64 bytes",
+        good + b"\x00": "trailing bytes after the COSE_Sign1",
+    }
+    for data, message in cases.items():
+        with pytest.raises(SealError) as caught:
+            decode1(data)
+        assert (caught.value.reason, str(caught.value)) == ("malformed", message), data
+
+
+def test_cose_signs_the_rfc9052_sig_structure(seal_key: SealKey) -> None:
+    """Checked with cryptography alone over a Sig_structure built here, so sign1 and verify1
+    cannot agree on a wrong one between themselves."""
+    message = decode1(sign1(b"payload", seal_key.private_key, seal_key.kid))
+    to_be_signed = arr(tstr("Signature1"), bstr(message.protected), bstr(b""), bstr(b"payload"))
+    r, s = (int.from_bytes(message.signature[i:i + 32], "big") for i in (0, 32))
+    seal_key.private_key.public_key().verify(
+        encode_dss_signature(r, s), to_be_signed, ec.ECDSA(hashes.SHA256())
+    )
+    assert s <= P256_ORDER // 2  # low-S form
+
+
+def test_cose_refuses_to_sign_with_another_curve_or_kid(seal_key: SealKey) -> None:
+    with pytest.raises(ValueError) as caught:
+        sign1(b"p", ec.generate_private_key(ec.SECP384R1()), seal_key.kid)
+    assert str(caught.value) == "ES256 needs a P-256 key"
+    with pytest.raises(ValueError) as caught:
+        sign1(b"p", seal_key.private_key, b"k")
+    assert str(caught.value) == "a seal kid is 8 bytes"
+
+
+def test_cose_verify_refuses_keys_that_are_not_ec_without_raising(seal_key: SealKey) -> None:
+    message = decode1(sign1(b"p", seal_key.private_key, seal_key.kid))
+    rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    assert not verify1(message, rsa_key)  # type: ignore[arg-type]
+    assert not verify1(message, ed25519.Ed25519PrivateKey.generate().public_key())  # type: ignore[arg-type]
+
+
+def test_cose_verify_accepts_s_of_exactly_half_the_order() -> None:
+    """The low-S bound is inclusive: s = n // 2 is the low form (its twin n - s is n // 2 + 1).
+    No key is known for which RFC 6979 yields that s, so the key is solved for: pick the nonce
+    k, then d = (s*k - z) / r mod n makes (r, s) a valid signature by d."""
+    half = P256_ORDER // 2
+    protected = cbor2.dumps({1: -7, 4: b"kid-0001"}, canonical=True)
+    to_be_signed = arr(tstr("Signature1"), bstr(protected), bstr(b""), bstr(b"payload"))
+    z = int.from_bytes(hashlib.sha256(to_be_signed).digest(), "big")
+    k = 0x1234567890ABCDEF
+    r = ec.derive_private_key(k, ec.SECP256R1()).public_key().public_numbers().x % P256_ORDER
+    d = (half * k - z) * pow(r, -1, P256_ORDER) % P256_ORDER
+    public_key = ec.derive_private_key(d, ec.SECP256R1()).public_key()
+    public_key.verify(encode_dss_signature(r, half), to_be_signed, ec.ECDSA(hashes.SHA256()))
+
+    def message(s: int) -> Sign1:
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return Sign1(kid=b"kid-0001", protected=protected, payload=b"payload",
+                     signature=signature)
+
+    assert verify1(message(half), public_key)
+    assert not verify1(message(P256_ORDER - half), public_key)  # the valid high-S twin

@@ -15,10 +15,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.devpki import DEV_PKI_FILES, DevPki, ensure_dev_pki
-from signing.errors import BadKeyUsage, KeyCertMismatch, KeyMaterialMissing, SigningError
+from signing.errors import (
+    BadKeyUsage,
+    KeyCertMismatch,
+    KeyMaterialMissing,
+    SignatureTooLarge,
+    SigningError,
+)
 from signing.keyring import Keyring
 from signing.seal import SealKey
 from signing.trust_list import kid_for
+from signing.trust_store import TrustStore
 from signing.validate import validate_pdf
 from tests.test_signing_support import issue_end_entity, minimal_pdf
 
@@ -220,3 +227,99 @@ def test_keyring_refuses_bad_verify_urls(config: SignerConfig, url: str) -> None
     with pytest.raises(SigningError) as caught:
         Keyring.from_config(config, verify_base_url=url)
     assert caught.value.code == "invalid_base_url"
+
+
+# --- configuration, trust store and keyring: what each refusal says --------------------------
+
+
+@pytest.mark.parametrize("bytes_reserved", [0, -2, 16383])
+def test_config_refuses_a_reservation_that_is_not_positive_and_even(
+    config: SignerConfig, bytes_reserved: int
+) -> None:
+    with pytest.raises(SigningError) as caught:
+        dataclasses.replace(config, bytes_reserved=bytes_reserved)
+    assert caught.value.code == "invalid_signing_config"
+    assert str(caught.value) == (
+        f"bytes_reserved must be a positive even number, got {bytes_reserved}"
+    )
+    assert dataclasses.replace(config, bytes_reserved=2).bytes_reserved == 2
+
+
+def test_config_needs_a_trust_root(config: SignerConfig) -> None:
+    with pytest.raises(SigningError) as caught:
+        dataclasses.replace(config, trust_root_paths=())
+    assert (caught.value.code, str(caught.value)) == (
+        "invalid_signing_config", "at least one trust root is required"
+    )
+
+
+def test_config_from_keys_dir_finds_retired_seal_certificates_in_order(tmp_path: Path) -> None:
+    assert SignerConfig.from_keys_dir(tmp_path).retired_seal_cert_paths == ()
+    retired = tmp_path / "seal-retired"
+    retired.mkdir()
+    for name in ("seal-2.crt", "seal-1.crt", "notes.txt", "seal-3.CRT.bak"):
+        (retired / name).write_text("")
+    config = SignerConfig.from_keys_dir(tmp_path)
+    assert config.retired_seal_cert_paths == (retired / "seal-1.crt", retired / "seal-2.crt")
+    assert (config.key_path, config.cert_path, config.chain_paths) == (
+        tmp_path / "signer.key", tmp_path / "signer.crt", (tmp_path / "ca.crt",)
+    )
+    assert (config.seal_key_path, config.seal_cert_path, config.trust_root_paths) == (
+        tmp_path / "seal.key", tmp_path / "seal.crt", (tmp_path / "root.crt",)
+    )
+
+
+def test_trust_store_refusals_name_the_file_they_are_about(
+    config: SignerConfig, tmp_path: Path
+) -> None:
+    missing = tmp_path / "missing.crt"
+    junk = tmp_path / "junk.crt"
+    junk.write_text("not a certificate")
+    cases = {
+        "seal certificate": dataclasses.replace(config, seal_cert_path=missing),
+        "retired seal certificate": dataclasses.replace(config,
+                                                        retired_seal_cert_paths=(missing,)),
+        "trust root": dataclasses.replace(config, trust_root_paths=(missing,)),
+    }
+    for what, broken in cases.items():
+        with pytest.raises(KeyMaterialMissing) as caught:
+            TrustStore.from_config(broken)
+        assert str(caught.value).startswith(f"cannot read {what} {missing}: "), what
+    with pytest.raises(KeyMaterialMissing) as caught:
+        TrustStore.from_config(dataclasses.replace(config, trust_root_paths=(junk,)))
+    assert str(caught.value) == f"trust root {junk} holds no valid PEM certificate"
+
+
+def test_trust_store_holds_the_current_and_retired_seal_keys(pki: DevPki,
+                                                             stranger: DevPki) -> None:
+    config = dataclasses.replace(SignerConfig.from_keys_dir(pki.keys_dir),
+                                 retired_seal_cert_paths=(stranger.seal_cert,))
+    store = TrustStore.from_config(config)
+    kids = [SealKey.load(pki.seal_key, pki.seal_cert).kid,
+            SealKey.load(stranger.seal_key, stranger.seal_cert).kid]
+    assert [entry.kid for entry in store.seal_trust.entries] == kids
+    assert store.trust_root_paths == config.trust_root_paths
+
+
+def test_keyring_uses_the_configured_reservation_and_backend(config: SignerConfig) -> None:
+    keyring = Keyring.from_config(dataclasses.replace(config, bytes_reserved=256),
+                                  verify_base_url="http://127.0.0.1:8000")
+    assert keyring.backend.certificate == load_backend(config).certificate
+    with pytest.raises(SignatureTooLarge, match="bytes_reserved=256"):
+        keyring.pades.sign(minimal_pdf(), reason="r", location="Pune")
+
+
+def test_keyring_refusals_say_why(config: SignerConfig, stranger: DevPki,
+                                  tmp_path: Path) -> None:
+    missing = tmp_path / "missing.crt"
+    with pytest.raises(KeyMaterialMissing, match=r"^cannot read trust root "):
+        Keyring.from_config(dataclasses.replace(config, trust_root_paths=(missing,)),
+                            verify_base_url="https://verify.pmc.example")
+    with pytest.raises(SigningError) as caught:
+        Keyring.from_config(dataclasses.replace(config, trust_root_paths=(stranger.root_cert,)),
+                            verify_base_url="https://verify.pmc.example")
+    subject = load_backend(config).certificate.subject.rfc4514_string()
+    assert str(caught.value).startswith(
+        f"the signer certificate {subject} does not chain to a configured trust root through "
+        "the configured chain: "
+    )

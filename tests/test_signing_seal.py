@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import random
 import time
 import unicodedata
 import zlib
@@ -14,19 +15,22 @@ import cbor2
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+import signing.seal
 from signing.cose import Sign1, decode1, sign1, verify1
 from signing.devpki import DevPki, ensure_dev_pki
-from signing.errors import SealError
+from signing.errors import SealError, SigningError
 from signing.seal import (
     MAX_DIGITS,
     PRIVATE_CLAIM,
     Sealer,
     SealKey,
+    SealReport,
     decode_seal,
     transport_text,
     verify_seal,
 )
 from signing.trust_list import TrustEntry, TrustList
+from tests.test_signing_support import issue_end_entity
 
 BASE_URL = "https://verify.pmc.example"
 NAME_EN = "Aishwarya Venkataraman Deshpan"  # 30 letters and spaces
@@ -505,3 +509,216 @@ def test_sealer_refuses_claims_without_an_issue_time(sealer: Sealer) -> None:
     with pytest.raises(SealError) as caught:
         sealer.seal(claims)
     assert caught.value.reason == "outside_window"
+
+
+# --- every refusal says why, and every limit is exact -----------------------------------------
+
+
+def _digits(data: bytes) -> str:
+    return str(int.from_bytes(b"\x01" + data, "big"))
+
+
+def _deflated(data: bytes) -> bytes:
+    compressor = zlib.compressobj(9, zlib.DEFLATED, -15)
+    return compressor.compress(data) + compressor.flush()
+
+
+def test_transport_refusals_say_why(sealer: Sealer) -> None:
+    digits = sealer.seal(realistic_claims()).split("#", 1)[1]
+    deflated = _deflated(b"not a COSE message, but it has to be long enough to compress" * 3)
+    cases = {
+        "": "the seal must be a flag digit followed by digits",
+        "1": "the seal must be a flag digit followed by digits",
+        f"{BASE_URL}/v#{digits}#{digits}": "the seal must be a flag digit followed by digits",
+        "01": "not a tagged COSE_Sign1 array of four items",  # shortest text: no bytes at all
+        "2123": "unknown flag digit or non-canonical number",
+        "0012": "unknown flag digit or non-canonical number",
+        "010": "the sentinel byte is missing",  # 10 = 0x0a
+        f"0{NO_SENTINEL}": "the sentinel byte is missing",
+        "1" + _digits(deflated[:-1]): "truncated DEFLATE data or bytes after it",
+        "1" + _digits(deflated + b"\x00"): "truncated DEFLATE data or bytes after it",
+        "1" + _digits(_deflated(decode_seal(digits).cose) + b"\x00"): (
+            "truncated DEFLATE data or bytes after it"
+        ),
+    }
+    for text, message in cases.items():
+        with pytest.raises(SealError) as caught:
+            decode_seal(text)
+        assert (caught.value.reason, str(caught.value)) == ("malformed", message), text
+    with pytest.raises(SealError) as caught:
+        decode_seal("1" + _digits(b"\xff\xff\xff"))  # reserved DEFLATE block type
+    assert caught.value.reason == "malformed"
+    assert str(caught.value).startswith("invalid DEFLATE data: ")
+
+
+def test_seal_text_limit_is_exact(sealer: Sealer, trust: TrustList) -> None:
+    """A seal of exactly MAX_DIGITS digits is made and verifies; one digit more is refused."""
+    at_limit = None
+    for size in range(1100, 1200):  # incompressible: each byte adds 2 or 3 digits
+        noise = hashlib.shake_256(b"noise").digest(size)
+        try:
+            text = sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: noise}})
+        except SealError as exc:
+            assert exc.reason == "too_large"
+            assert str(exc).startswith("the seal needs ")
+            assert str(exc).endswith(" characters, too many for a QR")
+            break
+        if len(text.split("#", 1)[1]) == MAX_DIGITS:
+            at_limit = text
+    assert at_limit is not None
+    assert verify_seal(at_limit, trust).ok
+    assert verify_seal(at_limit.split("#", 1)[1], trust).ok
+    too_long = at_limit + "0"
+    assert verify_seal(too_long, trust).reason == "too_large"
+
+
+def test_inflated_size_limit_is_exact(trust: TrustList) -> None:
+    """A COSE message that inflates to exactly MAX_INFLATED_BYTES is read (and then judged on
+    its kid); one byte more is too large."""
+    def text_of(size: int) -> str:
+        payload = bytes(size - 86)
+        cose = b"\xd2\x84" + cbor2.dumps(cbor2.dumps({1: -7, 4: b"\x00" * 8}, canonical=True))
+        cose += b"\xa0" + cbor2.dumps(payload) + cbor2.dumps(b"\x00" * 64)
+        assert len(cose) == size
+        return transport_text(cose)
+
+    limit = signing.seal.MAX_INFLATED_BYTES
+    assert text_of(limit)[0] == "1"  # deflated
+    assert verify_seal(text_of(limit), trust).reason == "unknown_kid"
+    with pytest.raises(SealError) as caught:
+        decode_seal(text_of(limit + 1))
+    assert (caught.value.reason, str(caught.value)) == (
+        "too_large", f"inflates beyond {limit} bytes"
+    )
+
+
+def test_transport_deflates_at_level_9_only_when_shorter(seal_key: SealKey) -> None:
+    """The one canonical text: raw DEFLATE at level 9 when strictly shorter, else plain."""
+    level_9_differs = None
+    for seed in range(50):  # text made of repeated words: levels 6 and 9 often differ there
+        rng = random.Random(seed)
+        words = [bytes(rng.randrange(97, 123) for _ in range(rng.randrange(3, 40)))
+                 for _ in range(12)]
+        payload = b"".join(rng.choice(words)[: rng.randrange(1, 40)] for _ in range(150))
+        cose = sign1(payload, seal_key.private_key, KID)
+        level_6 = zlib.compressobj(6, zlib.DEFLATED, -15)
+        if _deflated(cose) != level_6.compress(cose) + level_6.flush():
+            level_9_differs = cose
+            break
+    assert level_9_differs is not None
+    assert transport_text(level_9_differs) == "1" + _digits(_deflated(level_9_differs))
+    incompressible = sign1(hashlib.shake_256(b"x").digest(200), seal_key.private_key, KID)
+    assert transport_text(incompressible) == "0" + _digits(incompressible)
+
+
+def test_verify_base_url_edges(seal_key: SealKey) -> None:
+    assert Sealer(seal_key, BASE_URL + "/").prefix == f"{BASE_URL}/v#"
+    assert Sealer(seal_key, BASE_URL + "/pune/").prefix == f"{BASE_URL}/pune/v#"
+    for url in (f"{BASE_URL}/#", f"{BASE_URL}/?", "https://", "ftp://x", "x.example"):
+        with pytest.raises(SigningError) as caught:
+            Sealer(seal_key, url)
+        assert caught.value.code == "invalid_base_url", url
+
+
+def test_sealer_refusals_say_why(sealer: Sealer) -> None:
+    cases: dict[str, tuple[dict[Any, Any], str]] = {
+        "no iat": ({1: "x"}, "claims need an integer iat (6) in the key's window"),
+        "text key": ({"iss": "x", 6: ISSUED_AT}, "claim keys must be integers (CWT)"),
+        "never equal": ({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: NeverEqual(7)}},
+                        "the seal does not read back as the claims"),
+    }
+    for name, (claims, message) in cases.items():
+        with pytest.raises(SealError) as caught:
+            sealer.seal(claims)
+        assert str(caught.value) == message, name
+    with pytest.raises(SealError) as caught:
+        sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: 1.5}})
+    assert str(caught.value).startswith("the seal does not read back: ")
+    with pytest.raises(SealError) as caught:
+        sealer.seal({1: object(), 6: ISSUED_AT})
+    assert caught.value.reason == "malformed"
+    assert str(caught.value).startswith("claims cannot be encoded as CBOR: ")
+
+
+class _FaultySigner:
+    """A P-256 key whose signatures are over other bytes, as a failing signing device's could
+    be: check-before-sign must catch it before the text is handed out."""
+
+    def __init__(self, key: ec.EllipticCurvePrivateKey) -> None:
+        self._key = key
+        self.curve = key.curve
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._key.public_key()
+
+    def sign(self, data: bytes, algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        return self._key.sign(data + b"!", algorithm)
+
+
+def test_check_before_sign_catches_a_signature_that_does_not_verify(seal_key: SealKey) -> None:
+    faulty = SealKey(private_key=_FaultySigner(seal_key.private_key),  # type: ignore[arg-type]
+                     certificate=seal_key.certificate, kid=seal_key.kid)
+    with pytest.raises(SealError) as caught:
+        Sealer(faulty, BASE_URL).seal(realistic_claims())
+    assert (caught.value.reason, str(caught.value)) == (
+        "payload_mismatch", "the seal does not read back as the claims"
+    )
+
+
+def test_iat_window_bounds_are_inclusive(sealer: Sealer, seal_key: SealKey,
+                                         trust: TrustList) -> None:
+    entry = seal_key.trust_entry()
+    first, last = int(entry.not_before.timestamp()), int(entry.not_after.timestamp())
+    for iat in (first, last):
+        report = verify_seal(sealer.seal({1: "x", 6: iat}), trust)
+        assert report.ok and report.claims == {1: "x", 6: iat}
+    for iat in (first - 1, last + 1):
+        with pytest.raises(SealError) as caught:
+            sealer.seal({1: "x", 6: iat})
+        assert caught.value.reason == "outside_window"
+        cose = sign1(cbor2.dumps({1: "x", 6: iat}, canonical=True), seal_key.private_key,
+                     seal_key.kid)
+        assert verify_seal(transport_text(cose), trust).reason == "outside_window"
+
+
+def test_failure_reports_name_the_kid_they_are_about(
+    sealer: Sealer, seal_key: SealKey, stranger: DevPki, trust: TrustList
+) -> None:
+    kid = seal_key.kid.hex()
+    message = decode_seal(sealer.seal(realistic_claims())).message
+    forged = cbor2.dumps(cbor2.CBORTag(18, [message.protected, {}, message.payload,
+                                            b"\x01" * 64]))
+    other = SealKey.load(stranger.seal_key, stranger.seal_cert)
+    not_a_map = sign1(cbor2.dumps([1, 6]), seal_key.private_key, seal_key.kid)
+    late = sign1(cbor2.dumps({6: ISSUED_AT + 10**9}), seal_key.private_key, seal_key.kid)
+    assert verify_seal("0", trust) == SealReport(ok=False, reason="malformed")
+    assert verify_seal(transport_text(forged), trust) == SealReport(
+        ok=False, reason="bad_signature", kid=kid)
+    assert verify_seal(Sealer(other, BASE_URL).seal(realistic_claims()), trust) == SealReport(
+        ok=False, reason="unknown_kid", kid=other.kid.hex())
+    assert verify_seal(transport_text(not_a_map), trust) == SealReport(
+        ok=False, reason="malformed", kid=kid)
+    assert verify_seal(transport_text(late), trust) == SealReport(
+        ok=False, reason="outside_window", kid=kid)
+
+
+def test_seal_key_refusals_name_the_seal_files(pki: DevPki, stranger: DevPki,
+                                               tmp_path: Path) -> None:
+    p384 = ec.generate_private_key(ec.SECP384R1())
+    key_path, cert_path = issue_end_entity(pki, tmp_path, name="p384", key=p384)
+    with pytest.raises(SigningError) as caught:
+        SealKey.load(key_path, cert_path)
+    assert caught.value.code == "unsupported_key"
+    assert str(caught.value) == f"seal key {key_path} is not EC P-256"
+    missing = tmp_path / "missing.pem"
+    with pytest.raises(SigningError, match=r"^cannot read seal certificate "):
+        SealKey.load(pki.seal_key, missing)
+    with pytest.raises(SigningError, match=r"^cannot read seal key "):
+        SealKey.load(missing, pki.seal_cert)
+    with pytest.raises(SigningError, match=r"^seal key: the private key does not match"):
+        SealKey.load(stranger.seal_key, pki.seal_cert)
+    no_ds_key, no_ds_cert = issue_end_entity(pki, tmp_path, name="no-ds",
+                                             key=ec.generate_private_key(ec.SECP256R1()),
+                                             digital_signature=False)
+    with pytest.raises(SigningError, match=r"^seal certificate: .* lacks keyUsage"):
+        SealKey.load(no_ds_key, no_ds_cert)
