@@ -75,7 +75,8 @@ def _require_chain(backend: SignerBackend, config: SignerConfig) -> None:
     validator = CertificateValidator(
         to_asn1_certificate(backend.certificate),
         intermediate_certs=chain,
-        validation_context=ValidationContext(trust_roots=roots, allow_fetching=False),
+        # Never fetch (tests/test_signing_keys.py); None or the default are False as well.
+        validation_context=ValidationContext(trust_roots=roots, allow_fetching=False),  # equivalent
     )
     usage = {"digital_signature", "non_repudiation"}
     try:

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 from io import BytesIO
+from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 
@@ -14,10 +16,15 @@ from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.devpki import DevPki
 from signing.errors import SignatureTooLarge, SigningError
-from signing.file_backend import FileBackend, LoadedKeySigner, load_pem_private_key
+from signing.file_backend import (
+    FileBackend,
+    LoadedKeySigner,
+    load_pem_certificate,
+    load_pem_private_key,
+)
 from signing.pades import PadesSigner
 from signing.validate import validate_pdf
-from tests.test_signing_support import minimal_pdf
+from tests.test_signing_support import issue_end_entity, minimal_pdf
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +136,19 @@ def test_a_signer_failure_is_reported_as_pades_failed(pki: DevPki) -> None:
     assert (refused.code, str(refused)) == (
         "pades_failed", "PAdES signing failed: the signing device is unavailable"
     )
+
+
+def test_the_digest_is_sha256_whatever_the_key(pki: DevPki, tmp_path: Path) -> None:
+    """pyHanko's own choice for a P-384 key would be SHA-384; PAdES here is SHA-256 always."""
+    key_path, cert_path = issue_end_entity(pki, tmp_path, name="p384-signer",
+                                           key=ec.generate_private_key(ec.SECP384R1()))
+    certificate = load_pem_certificate(cert_path)
+    signer = LoadedKeySigner(load_pem_private_key(key_path), certificate,
+                             [load_pem_certificate(pki.ca_cert)])
+    pdf = PadesSigner(FileBackend(signer=signer, certificate=certificate)).sign(
+        minimal_pdf(), reason="r", location="Pune"
+    )
+    embedded = PdfFileReader(BytesIO(pdf)).embedded_signatures[0]
+    assert embedded.md_algorithm == "sha256"
+    assert embedded.signer_info["digest_algorithm"]["algorithm"].native == "sha256"
+    assert validate_pdf(pdf, [pki.root_cert]).ok

@@ -323,3 +323,74 @@ def test_keyring_refusals_say_why(config: SignerConfig, stranger: DevPki,
         f"the signer certificate {subject} does not chain to a configured trust root through "
         "the configured chain: "
     )
+
+
+def test_keyring_never_fetches_a_missing_intermediate(
+    pki: DevPki, config: SignerConfig, tmp_path: Path
+) -> None:
+    """The chain must be configured: a signer certificate whose AIA names a reachable issuer
+    certificate is still refused when the chain is not configured, and nothing is fetched."""
+    import datetime as dt
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import AuthorityInformationAccessOID, NameOID
+
+    ca_der = _cert(pki.ca_cert).public_bytes(serialization.Encoding.DER)
+    requests: list[str] = []
+
+    class Issuer(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pkix-cert")
+            self.send_header("Content-Length", str(len(ca_der)))
+            self.end_headers()
+            self.wfile.write(ca_der)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Issuer)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+        assert isinstance(ca_key, rsa.RSAPrivateKey)
+        key = serialization.load_pem_private_key(pki.signer_key.read_bytes(), password=None)
+        assert isinstance(key, rsa.RSAPrivateKey)
+        signer = _cert(pki.signer_cert)
+        now = dt.datetime.now(dt.UTC)
+        aia = x509.AuthorityInformationAccess([x509.AccessDescription(
+            AuthorityInformationAccessOID.CA_ISSUERS,
+            x509.UniformResourceIdentifier(f"http://127.0.0.1:{server.server_port}/ca.crt"),
+        )])
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "AIA signer")]))
+            .issuer_name(_cert(pki.ca_cert).subject)
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(aia, critical=False)
+        )
+        for extension in signer.extensions:
+            if extension.oid != x509.AuthorityInformationAccess.oid:
+                builder = builder.add_extension(extension.value, critical=extension.critical)
+        cert_path = tmp_path / "aia-signer.crt"
+        cert_path.write_bytes(
+            builder.sign(ca_key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM)
+        )
+        with_aia = dataclasses.replace(config, cert_path=cert_path)
+        assert Keyring.from_config(with_aia, verify_base_url="https://verify.pmc.example")
+        with pytest.raises(SigningError) as caught:
+            Keyring.from_config(dataclasses.replace(with_aia, chain_paths=()),
+                                verify_base_url="https://verify.pmc.example")
+        assert caught.value.code == "signer_untrusted"
+        assert requests == []
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
