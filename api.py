@@ -97,7 +97,7 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 def principal() -> Principal:
-    header = request.headers.get("Authorization", "")
+    header = request.headers.get("Authorization", "")  # equivalent: "AUTHORIZATION" (any case)
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send 'Authorization: Bearer <token>'")

@@ -154,7 +154,9 @@ def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException) ->
     error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT]
     try:
         with runtime.sessions() as session, session.begin():
-            record = session.get(Certificate, certificate_id, with_for_update=True)
+            # equivalent: without with_for_update on SQLite (no FOR UPDATE; mutation runs
+            # use SQLite); on PostgreSQL it keeps two failing runs from losing a count.
+            record = session.get(Certificate, certificate_id, with_for_update=True)  # equivalent
             if record is None or record.state not in _RETRYABLE:
                 return
             record.attempts = (record.attempts or 0) + 1
@@ -208,7 +210,8 @@ def _claim(session: Session, certificate_id: str) -> Certificate | None:
         .values(updated_at=Certificate.updated_at)
         .execution_options(synchronize_session=False)
     )
-    record = session.get(Certificate, certificate_id, populate_existing=True)
+    # equivalent: without populate_existing while record_intent's session is new (empty map)
+    record = session.get(Certificate, certificate_id, populate_existing=True)  # equivalent
     if not _rowcount(claimed) or record is None:
         log.info("issue %s: nothing to do (%s)", certificate_id,
                  record.state if record else "unknown id")

@@ -13,9 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
 
+from api import create_app
 from issuer.bootstrap import DEV_DEPARTMENT, initialise
 from issuer.db import as_utc
 from issuer.errors import DuplicateCertificate, InvalidTransition
@@ -279,3 +281,54 @@ def test_find_active_is_per_department_type_registration_and_active_state(
                         .values(state="cancelled"))
     with runtime.sessions() as session:
         assert find_active(session, DEV_DEPARTMENT, "birth", "B-2026-PMC-004512") is None
+
+
+# --- who is calling (api.principal), through the app in-process ------------------------------
+
+MISSING = "/api/v1/certificates/00000000-0000-4000-8000-000000000000"
+
+
+@pytest.fixture
+def client_and_token(tmp_path: Path, database_url: str,
+                     keys_dir: Path) -> Iterator[tuple[FlaskClient, str]]:
+    app = create_app(make_settings(tmp_path, database_url, keys_dir))
+    report = initialise(app.extensions["pramaan"])
+    assert report.admin_token is not None
+    yield app.test_client(), report.admin_token
+    app.extensions["pramaan"].close()
+
+
+def test_the_bearer_scheme_is_case_insensitive_and_takes_one_or_more_spaces(
+    client_and_token: tuple[FlaskClient, str]
+) -> None:
+    client, token = client_and_token
+    # RFC 6750 section 2.1: "Bearer" 1*SP b64token; auth schemes are case-insensitive (RFC 9110).
+    for header in (f"Bearer {token}", f"bearer {token}", f"BEARER {token}", f"Bearer  {token}"):
+        response = client.get(MISSING, headers={"Authorization": header})
+        assert response.status_code == 404, (header, response.json)  # authenticated
+
+
+@pytest.mark.parametrize("header", [
+    None, "", "Bearer", "Bearer ", "Bearer    ", "Basic abc", "Token pmn_x",
+    "Basic {token}", "Token {token}", "{token}", "Bearer{token}",
+])
+def test_anything_but_a_bearer_token_is_refused_with_how_to_send_one(
+    client_and_token: tuple[FlaskClient, str], header: str | None
+) -> None:
+    client, token = client_and_token
+    headers = {} if header is None else {"Authorization": header.format(token=token)}
+    response = client.get(MISSING, headers=headers)
+    assert response.status_code == 401
+    assert response.json is not None
+    assert response.json["code"] == "unauthorized"
+    assert response.json["detail"] == "send 'Authorization: Bearer <token>'"
+
+
+def test_a_bearer_token_that_is_not_ours_is_refused_as_unknown(
+    client_and_token: tuple[FlaskClient, str]
+) -> None:
+    client, token = client_and_token
+    for wrong in (token + "x", f"{token} {token}"):
+        response = client.get(MISSING, headers={"Authorization": f"Bearer {wrong}"})
+        assert response.status_code == 401 and response.json is not None
+        assert response.json["detail"] == "the bearer token is unknown or revoked"
