@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from api import create_app
 from issuer.bootstrap import DEV_DEPARTMENT, initialise
 from issuer.db import as_utc
-from issuer.errors import DuplicateCertificate, InvalidTransition
+from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
 from issuer.issue import (
     MAX_ATTEMPTS,
     certified_fields,
@@ -32,6 +32,7 @@ from issuer.models import AuditEvent, Certificate, Department
 from issuer.recovery import MAX_REASON, cancel, retry
 from issuer.runtime import Runtime
 from issuer.submit import _duplicate, find_active, submit
+from issuer.tokens import create_token
 from issuer.verify import verify_qr
 from tests.conftest import make_settings, sample
 
@@ -332,3 +333,35 @@ def test_a_bearer_token_that_is_not_ours_is_refused_as_unknown(
         response = client.get(MISSING, headers={"Authorization": f"Bearer {wrong}"})
         assert response.status_code == 401 and response.json is not None
         assert response.json["detail"] == "the bearer token is unknown or revoked"
+
+
+def test_submit_refuses_a_type_the_department_does_not_issue_and_audits_what_it_took(
+    runtime: Runtime
+) -> None:
+    with runtime.sessions() as session, session.begin():
+        water = Department(id="water", name_en="Water", name_mr="पाणी", cert_types=["property"])
+        session.add(water)
+        session.flush()
+        with pytest.raises(ValidationFailed) as refused:
+            submit(session, water, "test:clerk", sample("birth-1"))
+    assert refused.value.errors == [
+        FieldError("type", "not_allowed", "department water does not issue birth")]
+    cert_id = approved(runtime)
+    assert audited(runtime, cert_id, "submit") == [
+        {"type": "birth", "registration_number": "B-2026-PMC-004512"}]
+    record = record_of(runtime, cert_id)
+    assert audited(runtime, cert_id, "approve") == [{"number": record.number}]
+    assert (record.department_id, record.cert_type, record.submitted_by, record.approved_by) == (
+        DEV_DEPARTMENT, "birth", "test:clerk", "system:auto-approve")
+
+
+def test_a_second_token_of_the_same_name_is_refused_with_the_reason(runtime: Runtime) -> None:
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        create_token(session, department, "clerk-1", "clerk")
+        with pytest.raises(ValueError) as refused:
+            create_token(session, department, "clerk-1", "clerk")
+    assert str(refused.value) == (
+        f"department {DEV_DEPARTMENT} already has a token named 'clerk-1' "
+        "(names are unique per department: each is an audit actor)")
