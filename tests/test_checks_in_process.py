@@ -104,6 +104,14 @@ def test_the_verdict_names_what_the_seal_certifies(runtime: Runtime) -> None:
         "issued_at": int(as_utc(record.issued_at).timestamp()),
         "seal_kid": record.seal_kid,
     }
+    # The intent and the issue are audited with what was sealed and what was signed.
+    assert audited(runtime, cert_id, "seal") == [{
+        "number": record.number, "seal_kid": record.seal_kid,
+        "iat": int(as_utc(record.issued_at).timestamp()),
+        "fields_sha256": record.fields_sha256, "template_version": record.template_version,
+    }]
+    assert audited(runtime, cert_id, "sign") == [
+        {"number": record.number, "pdf_sha256": record.pdf_sha256, "level": "PAdES-B-B"}]
 
 
 # --- the issue job ---------------------------------------------------------------------------
