@@ -209,6 +209,21 @@ def test_cancel_needs_a_reason_of_bounded_length(runtime: Runtime, reason: str) 
     assert record_of(runtime, cert_id).state == "cancelled"
 
 
+def test_retry_refused_by_its_check_leaves_the_transaction_usable(runtime: Runtime) -> None:
+    """The registration is taken by a corrected resubmission: the check refuses the retry before
+    anything is written (not the unique index, whose failure would end the transaction), so the
+    operator can cancel the old record in the same transaction."""
+    cert_id = failed(runtime)
+    newer = approved(runtime)
+    with runtime.sessions() as session, session.begin():
+        with pytest.raises(InvalidTransition) as refused:
+            retry(session, cert_id, "cli:operator")
+        assert refused.value.detail.endswith("cancel this one instead")
+        cancel(session, cert_id, "cli:operator", "superseded by a corrected request")
+    assert record_of(runtime, cert_id).state == "cancelled"
+    assert record_of(runtime, newer).state == "approved"
+
+
 def _while_flushing(session: Session, act: Any) -> None:
     """Run `act` once, just before `session` writes: as another request that commits between
     our check and our write would."""
