@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,12 @@ from issuer.db import as_utc
 from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
 from issuer.issue import (
     MAX_ATTEMPTS,
+    RESUME_AFTER,
     certified_fields,
     fields_digest,
     issue_certificate,
     record_failure,
+    record_intent,
 )
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.recovery import MAX_REASON, cancel, retry
@@ -166,6 +168,42 @@ def test_a_run_with_nothing_to_do_says_why(runtime: Runtime,
     messages = [r.getMessage() for r in caplog.records]
     assert f"issue {cert_id}: nothing to do (issued)" in messages
     assert f"issue {unknown}: nothing to do (unknown id)" in messages
+
+
+def test_a_failure_that_cannot_be_recorded_is_logged_not_raised(
+    tmp_path: Path, keys_dir: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """record_failure runs while the caller is handling the real error: a database it cannot
+    reach must not replace that error."""
+    unreachable = f"sqlite:///{tmp_path / 'no-such-dir' / 'pramaan.db'}"
+    broken = Runtime(make_settings(tmp_path, unreachable, keys_dir))
+    try:
+        record_failure(broken, "00000000-0000-4000-8000-000000000000", RuntimeError("boom"))
+    finally:
+        broken.close()
+    (logged,) = [r for r in caplog.records if r.name == "issuer.issue"]
+    assert logged.levelno == logging.ERROR and logged.exc_info is not None
+    assert logged.getMessage() == (
+        "could not record the failure of 00000000-0000-4000-8000-000000000000")
+
+
+def test_issuing_and_resuming_are_logged(runtime: Runtime,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="issuer.issue")
+    first = approved(runtime)
+    assert issue_certificate(runtime, first) is True
+    assert f"issued {first} as {record_of(runtime, first).number}" in caplog.messages
+    second = approved(runtime, "birth-2")
+    intent = record_intent(runtime, second)  # a worker recorded the intent, then died
+    assert intent is not None and record_of(runtime, second).state == "signing"
+    with runtime.sessions() as session, session.begin():
+        session.execute(update(Certificate).where(Certificate.id == second).values(
+            updated_at=record_of(runtime, second).updated_at - RESUME_AFTER - timedelta(seconds=5)))
+    caplog.clear()
+    assert issue_certificate(runtime, second) is True
+    assert caplog.records[0].levelno == logging.WARNING
+    assert caplog.messages[0] == (
+        f"issue {second}: resuming an abandoned signing from its recorded intent")
 
 
 # --- recovery: retry and cancel --------------------------------------------------------------
