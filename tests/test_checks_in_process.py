@@ -308,6 +308,22 @@ def test_a_409_reveals_the_record_only_to_its_own_department(runtime: Runtime) -
         assert other.extra == {}
 
 
+def test_a_duplicate_refused_by_the_check_leaves_the_transaction_usable(
+    runtime: Runtime
+) -> None:
+    """find_active refuses a duplicate before anything is written (not the unique index, whose
+    failure rolls the transaction back), so the caller's other work in it survives."""
+    first = approved(runtime)
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        with pytest.raises(DuplicateCertificate) as refused:
+            submit(session, department, "test:clerk", sample("birth-1"))
+        assert refused.value.extra["certificate_id"] == first
+        second = submit(session, department, "test:clerk", sample("birth-2")).id
+    assert record_of(runtime, second).state == "approved"
+
+
 def test_submit_race_lost_to_a_commit_between_check_and_insert_is_a_409(
     runtime: Runtime
 ) -> None:
