@@ -35,7 +35,7 @@ from issuer.recovery import MAX_REASON, cancel, retry
 from issuer.runtime import Runtime
 from issuer.submit import _duplicate, find_active, submit
 from issuer.tokens import create_token
-from issuer.verify import verify_qr
+from issuer.verify import Verdict, verify_qr
 from tests.conftest import make_settings, sample
 
 
@@ -106,6 +106,12 @@ def test_the_verdict_names_what_the_seal_certifies(runtime: Runtime) -> None:
         "issued_at": int(as_utc(record.issued_at).timestamp()),
         "seal_kid": record.seal_kid,
     }
+    assert verdict.as_dict() == {
+        "genuine": True, "status": "current", "current": True, "reason": None,
+        "checks": [{"name": name, "ok": True, "reason": None}
+                   for name in ("link", "seal", "record", "issued")],
+        "certificate": verdict.certificate,
+    }
     # The intent and the issue are audited with what was sealed and what was signed.
     assert audited(runtime, cert_id, "seal") == [{
         "number": record.number, "seal_kid": record.seal_kid,
@@ -114,6 +120,23 @@ def test_the_verdict_names_what_the_seal_certifies(runtime: Runtime) -> None:
     }]
     assert audited(runtime, cert_id, "sign") == [
         {"number": record.number, "pdf_sha256": record.pdf_sha256, "level": "PAdES-B-B"}]
+
+
+def test_a_verdict_without_checks_is_not_genuine_and_a_failed_one_says_why(
+    runtime: Runtime
+) -> None:
+    assert not Verdict().genuine and not Verdict().current
+    assert Verdict().as_dict()["status"] == "invalid"
+    cert_id = approved(runtime)
+    record_intent(runtime, cert_id)  # sealed, never signed
+    record = record_of(runtime, cert_id)
+    verdict = verify_qr(runtime, record.seal_text or "")
+    assert verdict.status == "signing" and not verdict.genuine and not verdict.current
+    shown = verdict.as_dict()
+    assert (shown["genuine"], shown["status"], shown["current"], shown["reason"]) == (
+        False, "invalid", False, "issued: not_issued")
+    assert shown["checks"][-1] == {"name": "issued", "ok": False, "reason": "not_issued"}
+    assert verify_qr(runtime, "12345").as_dict()["reason"].startswith("seal: ")
 
 
 # --- the issue job ---------------------------------------------------------------------------
