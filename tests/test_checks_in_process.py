@@ -193,6 +193,14 @@ def test_a_run_with_nothing_to_do_says_why(runtime: Runtime,
     assert f"issue {unknown}: nothing to do (unknown id)" in messages
 
 
+def test_each_stage_of_the_issue_job_is_timed(runtime: Runtime) -> None:
+    """`make bench` reports these stages from the timings the job fills in."""
+    timings: dict[str, float] = {}
+    assert issue_certificate(runtime, approved(runtime), timings=timings) is True
+    assert set(timings) == {"seal", "qr", "render", "sign", "store"}
+    assert all(seconds > 0 for seconds in timings.values())
+
+
 def test_a_failure_that_cannot_be_recorded_is_logged_not_raised(
     tmp_path: Path, keys_dir: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -243,6 +251,29 @@ def test_retry_drops_the_stale_intent_and_audits_the_previous_error(runtime: Run
         {"previous_error": "RuntimeError: template bug: cannot lay out"}]
 
 
+def test_retry_and_cancel_read_the_record_afresh(runtime: Runtime) -> None:
+    """The caller's session may hold an older copy of the record (read before another process
+    changed it): the decision is taken on the row as it is now."""
+    cert_id = approved(runtime)
+    with runtime.sessions() as session, session.begin():
+        stale = session.get(Certificate, cert_id)
+        assert stale is not None and stale.state == "approved"
+        with runtime.sessions() as other, other.begin():  # meanwhile: it failed for good
+            other.execute(update(Certificate).where(Certificate.id == cert_id)
+                          .values(state="failed", last_error="RuntimeError: boom"))
+        assert retry(session, cert_id, "cli:operator") is stale
+    assert audited(runtime, cert_id, "retry") == [{"previous_error": "RuntimeError: boom"}]
+    with runtime.sessions() as session, session.begin():
+        stale = session.get(Certificate, cert_id)
+        assert stale is not None and stale.state == "approved"
+        with runtime.sessions() as other, other.begin():  # meanwhile: issued
+            other.execute(update(Certificate).where(Certificate.id == cert_id)
+                          .values(state="issued"))
+        with pytest.raises(InvalidTransition):
+            cancel(session, cert_id, "cli:operator", "too late")
+    assert record_of(runtime, cert_id).state == "issued"
+
+
 def test_cancel_audits_reason_previous_state_and_error(runtime: Runtime) -> None:
     cert_id = failed(runtime, error="disk full")
     with runtime.sessions() as session, session.begin():
@@ -255,6 +286,22 @@ def test_cancel_audits_reason_previous_state_and_error(runtime: Runtime) -> None
         cancel(session, submitted, "cli:operator", "duplicate request")
     assert audited(runtime, submitted, "cancel") == [
         {"reason": "duplicate request", "from": "approved", "error": None}]
+
+
+def test_refused_retry_and_cancel_name_the_state(runtime: Runtime) -> None:
+    cert_id = approved(runtime)
+    with runtime.sessions() as session, session.begin(), pytest.raises(
+            InvalidTransition) as refused:
+        retry(session, cert_id, "cli:operator")
+    assert refused.value.detail == (f"certificate {cert_id} is approved; only a failed "
+                                    "certificate can be retried")
+    assert refused.value.extra == {"state": "approved"}
+    assert issue_certificate(runtime, cert_id) is True
+    with runtime.sessions() as session, session.begin(), pytest.raises(
+            InvalidTransition) as refused:
+        cancel(session, cert_id, "cli:operator", "changed my mind")
+    assert refused.value.detail == f"certificate {cert_id} is issued and cannot be cancelled"
+    assert refused.value.extra == {"state": "issued"}
 
 
 @pytest.mark.parametrize("reason", ["", "   ", "x" * (MAX_REASON + 1)])
