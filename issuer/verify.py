@@ -76,7 +76,8 @@ def verify_qr(runtime: Runtime, text: str) -> Verdict:
 def _link_check(settings: Settings, text: str) -> Check:
     """The link in front of '#' is not signed: a genuine seal behind someone else's address would
     send phone users to a look-alike site. Only our verify addresses (or bare digits) pass."""
-    link, hash_sign, _digits = text.strip().partition("#")
+    # equivalent: rpartition (the text before the last '#' adds only a fragment, dropped below)
+    link, hash_sign, _digits = text.strip().partition("#")  # equivalent
     if not hash_sign or is_our_verify_link(settings, link):
         return Check("link", True)
     return Check("link", False, "foreign_link")

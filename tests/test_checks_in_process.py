@@ -33,9 +33,10 @@ from issuer.issue import (
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.recovery import MAX_REASON, cancel, retry
 from issuer.runtime import Runtime
+from issuer.settings import Settings
 from issuer.submit import _duplicate, find_active, submit
 from issuer.tokens import create_token
-from issuer.verify import Verdict, verify_qr
+from issuer.verify import Verdict, is_our_verify_link, verify_qr
 from tests.conftest import make_settings, sample
 
 
@@ -137,6 +138,15 @@ def test_a_verdict_without_checks_is_not_genuine_and_a_failed_one_says_why(
         False, "invalid", False, "issued: not_issued")
     assert shown["checks"][-1] == {"name": "issued", "ok": False, "reason": "not_issued"}
     assert verify_qr(runtime, "12345").as_dict()["reason"].startswith("seal: ")
+
+
+def test_development_loopback_links_are_http_or_https_on_v_only() -> None:
+    dev = Settings.from_env(env={"PORT": "8123"})
+    assert is_our_verify_link(dev, "https://localhost:8443/v")
+    assert is_our_verify_link(dev, "https://[::1]/v")
+    for foreign in ("ftp://127.0.0.1/v", "https://localhost/verify", "http://evil.example/v",
+                    "/v", "http:///v", "v", ""):
+        assert not is_our_verify_link(dev, foreign), foreign
 
 
 # --- the issue job ---------------------------------------------------------------------------
