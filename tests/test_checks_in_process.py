@@ -36,7 +36,7 @@ from issuer.runtime import Runtime
 from issuer.settings import Settings
 from issuer.submit import _duplicate, find_active, submit
 from issuer.tokens import create_token
-from issuer.verify import Verdict, is_our_verify_link, verify_qr
+from issuer.verify import Verdict, is_our_verify_link, verify_pdf, verify_qr
 from tests.conftest import make_settings, sample
 
 
@@ -121,6 +121,32 @@ def test_the_verdict_names_what_the_seal_certifies(runtime: Runtime) -> None:
     }]
     assert audited(runtime, cert_id, "sign") == [
         {"number": record.number, "pdf_sha256": record.pdf_sha256, "level": "PAdES-B-B"}]
+
+
+def test_the_pdf_verdict_runs_every_check_and_names_a_superseding_certificate(
+    runtime: Runtime
+) -> None:
+    cert_id = approved(runtime)
+    assert issue_certificate(runtime, cert_id) is True
+    record = record_of(runtime, cert_id)
+    assert record.pdf_path and record.pdf_sha256
+    pdf = runtime.store.get(record.pdf_path, record.pdf_sha256)
+    shown = verify_pdf(runtime, pdf).as_dict()
+    assert shown["current"] is True and shown["certificate"]["id"] == cert_id
+    assert shown["checks"] == [{"name": name, "ok": True, "reason": None} for name in (
+        "pdf_signature", "seal", "record", "issued", "issued_file")]
+    broken = verify_pdf(runtime, pdf[:-200]).as_dict()
+    assert broken["checks"][0]["name"] == "pdf_signature" and not broken["checks"][0]["ok"]
+    assert broken["reason"] == f"pdf_signature: {broken['checks'][0]['reason']}"
+    # Superseded by a corrected certificate: still genuine, not current, and says by which.
+    newer = approved(runtime, "birth-2")
+    with runtime.sessions() as session, session.begin():
+        session.execute(update(Certificate).where(Certificate.id == cert_id)
+                        .values(state="superseded", superseded_by=newer))
+    verdict = verify_pdf(runtime, pdf)
+    assert verdict.genuine and not verdict.current and verdict.status == "superseded"
+    assert verdict.certificate is not None
+    assert verdict.certificate["superseded_by"] == newer
 
 
 def test_a_verdict_without_checks_is_not_genuine_and_a_failed_one_says_why(
