@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from api import create_app
 from issuer.bootstrap import DEV_DEPARTMENT, initialise
+from issuer.certtypes import cert_type
 from issuer.db import as_utc
 from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
 from issuer.issue import (
@@ -536,6 +537,10 @@ def test_submit_refuses_a_type_the_department_does_not_issue_and_audits_what_it_
     assert audited(runtime, cert_id, "approve") == [{"number": record.number}]
     assert (record.department_id, record.cert_type, record.submitted_by, record.approved_by) == (
         DEV_DEPARTMENT, "birth", "test:clerk", "system:auto-approve")
+    # The right-to-service deadline counts from the moment the request was recorded.
+    kind = cert_type("birth")
+    assert kind is not None
+    assert record.due_at - record.created_at == timedelta(days=kind.rts_days)
 
 
 def test_a_second_token_of_the_same_name_is_refused_with_the_reason(runtime: Runtime) -> None:
