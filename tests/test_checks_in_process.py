@@ -21,7 +21,13 @@ from api import create_app
 from issuer.bootstrap import DEV_DEPARTMENT, initialise
 from issuer.certtypes import cert_type
 from issuer.db import as_utc
-from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
+from issuer.errors import (
+    DuplicateCertificate,
+    FieldError,
+    InvalidTransition,
+    NotFound,
+    ValidationFailed,
+)
 from issuer.issue import (
     MAX_ATTEMPTS,
     RESUME_AFTER,
@@ -286,6 +292,16 @@ def test_retry_drops_the_stale_intent_and_audits_the_previous_error(runtime: Run
             record.template_version) == (None, None, None, None, None)
     assert audited(runtime, cert_id, "retry") == [
         {"previous_error": "RuntimeError: template bug: cannot lay out"}]
+
+
+def test_retry_and_cancel_of_an_unknown_id_say_which(runtime: Runtime) -> None:
+    unknown = "00000000-0000-4000-8000-000000000000"
+    for act in (lambda s: retry(s, unknown, "cli:operator"),
+                lambda s: cancel(s, unknown, "cli:operator", "typo")):
+        with runtime.sessions() as session, session.begin(), pytest.raises(
+                NotFound) as refused:
+            act(session)
+        assert refused.value.detail == f"no certificate {unknown}"
 
 
 def test_retry_and_cancel_read_the_record_afresh(runtime: Runtime) -> None:
