@@ -97,7 +97,8 @@ def _close_session(_exc: BaseException | None) -> None:
 
 
 def principal() -> Principal:
-    header = request.headers.get("Authorization", "")  # equivalent: "AUTHORIZATION" (any case)
+    # equivalent: any case of the name (Werkzeug's lookup ignores it); default "XXXX" (also 401)
+    header = request.headers.get("Authorization", "")  # equivalent
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Unauthorized("send 'Authorization: Bearer <token>'")
