@@ -129,10 +129,12 @@ class _PdfSignerAt(PdfSigner):
         super().__init__(metadata, signer)
         self._signing_time = signing_time
 
+    # pyHanko 0.38 always passes existing_fields_only, and `sign` never asks for existing
+    # fields only (it is False), so its default, None or leaving it out change nothing.
     def init_signing_session(
-        self, pdf_out: BasePdfFileWriter, existing_fields_only: bool = False
+        self, pdf_out: BasePdfFileWriter, existing_fields_only: bool = False  # equivalent
     ) -> PdfSigningSession:
-        session = super().init_signing_session(pdf_out, existing_fields_only)
+        session = super().init_signing_session(pdf_out, existing_fields_only)  # equivalent
         session.system_time = self._signing_time
         return session
 
@@ -156,7 +158,7 @@ def _checked_info(info: Mapping[str, str]) -> dict[str, str]:
 
 def _open_for_update(pdf: bytes) -> IncrementalPdfFileWriter:
     try:
-        reader = PdfFileReader(BytesIO(pdf), strict=True)
+        reader = PdfFileReader(BytesIO(pdf), strict=True)  # equivalent: without strict (default)
         already_signed = bool(reader.embedded_signatures)
         writer = IncrementalPdfFileWriter.from_reader(reader)
     except (PdfError, ValueError, KeyError, TypeError, IndexError) as exc:

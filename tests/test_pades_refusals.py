@@ -152,3 +152,14 @@ def test_the_digest_is_sha256_whatever_the_key(pki: DevPki, tmp_path: Path) -> N
     assert embedded.md_algorithm == "sha256"
     assert embedded.signer_info["digest_algorithm"]["algorithm"].native == "sha256"
     assert validate_pdf(pdf, [pki.root_cert]).ok
+
+
+def test_a_pdf_that_needs_lenient_reading_is_refused_not_repaired(signer: PadesSigner) -> None:
+    """Read strictly: an xref table larger than the trailer's /Size is refused, although a
+    lenient reader would accept it (checked here, so the refusal is about strictness)."""
+    pdf = minimal_pdf().replace(b"/Size 4 /Root", b"/Size 3 /Root")
+    assert pdf != minimal_pdf()
+    PdfFileReader(BytesIO(pdf), strict=False)
+    refused = refusal(signer, pdf)
+    assert refused.code == "unreadable_pdf"
+    assert str(refused).startswith("the PDF to sign cannot be read: Xref table size mismatch")
