@@ -45,6 +45,12 @@ def test_refusals_carry_stable_codes_and_say_why(signer: PadesSigner) -> None:
                                         "signing_time must be timezone-aware")
     for info in ({"Title": "x"}, {"bad key": "x"}, {"PramaanSeal": "x" * 8193}):
         assert refusal(signer, minimal_pdf(), info=info).code == "invalid_info"
+    assert str(refusal(signer, minimal_pdf(), info={"bad key": "x"})) == (
+        "info key 'bad key' must be a custom ASCII name (letters and digits)"
+    )
+    assert str(refusal(signer, minimal_pdf(), info={"PramaanSeal": "x" * 8193})) == (
+        "info value for 'PramaanSeal' must be a string of at most 8192 chars"
+    )
     unreadable = refusal(signer, b"%PDF-1.7\nnot a pdf at all\n")
     assert unreadable.code == "unreadable_pdf"
     assert str(unreadable).startswith("the PDF to sign cannot be read: ")
