@@ -169,3 +169,9 @@ def test_a_pdf_that_needs_lenient_reading_is_refused_not_repaired(signer: PadesS
     refused = refusal(signer, pdf)
     assert refused.code == "unreadable_pdf"
     assert str(refused).startswith("the PDF to sign cannot be read: Xref table size mismatch")
+
+
+def test_an_info_value_of_exactly_the_limit_is_written(signer: PadesSigner, pki: DevPki) -> None:
+    pdf = signer.sign(minimal_pdf(), reason="r", location="Pune",
+                      info={"PramaanSeal": "x" * 8192})
+    assert validate_pdf(pdf, [pki.root_cert]).info == {"PramaanSeal": "x" * 8192}
