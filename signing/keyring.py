@@ -78,7 +78,9 @@ def _require_chain(backend: SignerBackend, config: SignerConfig) -> None:
         # Never fetch (tests/test_signing_keys.py); None or the default are False as well.
         validation_context=ValidationContext(trust_roots=roots, allow_fetching=False),  # equivalent
     )
-    usage = {"digital_signature", "non_repudiation"}
+    # load_backend has already refused a signer without these usages (file_backend's
+    # require_end_entity), so leaving them out here changes nothing.
+    usage = {"digital_signature", "non_repudiation"}  # equivalent: checked at load, see above
     try:
         asyncio.run(validator.async_validate_usage(usage))  # type: ignore[no-untyped-call]
     except (PathError, ValidationError) as exc:

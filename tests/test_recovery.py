@@ -3,6 +3,7 @@ a seal of a record that is not issued never verifies."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from datetime import timedelta
@@ -83,14 +84,17 @@ def test_a_record_stored_with_null_before_the_fix_still_renders(live: Live) -> N
 
 
 def test_failures_are_counted_then_failed_visible_audited_and_left_alone(
-    live: Live, broken_renderer: Renderer
+    live: Live, broken_renderer: Renderer, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.WARNING, logger="issuer.issue")
     response = live.post_json("/api/v1/certificates", sample("birth-1"))
     assert response.status_code == 202  # accepted: the request itself was valid
     cert_id = response.json()["id"]
     first = live.get(f"/api/v1/certificates/{cert_id}").json()
     assert first["state"] == "signing" and first["attempts"] == 1
     assert "template bug" in first["last_error"]
+    assert any(r.getMessage().startswith(f"issue {cert_id} failed (attempt 1 of {MAX_ATTEMPTS}): "
+                                         "TypstError") for r in caplog.records)
     for attempt in range(2, MAX_ATTEMPTS + 1):
         make_stale(live, cert_id)
         assert sweep(live.runtime, older_than_seconds=0) == 1  # inline: runs the job now
