@@ -36,7 +36,8 @@ def _matrix(text: str, mask_pattern: int | None) -> list[list[bool]]:
     # add_data(str) lets python-qrcode split byte and numeric segments by itself, which keeps
     # `https://host/v#` + ~750 digits at version 17 instead of 27.
     code.add_data(text)
-    code.version = _fit_version(code)
+    # python-qrcode fits the same smallest version itself when this is None, only slower.
+    code.version = _fit_version(code)  # equivalent: same version, see above
     code.data_cache = codewords(code.version, code.error_correction, code.data_list)
     code.make(fit=False)
     matrix: list[list[bool]] = code.get_matrix()

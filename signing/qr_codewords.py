@@ -27,6 +27,8 @@ def _init_tables() -> None:
         x <<= 1
         if x & 0x100:
             x ^= 0x11D
+    # Built once at import, before mutmut switches a mutant on: its mutants here survive
+    # unkillable, though every QR test would fail if these tables were wrong.
     for i in range(255, 512):
         _EXP[i] = _EXP[i - 255]
 
