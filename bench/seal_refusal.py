@@ -43,44 +43,13 @@ from signing.seal import (  # noqa: E402
     verify_seal,
 )
 from signing.trust_list import TrustList  # noqa: E402
+from tests.raw_cbor import arr, bstr, head, mp, tag, tstr, uint  # noqa: E402
 
 TARGET_RATIO = 2.0
 MARKS = {"signed": " *"}
 LEGEND = """\
 * needs our private key, so not something an attacker can send; shown for information"""
 FORGED_SIGNATURE = bytes(range(64))
-
-
-# Raw CBOR by hand: cbor2 would never write most of these shapes.
-def head(major: int, n: int) -> bytes:
-    if n < 24:
-        return bytes([major << 5 | n])
-    width = next(w for w in (1, 2, 4, 8) if n < 1 << (8 * w))
-    return bytes([major << 5 | {1: 24, 2: 25, 4: 26, 8: 27}[width]]) + n.to_bytes(width, "big")
-
-
-def uint(n: int) -> bytes:
-    return head(0, n)
-
-
-def bstr(data: bytes) -> bytes:
-    return head(2, len(data)) + data
-
-
-def tstr(text: str) -> bytes:
-    return head(3, len(text.encode())) + text.encode()
-
-
-def arr(*items: bytes) -> bytes:
-    return head(4, len(items)) + b"".join(items)
-
-
-def mp(*pairs: tuple[bytes, bytes]) -> bytes:
-    return head(5, len(pairs)) + b"".join(k + v for k, v in pairs)
-
-
-def tag(number: int, body: bytes) -> bytes:
-    return head(6, number) + body
 
 
 def claims_with(value: bytes, issued_at: int) -> bytes:

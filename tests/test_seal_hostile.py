@@ -37,54 +37,13 @@ from signing.seal import (
     verify_seal,
 )
 from signing.trust_list import TrustList
+from tests.raw_cbor import arr, bstr, head, mp, nint, tag, tstr, uint
 
 BASE_URL = "https://verify.pmc.example"
 ISSUED_AT = int(time.time())
 FORGED_SIGNATURE = hashlib.sha512(b"not a signature").digest()  # 64 bytes, r||s, invalid
 UNKNOWN_KID = b"\x00unknown"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
-
-
-# --- raw CBOR, written by hand ---------------------------------------------------------------
-
-
-def head(major: int, n: int, width: int | None = None) -> bytes:
-    """A CBOR head; `width` (1, 2, 4 or 8 argument bytes) forces a longer, non-shortest form."""
-    if width is None:
-        if n < 24:
-            return bytes([major << 5 | n])
-        width = next(w for w in (1, 2, 4, 8) if n < 1 << (8 * w))
-    info = {1: 24, 2: 25, 4: 26, 8: 27}[width]
-    return bytes([major << 5 | info]) + n.to_bytes(width, "big")
-
-
-def uint(n: int) -> bytes:
-    return head(0, n)
-
-
-def nint(n: int) -> bytes:
-    return head(1, -1 - n)
-
-
-def bstr(data: bytes) -> bytes:
-    return head(2, len(data)) + data
-
-
-def tstr(text: str) -> bytes:
-    data = text.encode()
-    return head(3, len(data)) + data
-
-
-def arr(*items: bytes) -> bytes:
-    return head(4, len(items)) + b"".join(items)
-
-
-def mp(*pairs: tuple[bytes, bytes]) -> bytes:
-    return head(5, len(pairs)) + b"".join(k + v for k, v in pairs)
-
-
-def tag(number: int, body: bytes) -> bytes:
-    return head(6, number) + body
 
 
 def claims_with(value: bytes) -> bytes:
