@@ -30,11 +30,15 @@ def cmd_init(args: argparse.Namespace) -> int:
     print(f"keys:     {rt.settings.keys_dir} ({'generated' if report.created_pki else 'kept'})")
     print(f"database: {_safe_url(rt.settings.database_url)} (migrated)")
     print(f"store:    {rt.settings.store_dir}")
-    if report.admin_token:
-        print("\nAdmin API token for the development department (shown once, keep it):")
-        print(f"  {report.admin_token}\n")
+    if report.clerk_token or report.admin_token:
+        print("\nAPI tokens for the development department (shown once, keep them):")
+        if report.clerk_token:
+            print(f"  clerk (submits certificates):    {report.clerk_token}")
+        if report.admin_token:
+            print(f"  admin (manages users and tokens): {report.admin_token}")
+        print()
     else:
-        print("admin token: already created earlier (`pramaan token` makes another)")
+        print("tokens: already created earlier (`pramaan token create` makes another)")
     return 0
 
 

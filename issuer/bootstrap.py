@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from issuer import migrate
+from issuer.certtypes import known_types
 from issuer.errors import ConfigError
 from issuer.models import ApiToken, Department
 from issuer.runtime import Runtime
@@ -19,7 +20,8 @@ DEV_DEPARTMENT = "pmc-births-deaths"
 class InitReport:
     created_pki: bool
     department_created: bool
-    admin_token: str | None  # only when it was created by this call
+    clerk_token: str | None  # submits certificates; only when it was created by this call
+    admin_token: str | None  # manages users and tokens; only when created by this call
 
 
 def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
@@ -46,23 +48,34 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
             )
         ensure_dev_pki(settings.keys_dir)
     migrate.upgrade(runtime.engine)
-    token = None
+    tokens: dict[str, str | None] = {}
     created = False
     with runtime.sessions() as session, session.begin():
         department = session.get(Department, DEV_DEPARTMENT)
         if department is None:
+            # Development only: every type, approved automatically (the audit log says so), so
+            # that `make run` and `pramaan issue` work without a second person.
             department = Department(
                 id=DEV_DEPARTMENT,
-                name_en="Registrar of Births and Deaths (development)",
-                name_mr="जन्म-मृत्यू निबंधक (विकास)",
-                cert_types=["birth"],
+                name_en="Pune Municipal Corporation (development)",
+                name_mr="पुणे महानगरपालिका (विकास)",
+                cert_types=sorted(known_types()),
+                approval="automatic",
             )
             session.add(department)
             session.flush()
             created = True
-        has_token = session.scalars(
-            select(ApiToken.id).where(ApiToken.department_id == department.id).limit(1)
-        ).first()
-        if has_token is None:
-            token = create_token(session, department, "dev-admin", "admin")
-    return InitReport(created_pki=not had_pki, department_created=created, admin_token=token)
+        for role in ("clerk", "admin"):
+            has_token = session.scalars(
+                select(ApiToken.id).where(ApiToken.department_id == department.id,
+                                          ApiToken.role == role).limit(1)
+            ).first()
+            name = f"dev-{role}"
+            taken = session.scalars(
+                select(ApiToken.id).where(ApiToken.department_id == department.id,
+                                          ApiToken.name == name)
+            ).first()
+            tokens[role] = (create_token(session, department, name, role)
+                            if has_token is None and taken is None else None)
+    return InitReport(created_pki=not had_pki, department_created=created,
+                      clerk_token=tokens["clerk"], admin_token=tokens["admin"])

@@ -43,7 +43,14 @@ class State(enum.StrEnum):
 # States in which a registration already "has" a certificate in a department's registry: a second
 # request is a conflict. Failed and cancelled records never block a corrected resubmission.
 ACTIVE_STATES = (State.SUBMITTED, State.APPROVED, State.SIGNING, State.ISSUED)
-_ACTIVE_SQL = "state IN ('submitted', 'approved', 'signing', 'issued')"
+PENDING_STATES = (State.SUBMITTED, State.APPROVED, State.SIGNING)
+# The registry holds one certificate per registration: the issued one, or the request on its way.
+# A correction in progress does not count until it is issued (the certificate it corrects is
+# superseded in the same transaction, first). One live correction per certificate.
+ACTIVE_SQL = ("state = 'issued' OR (state IN ('submitted', 'approved', 'signing') "
+              "AND corrects IS NULL)")
+LIVE_CORRECTION_SQL = ("corrects IS NOT NULL AND "
+                       "state IN ('submitted', 'approved', 'signing', 'issued')")
 
 
 class Department(Base):
@@ -53,7 +60,44 @@ class Department(Base):
     name_en: Mapped[str] = mapped_column(String(200))
     name_mr: Mapped[str] = mapped_column(String(200))
     cert_types: Mapped[list[str]] = mapped_column(JSON)
+    # Who approves submitted requests: "officer" (maker-checker, the default) or "automatic"
+    # (the development department of `pramaan init`; the audit log names the rule).
+    approval: Mapped[str] = mapped_column(String(16), default="officer",
+                                          server_default="officer")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class User(Base):
+    """A person with an account (the web console): same roles and permissions as tokens."""
+
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"))
+    # Unique across the corporation: the audit actor is user:<username>.
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    full_name: Mapped[str] = mapped_column(String(200))
+    role: Mapped[str] = mapped_column(String(20))
+    password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, never the password
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WardOffice(Base):
+    """A ward office of a department, with its Right to Public Services officers (usernames or
+    names as the department designates them)."""
+
+    __tablename__ = "ward_offices"
+    __table_args__ = (UniqueConstraint("department_id", "name_en",
+                                       name="uq_ward_offices_department_name"),)
+
+    department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"), primary_key=True)
+    code: Mapped[str] = mapped_column(String(16), primary_key=True)
+    name_en: Mapped[str] = mapped_column(String(200))
+    name_mr: Mapped[str] = mapped_column(String(200))
+    designated_officer: Mapped[str | None] = mapped_column(String(100))
+    first_appellate: Mapped[str | None] = mapped_column(String(100))
+    second_appellate: Mapped[str | None] = mapped_column(String(100))
 
 
 class ApiToken(Base):
@@ -69,6 +113,7 @@ class ApiToken(Base):
     # Only a SHA-256 of the token is stored; the token itself is shown once at creation.
     token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -81,8 +126,15 @@ class Certificate(Base):
             "cert_type",
             "registration_number",
             unique=True,
-            sqlite_where=text(_ACTIVE_SQL),
-            postgresql_where=text(_ACTIVE_SQL),
+            sqlite_where=text(ACTIVE_SQL),
+            postgresql_where=text(ACTIVE_SQL),
+        ),
+        Index(
+            "uq_certificates_live_correction",
+            "corrects",
+            unique=True,
+            sqlite_where=text(LIVE_CORRECTION_SQL),
+            postgresql_where=text(LIVE_CORRECTION_SQL),
         ),
         Index("ix_certificates_state_updated", "state", "updated_at"),
     )
@@ -106,6 +158,19 @@ class Certificate(Base):
     pdf_path: Mapped[str | None] = mapped_column(String(300))
     issued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     superseded_by: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"))
+    # A correction names the certificate it corrects; when it is issued that one is superseded.
+    corrects: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"))
+    # The ward office whose numbering series and RTS officers the request belongs to.
+    ward_code: Mapped[str] = mapped_column(String(16), default="", server_default="")
+    # Why a request was rejected or a certificate revoked, by whom and when.
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Aadhaar: never in clear. The last four digits for display, an HMAC for matching.
+    aadhaar_last4: Mapped[str | None] = mapped_column(String(4))
+    aadhaar_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
+    # RTS escalation reached: 0 none, 1 first appellate officer, 2 second appellate officer.
+    escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # Issue attempts that failed (not counting the one that succeeded), and the last error.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -120,6 +185,32 @@ class Counter(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[int] = mapped_column(Integer)
+
+
+class ReleasedNumber(Base):
+    """A certificate number drawn for a request that was then cancelled before it was issued:
+    the next approval in the same series takes it, so the series stays gapless."""
+
+    __tablename__ = "released_numbers"
+
+    series: Mapped[str] = mapped_column(String(64), primary_key=True)
+    number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    serial: Mapped[int] = mapped_column(Integer)
+
+
+class RtsEscalation(Base):
+    """One escalation of an overdue request to an appellate officer (RTS Act)."""
+
+    __tablename__ = "rts_escalations"
+    __table_args__ = (UniqueConstraint("certificate_id", "level",
+                                       name="uq_rts_escalations_level"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[str] = mapped_column(ForeignKey("certificates.id"), index=True)
+    level: Mapped[int] = mapped_column(Integer)  # 1 first appellate, 2 second appellate
+    officer: Mapped[str | None] = mapped_column(String(100))
+    days_late: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class AuditHead(Base):

@@ -38,6 +38,15 @@ class Settings:
     web_workers: int = 2
     web_threads: int = 4
     web_timeout: int = 30
+    # Per certificate type (type code -> value), overriding the type's own default:
+    # PRAMAAN_DOCTYPE_CODES="birth=BTCER,death=DTCER", PRAMAAN_RTS_DAYS="property_no_dues=15".
+    doc_type_codes: Mapping[str, str] = field(default_factory=dict)
+    rts_days: Mapping[str, int] = field(default_factory=dict)
+    # Holidays for RTS working days: a file of YYYY-MM-DD dates (one per line, '#' comments);
+    # None: the calendar shipped in issuer/data/holidays.txt.
+    holidays_file: Path | None = None
+    # The key of the HMAC kept for matching Aadhaar numbers (never stored in clear).
+    aadhaar_hmac_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -92,6 +101,11 @@ class Settings:
             web_workers=_int(env, "PRAMAAN_WEB_WORKERS", 2),
             web_threads=_int(env, "PRAMAAN_WEB_THREADS", 4),
             web_timeout=_int(env, "PRAMAAN_WEB_TIMEOUT", 30),
+            doc_type_codes=_pairs(env, "PRAMAAN_DOCTYPE_CODES", str),
+            rts_days=_pairs(env, "PRAMAAN_RTS_DAYS", int),
+            holidays_file=Path(env["PRAMAAN_HOLIDAYS_FILE"])
+            if env.get("PRAMAAN_HOLIDAYS_FILE") else None,
+            aadhaar_hmac_key=env.get("PRAMAAN_AADHAAR_HMAC_KEY") or None,
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -131,6 +145,20 @@ class Settings:
             raise ConfigError(
                 f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: only 'file' exists yet"
             )
+
+
+def _pairs(env: Mapping[str, str], name: str, kind: type[Any]) -> dict[str, Any]:
+    """`a=1,b=2` (commas or blanks between pairs) as {"a": kind("1"), ...}."""
+    pairs: dict[str, Any] = {}
+    for item in (env.get(name) or "").replace(",", " ").split():
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"{name} must be written type=value, type=value; got {item!r}")
+        try:
+            pairs[key] = kind(value)
+        except ValueError:
+            raise ConfigError(f"{name}: {item!r} has a value that is not {kind.__name__}") from None
+    return pairs
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:

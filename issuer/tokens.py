@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from issuer.errors import Unauthorized
 from issuer.models import ApiToken, Department
 
-ROLES = ("admin", "clerk", "officer")
+ROLES = ("clerk", "officer", "auditor", "admin")  # what each may do: issuer/permissions.py
 MAX_NAME = 30
 
 
@@ -48,11 +48,14 @@ class Principal:
     """Who is calling: the actor name written into audit events."""
 
     department: Department
-    token_name: str
+    token_name: str  # the token's name, or the person's username
     role: str
+    kind: str = "token"  # "token" (API client) or "user" (a person signed in)
 
     @property
     def actor(self) -> str:
+        if self.kind == "user":
+            return f"user:{self.token_name}"
         return f"token:{self.department.id}/{self.token_name}"
 
 

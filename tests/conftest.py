@@ -144,7 +144,7 @@ def serve(settings: Settings) -> Iterator[Live]:
     app = create_app(settings)
     runtime: Runtime = app.extensions["pramaan"]
     report = initialise(runtime)
-    token = report.admin_token or _another_token(runtime)
+    token = report.clerk_token or _another_token(runtime)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     # A short poll interval: shutdown() waits up to one interval, for every test.
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
@@ -166,7 +166,7 @@ def _another_token(runtime: Runtime) -> str:
     with runtime.sessions() as session, session.begin():
         department = session.get(Department, DEV_DEPARTMENT)
         assert department is not None
-        return create_token(session, department, f"test-{uuid.uuid4().hex[:8]}")
+        return create_token(session, department, f"test-{uuid.uuid4().hex[:8]}", "clerk")
 
 
 @pytest.fixture

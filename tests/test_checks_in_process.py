@@ -494,8 +494,8 @@ def client_and_token(tmp_path: Path, database_url: str,
                      keys_dir: Path) -> Iterator[tuple[FlaskClient, str]]:
     app = create_app(make_settings(tmp_path, database_url, keys_dir))
     report = initialise(app.extensions["pramaan"])
-    assert report.admin_token is not None
-    yield app.test_client(), report.admin_token
+    assert report.clerk_token is not None
+    yield app.test_client(), report.clerk_token
     app.extensions["pramaan"].close()
 
 

@@ -45,7 +45,7 @@ def served(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Iterator
     home = tmp_path_factory.mktemp("serve")
     database = f"sqlite:///{home / 'pramaan.db'}"
     runtime = Runtime(make_settings(home, database, keys_dir))
-    token = initialise(runtime).admin_token
+    token = initialise(runtime).clerk_token
     runtime.close()
     assert token
     port = free_port()
