@@ -12,7 +12,8 @@ setup(
     include_package_data=True,
     package_data={
         "templates": ["*.typ", "fonts/*.ttf", "fonts/*.txt", "web/*.html", "web/*.js", "web/*.css"],
-        "issuer": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py"],
+        "issuer": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py",
+                   "data/*.txt"],
     },
     install_requires=[
         "Flask==3.1.3",
