@@ -70,6 +70,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["pramaan"] = runtime
     app.register_blueprint(certificates_api())
     app.register_blueprint(public_pages())
+    app.register_blueprint(rts_api())
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -216,6 +217,28 @@ def _owned(cert_id: str, who: Principal) -> Certificate:
     if record is None or record.department_id != who.department.id:
         raise NotFound(f"no certificate {cert_id}")
     return record
+
+
+def rts_api() -> Blueprint:
+    """The Right to Public Services report (issuer/rts.py): a department's requests due within
+    ?due_within= working days (default 2) or overdue, optionally of one ?ward= office."""
+    from issuer.db import utcnow
+    from issuer.permissions import Action, require
+    from issuer.rts import report_query, rts_report
+    from issuer.rts_calendar import load_calendar
+
+    bp = Blueprint("rts", __name__, url_prefix="/api/v1")
+
+    @bp.get("/rts")
+    def report() -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.RTS_READ)
+        due_within, ward = report_query(request.args)
+        result = rts_report(db(), load_calendar(runtime().settings), utcnow(),
+                            department_id=who.department.id, ward=ward, due_within=due_within)
+        return jsonify(result.as_dict())
+
+    return bp
 
 
 def public_pages() -> Blueprint:

@@ -9,12 +9,23 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import threading
+from typing import TYPE_CHECKING
 
-from issuer.jobs import DELIVER_QUEUE, SIGN_QUEUE
+from issuer.jobs import (
+    DEFAULT_RTS_EVERY_MINUTES,
+    DELIVER_QUEUE,
+    SIGN_QUEUE,
+    periodic_rts_escalation,
+)
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 
+if TYPE_CHECKING:
+    from redis import Redis
+
 log = logging.getLogger(__name__)
+RTS_POLL_SECONDS = 60  # how often a worker asks whether it is its turn to escalate
 
 
 @functools.cache
@@ -30,8 +41,10 @@ def issue_job(certificate_id: str) -> bool:
     return issue_certificate(current_runtime(), certificate_id)
 
 
-def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIVER_QUEUE)) -> bool:
-    """Work the queues until stopped (or, with burst, until they are empty)."""
+def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIVER_QUEUE),
+               rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES) -> bool:
+    """Work the queues until stopped (or, with burst, until they are empty), and take turns
+    with the other workers at the RTS escalation (start_rts_ticker)."""
     from redis import Redis
     from rq import Queue, SimpleWorker
 
@@ -41,15 +54,54 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     rt.keyring  # noqa: B018 - load and check keys before taking the first job
     connection = Redis.from_url(rt.settings.redis_url)
     worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
-    return bool(worker.work(burst=burst, logging_level="INFO"))
+    stop = start_rts_ticker(rt, connection, rts_every_minutes, burst)
+    try:
+        return bool(worker.work(burst=burst, logging_level="INFO"))
+    finally:
+        stop.set()
+
+
+def start_rts_ticker(rt: Runtime, connection: Redis, every_minutes: int,
+                     burst: bool) -> threading.Event:
+    """The periodic RTS escalation beside the jobs. A burst worker takes its turn once, now; a
+    long-running one asks every RTS_POLL_SECONDS in a daemon thread (the Redis key decides whose
+    turn it is: issuer/jobs.periodic_rts_escalation). 0 minutes: off. Set the event to stop."""
+    stop = threading.Event()
+    if every_minutes <= 0:
+        return stop
+    if burst:
+        _rts_turn(rt, connection, every_minutes)
+        return stop
+    threading.Thread(target=_rts_loop, args=(rt, connection, every_minutes, stop),
+                     name="rts-escalation", daemon=True).start()
+    return stop
+
+
+def _rts_loop(rt: Runtime, connection: Redis, every_minutes: int, stop: threading.Event) -> None:
+    while not stop.is_set():
+        _rts_turn(rt, connection, every_minutes)
+        stop.wait(RTS_POLL_SECONDS)
+
+
+def _rts_turn(rt: Runtime, connection: Redis, every_minutes: int) -> None:
+    try:
+        count = periodic_rts_escalation(rt, connection, every_minutes)
+    except Exception:  # logged; the jobs go on and the next turn tries again
+        log.exception("the RTS escalation failed; the next turn tries again")
+        return
+    if count:
+        log.info("RTS escalation: %d request(s) escalated", count)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Pramaan RQ worker")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
+    parser.add_argument("--rts-every", type=int, default=DEFAULT_RTS_EVERY_MINUTES,
+                        metavar="MINUTES", help="run the RTS escalation at most every MINUTES "
+                        f"across all workers (default {DEFAULT_RTS_EVERY_MINUTES}; 0: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    run_worker(burst=args.burst)
+    run_worker(burst=args.burst, rts_every_minutes=args.rts_every)
 
 
 if __name__ == "__main__":

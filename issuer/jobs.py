@@ -7,9 +7,14 @@ job id from the record id, and let the job re-check the record's state so a repe
 from __future__ import annotations
 
 import logging
+import socket
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
+    from redis import Redis
+
     from issuer.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -104,3 +109,26 @@ def make_dispatcher(runtime: Runtime) -> Dispatcher:
     if runtime.settings.redis_url:
         return RQDispatcher(runtime.settings.redis_url)
     return InlineDispatcher(runtime)
+
+
+# The periodic RTS escalation (issuer/rts_escalation.py) in the RQ workers. The Redis key is the
+# lock and the clock at once: SET NX with an expiry of one interval lets one worker run it, and
+# no worker run it again before the interval is over. A run longer than the interval could
+# overlap the next one; escalations are idempotent, so that costs time, never a duplicate.
+RTS_ESCALATION_KEY = "pramaan:rts-escalation"
+DEFAULT_RTS_EVERY_MINUTES = 15
+
+
+def periodic_rts_escalation(runtime: Runtime, redis: Redis, every_minutes: int,
+                            now: datetime | None = None) -> int | None:
+    """Run the escalation if it is this worker's turn: the number escalated, or None when
+    another worker holds the turn (ran it less than `every_minutes` ago)."""
+    from issuer.db import utcnow
+    from issuer.rts_calendar import load_calendar
+    from issuer.rts_escalation import escalate_all
+
+    if not redis.set(RTS_ESCALATION_KEY, socket.gethostname(), nx=True,
+                     ex=max(1, every_minutes) * 60):
+        return None
+    done = escalate_all(runtime.sessions, load_calendar(runtime.settings), now or utcnow())
+    return len(done)

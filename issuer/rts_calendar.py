@@ -164,7 +164,7 @@ def _saturdays(value: str, where: str) -> frozenset[int]:
     try:
         ordinals = frozenset(int(w) for w in words)
     except ValueError:
-        ordinals = frozenset({0})
+        ordinals = frozenset()
     if not ordinals or not ordinals <= ALL_SATURDAYS:
         raise ConfigError(f"{where}: 'saturdays:' takes 'all', 'none' or ordinals 1-5 "
                           f"(say '2 4'), not {value.strip()!r}")

@@ -105,6 +105,7 @@ def test_submission_on_a_holiday_counts_from_the_next_working_day(
 def test_days_late_in_working_and_calendar_days(shipped: WorkingCalendar) -> None:
     due = end_of_day_utc(date(2026, 1, 9))  # Friday
     assert lateness(shipped, due, ist(2026, 1, 9, 23, 59)).overdue is False
+    assert lateness(shipped, due, due).overdue is False  # due at the end of the day: not yet
     saturday = lateness(shipped, due, ist(2026, 1, 10, 0, 0))  # second Saturday: off
     assert (saturday.overdue, saturday.working_days, saturday.calendar_days) == (True, 0, 1)
     monday = lateness(shipped, due, ist(2026, 1, 12, 9, 0))
