@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from issuer import migrate
+from issuer.aadhaar import dev_key
 from issuer.certtypes import known_types
 from issuer.errors import ConfigError
 from issuer.models import ApiToken, Department
@@ -47,6 +48,8 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
                 "`pramaan init --dev-pki` to generate a development PKI"
             )
         ensure_dev_pki(settings.keys_dir)
+    if settings.development and not settings.aadhaar_hmac_key:
+        dev_key(settings.keys_dir)  # the Aadhaar HMAC key, made once (keys/ is git-ignored)
     migrate.upgrade(runtime.engine)
     tokens: dict[str, str | None] = {}
     created = False
