@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -21,6 +21,7 @@ from flask import (
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from issuer import department_audit, permissions, tokens, users
 from issuer.db import as_utc
 from issuer.errors import (
     FieldError,
@@ -49,6 +50,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
             "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'self'; "
             "frame-ancestors 'none'")
 WEB_ASSETS = frozenset({"verify.js", "verify.css"})  # served from templates/web/
+T = TypeVar("T")
 
 
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
@@ -70,7 +72,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["pramaan"] = runtime
     app.register_blueprint(certificates_api())
     app.register_blueprint(public_pages())
-    app.register_blueprint(rts_api())
+    app.register_blueprint(admin_api())
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -219,6 +221,124 @@ def _owned(cert_id: str, who: Principal) -> Certificate:
     return record
 
 
+def admin_api() -> Blueprint:
+    """A department's administration (its tokens and people, for its admins) and its part of
+    the audit chain (for its auditors). Everything is scoped to the caller's department."""
+    bp = Blueprint("admin", __name__, url_prefix="/api/v1")
+
+    @bp.post("/tokens")
+    def token_create() -> tuple[Response, int]:
+        who = _allowed(permissions.Action.MANAGE_TOKENS)
+        fields = ("name", "role", "expires_days")
+        body = _fields_body(fields)
+        session = db()
+        expires_days = body.get("expires_days", tokens.DEFAULT_EXPIRES_DAYS)
+        errors = _unknown_fields(body, fields) + tokens.check_new_token(
+            session, who.department, body.get("name"), body.get("role"), expires_days)
+        if errors:
+            raise ValidationFailed(errors)
+        secret = _committed(lambda s: tokens.create_token(
+            s, who.department, body["name"], body["role"], expires_days=expires_days,
+            actor=who.actor))
+        row = tokens.find_token(session, who.department.id, body["name"])
+        assert row is not None
+        # The token itself is in this answer only: it is stored as a hash.
+        return jsonify({**tokens.describe(row), "token": secret}), 201
+
+    @bp.get("/tokens")
+    def token_list() -> Response:
+        who = _allowed(permissions.Action.MANAGE_TOKENS)
+        return jsonify({"tokens": [tokens.describe(t) for t in
+                                   tokens.list_tokens(db(), who.department.id)]})
+
+    @bp.post("/tokens/<name>/revoke")
+    def token_revoke(name: str) -> Response:
+        who = _allowed(permissions.Action.MANAGE_TOKENS)
+        row = tokens.find_token(db(), who.department.id, name)
+        if row is None:
+            elsewhere = tokens.departments_with_token(db(), name)
+            if elsewhere:
+                permissions.deny(runtime().sessions, who, permissions.Action.MANAGE_TOKENS,
+                                 "other_department", target=f"token:{elsewhere[0]}/{name}",
+                                 target_department=elsewhere[0])
+            raise NotFound(f"no token named {name!r}")
+        return jsonify(tokens.describe(_committed(
+            lambda s: tokens.revoke_token(s, who.department, name, who.actor))))
+
+    @bp.post("/users")
+    def user_add() -> tuple[Response, int]:
+        who = _allowed(permissions.Action.MANAGE_USERS)
+        fields = ("username", "full_name", "role", "password")
+        body = _fields_body(fields)
+        session = db()
+        errors = _unknown_fields(body, fields) + users.user_errors(
+            session, *(body.get(f) for f in fields))
+        if errors:
+            raise ValidationFailed(errors)
+        user = _committed(lambda s: users.add_user(s, who.department, *(body[f] for f in fields),
+                                                   actor=who.actor))
+        return jsonify(users.describe(user)), 201
+
+    @bp.get("/users")
+    def user_list() -> Response:
+        who = _allowed(permissions.Action.MANAGE_USERS)
+        return jsonify({"users": [users.describe(u) for u in
+                                  users.list_users(db(), who.department.id)]})
+
+    @bp.post("/users/<username>/disable")
+    def user_disable(username: str) -> Response:
+        who = _allowed(permissions.Action.MANAGE_USERS)
+        user = users.find_user(db(), username)
+        if user is not None and user.department_id != who.department.id:
+            permissions.deny(runtime().sessions, who, permissions.Action.MANAGE_USERS,
+                             "other_department", target=f"user:{username}",
+                             target_department=user.department_id)
+            user = None
+        if user is None:
+            raise NotFound(f"no user {username!r}")
+        return jsonify(users.describe(_committed(lambda s: users.disable_user(s, user, who.actor))))
+
+    @bp.get("/audit")
+    def audit_events() -> Response:
+        who = _allowed(permissions.Action.AUDIT_READ)
+        page = department_audit.audit_page(db(), who.department.id, request.args)
+        return jsonify({"events": [department_audit.event_view(e) for e in page.events],
+                        "next_after": page.next_after})
+
+    return bp
+
+
+def _allowed(action: permissions.Action) -> Principal:
+    who = principal()
+    permissions.require(runtime().sessions, who, action)
+    return who
+
+
+def _fields_body(fields: tuple[str, ...]) -> dict[str, Any]:
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("", "type", "the body is a JSON object with "
+                                           + ", ".join(fields))])
+    return body
+
+
+def _unknown_fields(body: dict[str, Any], fields: tuple[str, ...]) -> list[FieldError]:
+    return [FieldError(key, "unknown", f"not a field of this request ({', '.join(fields)})")
+            for key in body if key not in fields]
+
+
+def _committed(change: Callable[[Session], T]) -> T:
+    """Run `change` in the request's session and commit it (or roll it back and re-raise)."""
+    session = db()
+    try:
+        result = change(session)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return result
+
+
 def rts_api() -> Blueprint:
     """The Right to Public Services report (issuer/rts.py): a department's requests due within
     ?due_within= working days (default 2) or overdue, optionally of one ?ward= office."""
@@ -285,7 +405,7 @@ def _bearer_challenge() -> str:
     scheme, _, token = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and token.strip():
         return ('Bearer realm="pramaan", error="invalid_token", '
-                'error_description="the bearer token is unknown or revoked"')
+                'error_description="the bearer token is unknown, revoked or expired"')
     return 'Bearer realm="pramaan"'
 
 

@@ -11,8 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from issuer.errors import PramaanError, ValidationFailed
-from issuer.models import Certificate
+from sqlalchemy.orm import Session
+
+from issuer.errors import NotFound, PramaanError, ValidationFailed
+from issuer.models import Certificate, Department
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 from signing.errors import SigningError
@@ -43,27 +45,122 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
+    """`pramaan token create|list|revoke`; bare `pramaan token [--name N] [--role R]` is the
+    deprecated form of `create` (dev department, generated name)."""
+    if args.verb == "list":
+        return _token_list(args)
+    if args.verb == "revoke":
+        return _token_revoke(args)
+    if args.verb is None:
+        print("pramaan token: deprecated form; use `pramaan token create --department CODE "
+              "--role ROLE --name NAME`", file=sys.stderr)
+    return _token_create(args)
+
+
+def _token_create(args: argparse.Namespace) -> int:
     from issuer.bootstrap import DEV_DEPARTMENT
-    from issuer.models import Department
-    from issuer.tokens import create_token
+    from issuer.tokens import DEFAULT_EXPIRES_DAYS, create_token, describe, find_token
 
     rt = _runtime()
     with rt.sessions() as session, session.begin():
-        department = session.get(Department, args.department or DEV_DEPARTMENT)
-        if department is None:
-            print(f"no department {args.department}; run `pramaan init` first", file=sys.stderr)
-            return 2
-        # Token names are unique per department (each is an audit actor), so the default is
-        # a fresh one rather than a fixed name that only the first call could take.
+        department = _department(session, args.department or DEV_DEPARTMENT)
+        # Token names are unique per department (each is an audit actor); the deprecated form
+        # makes a fresh one rather than a fixed name that only the first call could take.
         name = args.name or f"{args.role}-{secrets.token_hex(4)}"
-        try:
-            print(create_token(session, department, name, args.role))
-            print(f"token name: {name} (audit actor token:{department.id}/{name})",
-                  file=sys.stderr)
-        except ValueError as exc:
-            print(f"pramaan token: {exc}", file=sys.stderr)
-            return 2
+        expires_days = DEFAULT_EXPIRES_DAYS if args.expires_days is None else args.expires_days
+        token = create_token(session, department, name, args.role, expires_days=expires_days,
+                             actor=_operator(args))
+        row = find_token(session, department.id, name)
+        assert row is not None
+        view = describe(row)
+    print(token)  # the only time it is shown: it is stored as a hash
+    print(f"token name: {name} (audit actor {view['actor']}), role {view['role']}, expires "
+          f"{view['expires_at']}", file=sys.stderr)
     return 0
+
+
+def _token_list(args: argparse.Namespace) -> int:
+    from issuer.tokens import describe, list_tokens
+
+    with _runtime().sessions() as session:
+        if args.department:
+            _department(session, args.department)
+        rows = [describe(t) for t in list_tokens(session, args.department)]
+    print(json.dumps(rows, indent=2))
+    return 0
+
+
+def _token_revoke(args: argparse.Namespace) -> int:
+    from issuer.tokens import describe, revoke_token
+
+    with _runtime().sessions() as session, session.begin():
+        row = revoke_token(session, _department(session, args.department), args.name,
+                           _operator(args))
+        view = describe(row)
+    print(json.dumps(view, indent=2))
+    return 0
+
+
+def cmd_department(args: argparse.Namespace) -> int:
+    from issuer.departments import add_department, list_departments
+
+    with _runtime().sessions() as session, session.begin():
+        if args.verb == "list":
+            rows = list_departments(session)
+        else:
+            types = [t.strip() for t in args.types.split(",")] if args.types else None
+            rows = [add_department(session, args.code, args.name_en, args.name_mr,
+                                   approval=args.approval, types=types, actor=_operator(args))]
+        out = [{"code": d.id, "name_en": d.name_en, "name_mr": d.name_mr,
+                "approval": d.approval, "types": d.cert_types} for d in rows]
+    if args.verb == "add" and args.approval == "automatic":
+        print(f"note: every request of {args.code} is approved on submission, with no second "
+              "person (development only)", file=sys.stderr)
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def cmd_user(args: argparse.Namespace) -> int:
+    from issuer.users import add_user, describe, disable_user, list_users, require_user
+
+    password = ""
+    if args.verb == "add":
+        typed = _new_password(args)
+        if typed is None:
+            return 2
+        password = typed
+    with _runtime().sessions() as session, session.begin():
+        if args.verb == "list":
+            if args.department:
+                _department(session, args.department)
+            out: object = [describe(u) for u in list_users(session, args.department)]
+        elif args.verb == "disable":
+            out = describe(disable_user(session, require_user(session, args.username),
+                                        _operator(args)))
+        else:
+            out = describe(add_user(session, _department(session, args.department),
+                                    args.username, args.full_name, args.role, password,
+                                    actor=_operator(args)))
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _new_password(args: argparse.Namespace) -> str | None:
+    """From one line of standard input (--password-stdin, for scripts), or typed twice."""
+    if args.password_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    first = getpass.getpass(f"password for {args.username}: ")
+    if getpass.getpass("again: ") != first:
+        print("pramaan user add: the two passwords differ", file=sys.stderr)
+        return None
+    return first
+
+
+def _department(session: Session, code: str) -> Department:
+    department = session.get(Department, code)
+    if department is None:
+        raise NotFound(f"no department {code} (`pramaan department list` shows them)")
+    return department
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -160,10 +257,7 @@ def _verify(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from worker import run_worker
 
-    if args.rts_every is None:
-        run_worker(burst=args.burst)
-    else:
-        run_worker(burst=args.burst, rts_every_minutes=args.rts_every)
+    run_worker(burst=args.burst)
     return 0
 
 
@@ -226,91 +320,6 @@ def cmd_audit(_args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
-def cmd_ward(args: argparse.Namespace) -> int:
-    from issuer import wards
-
-    rt = _runtime()
-    try:
-        with rt.sessions() as session, session.begin():
-            if args.verb == "list":
-                if args.department:
-                    wards.require_department(session, args.department)
-                rows = wards.list_offices(session, args.department)
-            elif args.verb == "add":
-                rows = [wards.add_office(session, args.department, args.code, args.name_en,
-                                         args.name_mr, _officer_options(args),
-                                         actor=_operator(args))]
-            else:
-                department = args.department or wards.office_department(session, args.code)
-                rows = [wards.set_officers(session, department, args.code,
-                                           _officer_options(args), actor=_operator(args))]
-            out = [wards.office_view(office) for office in rows]
-    finally:
-        rt.close()  # the database pool: callers may run it in-process, many times
-    print(json.dumps(out, indent=2, ensure_ascii=False))
-    return 0
-
-
-def _officer_options(args: argparse.Namespace) -> dict[str, str | None]:
-    """The officers named on the command line (an empty name clears one)."""
-    given = {"designated_officer": args.officer, "first_appellate": args.first_appellate,
-             "second_appellate": args.second_appellate}
-    return {field: name for field, name in given.items() if name is not None}
-
-
-def cmd_rts(args: argparse.Namespace) -> int:
-    rt = _runtime()
-    try:
-        return _rts(rt, args)
-    finally:
-        rt.close()  # the database pool: callers may run it in-process, many times
-
-
-def _rts(rt: Runtime, args: argparse.Namespace) -> int:
-    from issuer.db import utcnow
-    from issuer.rts_calendar import load_calendar
-
-    calendar = load_calendar(rt.settings)
-    if args.verb == "escalate":
-        from dataclasses import asdict
-        from datetime import timedelta
-
-        from issuer.rts_escalation import escalate_all
-
-        if args.second_after_days < 0:
-            print("pramaan rts escalate: --second-after-days is never negative", file=sys.stderr)
-            return 2
-        done = escalate_all(rt.sessions, calendar, utcnow(),
-                            timedelta(days=args.second_after_days),
-                            department_id=args.department)
-        print(json.dumps([asdict(e) for e in done], indent=2, ensure_ascii=False))
-        return 0
-    from issuer.rts import rts_report
-    from issuer.wards import require_department
-
-    with rt.sessions() as session:
-        if args.department:
-            require_department(session, args.department)
-        report = rts_report(session, calendar, utcnow(), department_id=args.department,
-                            ward=args.ward.upper() if args.ward else None,
-                            due_within=args.due_within)
-    _print_rts(report, args.csv)
-    return 0
-
-
-def _print_rts(report: Any, as_csv: bool) -> None:
-    from issuer.rts import CSV_COLUMNS, csv_rows, text_table
-
-    if not as_csv:
-        print(text_table(report))
-        return
-    import csv
-
-    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(csv_rows(report))
-
-
 def _read_json(path: Path) -> Any:
     from issuer.fields import parse_json
 
@@ -336,11 +345,9 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--dev-pki", action="store_true",
                       help="generate a development PKI even for an https verify URL")
     sub.add_parser("migrate", help="bring the database schema up to date")
-    t = sub.add_parser("token", help="create another API token (printed once)")
-    t.add_argument("--name", help="unique in the department; it names the audit actor "
-                   "(default: <role>-<random>)")
-    t.add_argument("--role", default="admin", choices=("admin", "clerk", "officer"))
-    t.add_argument("--department")
+    _department_parser(sub)
+    _token_parser(sub)
+    _user_parser(sub)
     sv = sub.add_parser("serve", help="serve the API on HOST:PORT (default 127.0.0.1:8000)")
     sv.add_argument("--debug", action="store_true",
                     help="Werkzeug's development server instead of gunicorn (never in production)")
@@ -355,9 +362,6 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--image")
     w = sub.add_parser("worker", help="run an RQ worker (needs REDIS_URL)")
     w.add_argument("--burst", action="store_true")
-    w.add_argument("--rts-every", type=int, metavar="MINUTES",
-                   help="run the RTS escalation at most every MINUTES across all workers "
-                   "(default 15; 0: off)")
     s = sub.add_parser("sweep", help="re-enqueue certificates stuck approved or signing")
     s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
     r = sub.add_parser("retry", help="retry a failed certificate (after fixing the cause)")
@@ -368,9 +372,69 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--reason", required=True)
     c.add_argument("--actor", help="operator name for the audit log (default: login name)")
     sub.add_parser("audit-verify", help="recompute the audit hash chain")
-    _ward_parser(sub)
-    _rts_parser(sub)
     return p
+
+
+def _department_parser(sub: Any) -> None:
+    from issuer.departments import APPROVAL_RULES
+
+    d = sub.add_parser("department", help="departments: add, list")
+    dsub = d.add_subparsers(dest="verb", required=True)
+    add = dsub.add_parser("add", help="a new department (audited)")
+    add.add_argument("code", help="lower-case letters, digits and '-', e.g. pmc-ward-aundh")
+    add.add_argument("--name-en", required=True)
+    add.add_argument("--name-mr", required=True)
+    add.add_argument("--approval", required=True, choices=APPROVAL_RULES,
+                     help="officer: a second person approves each request (maker-checker); "
+                     "automatic: development only")
+    add.add_argument("--types", help="comma-separated certificate types (default: all)")
+    add.add_argument("--actor", help="operator name for the audit log (default: login name)")
+    dsub.add_parser("list", help="every department")
+
+
+def _token_parser(sub: Any) -> None:
+    from issuer.tokens import ROLES
+
+    t = sub.add_parser("token", help="API tokens: create (printed once), list, revoke")
+    # The deprecated form, `pramaan token [--name N] [--role R] [--department D]`.
+    t.add_argument("--name", help=argparse.SUPPRESS)
+    t.add_argument("--role", default="admin", choices=ROLES, help=argparse.SUPPRESS)
+    t.add_argument("--department", help=argparse.SUPPRESS)
+    t.set_defaults(expires_days=None, actor=None)
+    tsub = t.add_subparsers(dest="verb")
+    create = tsub.add_parser("create", help="a new token, printed once (audited)")
+    create.add_argument("--department", required=True)
+    create.add_argument("--role", required=True, choices=ROLES)
+    create.add_argument("--name", required=True,
+                        help="unique in the department; it names the audit actor")
+    create.add_argument("--expires-days", type=int, help="default 365")
+    create.add_argument("--actor", help="operator name for the audit log (default: login name)")
+    listing = tsub.add_parser("list", help="tokens and their state (never the secrets)")
+    listing.add_argument("--department")
+    revoke = tsub.add_parser("revoke", help="revoke a token for good (audited)")
+    revoke.add_argument("--department", required=True)
+    revoke.add_argument("--name", required=True)
+    revoke.add_argument("--actor", help="operator name for the audit log (default: login name)")
+
+
+def _user_parser(sub: Any) -> None:
+    from issuer.tokens import ROLES
+
+    u = sub.add_parser("user", help="people's accounts: add, list, disable")
+    usub = u.add_subparsers(dest="verb", required=True)
+    add = usub.add_parser("add", help="a new account (audited); the password is asked for")
+    add.add_argument("username")
+    add.add_argument("--department", required=True)
+    add.add_argument("--role", required=True, choices=ROLES)
+    add.add_argument("--full-name", required=True)
+    add.add_argument("--password-stdin", action="store_true",
+                     help="read the password from one line of standard input (scripts)")
+    add.add_argument("--actor", help="operator name for the audit log (default: login name)")
+    listing = usub.add_parser("list", help="accounts (never their passwords)")
+    listing.add_argument("--department")
+    disable = usub.add_parser("disable", help="disable an account for good (audited)")
+    disable.add_argument("username")
+    disable.add_argument("--actor", help="operator name for the audit log (default: login name)")
 
 
 def _ward_parser(sub: Any) -> None:
@@ -415,9 +479,9 @@ def _rts_parser(sub: Any) -> None:
 
 COMMANDS = {
     "init": cmd_init, "migrate": cmd_migrate, "token": cmd_token, "serve": cmd_serve,
+    "department": cmd_department, "user": cmd_user,
     "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
-    "ward": cmd_ward, "rts": cmd_rts,
 }
 
 

@@ -32,6 +32,7 @@ setup(
         "psycopg[binary]==3.3.9",
         "defusedxml==0.7.1",
         "gunicorn==27.0.1",
+        "argon2-cffi==25.1.0",
     ],
     extras_require={
         "dev": [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -14,13 +15,14 @@ from tests.conftest import SAMPLES
 from tests.tools import need, run
 
 
-def pramaan(home: Path, *args: str | Path) -> subprocess.CompletedProcess[str]:
+def pramaan(home: Path, *args: str | Path,
+            stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("DATABASE_URL", "REDIS_URL", "PRAMAAN_KEYS_DIR", "PRAMAAN_STORE_DIR")}
     env["PRAMAAN_HOME"] = str(home)
     return subprocess.run([sys.executable, "-m", "cli", *map(str, args)], env=env,
                           cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True,
-                          timeout=300, check=False)
+                          timeout=300, check=False, input=stdin)
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("home")
     first = pramaan(path, "init")
     assert first.returncode == 0, first.stderr
-    assert "Admin API token" in first.stdout and "pmn_" in first.stdout
+    assert "API tokens for the development department" in first.stdout and "pmn_" in first.stdout
     again = pramaan(path, "init")
     assert again.returncode == 0 and "pmn_" not in again.stdout, "init is idempotent"
     assert (path / "keys" / "signer.key").exists() and (path / "var" / "pramaan.db").exists()
@@ -127,3 +129,55 @@ def test_production_init_without_keys_refuses_instead_of_making_dev_keys(tmp_pat
     assert result.returncode == 2
     assert "no document-signer key" in result.stderr and "--dev-pki" in result.stderr
     assert not (env_home / "keys" / "signer.key").exists()
+
+
+def test_departments_people_and_tokens_from_the_command_line(home: Path) -> None:
+    added = pramaan(home, "department", "add", "pmc-ward-aundh", "--name-en", "Aundh Ward Office",
+                    "--name-mr", "औंध क्षेत्रीय कार्यालय", "--approval", "officer", "--types",
+                    "birth", "--actor", "registrar")
+    assert added.returncode == 0, added.stderr
+    assert json.loads(added.stdout) == [{
+        "code": "pmc-ward-aundh", "name_en": "Aundh Ward Office",
+        "name_mr": "औंध क्षेत्रीय कार्यालय", "approval": "officer", "types": ["birth"]}]
+    twice = pramaan(home, "department", "add", "pmc-ward-aundh", "--name-en", "x", "--name-mr",
+                    "क्ष", "--approval", "automatic")
+    assert twice.returncode == 2 and '"code": "taken"' in twice.stderr
+    codes = [d["code"] for d in json.loads(pramaan(home, "department", "list").stdout)]
+    assert "pmc-ward-aundh" in codes and "pmc-births-deaths" in codes
+
+    made = pramaan(home, "token", "create", "--department", "pmc-ward-aundh", "--role", "officer",
+                   "--name", "officer-1", "--actor", "registrar")
+    assert made.returncode == 0 and made.stdout.startswith("pmn_"), made.stderr
+    listed = pramaan(home, "token", "list", "--department", "pmc-ward-aundh")
+    assert made.stdout.strip() not in listed.stdout
+    assert [t["name"] for t in json.loads(listed.stdout)] == ["officer-1"]
+
+    password = "Aundh-Officer-2026"
+    user = pramaan(home, "user", "add", "asha.patil", "--department", "pmc-ward-aundh", "--role",
+                   "officer", "--full-name", "Asha Patil", "--password-stdin", "--actor",
+                   "registrar", stdin=password + "\n")
+    assert user.returncode == 0, user.stderr
+    assert json.loads(user.stdout)["actor"] == "user:asha.patil"
+    weak = pramaan(home, "user", "add", "ravi", "--department", "pmc-ward-aundh", "--role",
+                   "clerk", "--full-name", "Ravi", "--password-stdin", stdin="password\n")
+    assert weak.returncode == 2 and '"field": "password"' in weak.stderr
+    disabled = pramaan(home, "user", "disable", "asha.patil", "--actor", "registrar")
+    assert disabled.returncode == 0 and json.loads(disabled.stdout)["status"] == "disabled"
+    people = pramaan(home, "user", "list", "--department", "pmc-ward-aundh")
+    assert password not in people.stdout and "argon2" not in people.stdout
+    assert [(u["username"], u["status"]) for u in json.loads(people.stdout)] == [
+        ("asha.patil", "disabled")]
+    revoked = pramaan(home, "token", "revoke", "--department", "pmc-ward-aundh", "--name",
+                      "officer-1", "--actor", "registrar")
+    assert revoked.returncode == 0 and json.loads(revoked.stdout)["status"] == "revoked"
+
+    # Every change is in the audit chain, under the operator's name, and the chain holds.
+    audit = sqlite3.connect(home / "var" / "pramaan.db")
+    try:
+        events = audit.execute("SELECT actor, action FROM audit_events WHERE actor = "
+                               "'cli:registrar' ORDER BY seq").fetchall()
+    finally:
+        audit.close()
+    assert events == [("cli:registrar", a) for a in ("department_add", "token_create",
+                                                     "user_add", "user_disable", "token_revoke")]
+    assert json.loads(pramaan(home, "audit-verify").stdout)["ok"] is True

@@ -1,7 +1,9 @@
-"""Bearer tokens over real HTTP: a revoked token is refused (401) at once for every call, other
-tokens keep working, and near-miss tokens never authenticate."""
+"""Bearer tokens over real HTTP: a revoked or expired token is refused (401) at once for every
+call, other tokens keep working, and near-miss tokens never authenticate."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 import requests
@@ -123,3 +125,18 @@ def test_the_401_for_a_revoked_token_says_so(live: Live) -> None:
     response = call(live, token)
     assert_401(response)
     assert response.json()["detail"] == "the bearer token is unknown or revoked"
+
+
+def test_an_expired_token_is_refused_at_once(live: Live) -> None:
+    token = new_token(live, "clerk-temp")
+    assert call(live, token).status_code == 404  # authenticated: "no such certificate"
+    with live.runtime.sessions() as session, session.begin():
+        session.execute(update(ApiToken).where(ApiToken.name == "clerk-temp")
+                        .values(expires_at=utcnow() - timedelta(seconds=1)))
+    for response in (call(live, token), call(live, token, "POST", "/api/v1/certificates",
+                                             json=sample("birth-2"))):
+        assert_401(response)
+        assert response.json()["detail"] == ("the bearer token has expired; ask an "
+                                             "administrator for a new one")
+        assert 'error="invalid_token"' in response.headers["WWW-Authenticate"]
+    assert live.get(MISSING).status_code == 404  # the department's other tokens still work
