@@ -72,9 +72,11 @@ def test_add_list_and_set_officers_from_the_command_line(
     assert event.actor == "cli:tester" and event.details["department"] == DEV_DEPARTMENT
     assert event.details["designated_officer"] == "A. Patil"
 
-    # Without --department: the code is found in the one department that has it.
+    # Without --department: the code is found in the one department that has it. An officer
+    # named again as they are is no change.
     code, out, err = pramaan(capsys, "ward", "set", "KB", "--second-appellate", "Dy. Commissioner",
-                             "--officer", "", "--actor", "tester")
+                             "--officer", "", "--first-appellate", "S. Kulkarni",
+                             "--actor", "tester")
     assert code == 0, err
     assert json.loads(out)[0]["second_appellate"] == "Dy. Commissioner"
     assert json.loads(out)[0]["designated_officer"] is None  # '' clears
