@@ -21,15 +21,18 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from issuer.errors import ConfigError
+from issuer.errors import ConfigError, FieldError, ValidationFailed
 from issuer.models import Certificate
 from issuer.settings import Settings
+from issuer.verhoeff import is_valid
 
 log = logging.getLogger(__name__)
 VARIABLE = "PRAMAAN_AADHAAR_HMAC_KEY"
 DEV_KEY_FILE = "aadhaar-hmac.key"
 MIN_KEY_BYTES = 32
 FIELD = "aadhaar"
+# Twelve ASCII digits, together or written 4-4-4 with single spaces.
+WRITTEN = re.compile(r"[0-9]{4}( ?)[0-9]{4}\1[0-9]{4}")
 _HEX = re.compile(r"(?:[0-9a-fA-F]{2})+")
 
 # The key itself, or a function that reads it when (and only when) it is needed.
@@ -39,6 +42,19 @@ KeySource = bytes | Callable[[], bytes]
 def normalise(number: str) -> str:
     """The 12 digits of an Aadhaar number as written (4-4-4 with spaces, or not)."""
     return number.replace(" ", "")
+
+
+def number_problem(value: str) -> tuple[str, str] | None:
+    """(code, message) for what is wrong with an Aadhaar number as written, or None. The message
+    never repeats the value."""
+    if not WRITTEN.fullmatch(value):
+        return "format", "must be 12 digits, together or written 4-4-4 with spaces"
+    if value[0] in "01":
+        return "format", "an Aadhaar number never starts with 0 or 1"
+    if not is_valid(normalise(value)):
+        return "checksum", ("is not a valid Aadhaar number (its check digit does not match; "
+                            "look for a mistyped or swapped digit)")
+    return None
 
 
 def match_aadhaar(number: str, key: bytes) -> str:
@@ -55,15 +71,19 @@ def take_aadhaar(request: Mapping[str, Any],
     """(the request without `applicant.aadhaar`, the last four digits, the hex HMAC).
 
     Call it on a validated request. Without an Aadhaar number the key is never read and the last
-    two are None; an empty value is dropped as if absent."""
+    two are None; an empty value is dropped as if absent. A number the type's validator let
+    through unchecked is still refused (ValidationFailed), never hashed or kept."""
     applicant = request.get("applicant")
     if not isinstance(applicant, Mapping) or FIELD not in applicant:
         return dict(request), None, None
     number = applicant[FIELD]
     rest = {k: v for k, v in applicant.items() if k != FIELD}
     clean = {**request, "applicant": rest}
-    if not isinstance(number, str) or not normalise(number).strip():
+    if number is None or (isinstance(number, str) and not number.strip()):
         return clean, None, None
+    problem = number_problem(number) if isinstance(number, str) else ("type", "must be a string")
+    if problem is not None:
+        raise ValidationFailed([FieldError(f"applicant.{FIELD}", *problem)])
     digest = match_aadhaar(number, key() if callable(key) else key)
     return clean, normalise(number)[-4:], digest
 

@@ -3,7 +3,8 @@
 One validator for every type, so a mobile number or an Aadhaar number means the same thing on a
 birth, death or no-dues request. None of it is printed; the Aadhaar number is not even stored
 (issuer/aadhaar.py), so it is checked strictly here: a mistyped number would be hashed into a
-value that matches no one. Error messages never repeat the value."""
+value that matches no one. Only the top-level `applicant` block may carry one: that is where it
+is taken out of the request before anything is stored. Error messages never repeat the value."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from issuer.aadhaar import normalise
+from issuer.aadhaar import normalise, number_problem
 from issuer.fields import MAX_KEY_SHOWN, Checker
 from issuer.verhoeff import is_valid
 
@@ -19,9 +20,7 @@ from issuer.verhoeff import is_valid
 MOBILE = re.compile(r"(?:\+91)?[6-9][0-9]{9}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 MAX_EMAIL = 254  # RFC 5321's longest path
-# Twelve ASCII digits, together or written 4-4-4 with single spaces.
-AADHAAR = re.compile(r"[0-9]{4}( ?)[0-9]{4}\1[0-9]{4}")
-FIELDS = {"name", "mobile", "email", "aadhaar"}
+FIELDS = {"name", "mobile", "email"}
 # An Aadhaar number written into free text ("Aadhaar: 2341 2341 2346."). Identifiers glue their
 # parts with - / _ . ("B-2026-PMC-004512"), so a number joined to one of those is left alone.
 STRAY = re.compile(r"(?<![0-9A-Za-z/_.-])[2-9][0-9]{3}( ?)[0-9]{4}\1[0-9]{4}"
@@ -37,12 +36,14 @@ def check_applicant(check: Checker, data: Mapping[str, Any], path: str = "applic
     applicant = check.obj(data, key, path, required)
     if applicant is None:
         return None
-    check.unknown(applicant, path, FIELDS)
+    # issuer/aadhaar.take_aadhaar takes the number out of `applicant` only.
+    check.unknown(applicant, path, FIELDS | {"aadhaar"} if path == "applicant" else FIELDS)
     check.text(applicant, "name", f"{path}.name", max_len=120)
     _mobile(check, applicant, f"{path}.mobile")
     check.text(applicant, "email", f"{path}.email", required=False, pattern=EMAIL,
                max_len=MAX_EMAIL, letters=False)
-    _aadhaar(check, applicant, f"{path}.aadhaar")
+    if path == "applicant":
+        _aadhaar(check, applicant, f"{path}.aadhaar")
     check_no_stray_aadhaar(check)
     applicant_dict: dict[str, Any] = applicant
     return applicant_dict
@@ -63,13 +64,9 @@ def _aadhaar(check: Checker, applicant: Mapping[str, Any], path: str) -> None:
     value = check.text(applicant, "aadhaar", path, required=False, max_len=14, letters=False)
     if value is None or len(check.errors) > before:
         return
-    if not AADHAAR.fullmatch(value):
-        check.fail(path, "format", "must be 12 digits, together or written 4-4-4 with spaces")
-    elif value[0] in "01":
-        check.fail(path, "format", "an Aadhaar number never starts with 0 or 1")
-    elif not is_valid(normalise(value)):
-        check.fail(path, "checksum", "is not a valid Aadhaar number (its check digit does not "
-                                     "match; look for a mistyped or swapped digit)")
+    problem = number_problem(value)
+    if problem is not None:
+        check.fail(path, *problem)
 
 
 def check_no_stray_aadhaar(check: Checker) -> None:

@@ -40,7 +40,7 @@ from issuer.aadhaar import (
 from issuer.audit import verify_chain
 from issuer.certtypes import known_types
 from issuer.departments import add_department
-from issuer.errors import ConfigError
+from issuer.errors import ConfigError, ValidationFailed
 from issuer.models import AuditEvent, Certificate
 from issuer.settings import Settings
 from issuer.tokens import create_token
@@ -353,6 +353,22 @@ def test_take_aadhaar_leaves_the_rest_and_reads_the_key_only_when_needed() -> No
     assert data["applicant"]["aadhaar"] == SPACED, "the caller's request is not changed"
     assert digest == hmac.new(key, NUMBER.encode(), hashlib.sha256).hexdigest()
     assert take_aadhaar(with_aadhaar("birth-1", NUMBER), lambda: key)[2] == digest
+
+
+@pytest.mark.parametrize(("value", "code"), [
+    ("864297531048", "checksum"), ("164297531049", "format"), ("8642975310", "format"),
+    (864297531049, "type"),
+])
+def test_take_aadhaar_refuses_a_number_no_validator_checked(value: Any, code: str) -> None:
+    def no_key() -> bytes:
+        raise AssertionError("the key was read for a number that is refused")
+
+    data = sample("birth-1")
+    data["applicant"]["aadhaar"] = value
+    with pytest.raises(ValidationFailed) as refused:
+        take_aadhaar(data, no_key)
+    assert [(e.field, e.code) for e in refused.value.errors] == [("applicant.aadhaar", code)]
+    assert not found_in(repr(refused.value.errors))
 
 
 def test_a_new_key_means_old_hmacs_no_longer_match() -> None:
