@@ -22,6 +22,8 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from issuer import department_audit, permissions, tokens, users
+from issuer.aadhaar import check_at_startup, keep_aadhaar
+from issuer.certtypes import cert_type
 from issuer.db import as_utc
 from issuer.errors import (
     FieldError,
@@ -34,12 +36,18 @@ from issuer.errors import (
     ValidationFailed,
 )
 from issuer.fields import DuplicateKey, parse_json
+from issuer.listing import certificate_page, list_view
+from issuer.log_redaction import install as redact_logs
+from issuer.log_redaction import redact
+from issuer.masking import applicant_view
 from issuer.models import Certificate, State
+from issuer.permissions import Action, other_department, require
 from issuer.runtime import Runtime
 from issuer.settings import Settings
-from issuer.submit import submit
+from issuer.submit import CORRECTS, submit, validate
 from issuer.tokens import Principal, authenticate
 from issuer.verify import verify_qr
+from issuer.workflow import amend, approve, reason_of, reject, request_digest, revoke
 from templates import web_dir
 
 log = logging.getLogger(__name__)
@@ -56,6 +64,8 @@ T = TypeVar("T")
 def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     """Build the app. `config` is a Settings, or overrides (by field name) of the environment."""
     settings = config if isinstance(config, Settings) else Settings.from_env(overrides=config)
+    redact_logs()  # no log line of this process carries an Aadhaar-looking number
+    check_at_startup(settings)  # a malformed Aadhaar HMAC key refuses; a missing one warns
     app = Flask(__name__, template_folder=str(web_dir()))
     # One byte of slack: a chunked body (no Content-Length) is cut at this limit by Werkzeug
     # without an error, so json_body() reads limit + 1 bytes and refuses the body itself.
@@ -72,6 +82,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.extensions["pramaan"] = runtime
     app.register_blueprint(certificates_api())
     app.register_blueprint(public_pages())
+    app.register_blueprint(rts_api())
     app.register_blueprint(admin_api())
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -149,6 +160,15 @@ def certificate_view(record: Certificate) -> dict[str, Any]:
         # operator (`pramaan retry ID` or `pramaan cancel ID --reason ...`).
         "attempts": record.attempts or 0,
         "last_error": record.last_error,
+        "ward_code": record.ward_code,
+        "corrects": record.corrects,
+        "superseded_by": record.superseded_by,
+        "decided_by": record.decided_by,
+        "decision_reason": record.decision_reason,
+        "revoked_at": as_utc(record.revoked_at).isoformat() if record.revoked_at else None,
+        "escalation_level": record.escalation_level or 0,
+        # Contact details masked; of an Aadhaar number only the last four digits exist.
+        "applicant": applicant_view(record.request, record.aadhaar_last4),
         "links": {"self": base},
     }
     if record.state in (State.ISSUED.value, State.SUPERSEDED.value, State.REVOKED.value):
@@ -165,28 +185,100 @@ def certificates_api() -> Blueprint:
     def create() -> tuple[Response, int, dict[str, str]]:
         who = principal()
         data = json_body()
+        corrects = isinstance(data, dict) and data.get(CORRECTS) is not None
+        require(runtime().sessions, who, Action.CORRECT if corrects else Action.SUBMIT)
         session = db()
         try:
-            record = submit(session, who.department, who.actor, data)
+            record = submit(session, who.department, who.actor, data, runtime().settings)
             session.commit()
         except BaseException:
             session.rollback()
             raise
-        runtime().dispatcher.enqueue_issue(record.id)
+        if record.state == State.APPROVED.value:
+            runtime().dispatcher.enqueue_issue(record.id)
         session.refresh(record)
         body = certificate_view(record)
         body["status_url"] = body["links"]["self"]
         return jsonify(body), 202, {"Location": body["status_url"]}
 
+    @bp.get("/certificates")
+    def listing() -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.READ)
+        page = certificate_page(db(), who.department.id, request.args)
+        return jsonify({"certificates": [list_view(r) for r in page.records],
+                        "next_after": page.next_after})
+
     @bp.get("/certificates/<cert_id>")
     def show(cert_id: str) -> Response:
         who = principal()
-        return jsonify(certificate_view(_owned(cert_id, who)))
+        require(runtime().sessions, who, Action.READ, _id_or_none(cert_id))
+        record = _owned(cert_id, who, Action.READ)
+        view = certificate_view(record)
+        # The particulars as an officer sees them, and the digest an approval may name.
+        view["request"] = record.request
+        view["fields_digest"] = request_digest(record)
+        return jsonify(view)
+
+    @bp.put("/certificates/<cert_id>")
+    def amend_request(cert_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.CORRECT, _id_or_none(cert_id))
+        data = json_body()
+        session = db()
+        try:
+            record = _owned(cert_id, who, Action.CORRECT, lock=True)
+            code, clean = validate(data)
+            clean = keep_aadhaar(record, clean, runtime().settings)  # never stored in clear
+            _same_registration(record, code, clean)
+            amend(session, record, who.actor, clean)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        view = certificate_view(record)
+        view["request"] = record.request
+        view["fields_digest"] = request_digest(record)
+        return jsonify(view)
+
+    @bp.post("/certificates/<cert_id>/approve")
+    def approve_request(cert_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.APPROVE, _id_or_none(cert_id))
+        body = _optional_body()
+        seen = body.get("fields_digest")
+        if seen is not None and not isinstance(seen, str):
+            raise ValidationFailed([FieldError("fields_digest", "type",
+                                               "the hex digest shown with the request")])
+        record = _decide(cert_id, who, Action.APPROVE,
+                         lambda s, r: approve(s, r, who.actor, seen_digest=seen))
+        if record.state == State.APPROVED.value:
+            runtime().dispatcher.enqueue_issue(record.id)
+        return jsonify(certificate_view(record))
+
+    @bp.post("/certificates/<cert_id>/reject")
+    def reject_request(cert_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.REJECT, _id_or_none(cert_id))
+        reason = reason_of(json_body())
+        record = _decide(cert_id, who, Action.REJECT,
+                         lambda s, r: reject(s, r, who.actor, reason))
+        return jsonify(certificate_view(record))
+
+    @bp.post("/certificates/<cert_id>/revoke")
+    def revoke_certificate(cert_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.REVOKE, _id_or_none(cert_id))
+        reason = reason_of(json_body())
+        record = _decide(cert_id, who, Action.REVOKE,
+                         lambda s, r: revoke(s, r, who.actor, reason))
+        return jsonify(certificate_view(record))
 
     @bp.get("/certificates/<cert_id>/pdf")
     def pdf(cert_id: str) -> Response:
         who = principal()
-        record = _owned(cert_id, who)
+        require(runtime().sessions, who, Action.READ, _id_or_none(cert_id))
+        record = _owned(cert_id, who, Action.READ)
         if record.pdf_path is None or record.pdf_sha256 is None:
             raise NotReady(f"certificate {cert_id} is {record.state}; the PDF exists once issued",
                            state=record.state)
@@ -210,15 +302,67 @@ def certificates_api() -> Blueprint:
     return bp
 
 
-def _owned(cert_id: str, who: Principal) -> Certificate:
+def _id_or_none(cert_id: str) -> str | None:
+    try:
+        return str(uuid.UUID(cert_id))
+    except ValueError:
+        return None
+
+
+def _owned(cert_id: str, who: Principal, action: Action = Action.READ,
+           lock: bool = False) -> Certificate:
+    """The caller's department's record. Another department's is not found (and the attempt
+    is audited): its existence does not leak."""
     try:
         uuid.UUID(cert_id)
     except ValueError:
         raise NotFound(f"no certificate {cert_id}") from None
-    record = db().get(Certificate, cert_id)
-    if record is None or record.department_id != who.department.id:
+    record = db().get(Certificate, cert_id, with_for_update=lock)
+    if record is None:
         raise NotFound(f"no certificate {cert_id}")
+    if record.department_id != who.department.id:
+        raise other_department(runtime().sessions, who, action, cert_id)
     return record
+
+
+def _decide(cert_id: str, who: Principal, action: Action,
+            change: Callable[[Session, Certificate], None]) -> Certificate:
+    """Apply one transition to the caller's record, locked, in one transaction."""
+    session = db()
+    try:
+        record = _owned(cert_id, who, action, lock=True)
+        change(session, record)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    session.refresh(record)
+    return record
+
+
+def _optional_body() -> dict[str, Any]:
+    """A JSON object body, or {} when none was sent."""
+    if not request.content_length and not request.is_json:
+        return {}
+    body = json_body()
+    if not isinstance(body, dict):
+        raise ValidationFailed([FieldError("", "type", "the body must be a JSON object")])
+    return body
+
+
+def _same_registration(record: Certificate, code: str, clean: dict[str, Any]) -> None:
+    kind = cert_type(code)
+    assert kind is not None
+    errors = []
+    if code != record.cert_type:
+        errors.append(FieldError("type", "amend_mismatch",
+                                 f"an amendment keeps the type {record.cert_type}"))
+    elif kind.registration_number(clean) != record.registration_number:
+        errors.append(FieldError("registration_number", "amend_mismatch",
+                                 f"an amendment keeps the registration number "
+                                 f"{record.registration_number}"))
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def admin_api() -> Blueprint:
@@ -423,12 +567,14 @@ def _domain_error(exc: PramaanError) -> Response:
     code = exc.code
     if isinstance(exc, ValidationFailed):
         # A body of thousands of unknown keys must not come back as a report ten times its size.
-        extra["errors"] = [e.as_dict() for e in exc.errors[:MAX_REPORTED_ERRORS]]
+        # Field paths echo request keys: never an Aadhaar number sent as a key.
+        extra["errors"] = [{k: redact(v) for k, v in e.as_dict().items()}
+                           for e in exc.errors[:MAX_REPORTED_ERRORS]]
         extra["error_count"] = len(exc.errors)
         extra["errors_truncated"] = len(exc.errors) > MAX_REPORTED_ERRORS
     if exc.status >= 500:
         log.error("%s: %s", code, exc.detail)
-    return problem(exc.status, code, exc.title, exc.detail, **extra)
+    return problem(exc.status, code, exc.title, redact(exc.detail), **extra)
 
 
 _HTTP_CODES = {

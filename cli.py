@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from issuer.errors import NotFound, PramaanError, ValidationFailed
+from issuer.log_redaction import install as redact_logs
 from issuer.models import Certificate, Department
 from issuer.runtime import Runtime
 from issuer.settings import Settings
@@ -200,7 +201,13 @@ def cmd_issue(args: argparse.Namespace) -> int:
             if department is None:
                 print("no such department; run `pramaan init` first", file=sys.stderr)
                 return 2
-            record = submit(session, department, "cli:" + (args.actor or "local"), data)
+            record = submit(session, department, "cli:" + (args.actor or "local"), data,
+                            rt.settings)
+        if record.state != "approved":
+            print(json.dumps({"id": record.id, "state": record.state,
+                              "note": f"department {department.id} approves by officer: the "
+                                      "request waits for an officer's approval"}, indent=2))
+            return 0
         try:
             issue_certificate(rt, record.id)
         except Exception as exc:  # noqa: BLE001 - reported, not swallowed; the record waits for sweep
@@ -257,7 +264,10 @@ def _verify(rt: Runtime, args: argparse.Namespace) -> int:
 def cmd_worker(args: argparse.Namespace) -> int:
     from worker import run_worker
 
-    run_worker(burst=args.burst)
+    if args.rts_every is None:
+        run_worker(burst=args.burst)
+    else:
+        run_worker(burst=args.burst, rts_every_minutes=args.rts_every)
     return 0
 
 
@@ -320,6 +330,91 @@ def cmd_audit(_args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def cmd_ward(args: argparse.Namespace) -> int:
+    from issuer import wards
+
+    rt = _runtime()
+    try:
+        with rt.sessions() as session, session.begin():
+            if args.verb == "list":
+                if args.department:
+                    wards.require_department(session, args.department)
+                rows = wards.list_offices(session, args.department)
+            elif args.verb == "add":
+                rows = [wards.add_office(session, args.department, args.code, args.name_en,
+                                         args.name_mr, _officer_options(args),
+                                         actor=_operator(args))]
+            else:
+                department = args.department or wards.office_department(session, args.code)
+                rows = [wards.set_officers(session, department, args.code,
+                                           _officer_options(args), actor=_operator(args))]
+            out = [wards.office_view(office) for office in rows]
+    finally:
+        rt.close()  # the database pool: callers may run it in-process, many times
+    print(json.dumps(out, indent=2, ensure_ascii=False))
+    return 0
+
+
+def _officer_options(args: argparse.Namespace) -> dict[str, str | None]:
+    """The officers named on the command line (an empty name clears one)."""
+    given = {"designated_officer": args.officer, "first_appellate": args.first_appellate,
+             "second_appellate": args.second_appellate}
+    return {field: name for field, name in given.items() if name is not None}
+
+
+def cmd_rts(args: argparse.Namespace) -> int:
+    rt = _runtime()
+    try:
+        return _rts(rt, args)
+    finally:
+        rt.close()  # the database pool: callers may run it in-process, many times
+
+
+def _rts(rt: Runtime, args: argparse.Namespace) -> int:
+    from issuer.db import utcnow
+    from issuer.rts_calendar import load_calendar
+
+    calendar = load_calendar(rt.settings)
+    if args.verb == "escalate":
+        from dataclasses import asdict
+        from datetime import timedelta
+
+        from issuer.rts_escalation import escalate_all
+
+        if args.second_after_days < 0:
+            print("pramaan rts escalate: --second-after-days is never negative", file=sys.stderr)
+            return 2
+        done = escalate_all(rt.sessions, calendar, utcnow(),
+                            timedelta(days=args.second_after_days),
+                            department_id=args.department)
+        print(json.dumps([asdict(e) for e in done], indent=2, ensure_ascii=False))
+        return 0
+    from issuer.rts import rts_report
+    from issuer.wards import require_department
+
+    with rt.sessions() as session:
+        if args.department:
+            require_department(session, args.department)
+        report = rts_report(session, calendar, utcnow(), department_id=args.department,
+                            ward=args.ward.upper() if args.ward else None,
+                            due_within=args.due_within)
+    _print_rts(report, args.csv)
+    return 0
+
+
+def _print_rts(report: Any, as_csv: bool) -> None:
+    from issuer.rts import CSV_COLUMNS, csv_rows, text_table
+
+    if not as_csv:
+        print(text_table(report))
+        return
+    import csv
+
+    writer = csv.DictWriter(sys.stdout, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(csv_rows(report))
+
+
 def _read_json(path: Path) -> Any:
     from issuer.fields import parse_json
 
@@ -362,6 +457,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--image")
     w = sub.add_parser("worker", help="run an RQ worker (needs REDIS_URL)")
     w.add_argument("--burst", action="store_true")
+    w.add_argument("--rts-every", type=int, metavar="MINUTES",
+                   help="run the RTS escalation at most every MINUTES across all workers "
+                   "(default 15; 0: off)")
     s = sub.add_parser("sweep", help="re-enqueue certificates stuck approved or signing")
     s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
     r = sub.add_parser("retry", help="retry a failed certificate (after fixing the cause)")
@@ -372,6 +470,8 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--reason", required=True)
     c.add_argument("--actor", help="operator name for the audit log (default: login name)")
     sub.add_parser("audit-verify", help="recompute the audit hash chain")
+    _ward_parser(sub)
+    _rts_parser(sub)
     return p
 
 
@@ -482,12 +582,14 @@ COMMANDS = {
     "department": cmd_department, "user": cmd_user,
     "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
+    "ward": cmd_ward, "rts": cmd_rts,
 }
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    redact_logs()  # no log line carries an Aadhaar-looking number
     try:
         code = COMMANDS[args.command](args)
     except ValidationFailed as exc:

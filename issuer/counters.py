@@ -1,12 +1,15 @@
-"""Atomic named counters: certificate numbers (unique per type and year) and status indices."""
+"""Atomic named counters: certificate numbers (gapless per type, ward office and year) and
+status-list indices."""
 
 from __future__ import annotations
 
-from sqlalchemy import Insert
+from sqlalchemy import Insert, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from issuer.models import Counter
+from issuer.models import Counter, ReleasedNumber
+
+SERIAL_DIGITS = 6
 
 
 def next_value(session: Session, name: str) -> int:
@@ -24,10 +27,35 @@ def next_value(session: Session, name: str) -> int:
     return int(session.execute(upsert).scalar_one())
 
 
-def certificate_number(session: Session, prefix: str, year: int, serial_prefix: str = "PMC") -> str:
-    """The next certificate number for a type and year, e.g. PMC/B/2026/000042."""
-    serial = next_value(session, f"number:{prefix}:{year}")
-    return f"{serial_prefix}/{prefix}/{year}/{serial:06d}"
+def series(prefix: str, year: int, ward: str, serial_prefix: str = "PMC") -> str:
+    """The numbering series of a type, ward office and year, e.g. PMC/B/2026/KB."""
+    return "/".join(part for part in (serial_prefix, prefix, str(year), ward) if part)
+
+
+def certificate_number(session: Session, prefix: str, year: int, ward: str = "",
+                       serial_prefix: str = "PMC") -> str:
+    """The next number of a series, e.g. PMC/B/2026/KB/000042: a number released by a cancelled
+    request first (lowest first), else the next serial. Gapless and unique under concurrency:
+    the released row is taken with SKIP LOCKED, the serial by one atomic upsert."""
+    name = series(prefix, year, ward, serial_prefix)
+    released = session.execute(
+        select(ReleasedNumber).where(ReleasedNumber.series == name)
+        .order_by(ReleasedNumber.serial).limit(1).with_for_update(skip_locked=True)
+    ).scalar_one_or_none()
+    if released is not None:
+        number = released.number
+        session.execute(delete(ReleasedNumber).where(ReleasedNumber.series == name,
+                                                     ReleasedNumber.number == number))
+        return number
+    serial = next_value(session, f"number:{name}")
+    return f"{name}/{serial:0{SERIAL_DIGITS}d}"
+
+
+def release(session: Session, number: str) -> None:
+    """Give back the number of a request that will never be issued (cancelled): the next
+    approval in its series takes it."""
+    name, _, serial = number.rpartition("/")
+    session.add(ReleasedNumber(series=name, number=number, serial=int(serial)))
 
 
 def status_index(session: Session) -> int:

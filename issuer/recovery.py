@@ -11,7 +11,7 @@ from __future__ import annotations
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from issuer import audit
+from issuer import audit, counters
 from issuer.db import utcnow
 from issuer.errors import InvalidTransition, NotFound
 from issuer.models import Certificate, State
@@ -55,7 +55,7 @@ def retry(session: Session, certificate_id: str, actor: str) -> Certificate:
 
 
 def cancel(session: Session, certificate_id: str, actor: str, reason: str) -> Certificate:
-    """submitted / approved / signing / failed -> cancelled, for good; its number stays used.
+    """submitted / approved / signing / failed -> cancelled, for good; its number is released.
 
     An issued certificate is never cancelled (it is revoked or superseded instead). A job
     still working on a cancelled record cannot issue it: marking issued needs `signing`."""
@@ -67,10 +67,21 @@ def cancel(session: Session, certificate_id: str, actor: str, reason: str) -> Ce
         raise InvalidTransition(f"certificate {record.id} is {record.state} and cannot be "
                                 "cancelled", state=record.state)
     previous = record.state
+    released = record.number
     record.state = State.CANCELLED.value
+    record.decided_by = actor
+    record.decision_reason = reason
     record.updated_at = utcnow()
+    if released is not None:
+        # Never issued, so its number goes back to the series (kept gapless): the next approval
+        # takes it. The seal that named it (if one was made) belongs to a cancelled record and
+        # verifies as not issued.
+        record.number = None
+        session.flush()
+        counters.release(session, released)
     audit.record(session, actor=actor, action="cancel", certificate_id=record.id,
-                 details={"reason": reason, "from": previous, "error": record.last_error})
+                 details={"reason": reason, "from": previous, "error": record.last_error,
+                          "released_number": released})
     return record
 
 

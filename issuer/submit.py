@@ -3,29 +3,33 @@
 from __future__ import annotations
 
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from issuer import audit, counters
+from issuer import audit, wards
+from issuer.aadhaar import key_source, take_aadhaar
 from issuer.canonical import canonical_request
-from issuer.certtypes import cert_type, known_types
+from issuer.certtypes import CertType, cert_type, known_types
 from issuer.db import utcnow
 from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
-from issuer.fields import MAX_DEPTH, nesting_depth, today_ist
-from issuer.models import ACTIVE_STATES, Certificate, Department, State
+from issuer.fields import MAX_DEPTH, nesting_depth
+from issuer.models import PENDING_STATES, Certificate, Department, State
 from issuer.render import nfc
+from issuer.settings import Settings
+from issuer.workflow import AUTO_APPROVER, approve
 
-# The approval workflow (clerk submits, a different officer approves) is a later issue. Until
-# then every accepted request is approved by the system, in its own audited transition.
-AUTO_APPROVER = "system:auto-approve"
+CORRECTS = "corrects"
 
 
 def validate(data: Any) -> tuple[str, dict[str, Any]]:
-    """The type code and the NFC-normalised request, or ValidationFailed listing every problem."""
+    """The type code and the NFC-normalised request, or ValidationFailed listing every problem.
+
+    `corrects` (a correction's reference to the certificate it corrects) is not part of the
+    certificate's fields: read it with `corrects_of` before validating."""
     if not isinstance(data, dict):
         raise ValidationFailed([FieldError("", "type", "the request body must be a JSON object")])
     if nesting_depth(data) > MAX_DEPTH:
@@ -35,32 +39,56 @@ def validate(data: Any) -> tuple[str, dict[str, Any]]:
     if kind is None:
         choices = ", ".join(sorted(known_types()))
         raise ValidationFailed([FieldError("type", "choice", f"must be one of: {choices}")])
-    clean = nfc(data)
+    clean = nfc({k: v for k, v in data.items() if k != CORRECTS})
     errors = kind.validate(clean)
     if errors:
         raise ValidationFailed(errors)
     return kind.code, kind.canonical(canonical_request(clean))
 
 
+def corrects_of(data: Any) -> str | None:
+    """The id a correction names under `corrects`, or None for a new request."""
+    if not isinstance(data, dict) or data.get(CORRECTS) is None:
+        return None
+    target = data[CORRECTS]
+    try:
+        return str(uuid.UUID(target)) if isinstance(target, str) else _bad_corrects()
+    except ValueError:
+        return _bad_corrects()
+
+
+def _bad_corrects() -> str:
+    raise ValidationFailed([FieldError(CORRECTS, "format",
+                                       "must be the id of the certificate being corrected")])
+
+
 def find_active(session: Session, department_id: str, code: str,
                 registration: str) -> Certificate | None:
-    """The department's current (or in-progress) certificate for a registration, if any.
+    """The department's current (or in-progress) certificate for a registration, if any; a
+    correction on its way does not count (the certificate it corrects does).
 
     Registration numbers belong to a department's own registry: another department's numbers
     are neither blocked by nor revealed to it."""
+    pending = [s.value for s in PENDING_STATES]
     return session.scalars(
         select(Certificate).where(
             Certificate.department_id == department_id,
             Certificate.cert_type == code,
             Certificate.registration_number == registration,
-            Certificate.state.in_([s.value for s in ACTIVE_STATES]),
+            or_(Certificate.state == State.ISSUED.value,
+                and_(Certificate.state.in_(pending), Certificate.corrects.is_(None))),
         )
     ).first()
 
 
-def submit(session: Session, department: Department, actor: str, data: Any) -> Certificate:
-    """Record a valid request as submitted, then approved. The caller commits, then enqueues."""
+def submit(session: Session, department: Department, actor: str, data: Any,
+           settings: Settings | None = None) -> Certificate:
+    """Record a valid request (or a correction) as submitted; a department with automatic
+    approval also approves it here. The caller commits, then enqueues the issue job."""
+    target_id = corrects_of(data)
     code, clean = validate(data)
+    # aadhaar: out of the request before anything else sees it; only last4 + HMAC are kept.
+    clean, aadhaar_last4, aadhaar_hmac = take_aadhaar(clean, key_source(settings))
     kind = cert_type(code)
     assert kind is not None
     if code not in department.cert_types:
@@ -68,9 +96,13 @@ def submit(session: Session, department: Department, actor: str, data: Any) -> C
             [FieldError("type", "not_allowed", f"department {department.id} does not issue {code}")]
         )
     registration = kind.registration_number(clean)
-    existing = find_active(session, department.id, code, registration)
-    if existing is not None:
-        raise _duplicate(existing, department.id)
+    ward = _ward_code(session, department.id, kind.seal_facts(clean).ward)
+    if target_id is not None:
+        _check_correction(session, department.id, target_id, code, registration)
+    else:
+        existing = find_active(session, department.id, code, registration)
+        if existing is not None:
+            raise _duplicate(existing, department.id)
     now = utcnow()
     record = Certificate(
         id=str(uuid.uuid4()),
@@ -80,7 +112,11 @@ def submit(session: Session, department: Department, actor: str, data: Any) -> C
         state=State.SUBMITTED.value,
         request=clean,
         submitted_by=actor,
-        due_at=now + timedelta(days=kind.rts_days),
+        corrects=target_id,
+        ward_code=ward,
+        aadhaar_last4=aadhaar_last4,
+        aadhaar_hmac=aadhaar_hmac,
+        due_at=_due_at(settings, kind, now),
         created_at=now,
         updated_at=now,
     )
@@ -88,31 +124,65 @@ def submit(session: Session, department: Department, actor: str, data: Any) -> C
     try:
         session.flush()
     except IntegrityError:
-        # Another request for the same registration won the race between our check and insert.
+        # Another request for the same registration (or another correction of the same
+        # certificate) won the race between our check and insert.
         session.rollback()
+        if target_id is not None:
+            raise InvalidTransition(f"certificate {target_id} already has a correction in "
+                                    "progress", state=State.ISSUED.value) from None
         winner = find_active(session, department.id, code, registration)
         raise _duplicate(winner, department.id) from None
     audit.record(session, actor=actor, action="submit", certificate_id=record.id,
-                 details={"type": code, "registration_number": registration})
-    approve(session, record, AUTO_APPROVER)
+                 details={"type": code, "registration_number": registration, "ward": ward,
+                          "corrects": target_id})
+    if department.approval == "automatic":
+        approve(session, record, AUTO_APPROVER, rule="automatic")
     return record
 
 
-def approve(session: Session, record: Certificate, actor: str) -> None:
-    """submitted -> approved: the certificate number and status-list index are drawn here."""
-    if record.state != State.SUBMITTED.value:
-        raise InvalidTransition(f"certificate {record.id} is {record.state}, not submitted")
-    if actor == record.submitted_by:
-        raise InvalidTransition("the approver must not be the person who submitted")
-    kind = cert_type(record.cert_type)
-    assert kind is not None
-    record.number = counters.certificate_number(session, kind.number_prefix, today_ist().year)
-    record.status_index = counters.status_index(session)
-    record.state = State.APPROVED.value
-    record.approved_by = actor
-    record.updated_at = utcnow()
-    audit.record(session, actor=actor, action="approve", certificate_id=record.id,
-                 details={"number": record.number})
+def _ward_code(session: Session, department_id: str, name_en: str) -> str:
+    office = wards.resolve(session, department_id, name_en)
+    if office is None:
+        raise ValidationFailed([FieldError("ward_office.en", "unknown_ward",
+                                           "is not one of the department's ward offices")])
+    return office if isinstance(office, str) else office.code
+
+
+def _due_at(settings: Settings | None, kind: CertType, now: datetime) -> datetime:
+    # Calendar days until the working-day calendar (issuer/rts_calendar.py) is wired in.
+    del settings
+    return now + timedelta(days=kind.rts_days)
+
+
+def _check_correction(session: Session, department_id: str, target_id: str, code: str,
+                      registration: str) -> None:
+    """A correction corrects an issued certificate of the same department, type and
+    registration, one correction at a time."""
+    target = session.get(Certificate, target_id)
+    if target is None or target.department_id != department_id:
+        raise ValidationFailed([FieldError(CORRECTS, "not_found",
+                                           f"no certificate {target_id} in this department")])
+    if target.state != State.ISSUED.value:
+        raise InvalidTransition(f"certificate {target_id} is {target.state}; only an issued "
+                                "certificate can be corrected", state=target.state)
+    errors = []
+    if target.cert_type != code:
+        errors.append(FieldError("type", "correction_mismatch",
+                                 f"a correction of a {target.cert_type} certificate is a "
+                                 f"{target.cert_type} request"))
+    if target.registration_number != registration:
+        errors.append(FieldError("registration_number", "correction_mismatch",
+                                 "a correction keeps the registration number "
+                                 f"{target.registration_number}"))
+    if errors:
+        raise ValidationFailed(errors)
+    pending = session.scalars(
+        select(Certificate.id).where(Certificate.corrects == target_id,
+                                     Certificate.state.in_([s.value for s in PENDING_STATES]))
+    ).first()
+    if pending is not None:
+        raise InvalidTransition(f"certificate {target_id} already has correction {pending} in "
+                                "progress", state=target.state, correction=pending)
 
 
 def _duplicate(existing: Certificate | None, department_id: str) -> DuplicateCertificate:

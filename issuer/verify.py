@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 
 from sqlalchemy.orm import Session
 
+from issuer.db import as_utc
 from issuer.models import Certificate, State
 from issuer.runtime import Runtime
 from issuer.settings import Settings
@@ -187,10 +188,34 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
     was_issued = record.state in STATUS_BY_STATE
     verdict.checks.append(Check("issued", was_issued, None if was_issued else "not_issued"))
     verdict.status = STATUS_BY_STATE.get(record.state, record.state)
-    if record.superseded_by:
-        verdict.certificate["superseded_by"] = record.superseded_by
+    if record.state == State.SUPERSEDED.value and record.superseded_by:
+        with runtime.sessions() as session:
+            current = _current(session, record)
+        verdict.certificate["superseded_by"] = current.id
+        verdict.certificate["current_number"] = current.number
+        verdict.certificate["current_status"] = STATUS_BY_STATE.get(current.state, current.state)
+    if record.state == State.REVOKED.value:
+        verdict.certificate["revoked_reason"] = record.decision_reason
+        verdict.certificate["revoked_at"] = (as_utc(record.revoked_at).isoformat()
+                                             if record.revoked_at else None)
     return record
 
 
 def _record(session: Session, cert_id: str) -> Certificate | None:
     return session.get(Certificate, cert_id)
+
+
+MAX_CORRECTIONS = 100  # a chain of corrections longer than this is followed no further
+
+
+def _current(session: Session, record: Certificate) -> Certificate:
+    """The certificate that replaces `record` now: the end of its chain of corrections."""
+    current = record
+    for _ in range(MAX_CORRECTIONS):
+        if current.superseded_by is None:
+            break
+        following = session.get(Certificate, current.superseded_by)
+        if following is None:
+            break
+        current = following
+    return current

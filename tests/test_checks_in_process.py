@@ -28,6 +28,7 @@ from issuer.errors import (
     NotFound,
     ValidationFailed,
 )
+from issuer.fields import today_ist
 from issuer.issue import (
     MAX_ATTEMPTS,
     RESUME_AFTER,
@@ -44,6 +45,7 @@ from issuer.settings import Settings
 from issuer.submit import _duplicate, find_active, submit
 from issuer.tokens import create_token
 from issuer.verify import Verdict, is_our_verify_link, verify_pdf, verify_qr
+from issuer.workflow import request_digest
 from tests.conftest import make_settings, sample
 
 
@@ -332,13 +334,16 @@ def test_cancel_audits_reason_previous_state_and_error(runtime: Runtime) -> None
     with runtime.sessions() as session, session.begin():
         cancel(session, cert_id, "cli:operator", "  wrong ward  ")
     assert record_of(runtime, cert_id).state == "cancelled"
+    year = today_ist().year
     assert audited(runtime, cert_id, "cancel") == [
-        {"reason": "wrong ward", "from": "failed", "error": "RuntimeError: disk full"}]
+        {"reason": "wrong ward", "from": "failed", "error": "RuntimeError: disk full",
+         "released_number": f"PMC/B/{year}/KB/000001"}]
     submitted = approved(runtime, "birth-2")
     with runtime.sessions() as session, session.begin():
         cancel(session, submitted, "cli:operator", "duplicate request")
     assert audited(runtime, submitted, "cancel") == [
-        {"reason": "duplicate request", "from": "approved", "error": None}]
+        {"reason": "duplicate request", "from": "approved", "error": None,
+         "released_number": f"PMC/B/{year}/HM/000001"}]
 
 
 def test_refused_retry_and_cancel_name_the_state(runtime: Runtime) -> None:
@@ -548,9 +553,12 @@ def test_submit_refuses_a_type_the_department_does_not_issue_and_audits_what_it_
         FieldError("type", "not_allowed", "department water does not issue birth")]
     cert_id = approved(runtime)
     assert audited(runtime, cert_id, "submit") == [
-        {"type": "birth", "registration_number": "B-2026-PMC-004512"}]
+        {"type": "birth", "registration_number": "B-2026-PMC-004512", "ward": "KB",
+         "corrects": None}]
     record = record_of(runtime, cert_id)
-    assert audited(runtime, cert_id, "approve") == [{"number": record.number}]
+    assert audited(runtime, cert_id, "approve") == [
+        {"number": record.number, "rule": "automatic",
+         "fields_digest": request_digest(record)}]
     assert (record.department_id, record.cert_type, record.submitted_by, record.approved_by) == (
         DEV_DEPARTMENT, "birth", "test:clerk", "system:auto-approve")
     # The right-to-service deadline counts from the moment the request was recorded.

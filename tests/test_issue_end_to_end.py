@@ -7,14 +7,16 @@ import unicodedata
 from pathlib import Path
 
 from issuer.audit import verify_chain
+from issuer.fields import today_ist
 from issuer.verify import verify_pdf, verify_qr
 from signing.validate import validate_pdf
 from tests.conftest import Live, sample
 from tests.tools import nss_db_with_root, pdfsig, pdftotext, qr_from_pdf
 
 
-def issue(live: Live, name: str = "birth-1") -> tuple[dict, bytes]:
-    created = live.post_json("/api/v1/certificates", sample(name))
+def issue(live: Live, name: str | dict = "birth-1") -> tuple[dict, bytes]:
+    created = live.post_json("/api/v1/certificates", sample(name) if isinstance(name, str)
+                             else name)
     assert created.status_code == 202, created.text
     body = created.json()
     assert created.headers["Location"] == body["status_url"]
@@ -131,8 +133,14 @@ def test_seal_behind_a_foreign_link_is_not_genuine(live: Live) -> None:
     assert forged["genuine"] is False and forged["reason"] == "link: foreign_link"
 
 
-def test_numbers_are_sequential_per_type_and_year(live: Live) -> None:
-    first, _ = issue(live, "birth-1")
-    second, _ = issue(live, "birth-2")
-    assert first["number"][:-6] == second["number"][:-6]
-    assert int(second["number"][-6:]) == int(first["number"][-6:]) + 1
+def test_numbers_are_sequential_per_type_ward_and_year(live: Live) -> None:
+    year = today_ist().year
+    first, _ = issue(live, "birth-1")  # Kothrud-Bavdhan Ward Office
+    other_ward, _ = issue(live, "birth-2")  # Hadapsar-Mundhwa Ward Office
+    same_ward = sample("birth-2")
+    same_ward["ward_office"] = sample("birth-1")["ward_office"]
+    same_ward["registration_number"] = "B-2026-PMC-009999"
+    second, _ = issue(live, same_ward)
+    assert first["number"] == f"PMC/B/{year}/KB/000001"
+    assert second["number"] == f"PMC/B/{year}/KB/000002"
+    assert other_ward["number"] == f"PMC/B/{year}/HM/000001"

@@ -13,7 +13,8 @@ from tests.conftest import Live, sample
 def second_department(live: Live, dept_id: str = "pmc-ward-kothrud-births") -> requests.Session:
     with live.runtime.sessions() as session, session.begin():
         session.add(Department(id=dept_id, name_en="Kothrud ward registrar",
-                               name_mr="कोथरूड क्षेत्रीय निबंधक", cert_types=["birth"]))
+                               name_mr="कोथरूड क्षेत्रीय निबंधक", cert_types=["birth"],
+                               approval="automatic"))
         session.flush()
         department = session.get(Department, dept_id)
         assert department is not None

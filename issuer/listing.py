@@ -1,0 +1,95 @@
+"""Lists of a department's certificates: filtered, paged by a cursor, contact details masked."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from issuer.db import as_utc
+from issuer.errors import FieldError, ValidationFailed
+from issuer.masking import applicant_view
+from issuer.models import Certificate, State
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+
+
+@dataclass(frozen=True)
+class Page:
+    records: list[Certificate]
+    next_after: str | None  # pass as ?after= for the next page
+
+
+def certificate_page(session: Session, department_id: str, args: Mapping[str, str]) -> Page:
+    """Newest first. Query: state, type, registration_number, limit (1-500), after (cursor)."""
+    errors: list[FieldError] = []
+    query = select(Certificate).where(Certificate.department_id == department_id)
+    state = args.get("state")
+    if state is not None:
+        if state not in {s.value for s in State}:
+            errors.append(FieldError("state", "choice",
+                                     f"must be one of: {', '.join(s.value for s in State)}"))
+        query = query.where(Certificate.state == state)
+    if args.get("type") is not None:
+        query = query.where(Certificate.cert_type == args["type"])
+    if args.get("registration_number") is not None:
+        query = query.where(Certificate.registration_number == args["registration_number"])
+    limit = _limit(args.get("limit"), errors)
+    after = _cursor(args.get("after"), errors)
+    if errors:
+        raise ValidationFailed(errors)
+    if after is not None:
+        at, last_id = after
+        query = query.where(or_(Certificate.created_at < at,
+                                (Certificate.created_at == at) & (Certificate.id < last_id)))
+    rows = list(session.scalars(
+        query.order_by(Certificate.created_at.desc(), Certificate.id.desc()).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    cursor = f"{as_utc(rows[-1].created_at).isoformat()}|{rows[-1].id}" if more else None
+    return Page(rows, cursor)
+
+
+def _limit(raw: str | None, errors: list[FieldError]) -> int:
+    if raw is None:
+        return DEFAULT_LIMIT
+    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
+        errors.append(FieldError("limit", "range", f"must be a number from 1 to {MAX_LIMIT}"))
+        return DEFAULT_LIMIT
+    return int(raw)
+
+
+def _cursor(raw: str | None, errors: list[FieldError]) -> tuple[datetime, str] | None:
+    if raw is None:
+        return None
+    at, sep, last_id = raw.partition("|")
+    try:
+        if not sep:
+            raise ValueError(raw)
+        return as_utc(datetime.fromisoformat(at)), last_id
+    except ValueError:
+        errors.append(FieldError("after", "format", "pass back the next_after of a page"))
+        return None
+
+
+def list_view(record: Certificate) -> dict[str, Any]:
+    """One line of a list: no particulars beyond the registration, contact details masked."""
+    return {
+        "id": record.id,
+        "type": record.cert_type,
+        "state": record.state,
+        "registration_number": record.registration_number,
+        "number": record.number,
+        "ward_code": record.ward_code,
+        "submitted_by": record.submitted_by,
+        "due_at": as_utc(record.due_at).isoformat(),
+        "corrects": record.corrects,
+        "superseded_by": record.superseded_by,
+        "applicant": applicant_view(record.request, record.aadhaar_last4),
+        "links": {"self": f"/api/v1/certificates/{record.id}"},
+    }
