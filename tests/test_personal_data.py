@@ -168,8 +168,9 @@ def test_an_aadhaar_number_is_nowhere_after_a_run(
     for name in ("sqlalchemy", "sqlalchemy.engine", "werkzeug", "issuer", "api"):
         caplog.set_level(logging.DEBUG, logger=name)
     requests = [with_aadhaar("birth-1", SPACED)]
-    if "death" in known_types():
-        requests.append(with_aadhaar("death-1", NUMBER))
+    for name, kind in (("death-1", "death"), ("property-1", "property_no_dues")):
+        if kind in known_types():  # the types of this issue, as they land
+            requests.append(with_aadhaar(name, NUMBER))
     ids, texts = [], refusals(live)
     for body in requests:
         cert_id, seen = issued(live, body)
