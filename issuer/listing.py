@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import or_, select
@@ -51,7 +51,7 @@ def certificate_page(session: Session, department_id: str, args: Mapping[str, st
         query.order_by(Certificate.created_at.desc(), Certificate.id.desc()).limit(limit + 1)))
     more = len(rows) > limit
     rows = rows[:limit]
-    cursor = f"{as_utc(rows[-1].created_at).isoformat()}|{rows[-1].id}" if more else None
+    cursor = _cursor_of(rows[-1]) if more else None
     return Page(rows, cursor)
 
 
@@ -64,15 +64,25 @@ def _limit(raw: str | None, errors: list[FieldError]) -> int:
     return int(raw)
 
 
+def _cursor_of(record: Certificate) -> str:
+    """Opaque to clients and safe in a URL: the last row's creation time (microseconds since
+    the epoch) and id."""
+    micros = (as_utc(record.created_at) - _EPOCH) // timedelta(microseconds=1)
+    return f"{micros}_{record.id}"
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def _cursor(raw: str | None, errors: list[FieldError]) -> tuple[datetime, str] | None:
     if raw is None:
         return None
-    at, sep, last_id = raw.partition("|")
+    micros, sep, last_id = raw.partition("_")
     try:
-        if not sep:
+        if not sep or not micros.isdigit() or len(micros) > 20:
             raise ValueError(raw)
-        return as_utc(datetime.fromisoformat(at)), last_id
-    except ValueError:
+        return _EPOCH + timedelta(microseconds=int(micros)), last_id
+    except (ValueError, OverflowError):
         errors.append(FieldError("after", "format", "pass back the next_after of a page"))
         return None
 
