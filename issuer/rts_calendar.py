@@ -7,10 +7,12 @@ The deadline is the end (23:59:59 IST) of the last working day, so a request is 
 the first moment of the next day.
 
 Off days are every Sunday, the Saturdays the calendar names, and the listed holidays. Which
-Saturdays: municipal offices in Maharashtra close on the second and fourth Saturday of the month
-(the default here). The state government's own offices moved to a five-day week in 2020 (every
-Saturday off); a municipality that follows it writes `saturdays: all` in its holiday file. The
-default errs on the side of the citizen: more working days means an earlier deadline.
+Saturdays: Maharashtra's state government offices had the second and fourth Saturday of the
+month off until 29 February 2020, and every Saturday since (the five-day week, cabinet decision
+of 12 February 2020). A municipal corporation decides its own week, so this is configuration:
+the default is the second and fourth Saturday, which errs on the side of the citizen (more
+working days, earlier deadlines); an office on the five-day week writes `saturdays: all` in its
+holiday file.
 """
 
 from __future__ import annotations
@@ -194,6 +196,11 @@ def load_calendar(settings: Settings) -> WorkingCalendar:
     """The configured calendar (PRAMAAN_HOLIDAYS_FILE), else the one shipped with Pramaan."""
     if settings.holidays_file is not None:
         return read_calendar(settings.holidays_file)
+    return shipped_calendar()
+
+
+def shipped_calendar() -> WorkingCalendar:
+    """The calendar shipped with Pramaan (issuer/data/holidays.txt)."""
     shipped = resources.files("issuer") / "data" / "holidays.txt"
     return parse_calendar(shipped.read_text(encoding="utf-8").splitlines(),
                           "issuer/data/holidays.txt")
