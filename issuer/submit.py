@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, or_, select
@@ -19,6 +19,7 @@ from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, V
 from issuer.fields import MAX_DEPTH, nesting_depth
 from issuer.models import PENDING_STATES, Certificate, Department, State
 from issuer.render import nfc
+from issuer.rts_calendar import due_at, load_calendar, shipped_calendar
 from issuer.settings import Settings
 from issuer.workflow import AUTO_APPROVER, approve
 
@@ -149,9 +150,11 @@ def _ward_code(session: Session, department_id: str, name_en: str) -> str:
 
 
 def _due_at(settings: Settings | None, kind: CertType, now: datetime) -> datetime:
-    # Calendar days until the working-day calendar (issuer/rts_calendar.py) is wired in.
-    del settings
-    return now + timedelta(days=kind.rts_days)
+    """The RTS deadline: the type's time limit (PRAMAAN_RTS_DAYS overrides it) in working days
+    of the holiday calendar (PRAMAAN_HOLIDAYS_FILE, else the shipped one)."""
+    if settings is None:
+        return due_at(shipped_calendar(), now, kind.rts_days + 0)
+    return due_at(load_calendar(settings), now, settings.rts_days.get(kind.code, kind.rts_days))
 
 
 def _check_correction(session: Session, department_id: str, target_id: str, code: str,
