@@ -40,6 +40,7 @@ from issuer.issue import (
 )
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.recovery import MAX_REASON, cancel, retry
+from issuer.rts_calendar import due_at, shipped_calendar
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 from issuer.submit import _duplicate, find_active, submit
@@ -561,10 +562,11 @@ def test_submit_refuses_a_type_the_department_does_not_issue_and_audits_what_it_
          "fields_digest": request_digest(record)}]
     assert (record.department_id, record.cert_type, record.submitted_by, record.approved_by) == (
         DEV_DEPARTMENT, "birth", "test:clerk", "system:auto-approve")
-    # The right-to-service deadline counts from the moment the request was recorded.
+    # The right-to-service deadline counts working days from the day the request was recorded.
     kind = cert_type("birth")
     assert kind is not None
-    assert record.due_at - record.created_at == timedelta(days=kind.rts_days)
+    assert as_utc(record.due_at) == due_at(shipped_calendar(), as_utc(record.created_at),
+                                           kind.rts_days)
 
 
 def test_a_second_token_of_the_same_name_is_refused_with_the_reason(runtime: Runtime) -> None:
