@@ -32,9 +32,11 @@ class StaleApproval(Conflict):
 
 
 def request_digest(record: Certificate) -> str:
-    """SHA-256 of the stored request as shown to an officer (canonical JSON). An approval that
-    names a digest approves exactly these fields."""
-    body = json.dumps(record.request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    """SHA-256 of the stored request as shown to an officer, with the HMAC of the Aadhaar number
+    it carried (kept out of the request), as canonical JSON. An approval that names a digest
+    approves exactly these fields: an amendment of either changes it."""
+    body = json.dumps({"request": record.request, "aadhaar_hmac": record.aadhaar_hmac},
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(body.encode()).hexdigest()
 
 

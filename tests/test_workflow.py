@@ -13,6 +13,7 @@ from sqlalchemy import select
 
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.tokens import create_token
+from issuer.verhoeff import check_digit
 from issuer.verify import verify_pdf, verify_qr
 from tests.conftest import Live, sample
 
@@ -151,8 +152,8 @@ def test_the_digest_is_over_the_stored_request(desk: Desk, live: Live) -> None:
     shown = desk.show(created["id"])
     import json
 
-    body = json.dumps(shown["request"], sort_keys=True, ensure_ascii=False,
-                      separators=(",", ":"))
+    body = json.dumps({"request": shown["request"], "aadhaar_hmac": None}, sort_keys=True,
+                      ensure_ascii=False, separators=(",", ":"))
     assert shown["fields_digest"] == hashlib.sha256(body.encode()).hexdigest()
     bad = desk.approve(created["id"], digest="0" * 64)
     assert bad.status_code == 409
@@ -321,3 +322,17 @@ def test_the_list_is_the_department_s_own_newest_first_and_paged(desk: Desk, liv
     bad = desk.call("officer-1", "GET", "/api/v1/certificates?state=nope&limit=0")
     assert bad.status_code == 422
     assert {e["field"] for e in bad.json()["errors"]} == {"state", "limit"}
+
+
+def test_an_amendment_of_only_the_aadhaar_number_changes_the_digest(desk: Desk) -> None:
+    first, second = (base + check_digit(base) for base in ("86429753104", "52345678901"))
+    data = sample("birth-1")
+    data["applicant"]["aadhaar"] = first
+    created = desk.submit(data)
+    seen = desk.show(created["id"])["fields_digest"]
+    data["applicant"]["aadhaar"] = second
+    amended = desk.call("clerk-1", "PUT", f"/api/v1/certificates/{created['id']}", data)
+    assert amended.status_code == 200, amended.text
+    assert amended.json()["request"] == desk.show(created["id"])["request"]  # same fields
+    assert amended.json()["fields_digest"] != seen
+    assert desk.approve(created["id"], digest=seen).status_code == 409
