@@ -18,6 +18,7 @@ from issuer.jobs import (
     SIGN_QUEUE,
     periodic_rts_escalation,
 )
+from issuer.log_redaction import install as redact_logs
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 
@@ -101,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
                         f"across all workers (default {DEFAULT_RTS_EVERY_MINUTES}; 0: off)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
+    redact_logs()  # no log line carries an Aadhaar-looking number
     run_worker(burst=args.burst, rts_every_minutes=args.rts_every)
 
 
