@@ -204,6 +204,13 @@ def test_revoked_certificates_verify_as_revoked_with_reason_and_date(desk: Desk)
     assert (verdict["genuine"], verdict["current"], verdict["status"]) == (True, False, "revoked")
     assert verdict["certificate"]["revoked_reason"] == "registered twice"
     assert verdict["certificate"]["revoked_at"] == revoked.json()["revoked_at"]
+    with desk.live.runtime.sessions() as session:
+        stored = session.get(Certificate, record["id"])
+        assert stored is not None and stored.seal_text
+    public = requests.post(desk.live.url("/api/v1/verify"), json={"qr": stored.seal_text},
+                           timeout=60).json()  # the public endpoint, no token
+    assert (public["genuine"], public["current"], public["status"]) == (True, False, "revoked")
+    assert public["certificate"]["revoked_reason"] == "registered twice"
     again = desk.call("officer-1", "POST", path, {"reason": "again"})
     assert again.status_code == 409 and again.json()["state"] == "revoked"
     assert ("revoke", {"reason": "registered twice", "number": record["number"]}) in [
