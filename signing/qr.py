@@ -75,7 +75,8 @@ def _fit_version(code: qrcode.QRCode) -> int:
 
 def qr_version(text: str) -> int:
     """Return the QR version (1-40) that `qr_svg` uses for `text` (error correction Q)."""
-    code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q, mask_pattern=DEFAULT_MASK_PATTERN)
+    # The mask does not change the version, so none is given.
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
     code.add_data(text)
     # best_fit only: make() would also build the matrix, which is the expensive part.
     version: int = code.best_fit()

@@ -20,17 +20,18 @@ _LOG = [0] * 256
 
 
 def _init_tables() -> None:
-    x = 1
-    for i in range(255):
-        _EXP[i] = x
-        _LOG[x] = i
-        x <<= 1
-        if x & 0x100:
-            x ^= 0x11D
     # Built once at import, before mutmut switches a mutant on: its mutants here survive
-    # unkillable, though every QR test would fail if these tables were wrong.
-    for i in range(255, 512):
-        _EXP[i] = _EXP[i - 255]
+    # unkillable (marked "equivalent" for the runner), though every QR test would fail if these
+    # tables were wrong (test_codewords_equal_python_qrcode compares with python-qrcode's own).
+    x = 1  # equivalent: import time
+    for i in range(255):  # equivalent: import time
+        _EXP[i] = x  # equivalent: import time
+        _LOG[x] = i  # equivalent: import time
+        x <<= 1  # equivalent: import time
+        if x & 0x100:  # equivalent: import time
+            x ^= 0x11D  # equivalent: import time
+    for i in range(255, 512):  # equivalent: import time
+        _EXP[i] = _EXP[i - 255]  # equivalent: import time
 
 
 _init_tables()

@@ -76,7 +76,8 @@ class TrustEntry:
         return {
             "kid": self.kid.hex(),
             "alg": "ES256",
-            "certificate": base64.b64encode(self.certificate_der).decode("ascii"),
+            # "ASCII" (a mutant) names the same codec: codec names are case-insensitive.
+            "certificate": base64.b64encode(self.certificate_der).decode("ascii"),  # equivalent
             "signing_from": self.not_before.isoformat(),
             "signing_until": self.not_after.isoformat(),
             "doc_types": list(self.doc_types),

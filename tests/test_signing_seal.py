@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 import signing.seal
 from signing.cose import Sign1, decode1, sign1, verify1
 from signing.devpki import DevPki, ensure_dev_pki
-from signing.errors import SealError, SigningError
+from signing.errors import KeyMaterialMissing, SealError, SigningError
 from signing.seal import (
     MAX_DIGITS,
     PRIVATE_CLAIM,
@@ -451,6 +451,20 @@ def test_trust_list_from_cert_paths(pki: DevPki, seal_key: SealKey) -> None:
     assert len(trust.entries) == 1
     assert [e.kid for e in trust.keys_for(seal_key.kid)] == [seal_key.kid]
     assert trust.keys_for(b"\x00" * 8) == []
+
+
+def test_trust_list_names_the_seal_certificate_it_cannot_load(tmp_path: Path) -> None:
+    missing, empty = tmp_path / "missing.pem", tmp_path / "empty.pem"
+    empty.write_text("not a certificate\n")
+
+    with pytest.raises(KeyMaterialMissing) as unreadable:
+        TrustList.from_cert_paths([missing])
+    with pytest.raises(KeyMaterialMissing) as no_pem:
+        TrustList.from_cert_paths([empty])
+
+    assert str(unreadable.value) == (
+        f"cannot read seal certificate {missing}: No such file or directory")
+    assert str(no_pem.value) == f"seal certificate {empty} holds no valid PEM certificate"
 
 
 def test_one_seal_has_one_text(sealer: Sealer, trust: TrustList) -> None:
