@@ -187,6 +187,8 @@ def certificates_api() -> Blueprint:
         data = json_body()
         corrects = isinstance(data, dict) and data.get(CORRECTS) is not None
         require(runtime().sessions, who, Action.CORRECT if corrects else Action.SUBMIT)
+        if corrects:
+            _audit_foreign_reference(data[CORRECTS], who)
         session = db()
         try:
             record = submit(session, who.department, who.actor, data, runtime().settings)
@@ -323,6 +325,15 @@ def _owned(cert_id: str, who: Principal, action: Action = Action.READ,
     if record.department_id != who.department.id:
         raise other_department(runtime().sessions, who, action, cert_id)
     return record
+
+
+def _audit_foreign_reference(cert_id: Any, who: Principal) -> None:
+    """A correction naming another department's certificate gets the answer an unknown id gets
+    (submit's field error), and the attempt is audited as a refusal."""
+    target = _id_or_none(cert_id) if isinstance(cert_id, str) else None
+    record = db().get(Certificate, target) if target is not None else None
+    if record is not None and record.department_id != who.department.id:
+        permissions.deny(runtime().sessions, who, Action.CORRECT, "other_department", target)
 
 
 def _decide(cert_id: str, who: Principal, action: Action,
