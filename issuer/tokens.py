@@ -10,6 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from issuer import audit
@@ -52,9 +53,7 @@ def check_new_token(session: Session, department: Department, name: object, role
         # Two tokens with one name would be one audit actor. The database refuses it too
         # (uq_api_tokens_department_name, also for revoked tokens, whose name stays in the audit
         # chain); asking first gives the caller a clear error instead of an IntegrityError.
-        errors.append(FieldError(
-            "name", "taken", f"department {department.id} already has a token named {name!r} "
-            "(names are unique per department: each is an audit actor)"))
+        errors.append(_taken(department.id, name))
     if role not in ROLES:
         errors.append(FieldError("role", "choice", f"role must be one of {ROLES}"))
     if (not isinstance(expires_days, int) or isinstance(expires_days, bool)
@@ -62,6 +61,12 @@ def check_new_token(session: Session, department: Department, name: object, role
         errors.append(FieldError("expires_days", "range",
                                  f"a whole number of days, 1 to {MAX_EXPIRES_DAYS}"))
     return errors
+
+
+def _taken(department_id: str, name: str) -> FieldError:
+    return FieldError("name", "taken",
+                      f"department {department_id} already has a token named {name!r} "
+                      "(names are unique per department: each is an audit actor)")
 
 
 def create_token(session: Session, department: Department, name: str, role: str = "admin", *,
@@ -75,13 +80,19 @@ def create_token(session: Session, department: Department, name: str, role: str 
         raise TokenRefused(errors)
     token = "pmn_" + secrets.token_urlsafe(32)  # equivalent: None (the default is 32 bytes)
     expires_at = utcnow() + timedelta(days=expires_days)
-    row = ApiToken(department_id=department.id, name=name, role=role, token_sha256=_hash(token),
+    department_id = department.id  # still readable after a failed flush expires `department`
+    row = ApiToken(department_id=department_id, name=name, role=role, token_sha256=_hash(token),
                    expires_at=expires_at)
     session.add(row)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # Another transaction took the name between our check and this insert. The caller's
+        # transaction is spoilt either way; it rolls back and its caller gets a field error.
+        raise TokenRefused([_taken(department_id, name)]) from None
     if actor is not None:
         audit.record(session, actor=actor, action="token_create",
-                     details={"department": department.id, "name": name, "role": role,
+                     details={"department": department_id, "name": name, "role": role,
                               "expires_at": expires_at.isoformat()})
     return token
 

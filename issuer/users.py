@@ -14,6 +14,7 @@ from typing import Any
 from argon2 import PasswordHasher, Type
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from issuer import audit
@@ -76,6 +77,11 @@ def _character_class(c: str) -> str:
     return "other"
 
 
+def _taken(username: str) -> FieldError:
+    return FieldError("username", "taken", f"the username {username!r} is taken (also by "
+                      "disabled accounts: each is an audit actor)")
+
+
 def user_errors(session: Session, username: object, full_name: object, role: object,
                 password: object) -> list[FieldError]:
     """Every reason the account cannot be made (empty: it can). Arguments may come straight
@@ -87,9 +93,7 @@ def user_errors(session: Session, username: object, full_name: object, role: obj
                                  "letters, digits, '.', '_' or '-'"))
     elif session.scalars(select(User.id).where(User.username == username)).first() is not None:
         # Usernames are unique across the corporation: one audit actor, one person, forever.
-        errors.append(FieldError("username", "taken",
-                                 f"the username {username!r} is taken (also by disabled "
-                                 "accounts: each is an audit actor)"))
+        errors.append(_taken(username))
     if (not isinstance(full_name, str) or not full_name.strip()
             or len(full_name) > MAX_FULL_NAME):
         errors.append(FieldError("full_name", "length",
@@ -111,7 +115,11 @@ def add_user(session: Session, department: Department, username: str, full_name:
     user = User(department_id=department.id, username=username, full_name=full_name.strip(),
                 role=role, password_hash=(hasher or password_hasher()).hash(password))
     session.add(user)
-    session.flush()
+    try:
+        session.flush()
+    except IntegrityError:
+        # Taken between our check and this insert; the caller's transaction rolls back.
+        raise ValidationFailed([_taken(username)]) from None
     audit.record(session, actor=actor, action="user_add",
                  details={"department": department.id, "username": username, "role": role})
     return user

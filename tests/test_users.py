@@ -3,17 +3,21 @@ failed sign-in after the same work, upgrade of old hashes, password rules, disab
 
 from __future__ import annotations
 
+import threading
+import time
+import uuid
 from collections.abc import Iterator
 
 import argon2
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer import migrate
 from issuer.db import make_engine, make_session_factory
 from issuer.errors import Unauthorized, ValidationFailed
 from issuer.models import AuditEvent, Department, User
+from issuer.tokens import create_token
 from issuer.users import (
     WRONG,
     add_user,
@@ -23,6 +27,7 @@ from issuer.users import (
     password_errors,
     require_user,
 )
+from tests.conftest import _postgres_schema
 
 GOOD = "kothrud-Ward-2026"
 OPERATOR = "cli:registrar"
@@ -216,3 +221,65 @@ def test_disabling_keeps_the_account_and_is_audited_once(sessions: sessionmaker[
         asha = require_user(session, "asha")
         assert asha.disabled_at is not None and asha.full_name == "Asha Patil"
     assert sign_in(sessions, "ravi", GOOD) == "user:ravi clerk water"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL schema, its connections named so the test can see them wait."""
+    for url in _postgres_schema():
+        yield f"{url}&application_name=race-{uuid.uuid4().hex[:12]}"
+
+
+def test_two_admins_racing_for_one_name_get_a_field_error_not_a_crash(postgres_url: str) -> None:
+    """Two real connections each find the name free, then the later insert waits on the unique
+    index until the first commits: it gets the field error, not an IntegrityError."""
+    engine = make_engine(postgres_url)
+    migrate.upgrade(engine)
+    sessions = make_session_factory(engine)
+    outcome: dict[str, Exception] = {}
+
+    def second(what: str) -> None:
+        with sessions() as session, session.begin():
+            try:
+                if what == "user":
+                    add_user(session, department(session), "asha", "Asha Shinde", "clerk", GOOD,
+                             actor=OPERATOR)
+                else:
+                    create_token(session, department(session), "desk-1", "clerk")
+            except Exception as exc:  # examined below; the transaction rolls back
+                outcome[what] = exc
+
+    try:
+        with sessions() as session, session.begin():
+            session.add(Department(id="births", name_en="b", name_mr="ब", cert_types=["birth"]))
+        with sessions() as first, first.begin():
+            births = department(first)
+            add_user(first, births, "asha", "Asha Patil", "clerk", GOOD, actor=OPERATOR)
+            create_token(first, births, "desk-1", "clerk")
+            threads = [threading.Thread(target=second, args=(w,)) for w in ("user", "token")]
+            for thread in threads:
+                thread.start()
+            wait_until_blocked(engine, 2)
+        for thread in threads:
+            thread.join(timeout=60)
+    finally:
+        engine.dispose()
+    for what, field in (("user", "username"), ("token", "name")):
+        refused = outcome[what]
+        assert isinstance(refused, ValidationFailed), repr(refused)
+        assert [(e.field, e.code) for e in refused.errors] == [(field, "taken")]
+
+
+def wait_until_blocked(engine: Engine, count: int) -> None:
+    """Until `count` of this engine's connections wait for a lock (PostgreSQL says so)."""
+    name = engine.url.query["application_name"]
+    with engine.connect() as conn:
+        for _ in range(600):
+            waiting = conn.execute(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = :name "
+                "AND wait_event_type = 'Lock'"), {"name": name}).scalar_one()
+            if waiting == count:
+                return
+            conn.rollback()
+            time.sleep(0.05)
+    raise AssertionError(f"{count} inserts never waited on the unique index")
