@@ -15,8 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from issuer import migrate
 from issuer.db import make_engine, make_session_factory
-from issuer.errors import Unauthorized, ValidationFailed
+from issuer.errors import Forbidden, Unauthorized, ValidationFailed
 from issuer.models import AuditEvent, Department, User
+from issuer.permissions import Action, require
 from issuer.tokens import create_token
 from issuer.users import (
     WRONG,
@@ -283,3 +284,19 @@ def wait_until_blocked(engine: Engine, count: int) -> None:
             conn.rollback()
             time.sleep(0.05)
     raise AssertionError(f"{count} inserts never waited on the unique index")
+
+
+def test_a_person_is_held_to_the_same_permission_table_as_a_token(
+    sessions: sessionmaker[Session]
+) -> None:
+    new_user(sessions, "ravi", "clerk")
+    with sessions() as session, session.begin():
+        ravi = authenticate_user(session, "ravi", GOOD)
+    require(sessions, ravi, Action.SUBMIT)  # a clerk submits
+    with pytest.raises(Forbidden, match="a clerk may not approve"):
+        require(sessions, ravi, Action.APPROVE)  # and never decides
+    with sessions() as session:
+        last = session.scalars(select(AuditEvent).order_by(AuditEvent.seq.desc())).first()
+    assert last is not None
+    assert (last.actor, last.action, last.details) == ("user:ravi", "denied", {
+        "attempted": "approve", "role": "clerk", "reason": "role", "department": "births"})
