@@ -36,6 +36,7 @@ lint: install
 
 bench: install
 	$(BIN)/python bench/pipeline.py --count 200
+	$(BIN)/python bench/types.py --count 100
 	$(BIN)/python bench/seal_refusal.py
 
 clean:

@@ -11,7 +11,8 @@ setup(
     py_modules=["api", "worker", "cli", "web_server"],
     include_package_data=True,
     package_data={
-        "templates": ["*.typ", "fonts/*.ttf", "fonts/*.txt", "web/*.html", "web/*.js", "web/*.css"],
+        "templates": ["*.typ", "*/*.typ", "packages/*/*/*/*", "fonts/*.ttf", "fonts/*.txt",
+                      "web/*.html", "web/*.js", "web/*.css"],
         "issuer": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py",
                    "data/*.txt"],
     },

@@ -119,8 +119,8 @@ def main() -> None:
                 record = session.get(Certificate, cert_id)
                 assert record is not None
                 intent = Intent.of(record)
-                pdfs.append(runtime.renderer.render(record.cert_type,
-                                                    render_data(runtime, intent),
+                pdfs.append(runtime.renderer.render(intent.template_version,
+                                                    render_data(settings, intent),
                                                     qr_svg(intent.seal_text)))
         stock_t, ours_t = stock_signer_times(settings.keys_dir, pdfs, runtime.keyring.pades)
         runtime.close()

@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import cbor2
-from sqlalchemy import and_, or_, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from issuer import audit
@@ -32,8 +32,8 @@ from issuer.db import as_utc, utcnow
 from issuer.errors import IssuanceFailed
 from issuer.fields import IST
 from issuer.models import Certificate, State
-from issuer.render import TEMPLATE_VERSIONS
 from issuer.runtime import Runtime
+from issuer.settings import Settings
 from signing.qr import qr_svg
 from signing.seal import PRIVATE_CLAIM
 
@@ -89,18 +89,29 @@ def seal_claims(record: Certificate, issuer_id: str, issued_at: datetime,
     return {1: issuer_id, 6: int(issued_at.timestamp()), PRIVATE_CLAIM: ours}
 
 
-def render_data(runtime: Runtime, intent: Intent) -> dict[str, Any]:
-    settings = runtime.settings
+def render_data(settings: Settings, intent: Intent) -> dict[str, Any]:
+    """The template's input for a recorded intent.
+
+    A function of the stored record (request, number, issue time, seal text, template
+    version) and of settings (the issuer's names) only, besides what is versioned with the
+    template (the type's authority wording, tests/test_templates_versions.py), so a certificate
+    re-renders byte for byte, with its recorded template version, for as long as the issuer's
+    names stay. The verify address printed beside the QR is the QR's own link, read from the
+    seal text: moving the verify site later changes no old certificate."""
+    kind = cert_type(intent.cert_type)
+    if kind is None:
+        raise IssuanceFailed(f"certificate {intent.id} has an unknown type {intent.cert_type!r}")
+    link = intent.seal_text.partition("/v#")[0]
     return {
         "issuer": {
             "name": {"en": settings.issuer_name_en, "mr": settings.issuer_name_mr},
-            "department": {"en": "Registrar of Births and Deaths", "mr": "जन्म-मृत्यू निबंधक"},
+            "department": dict(kind.authority),
         },
         "certificate": {
             "number": intent.number,
             "issued_at": intent.issued_at.astimezone(IST).date().isoformat(),
-            "template_version": TEMPLATE_VERSIONS[intent.cert_type],
-            "verify_host": settings.verify_base_url.split("://", 1)[1],
+            "template_version": intent.template_version,
+            "verify_host": link.split("://", 1)[1],
         },
         "request": intent.request,
     }
@@ -116,12 +127,15 @@ class Intent:
     request: Mapping[str, Any]
     issued_at: datetime
     seal_text: str
+    template_version: str  # as recorded: the version it was, or is being, rendered with
 
     @classmethod
     def of(cls, record: Certificate) -> Intent:
         assert record.number and record.issued_at and record.seal_text
+        assert record.template_version
         return cls(record.id, record.cert_type, record.number,
-                   canonical_request(record.request), as_utc(record.issued_at), record.seal_text)
+                   canonical_request(record.request), as_utc(record.issued_at), record.seal_text,
+                   record.template_version)
 
 
 def issue_certificate(runtime: Runtime, certificate_id: str, *,
@@ -221,7 +235,7 @@ def _claim(session: Session, certificate_id: str) -> Certificate | None:
         log.warning("issue %s: resuming an abandoned signing from its recorded intent",
                     certificate_id)
         record.updated_at = utcnow()
-    if record.number is None or record.cert_type not in TEMPLATE_VERSIONS:
+    if record.number is None or cert_type(record.cert_type) is None:
         raise IssuanceFailed(f"certificate {certificate_id} lacks a number or template")
     return record
 
@@ -240,7 +254,9 @@ def _seal(runtime: Runtime, session: Session, record: Certificate,
     record.fields_sha256 = digest.hex()
     record.seal_text = seal_text
     record.seal_kid = keyring.seal_kid.hex()
-    record.template_version = TEMPLATE_VERSIONS[record.cert_type]
+    kind = cert_type(record.cert_type)
+    assert kind is not None  # _claim checked
+    record.template_version = kind.template_version
     record.updated_at = utcnow()
     audit.record(session, actor=_worker_name(), action="seal", certificate_id=record.id,
                  details={"number": record.number, "seal_kid": record.seal_kid,
@@ -253,7 +269,8 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
     with _stage(timings, "qr"):
         svg = qr_svg(intent.seal_text)
     with _stage(timings, "render"):
-        pdf = runtime.renderer.render(intent.cert_type, render_data(runtime, intent), svg)
+        pdf = runtime.renderer.render(intent.template_version,
+                                      render_data(runtime.settings, intent), svg)
     with _stage(timings, "sign"):
         return runtime.keyring.pades.sign(
             pdf,
@@ -269,20 +286,51 @@ def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: st
     """Transaction 2: signing -> issued, once. A run that loses the race leaves only an
     unreferenced file in the content-addressed store."""
     now = utcnow()
-    with runtime.sessions() as session, session.begin():
-        result = session.execute(
-            update(Certificate)
-            .where(Certificate.id == intent.id, Certificate.state == State.SIGNING.value)
-            .values(state=State.ISSUED.value, pdf_sha256=pdf_sha256, pdf_path=pdf_path,
-                    updated_at=now)
-            .execution_options(synchronize_session=False)
-        )
-        if not _rowcount(result):
-            return False
-        audit.record(session, actor=_worker_name(), action="sign", certificate_id=intent.id,
-                     details={"number": intent.number, "pdf_sha256": pdf_sha256,
-                              "level": "PAdES-B-B"})
+    try:
+        with runtime.sessions() as session, session.begin():
+            # A correction supersedes the certificate it corrects in the same transaction,
+            # first: the registry's unique index never sees two issued certificates at once.
+            corrected = _supersede(session, intent.id, now)
+            result = session.execute(
+                update(Certificate)
+                .where(Certificate.id == intent.id, Certificate.state == State.SIGNING.value)
+                .values(state=State.ISSUED.value, pdf_sha256=pdf_sha256, pdf_path=pdf_path,
+                        updated_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if not _rowcount(result):
+                raise _LostRace  # rolls the supersession back too
+            audit.record(session, actor=_worker_name(), action="sign", certificate_id=intent.id,
+                         details={"number": intent.number, "pdf_sha256": pdf_sha256,
+                                  "level": "PAdES-B-B"})
+            if corrected is not None:
+                audit.record(session, actor=_worker_name(), action="supersede",
+                             certificate_id=corrected.id,
+                             details={"number": corrected.number, "superseded_by": intent.id,
+                                      "by_number": intent.number})
+    except _LostRace:
+        return False
     return True
+
+
+class _LostRace(Exception):
+    """Another run issued (or an operator cancelled) the record first."""
+
+
+def _supersede(session: Session, certificate_id: str, now: datetime) -> Certificate | None:
+    """issued -> superseded for the certificate that `certificate_id` corrects, if it still is
+    issued (a revoked one stays revoked). Returns it, or None."""
+    corrects = session.scalar(select(Certificate.corrects).where(
+        Certificate.id == certificate_id, Certificate.state == State.SIGNING.value))
+    if corrects is None:
+        return None
+    done = session.execute(
+        update(Certificate)
+        .where(Certificate.id == corrects, Certificate.state == State.ISSUED.value)
+        .values(state=State.SUPERSEDED.value, superseded_by=certificate_id, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return session.get(Certificate, corrects) if _rowcount(done) else None
 
 
 def _rowcount(result: object) -> int:

@@ -1,8 +1,11 @@
 """Render certificate PDFs with typst.
 
-Rendering is a pure function of (template, data, QR): the template reads everything from
-`sys.inputs` as JSON, never from spliced source, so request text cannot inject typst markup.
-The typst compiler is built once per certificate type and reused (RENDERING.md: ~10 ms/document).
+Rendering is a pure function of (template version, data, QR): the template reads everything
+from `sys.inputs` as JSON, never from spliced source, so request text cannot inject typst markup.
+A template version ("birth/1") names one file, <root>/birth/1.typ, under its type's templates
+root; a shipped version is never edited (a change ships as the next version), so a certificate
+re-renders byte for byte with the version recorded when it was issued.
+The typst compiler is built once per templates root and reused (RENDERING.md: ~10 ms/document).
 """
 
 from __future__ import annotations
@@ -17,9 +20,7 @@ from typing import Any
 import typst
 
 import templates
-
-TEMPLATE_VERSIONS: dict[str, str] = {"birth": "birth/1"}
-"""Template version per certificate type; recorded with every issued certificate."""
+from issuer.certtypes import cert_type, template_file
 
 
 def nfc(value: Any) -> Any:
@@ -37,49 +38,55 @@ def nfc(value: Any) -> Any:
 
 
 class Renderer:
-    """Turns certificate data plus the QR seal into PDF bytes, one compiler per type.
+    """Turns certificate data plus the QR seal into PDF bytes, one compiler per templates root.
 
-    Compilers are created lazily on the first render of each type (nothing at import or
+    Compilers are created lazily on the first render from each root (nothing at import or
     construction time) and reused for every later document. A lock serialises compiles on one
     compiler, so a Renderer may be shared between threads.
     """
 
     def __init__(self, templates_root: Path | None = None, fonts: Path | None = None) -> None:
-        """Use templates from `templates_root` and ONLY the fonts in the folder `fonts`."""
-        self._root = templates_root if templates_root is not None else templates.templates_dir()
+        """Use ONLY the fonts in the folder `fonts`, and templates from each type's own
+        templates root or, given `templates_root`, from that one root for every type."""
+        self._root = templates_root
         self._fonts = fonts if fonts is not None else templates.fonts_dir()
-        self._compilers: dict[str, typst.Compiler] = {}
+        self._compilers: dict[Path, typst.Compiler] = {}
         self._lock = threading.Lock()
 
-    def render(self, cert_type: str, data: Mapping[str, Any], qr_svg: bytes) -> bytes:
-        """Return the PDF for one certificate of `cert_type`.
+    def render(self, template_version: str, data: Mapping[str, Any], qr_svg: bytes) -> bytes:
+        """Return the PDF of one certificate with template `template_version` ("birth/1").
 
         `data` is the template's input object ({issuer, certificate, request}); every string in
         it is NFC-normalised here. `qr_svg` is the SVG document from `signing.qr.qr_svg`.
-        Raises ValueError for an unknown certificate type and `typst.TypstError` when the
-        template rejects the data (e.g. it would not fit on one page).
+        Raises ValueError for a version of an unknown type or without its file, and
+        `typst.TypstError` when the template rejects the data (e.g. it would not fit one page).
         """
-        template = self._template(cert_type)
+        root, template = self._template(template_version)
         sys_inputs = {
             "data": json.dumps(nfc(data), ensure_ascii=False),
             "qr": qr_svg.decode("utf-8"),
         }
         with self._lock:
-            compiler = self._compiler(cert_type, template)
+            compiler = self._compiler(root, template)
             # typst-py re-reads its main input only when given on each call (RENDERING.md).
             pdf = compiler.compile(input=template, format="pdf", sys_inputs=sys_inputs)
         if not isinstance(pdf, bytes):
             raise TypeError(f"typst returned {type(pdf).__name__}, expected PDF bytes")
         return pdf
 
-    def _template(self, cert_type: str) -> Path:
-        if cert_type not in TEMPLATE_VERSIONS:
-            known = ", ".join(sorted(TEMPLATE_VERSIONS))
-            raise ValueError(f"unknown certificate type {cert_type!r} (known: {known})")
-        return self._root / f"{cert_type}.typ"
+    def _template(self, version: str) -> tuple[Path, Path]:
+        code = version.partition("/")[0]
+        kind = cert_type(code)
+        if kind is None:
+            raise ValueError(f"unknown certificate type {code!r} (template {version!r})")
+        root = self._root if self._root is not None else kind.templates_root
+        template = template_file(root, version)
+        if not template.is_file():
+            raise ValueError(f"template {version!r} has no file {template}")
+        return root, template
 
-    def _compiler(self, cert_type: str, template: Path) -> typst.Compiler:
-        compiler = self._compilers.get(cert_type)
+    def _compiler(self, root: Path, template: Path) -> typst.Compiler:
+        compiler = self._compilers.get(root)
         if compiler is None:
             # A Fonts object (not bare folders) so that neither host fonts nor typst's own
             # embedded fonts can stand in: output depends on the shipped fonts only.
@@ -88,11 +95,13 @@ class Renderer:
                 include_embedded_fonts=False,
                 font_paths=[str(self._fonts)],
             )
+            # The shipped typst packages (@pramaan/certificate), for templates under any root.
             compiler = typst.Compiler(
                 input=template,
-                root=self._root,
+                root=root,
                 font_paths=fonts,
                 ignore_system_fonts=True,
+                package_path=templates.packages_dir(),
             )
-            self._compilers[cert_type] = compiler
+            self._compilers[root] = compiler
         return compiler

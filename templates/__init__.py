@@ -13,6 +13,11 @@ def fonts_dir() -> Path:
     return templates_dir() / "fonts"
 
 
+def packages_dir() -> Path:
+    """Folder of the typst packages templates import (@pramaan/certificate:<version>)."""
+    return templates_dir() / "packages"
+
+
 def web_dir() -> Path:
     """Folder holding the Jinja pages of the public web (verify page)."""
     return templates_dir() / "web"

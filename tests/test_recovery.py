@@ -51,8 +51,8 @@ def broken_renderer(live: Live, tmp_path: Path) -> Renderer:
     """A real typst renderer whose birth template panics, as a template bug would."""
     root = tmp_path / "broken-templates"
     shutil.copytree(templates_dir(), root, ignore=shutil.ignore_patterns("fonts", "web"))
-    (root / "birth.typ").write_text('#panic("template bug: cannot lay out this record")\n',
-                                    encoding="utf-8")
+    (root / "birth" / "1.typ").write_text(
+        '#panic("template bug: cannot lay out this record")\n', encoding="utf-8")
     renderer = Renderer(templates_root=root, fonts=fonts_dir())
     live.runtime.__dict__["renderer"] = renderer
     return renderer

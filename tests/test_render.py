@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 import typst
 
-from issuer.render import TEMPLATE_VERSIONS, Renderer, nfc
+from issuer.render import Renderer, nfc
 from signing.qr import qr_svg, qr_version
 from tests.conftest import SAMPLES
 
@@ -74,7 +74,7 @@ def certificate_data(req: dict[str, Any], number: str = "PMC/B/2026/000001") -> 
         "certificate": {
             "number": number,
             "issued_at": "2026-11-28",
-            "template_version": TEMPLATE_VERSIONS["birth"],
+            "template_version": "birth/1",
             "verify_host": "127.0.0.1:8000",
         },
         "request": req,
@@ -111,7 +111,7 @@ def test_text_layer_has_names_and_certificate_number(
     samples: Path, renderer: Renderer, qr: bytes, tmp_path: Path, name: str
 ) -> None:
     req = request(samples, name)
-    text = pdf_text(tmp_path, renderer.render("birth", certificate_data(req), qr))
+    text = pdf_text(tmp_path, renderer.render("birth/1", certificate_data(req), qr))
 
     child = req["child"]["name"]
     assert child["en"] in text
@@ -128,10 +128,10 @@ def test_fields_are_formatted_and_translated(
     samples: Path, renderer: Renderer, qr: bytes, tmp_path: Path
 ) -> None:
     text1 = pdf_text(
-        tmp_path, renderer.render("birth", certificate_data(request(samples, "birth-1")), qr)
+        tmp_path, renderer.render("birth/1", certificate_data(request(samples, "birth-1")), qr)
     )
     text2 = pdf_text(
-        tmp_path, renderer.render("birth", certificate_data(request(samples, "birth-2")), qr)
+        tmp_path, renderer.render("birth/1", certificate_data(request(samples, "birth-2")), qr)
     )
 
     assert "21-02-2026" in text1 and "02-03-2026" in text1 and "28-11-2026" in text1
@@ -149,7 +149,7 @@ def test_fields_are_formatted_and_translated(
 def test_qr_decodes_to_the_seal_at_300_dpi(
     samples: Path, renderer: Renderer, seal: str, qr: bytes, tmp_path: Path, name: str
 ) -> None:
-    pdf = renderer.render("birth", certificate_data(request(samples, name)), qr)
+    pdf = renderer.render("birth/1", certificate_data(request(samples, name)), qr)
     assert decode_qr(tmp_path, pdf) == seal
 
 
@@ -157,13 +157,13 @@ def test_automatic_mask_also_decodes(
     samples: Path, renderer: Renderer, seal: str, tmp_path: Path
 ) -> None:
     pdf = renderer.render(
-        "birth", certificate_data(request(samples, "birth-1")), qr_svg(seal, mask_pattern=None)
+        "birth/1", certificate_data(request(samples, "birth-1")), qr_svg(seal, mask_pattern=None)
     )
     assert decode_qr(tmp_path, pdf) == seal
 
 
 def test_one_a4_page(samples: Path, renderer: Renderer, qr: bytes, tmp_path: Path) -> None:
-    pdf = renderer.render("birth", certificate_data(request(samples, "birth-1")), qr)
+    pdf = renderer.render("birth/1", certificate_data(request(samples, "birth-1")), qr)
     info = run("pdfinfo", str(pdf_file(tmp_path, pdf)))
     assert re.search(r"^Pages:\s+1$", info, re.M)
     assert re.search(r"^Page size:\s+595\.\d+ x 841\.\d+ pts \(A4\)$", info, re.M)
@@ -172,7 +172,7 @@ def test_one_a4_page(samples: Path, renderer: Renderer, qr: bytes, tmp_path: Pat
 def test_fonts_are_embedded_subset_noto_only(
     samples: Path, renderer: Renderer, qr: bytes, tmp_path: Path
 ) -> None:
-    pdf = renderer.render("birth", certificate_data(request(samples, "birth-1")), qr)
+    pdf = renderer.render("birth/1", certificate_data(request(samples, "birth-1")), qr)
     rows = run("pdffonts", str(pdf_file(tmp_path, pdf))).splitlines()[2:]
     fonts = {row.split()[0]: row for row in rows}
     names = {name.split("+", 1)[1] for name in fonts}
@@ -194,7 +194,7 @@ def test_compiler_is_reused_for_later_documents(samples: Path, qr: bytes, tmp_pa
     names = ["birth-1", "birth-2", "birth-1"]
     for number, name in zip(numbers, names, strict=True):
         req = request(samples, name)
-        text = pdf_text(tmp_path, fresh.render("birth", certificate_data(req, number), qr))
+        text = pdf_text(tmp_path, fresh.render("birth/1", certificate_data(req, number), qr))
         assert number in text
         assert req["child"]["name"]["en"] in text
 
@@ -206,7 +206,7 @@ def test_markup_in_data_prints_literally(
     req["child"]["name"]["en"] = INJECTION
     req["child"]["name"]["mr"] = '#panic("x") ]) // ' + "आरव"
     req["remarks"]["en"] = '#import "/etc/passwd" = Heading'
-    text = pdf_text(tmp_path, renderer.render("birth", certificate_data(req), qr))
+    text = pdf_text(tmp_path, renderer.render("birth/1", certificate_data(req), qr))
     assert INJECTION in text
     assert '#panic("x") ]) // आरव' in text
     assert '#import "/etc/passwd" = Heading' in text
@@ -216,8 +216,8 @@ def test_same_input_renders_identically(
     samples: Path, renderer: Renderer, qr: bytes, tmp_path: Path
 ) -> None:
     data = certificate_data(request(samples, "birth-2"))
-    first = renderer.render("birth", data, qr)
-    second = Renderer().render("birth", copy.deepcopy(data), qr)
+    first = renderer.render("birth/1", data, qr)
+    second = Renderer().render("birth/1", copy.deepcopy(data), qr)
     assert pdf_text(tmp_path, first) == pdf_text(tmp_path, second)
     # No clock or randomness in the output: rendering is a pure function of its inputs.
     assert first == second
@@ -228,7 +228,7 @@ def test_text_is_nfc_normalised(
 ) -> None:
     req = request(samples, "birth-1")
     req["child"]["name"]["en"] = "Rene\u0301e Kulkarni"
-    text = pdf_text(tmp_path, renderer.render("birth", certificate_data(req), qr))
+    text = pdf_text(tmp_path, renderer.render("birth/1", certificate_data(req), qr))
     assert "Ren\u00e9e Kulkarni" in text
     assert nfc({"a": ["e\u0301", ("o\u0308",)], "e\u0301": 1}) == {
         "a": ["\u00e9", ["\u00f6"]],
@@ -238,7 +238,7 @@ def test_text_is_nfc_normalised(
 
 def test_unknown_certificate_type_is_rejected(renderer: Renderer, qr: bytes) -> None:
     with pytest.raises(ValueError, match="unknown certificate type 'marriage'"):
-        renderer.render("marriage", {}, qr)
+        renderer.render("marriage/1", {}, qr)
 
 
 def test_word_too_wide_for_its_field_fails(samples: Path, renderer: Renderer, qr: bytes) -> None:
@@ -246,7 +246,7 @@ def test_word_too_wide_for_its_field_fails(samples: Path, renderer: Renderer, qr
     req = request(samples, "birth-1")
     req["mother"]["name"]["en"] = "Sh" + "ra" * 60
     with pytest.raises(typst.TypstError, match="word too wide"):
-        renderer.render("birth", certificate_data(req), qr)
+        renderer.render("birth/1", certificate_data(req), qr)
 
 
 def test_content_beyond_one_page_fails(samples: Path, renderer: Renderer, qr: bytes) -> None:
@@ -255,7 +255,7 @@ def test_content_beyond_one_page_fails(samples: Path, renderer: Renderer, qr: by
     req = request(samples, "birth-1")
     req["permanent_address"]["en"] = " ".join([req["permanent_address"]["en"]] * 200)
     with pytest.raises(typst.TypstError, match="does not fit on one page"):
-        renderer.render("birth", certificate_data(req), qr)
+        renderer.render("birth/1", certificate_data(req), qr)
 
 
 def test_qr_svg_is_one_vector_path(seal: str) -> None:
@@ -355,7 +355,7 @@ def particulars_size(data: dict[str, Any], qr: bytes) -> dict[str, str]:
         font_paths=[str(templates.fonts_dir())],
     )
     found = typst.query(
-        str(templates.templates_dir() / "birth.typ"),
+        str(templates.templates_dir() / "birth" / "1.typ"),
         "<particulars-size>",
         field="value",
         one=True,
@@ -407,7 +407,7 @@ def test_request_at_the_limits_prints_on_one_page(
 ) -> None:
     req = request_at_limits(samples)
     data = certificate_data(req)
-    pdf = renderer.render("birth", data, qr)
+    pdf = renderer.render("birth/1", data, qr)
 
     info = run("pdfinfo", str(pdf_file(tmp_path, pdf)))
     assert re.search(r"^Pages:\s+1$", info, re.M)
@@ -434,7 +434,7 @@ def test_widest_valid_text_still_prints_on_one_page(
     # Fields at their limits made of the widest letters (Ǆ is the widest the fonts have, ओ the
     # widest Devanagari): smaller text, but one page, never an error for a valid request.
     req = request_at_limits(samples, shape)
-    pdf = renderer.render("birth", certificate_data(req), qr)
+    pdf = renderer.render("birth/1", certificate_data(req), qr)
     info = run("pdfinfo", str(pdf_file(tmp_path, pdf)))
     assert re.search(r"^Pages:\s+1$", info, re.M)
     assert_particulars_inside(tmp_path, pdf)
@@ -448,7 +448,7 @@ def test_word_wider_than_its_cell_breaks_over_lines(
     # layer still has the name without zero-width spaces.
     req = request(samples, "birth-1")
     req["child"]["name"] = {"en": "Aarav " + "W" * 40 + " Kulkarni", "mr": "आरव " + "म" * 40}
-    pdf = renderer.render("birth", certificate_data(req), qr)
+    pdf = renderer.render("birth/1", certificate_data(req), qr)
     info = run("pdfinfo", str(pdf_file(tmp_path, pdf)))
     assert re.search(r"^Pages:\s+1$", info, re.M)
     assert_particulars_inside(tmp_path, pdf)

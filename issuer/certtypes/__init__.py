@@ -1,18 +1,26 @@
-"""The certificate types this service issues, by type code."""
+"""The certificate types this service issues, by type code (see registry.py)."""
 
 from __future__ import annotations
 
 from issuer.certtypes.base import CertType, SealFacts
-from issuer.certtypes.birth import Birth
+from issuer.certtypes.registry import (
+    cert_type,
+    doc_type_code,
+    known_types,
+    register,
+    rts_days,
+    template_file,
+    unregister,
+)
 
-__all__ = ["CertType", "SealFacts", "cert_type", "known_types"]
-
-
-def known_types() -> dict[str, CertType]:
-    """Type code -> type. Death and property no-dues come in a later issue."""
-    return {"birth": Birth()}
-
-
-def cert_type(code: object) -> CertType | None:
-    """The type for `code`, or None when the service does not issue it."""
-    return known_types().get(code) if isinstance(code, str) else None
+__all__ = [
+    "CertType",
+    "SealFacts",
+    "cert_type",
+    "doc_type_code",
+    "known_types",
+    "register",
+    "rts_days",
+    "template_file",
+    "unregister",
+]

@@ -14,11 +14,14 @@
     out.className = "verdict " + (v.current ? "ok" : (v.genuine ? "warn" : "bad"));
     out.textContent = (labels[v.status] || v.status) + (v.reason ? " (" + v.reason + ")" : "");
     const c = v.certificate || {};
-    const types = {birth: "Birth certificate / जन्म प्रमाणपत्र"};
+    const types = {birth: "Birth certificate / जन्म प्रमाणपत्र", death: "Death certificate / मृत्यू प्रमाणपत्र",
+                   property_no_dues: "Property tax no-dues certificate / मालमत्ता कर थकबाकी नसल्याचे प्रमाणपत्र"};
     const dates = c.dates || {};
     const rows = [["Certificate number", c.number], ["Type", types[c.type] || c.type],
                   ["Name", c.holder && c.holder.en], ["नाव", c.holder && c.holder.mr],
-                  ["Date of birth / जन्म दिनांक", dates.birth], ["Registration number", c.registration_number],
+                  ["Date of birth / जन्म दिनांक", dates.birth], ["Date of death / मृत्यू दिनांक", dates.death],
+                  ["Tax paid up to / कर भरलेला कालावधी (पर्यंत)", dates.paid_up_to],
+                  ["Registration number", c.registration_number],
                   ["Ward", c.ward]];
     for (const [k, val] of rows) {
       if (!val) continue;

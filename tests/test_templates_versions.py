@@ -1,0 +1,156 @@
+"""Template versions: every certificate records the template version it was rendered with, and
+re-renders from its stored record byte for byte with that version after a newer one ships.
+
+Our PAdES signer appends the signature as an incremental update (signing/pades.py: "Return `pdf`
+with one incremental revision"), so the unsigned PDF that was signed is the first bytes of the
+stored signed PDF, and a re-render can be compared with it exactly."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import templates
+from issuer.certtypes import CertType, cert_type, register
+from issuer.certtypes.birth import Birth
+from issuer.issue import Intent, render_data
+from issuer.models import Certificate
+from signing.qr import qr_svg
+from tests.conftest import Live, sample
+from tests.tools import pdftotext
+
+# Every shipped template version, layout package version and font, by content. A certificate
+# re-renders from its record only if these never change: a change to a template is a new version
+# file (birth/2.typ; a new current `template_version` on the type), a change to the layout is a
+# new package version (1.1.0). Add the new file's hash here; never edit a line.
+SHIPPED = {
+    "birth/1.typ":
+        "37ac02c0df8e2ef1fbfc49b4cf4c7648680f720dd3b3ef3af0c2226f5c2be893",
+    "death/1.typ":
+        "7d1ad77f05f60047391b548c7941f5a8faaacd99af93915b9f3a875fb6551ee8",
+    "fonts/NotoSans-Bold.ttf":
+        "e83493c945848ecd4a9ad0f6d19164541a0d3e23a9c952304a00a46e00272ac5",
+    "fonts/NotoSans-Regular.ttf":
+        "89c3c497f618fdaa0b2d1e98fef93582f28c71debd2c4a8cdf41f190ced2909d",
+    "fonts/NotoSansDevanagari-Bold.ttf":
+        "77ad688cfe1dc55185bf4edb4db3c614202c65dd23a1463ad0e23fc52bcc9a5c",
+    "fonts/NotoSansDevanagari-Regular.ttf":
+        "79a470365ccb210fa3c7d8d8ff2e005ef9d983cfd067f735a0caf7e15070ca9f",
+    "packages/pramaan/certificate/1.0.0/lib.typ":
+        "6dbd3f3e134a790d2892c6b44afa8a1a50c8878adabf5955349339529024c3b6",
+    "packages/pramaan/certificate/1.0.0/typst.toml":
+        "2d43c5bde1ddf61b8f527546ad83e72045fe621d401bd426ef45bec03fa77fa9",
+    "property_no_dues/1.typ":
+        "bd3aac0482d98fec3bacf2f2bb983e2f39f97dc449ac97e3223b00336875db40",
+}
+# What render_data takes from the type rather than the record: versioned with the templates.
+AUTHORITIES = {
+    "birth": {"en": "Registrar of Births and Deaths", "mr": "जन्म-मृत्यू निबंधक"},
+    "death": {"en": "Registrar of Births and Deaths", "mr": "जन्म-मृत्यू निबंधक"},
+    "property_no_dues": {"en": "Property Tax Department", "mr": "मालमत्ता कर विभाग"},
+}
+
+
+def shipped_files() -> dict[str, str]:
+    root = templates.templates_dir()
+    paths = [p for p in root.rglob("*") if p.is_file()
+             and (p.suffix in (".typ", ".ttf") or p.name == "typst.toml")]
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(paths)}
+
+
+def test_shipped_templates_layout_and_fonts_never_change() -> None:
+    assert shipped_files() == SHIPPED
+
+
+def test_authority_wording_never_changes() -> None:
+    found = {code: dict(kind.authority) for code in AUTHORITIES if (kind := cert_type(code))}
+    assert found == AUTHORITIES
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def issue(live: Live, data: dict[str, Any]) -> tuple[dict[str, Any], bytes]:
+    created = live.post_json("/api/v1/certificates", data)
+    assert created.status_code == 202, created.text
+    record = live.get(created.json()["status_url"]).json()
+    assert record["state"] == "issued", record
+    return record, live.get(record["links"]["pdf"]).content
+
+
+def rerender(live: Live, cert_id: str, version: str | None = None) -> bytes:
+    """The unsigned PDF from the stored record alone (with another version, if given)."""
+    with live.runtime.sessions() as session:
+        record = session.get(Certificate, cert_id)
+        assert record is not None
+        intent = Intent.of(record)
+    return live.runtime.renderer.render(version or intent.template_version,
+                                        render_data(live.runtime.settings, intent),
+                                        qr_svg(intent.seal_text))
+
+
+@pytest.fixture
+def birth_2(tmp_path: Path) -> Iterator[CertType]:
+    """Ship birth/2: a new release's templates root (everything shipped, plus birth/2.typ, a
+    changed title) with a birth type whose current version is birth/2. Restored afterwards."""
+    root = tmp_path / "templates"
+    shutil.copytree(templates.templates_dir(), root,
+                    ignore=shutil.ignore_patterns("fonts", "web", "*.py", "__pycache__"))
+    v1 = (root / "birth" / "1.typ").read_text(encoding="utf-8")
+    v2 = v1.replace("[BIRTH CERTIFICATE]", "[BIRTH CERTIFICATE (EXTRACT)]")
+    assert v2 != v1
+    (root / "birth" / "2.typ").write_text(v2, encoding="utf-8")
+
+    class BirthV2(Birth):
+        template_version = "birth/2"
+        templates_root = root
+
+    shipped = cert_type("birth")
+    assert shipped is not None
+    register(BirthV2(), replace=True)
+    yield BirthV2()
+    register(shipped, replace=True)
+
+
+def test_old_certificate_re_renders_byte_for_byte_after_a_new_version_ships(
+    live: Live, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    old, signed = issue(live, sample("birth-1"))
+    assert old["template_version"] == "birth/1"
+    assert signed.startswith(rerender(live, old["id"]))  # before anything changed
+
+    request.getfixturevalue("birth_2")  # a new version ships
+
+    unsigned = rerender(live, old["id"])
+    assert sha256(signed[: len(unsigned)]) == sha256(unsigned)  # (no 90 kB diff on failure)
+    update = signed[len(unsigned):]
+    assert b"/ByteRange" in update and b"/PramaanSeal" in update  # only the signature was added
+    # The current version would not give the signed bytes back: the recorded one is used.
+    assert not signed.startswith(rerender(live, old["id"], "birth/2"))
+
+    new, new_pdf = issue(live, sample("birth-2"))
+    assert new["template_version"] == "birth/2"
+    assert new_pdf.startswith(rerender(live, new["id"]))
+    path = tmp_path / "new.pdf"
+    path.write_bytes(new_pdf)
+    assert "BIRTH CERTIFICATE (EXTRACT)" in pdftotext(path)
+    path.write_bytes(signed)
+    assert "(EXTRACT)" not in pdftotext(path) and "BIRTH CERTIFICATE" in pdftotext(path)
+
+
+def test_a_record_without_its_template_cannot_be_re_rendered(
+    live: Live, birth_2: CertType
+) -> None:
+    # A version the type's root lacks is an error, never a silent fallback to another version.
+    record, _ = issue(live, sample("birth-1"))
+    assert record["template_version"] == "birth/2"
+    (Path(str(birth_2.templates_root)) / "birth" / "2.typ").unlink()
+    with pytest.raises(ValueError, match="template 'birth/2' has no file"):
+        rerender(live, record["id"])
