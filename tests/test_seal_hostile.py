@@ -40,7 +40,10 @@ from signing.trust_list import TrustList
 from tests.raw_cbor import arr, bstr, head, mp, nint, tag, tstr, uint
 
 BASE_URL = "https://verify.pmc.example"
-ISSUED_AT = int(time.time())
+# The hostile seals are built at import (collection), the seal key later by its fixture, with a
+# notBefore 5 minutes before then: in a long suite that is more than 5 minutes after collection.
+# A day ahead lies inside the key's 5-year window whenever this module runs.
+ISSUED_AT = int(time.time()) + 24 * 3600
 FORGED_SIGNATURE = hashlib.sha512(b"not a signature").digest()  # 64 bytes, r||s, invalid
 UNKNOWN_KID = b"\x00unknown"
 P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
