@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from issuer import audit, wards
 from issuer.aadhaar import key_source, take_aadhaar
 from issuer.canonical import canonical_request
-from issuer.certtypes import CertType, cert_type, known_types
+from issuer.certtypes import CertType, cert_type, known_types, rts_days
 from issuer.db import utcnow
 from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
 from issuer.fields import MAX_DEPTH, nesting_depth
@@ -97,7 +97,7 @@ def submit(session: Session, department: Department, actor: str, data: Any,
             [FieldError("type", "not_allowed", f"department {department.id} does not issue {code}")]
         )
     registration = kind.registration_number(clean)
-    ward = _ward_code(session, department.id, kind.seal_facts(clean).ward)
+    ward = _ward_code(session, department.id, kind.ward_office(clean)["en"])
     if target_id is not None:
         _check_correction(session, department.id, target_id, code, registration)
     else:
@@ -153,8 +153,8 @@ def _due_at(settings: Settings | None, kind: CertType, now: datetime) -> datetim
     """The RTS deadline: the type's time limit (PRAMAAN_RTS_DAYS overrides it) in working days
     of the holiday calendar (PRAMAAN_HOLIDAYS_FILE, else the shipped one)."""
     if settings is None:
-        return due_at(shipped_calendar(), now, kind.rts_days + 0)
-    return due_at(load_calendar(settings), now, settings.rts_days.get(kind.code, kind.rts_days))
+        return due_at(shipped_calendar(), now, kind.rts_days)
+    return due_at(load_calendar(settings), now, rts_days(settings, kind))
 
 
 def _check_correction(session: Session, department_id: str, target_id: str, code: str,
