@@ -171,6 +171,9 @@ class Certificate(Base):
     aadhaar_hmac: Mapped[str | None] = mapped_column(String(64), index=True)
     # RTS escalation reached: 0 none, 1 first appellate officer, 2 second appellate officer.
     escalation_level: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # The applicant's linked DigiLocker account, if they linked one (pushes go there).
+    digilocker_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("digilocker_accounts.id"))
     # Issue attempts that failed (not counting the one that succeeded), and the last error.
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     last_error: Mapped[str | None] = mapped_column(Text)
@@ -211,6 +214,64 @@ class RtsEscalation(Base):
     officer: Mapped[str | None] = mapped_column(String(100))
     days_late: Mapped[int] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DigiLockerReplay(Base):
+    """A Pull URI / Pull Doc `txn` seen within the freshness window: a second request with the
+    same txn inside the window is a replay and is refused."""
+
+    __tablename__ = "digilocker_replays"
+
+    txn: Mapped[str] = mapped_column(String(100), primary_key=True)
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow,
+                                              index=True)
+
+
+class DigiLockerAccount(Base):
+    """A citizen's DigiLocker account linked over OAuth (authorization code + PKCE). Tokens are
+    stored encrypted (never in clear); revoking the link forgets them."""
+
+    __tablename__ = "digilocker_accounts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    digilockerid: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str | None] = mapped_column(String(200))
+    token_encrypted: Mapped[str | None] = mapped_column(Text)  # the authlib token dict, sealed
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    linked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class DigiLockerLinkRequest(Base):
+    """One OAuth round trip in flight: the `state` we sent, the PKCE verifier, and the request
+    whose applicant is linking. Used once."""
+
+    __tablename__ = "digilocker_link_requests"
+
+    state: Mapped[str] = mapped_column(String(100), primary_key=True)
+    code_verifier: Mapped[str] = mapped_column(String(200))
+    certificate_id: Mapped[str] = mapped_column(ForeignKey("certificates.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Delivery(Base):
+    """One push of a certificate's URI to a linked locker: action A (issued), U (corrected),
+    D (revoked). Retried with backoff until delivered; never two of one action."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("certificate_id", "action", name="uq_deliveries_action"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[str] = mapped_column(ForeignKey("certificates.id"), index=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("digilocker_accounts.id"))
+    action: Mapped[str] = mapped_column(String(1))
+    state: Mapped[str] = mapped_column(String(16), default="pending")  # pending/delivered/failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AuditHead(Base):

@@ -47,6 +47,19 @@ class Settings:
     holidays_file: Path | None = None
     # The key of the HMAC kept for matching Aadhaar numbers (never stored in clear).
     aadhaar_hmac_key: str | None = None
+    # DigiLocker (digilocker/): the shared API key DigiLocker signs pull requests with, our issuer
+    # id, pull search parameters per type (type -> element names inside DocDetails), the ts
+    # freshness window (seconds), the partner API base and OAuth client for pushes, and the key
+    # that seals linked accounts' OAuth tokens at rest.
+    digilocker_api_key: str | None = None
+    digilocker_issuer_id: str = "in.gov.pmc"
+    digilocker_search: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    digilocker_ts_window: int = 300
+    digilocker_base_url: str | None = None
+    digilocker_client_id: str | None = None
+    digilocker_client_secret: str | None = None
+    digilocker_redirect_uri: str | None = None
+    digilocker_token_key: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -106,6 +119,18 @@ class Settings:
             holidays_file=Path(env["PRAMAAN_HOLIDAYS_FILE"])
             if env.get("PRAMAAN_HOLIDAYS_FILE") else None,
             aadhaar_hmac_key=env.get("PRAMAAN_AADHAAR_HMAC_KEY") or None,
+            digilocker_api_key=env.get("DIGILOCKER_API_KEY") or None,
+            digilocker_issuer_id=env.get("DIGILOCKER_ISSUER_ID") or "in.gov.pmc",
+            digilocker_search={
+                code: tuple(names.split("+"))
+                for code, names in _pairs(env, "PRAMAAN_DIGILOCKER_SEARCH", str).items()
+            },
+            digilocker_ts_window=_int(env, "PRAMAAN_DIGILOCKER_TS_WINDOW", 300),
+            digilocker_base_url=(env.get("DIGILOCKER_BASE_URL") or "").rstrip("/") or None,
+            digilocker_client_id=env.get("DIGILOCKER_CLIENT_ID") or None,
+            digilocker_client_secret=env.get("DIGILOCKER_CLIENT_SECRET") or None,
+            digilocker_redirect_uri=env.get("DIGILOCKER_REDIRECT_URI") or None,
+            digilocker_token_key=env.get("PRAMAAN_DIGILOCKER_TOKEN_KEY") or None,
         )
         if overrides:
             known = {f.name for f in fields(cls)}
