@@ -84,6 +84,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(public_pages())
     app.register_blueprint(rts_api())
     app.register_blueprint(admin_api())
+    app.register_blueprint(digilocker_api())
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -513,6 +514,35 @@ def rts_api() -> Blueprint:
                             department_id=who.department.id, ward=ward, due_within=due_within)
         return jsonify(result.as_dict())
 
+    return bp
+
+
+def digilocker_api() -> Blueprint:
+    """DigiLocker's calls on us (digilocker/pull_endpoint.py): XML in and out, authenticated by
+    the x-digilocker-hmac header (or the legacy keyhash), never by a bearer token."""
+    from datetime import UTC, datetime
+
+    from digilocker.pull_endpoint import answer
+    from digilocker.request_auth import HEADER
+
+    bp = Blueprint("digilocker", __name__, url_prefix="/digilocker")
+
+    def pull(operation: str) -> Response:
+        limit = runtime().settings.max_body_bytes
+        try:
+            raw: bytes | None = request.stream.read(limit + 1)
+        except RequestEntityTooLarge:  # a Content-Length over the cap: not read at all
+            raw = None
+        if raw is not None and len(raw) > limit:
+            raw = None
+        rt = runtime()
+        result = answer(operation, raw, request.headers.get(HEADER), rt.settings, rt.sessions,
+                        rt.store, datetime.now(UTC))
+        mimetype = "application/xml" if result.xml else "text/plain"
+        return Response(result.body, status=result.http_status, mimetype=mimetype)
+
+    bp.add_url_rule("/pulluri", "pulluri", lambda: pull("pulluri"), methods=["POST"])
+    bp.add_url_rule("/pulldoc", "pulldoc", lambda: pull("pulldoc"), methods=["POST"])
     return bp
 
 
