@@ -21,6 +21,7 @@ from flask import (
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
+from digilocker.deliveries import delivery_view, enqueue_pending
 from issuer import department_audit, permissions, tokens, users
 from issuer.aadhaar import check_at_startup, keep_aadhaar
 from issuer.certtypes import cert_type
@@ -84,6 +85,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(public_pages())
     app.register_blueprint(rts_api())
     app.register_blueprint(admin_api())
+    app.register_blueprint(digilocker_link_pages())
     app.register_blueprint(digilocker_api())
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
@@ -176,6 +178,9 @@ def certificate_view(record: Certificate) -> dict[str, Any]:
         view["links"]["pdf"] = f"{base}/pdf"
     if record.superseded_by:
         view["links"]["superseded_by"] = f"/api/v1/certificates/{record.superseded_by}"
+    # Its DigiLocker pushes: the newest one's state (pending with attempts and next try,
+    # delivered, failed with the reason), and every push; null when it has none.
+    view["delivery"] = delivery_view(db(), record.id)
     return view
 
 
@@ -275,6 +280,7 @@ def certificates_api() -> Blueprint:
         reason = reason_of(json_body())
         record = _decide(cert_id, who, Action.REVOKE,
                          lambda s, r: revoke(s, r, who.actor, reason))
+        enqueue_pending(runtime(), record.id)  # the D push to a linked locker (after commit)
         return jsonify(certificate_view(record))
 
     @bp.get("/certificates/<cert_id>/pdf")
@@ -375,6 +381,46 @@ def _same_registration(record: Certificate, code: str, clean: dict[str, Any]) ->
                                  f"{record.registration_number}"))
     if errors:
         raise ValidationFailed(errors)
+
+
+def digilocker_link_pages() -> Blueprint:
+    """Linking an applicant's DigiLocker account (digilocker/link.py): the clerk's call that
+    makes the applicant's link, the link itself, and DigiLocker's OAuth callback."""
+    from digilocker import link
+
+    bp = Blueprint("digilocker_link", __name__)
+
+    @bp.post("/api/v1/certificates/<cert_id>/digilocker-link")
+    def make_link(cert_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.SUBMIT, _id_or_none(cert_id))
+        record = _owned(cert_id, who, Action.SUBMIT)
+        url, expires = link.link_url(runtime().settings, record.id)
+        return jsonify({"certificate": record.id, "url": url, "expires_at": expires.isoformat()})
+
+    @bp.get("/digilocker/link/<cert_id>")
+    def start_link(cert_id: str) -> Response:
+        session = db()
+        try:
+            url = link.start(session, runtime().settings, cert_id, request.args.get("t", ""))
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        response = Response(status=302)
+        response.headers["Location"] = url
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    @bp.get("/digilocker/callback")
+    def callback() -> Response:
+        done = link.finish(runtime(), request.args)
+        with runtime().sessions() as session:
+            delivery = delivery_view(session, done.certificate_id)
+        return jsonify({"linked": True, "certificate": done.certificate_id,
+                        "digilockerid": done.digilockerid, "delivery": delivery})
+
+    return bp
 
 
 def admin_api() -> Blueprint:

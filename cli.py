@@ -186,6 +186,28 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_digilocker_emulator(args: argparse.Namespace) -> int:
+    """A DigiLocker emulator for development (digilocker/emulator/): Werkzeug's threaded server,
+    in-memory state, plain http. Partner settings come from the environment (see the README)."""
+    import os
+
+    from werkzeug.serving import run_simple
+
+    from digilocker.emulator import EmulatorConfig, create_emulator
+
+    # authlib refuses OAuth over plain http except on loopback; the emulator is a development
+    # tool (docker compose reaches it by service name), so this process allows it.
+    os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
+    config = EmulatorConfig.from_env()
+    app = create_emulator(config)
+    partner = config.partners[0]
+    print(f"DigiLocker emulator on http://{args.host}:{args.port}/public "
+          f"(client {partner.client_id}, issuer {partner.org_id}, pulls {partner.pull_doc_url}; "
+          f"state: /emulator/state)", flush=True)
+    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    return 0
+
+
 def cmd_issue(args: argparse.Namespace) -> int:
     from issuer.bootstrap import DEV_DEPARTMENT
     from issuer.issue import issue_certificate
@@ -314,6 +336,25 @@ def cmd_cancel(args: argparse.Namespace) -> int:
         print(json.dumps({"id": record.id, "number": record.number, "state": record.state},
                          indent=2))
     return 0
+
+
+def cmd_digilocker(args: argparse.Namespace) -> int:
+    """`pramaan digilocker status [ID] | retry [ID] | unlink DIGILOCKERID`."""
+    from digilocker import deliveries, link
+
+    rt = _runtime()
+    if args.verb == "unlink":
+        print(json.dumps(link.unlink(rt, args.digilockerid, _operator(args)), indent=2))
+        return 0
+    if args.verb == "retry":
+        with rt.sessions() as session, session.begin():
+            ids = deliveries.retry(session, args.id, _operator(args))
+        for delivery_id in ids:  # after commit; inline mode pushes them now
+            rt.dispatcher.enqueue_delivery(delivery_id)
+    with rt.sessions() as session:
+        report = deliveries.status(session, args.id)
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 1 if args.verb == "retry" and report["counts"]["failed"] else 0
 
 
 def _operator(args: argparse.Namespace) -> str:
@@ -446,6 +487,10 @@ def parser() -> argparse.ArgumentParser:
     sv = sub.add_parser("serve", help="serve the API on HOST:PORT (default 127.0.0.1:8000)")
     sv.add_argument("--debug", action="store_true",
                     help="Werkzeug's development server instead of gunicorn (never in production)")
+    emu = sub.add_parser("digilocker-emulator",
+                         help="run the DigiLocker emulator (development and tests only)")
+    emu.add_argument("--host", default="127.0.0.1")
+    emu.add_argument("--port", type=int, default=8200)
     i = sub.add_parser("issue", help="issue one certificate synchronously")
     i.add_argument("--data", required=True, help="request JSON file")
     i.add_argument("--out", help="write the signed PDF here")
@@ -472,7 +517,25 @@ def parser() -> argparse.ArgumentParser:
     sub.add_parser("audit-verify", help="recompute the audit hash chain")
     _ward_parser(sub)
     _rts_parser(sub)
+    _digilocker_parser(sub)
     return p
+
+
+def _digilocker_parser(sub: Any) -> None:
+    dl = sub.add_parser("digilocker", help="DigiLocker pushes and linked accounts: status, "
+                        "retry, unlink")
+    dsub = dl.add_subparsers(dest="verb", required=True)
+    status = dsub.add_parser("status", help="pushes by state; those not delivered (or one "
+                             "certificate's)")
+    status.add_argument("id", nargs="?", help="a certificate id")
+    retry = dsub.add_parser("retry", help="try pending and failed pushes now (all, or one "
+                            "certificate's; audited)")
+    retry.add_argument("id", nargs="?", help="a certificate id")
+    retry.add_argument("--actor", help="operator name for the audit log (default: login name)")
+    unlink = dsub.add_parser("unlink", help="forget a linked account's tokens (revoked at "
+                             "DigiLocker too); its pending additions stop (audited)")
+    unlink.add_argument("digilockerid")
+    unlink.add_argument("--actor", help="operator name for the audit log (default: login name)")
 
 
 def _department_parser(sub: Any) -> None:
@@ -583,6 +646,8 @@ COMMANDS = {
     "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
     "ward": cmd_ward, "rts": cmd_rts,
+    "digilocker": cmd_digilocker,
+    "digilocker-emulator": cmd_digilocker_emulator,
 }
 
 

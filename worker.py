@@ -13,9 +13,11 @@ import threading
 from typing import TYPE_CHECKING
 
 from issuer.jobs import (
+    DEFAULT_DELIVERY_SWEEP_SECONDS,
     DEFAULT_RTS_EVERY_MINUTES,
     DELIVER_QUEUE,
     SIGN_QUEUE,
+    periodic_delivery_sweep,
     periodic_rts_escalation,
 )
 from issuer.log_redaction import install as redact_logs
@@ -42,6 +44,13 @@ def issue_job(certificate_id: str) -> bool:
     return issue_certificate(current_runtime(), certificate_id)
 
 
+def deliver_job(delivery_id: int) -> str | None:
+    """RQ entry for one DigiLocker push attempt: the row id only; the job re-reads the row."""
+    from digilocker.deliveries import deliver
+
+    return deliver(current_runtime(), delivery_id)
+
+
 def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIVER_QUEUE),
                rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES) -> bool:
     """Work the queues until stopped (or, with burst, until they are empty), and take turns
@@ -56,10 +65,40 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     connection = Redis.from_url(rt.settings.redis_url)
     worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
     stop = start_rts_ticker(rt, connection, rts_every_minutes, burst)
+    stop_deliveries = start_delivery_ticker(rt, connection, burst)
     try:
         return bool(worker.work(burst=burst, logging_level="INFO"))
     finally:
         stop.set()
+        stop_deliveries.set()
+
+
+def start_delivery_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
+    """The DigiLocker delivery sweep beside the jobs (issuer/jobs.periodic_delivery_sweep): a
+    burst worker takes its turn once, before working the queues; a long-running one asks every
+    DEFAULT_DELIVERY_SWEEP_SECONDS in a daemon thread. Set the event to stop."""
+    stop = threading.Event()
+    if burst:
+        _delivery_turn(rt, connection)
+        return stop
+
+    def loop() -> None:
+        while not stop.is_set():
+            _delivery_turn(rt, connection)
+            stop.wait(DEFAULT_DELIVERY_SWEEP_SECONDS)
+
+    threading.Thread(target=loop, name="delivery-sweep", daemon=True).start()
+    return stop
+
+
+def _delivery_turn(rt: Runtime, connection: Redis) -> None:
+    try:
+        count = periodic_delivery_sweep(rt, connection, DEFAULT_DELIVERY_SWEEP_SECONDS)
+    except Exception:  # logged; the jobs go on and the next turn tries again
+        log.exception("the delivery sweep failed; the next turn tries again")
+        return
+    if count:
+        log.info("delivery sweep: %d push(es) due, enqueued", count)
 
 
 def start_rts_ticker(rt: Runtime, connection: Redis, every_minutes: int,

@@ -25,6 +25,7 @@ import cbor2
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
+from digilocker.deliveries import enqueue_pending, plan_issued
 from issuer import audit
 from issuer.canonical import canonical_request
 from issuer.certtypes import cert_type
@@ -159,6 +160,7 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
         raise
     if done:
         log.info("issued %s as %s", certificate_id, intent.number)
+        enqueue_pending(runtime, certificate_id)  # its DigiLocker push, if linked (after commit)
     return done
 
 
@@ -303,6 +305,7 @@ def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: st
             audit.record(session, actor=_worker_name(), action="sign", certificate_id=intent.id,
                          details={"number": intent.number, "pdf_sha256": pdf_sha256,
                                   "level": "PAdES-B-B"})
+            plan_issued(session, intent.id)  # the push to a linked locker, in this transaction
             if corrected is not None:
                 audit.record(session, actor=_worker_name(), action="supersede",
                              certificate_id=corrected.id,

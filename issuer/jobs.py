@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from redis import Redis
+    from rq import Queue
 
     from issuer.runtime import Runtime
 
@@ -22,14 +23,21 @@ log = logging.getLogger(__name__)
 SIGN_QUEUE = "sign"
 DELIVER_QUEUE = "deliver"
 ISSUE_JOB = "worker.issue_job"
+DELIVER_JOB = "worker.deliver_job"
 
 
 def issue_job_id(certificate_id: str) -> str:
     return f"issue-{certificate_id}"
 
 
+def delivery_job_id(delivery_id: int) -> str:
+    return f"deliver-{delivery_id}"
+
+
 class Dispatcher(Protocol):
     def enqueue_issue(self, certificate_id: str) -> None: ...
+
+    def enqueue_delivery(self, delivery_id: int) -> None: ...
 
 
 class InlineDispatcher:
@@ -47,6 +55,16 @@ class InlineDispatcher:
         except Exception:
             log.exception("issuing %s failed; the sweeper retries it", certificate_id)
 
+    def enqueue_delivery(self, delivery_id: int) -> None:
+        """Push now, in this process. An unreachable DigiLocker is recorded on the row (pending,
+        next try); `pramaan digilocker retry` or a worker's sweep sends it later."""
+        from digilocker.deliveries import deliver
+
+        try:
+            deliver(self.runtime, delivery_id)
+        except Exception:
+            log.exception("delivery %s failed; the sweeper retries it", delivery_id)
+
 
 class RQDispatcher:
     """Distributed mode: one RQ job per record on the `sign` queue, id derived from the record."""
@@ -56,6 +74,7 @@ class RQDispatcher:
         from rq import Queue
 
         self.queue = Queue(SIGN_QUEUE, connection=Redis.from_url(redis_url))
+        self.deliver_queue = Queue(DELIVER_QUEUE, connection=self.queue.connection)
 
     def enqueue_issue(self, certificate_id: str) -> None:
         from redis.exceptions import RedisError
@@ -105,6 +124,42 @@ class RQDispatcher:
             log.info("issue job for %s was enqueued concurrently", certificate_id)
 
 
+    def enqueue_delivery(self, delivery_id: int) -> None:
+        """One RQ job per delivery on the `deliver` queue (job id from the row id). A job
+        already queued or running is left alone; one that ran is replaced (the row says whether
+        anything is left to do). Redis down: the row stays pending for the sweeper."""
+        from redis.exceptions import RedisError
+
+        try:
+            enqueue_once(self.deliver_queue, DELIVER_JOB, delivery_id,
+                         delivery_job_id(delivery_id))
+        except RedisError:
+            log.warning("could not enqueue delivery %s (Redis unavailable); the sweeper will "
+                        "retry", delivery_id, exc_info=True)
+
+
+def enqueue_once(queue: Queue, func: str, arg: object, job_id: str) -> None:
+    """Enqueue `func(arg)` as `job_id` unless a job of that id is queued or running."""
+    from rq.exceptions import DuplicateJobError, NoSuchJobError
+    from rq.job import Job, JobStatus
+
+    for _ in range(2):
+        try:
+            queue.enqueue_call(func, args=(arg,), job_id=job_id, unique=True, result_ttl=600,
+                               failure_ttl=7 * 24 * 3600)
+            return
+        except DuplicateJobError:
+            try:
+                job = Job.fetch(job_id, connection=queue.connection)
+            except NoSuchJobError:
+                continue
+            if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.STARTED,
+                                                JobStatus.DEFERRED, JobStatus.SCHEDULED):
+                return
+            job.delete()
+    log.info("job %s was enqueued concurrently", job_id)
+
+
 def make_dispatcher(runtime: Runtime) -> Dispatcher:
     if runtime.settings.redis_url:
         return RQDispatcher(runtime.settings.redis_url)
@@ -132,3 +187,21 @@ def periodic_rts_escalation(runtime: Runtime, redis: Redis, every_minutes: int,
         return None
     done = escalate_all(runtime.sessions, load_calendar(runtime.settings), now or utcnow())
     return len(done)
+
+
+# The periodic delivery sweep (digilocker/deliveries.sweep_due) in the RQ workers, the same way:
+# one worker per interval enqueues the DigiLocker pushes whose next try is due. Enqueueing is
+# idempotent (job ids from row ids), so an overlap costs nothing.
+DELIVERY_SWEEP_KEY = "pramaan:delivery-sweep"
+DEFAULT_DELIVERY_SWEEP_SECONDS = 60
+
+
+def periodic_delivery_sweep(runtime: Runtime, redis: Redis, every_seconds: int,
+                            now: datetime | None = None) -> int | None:
+    """Enqueue due deliveries if it is this worker's turn: how many, or None (not our turn)."""
+    from digilocker.deliveries import sweep_due
+
+    if not redis.set(DELIVERY_SWEEP_KEY, socket.gethostname(), nx=True,
+                     ex=max(1, every_seconds)):
+        return None
+    return sweep_due(runtime, now)

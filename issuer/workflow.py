@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from digilocker.deliveries import plan_revoked
 from issuer import audit, counters
 from issuer.certtypes import cert_type
 from issuer.db import utcnow
@@ -107,6 +108,7 @@ def revoke(session: Session, record: Certificate, actor: str, reason: str) -> No
     record.updated_at = now
     audit.record(session, actor=actor, action="revoke", certificate_id=record.id,
                  details={"reason": reason, "number": record.number})
+    plan_revoked(session, record)  # delete it from a linked locker (the caller enqueues)
 
 
 def amend(session: Session, record: Certificate, actor: str, request: dict[str, Any]) -> None:
