@@ -10,6 +10,7 @@ import hmac
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +24,7 @@ from werkzeug.serving import make_server
 from digilocker.emulator import EmulatorConfig, Faults
 from digilocker.emulator.pull_client import keyhash, sign_body
 from digilocker.emulator.pushuri import push_hmac
+from tests.conftest import Live, make_settings, serve
 from tests.digilocker_emulator import (
     API_KEY,
     CLIENT_ID,
@@ -593,3 +595,41 @@ def test_admin_token_guards_the_admin_api() -> None:
         assert requests.get(dl.root + "/emulator/state", timeout=30).status_code == 401
         assert requests.get(dl.root + "/emulator/state", timeout=30, headers={
             "Authorization": "Bearer admin-secret"}).status_code == 200
+
+
+# --- The pull side against our real app (D1's /digilocker/pulluri and /digilocker/pulldoc) -------
+
+@pytest.fixture
+def live_issuer(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[Live]:
+    settings = make_settings(tmp_path, database_url, keys_dir, digilocker_api_key=API_KEY)
+    yield from serve(settings)
+
+
+def live_partner(live: Live, **changes: Any) -> EmulatorConfig:
+    partner = test_partner(pull_uri_url=live.url("/digilocker/pulluri"),
+                           pull_doc_url=live.url("/digilocker/pulldoc"), **changes)
+    return EmulatorConfig(partners=(partner,))
+
+
+@pytest.mark.parametrize("encoding", ["hex-base64", "raw-base64"])
+def test_live_app_answers_the_emulators_signed_pulls(live_issuer: Live, encoding: str) -> None:
+    config = live_partner(live_issuer)
+    config = EmulatorConfig(partners=config.partners, pull_hmac_encoding=encoding)
+    with run_emulator(config) as dl:
+        missing = dl.search(ASHA, "BTCER", {"RegistrationNumber": "PMC-B-1999-999999",
+                                            "DateOfBirth": "01-01-1999"})
+        # Authenticated (not 401), nothing found: HTTP 200, Status 0, ts and txn echoed.
+        assert (missing["http_status"], missing["status"], missing["echo_ok"]) == (
+            200, "0", True), missing
+        link(dl)
+        assert push(dl, push_form(docid="PMC-B-1999-999999")).status_code == 200
+        [pulled] = dl.state()["pull_log"][1:]
+        assert (pulled["kind"], pulled["http_status"], pulled["status"], pulled["echo_ok"]) == (
+            "doc", 200, "0", True)
+
+
+def test_live_app_refuses_a_pull_signed_with_another_key(live_issuer: Live) -> None:
+    with run_emulator(live_partner(live_issuer, api_key="not-our-key")) as dl:
+        refused = dl.search(ASHA, "BTCER", {"RegistrationNumber": "PMC-B-1999-999999",
+                                            "DateOfBirth": "01-01-1999"})
+        assert refused["http_status"] == 401 and not refused["ok"]
