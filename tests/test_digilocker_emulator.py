@@ -633,3 +633,33 @@ def test_live_app_refuses_a_pull_signed_with_another_key(live_issuer: Live) -> N
         refused = dl.search(ASHA, "BTCER", {"RegistrationNumber": "PMC-B-1999-999999",
                                             "DateOfBirth": "01-01-1999"})
         assert refused["http_status"] == 401 and not refused["ok"]
+
+
+def test_ist_shifted_timestamp_is_a_switch() -> None:
+    shifted = str(int(time.time()) + 19800)
+    strict = EmulatorConfig(partners=(test_partner(),), push_requires_consent=False)
+    with run_emulator(strict) as dl:
+        assert push(dl, push_form(ts=shifted)).status_code == 400
+    lenient = EmulatorConfig(partners=(test_partner(),), push_requires_consent=False,
+                             push_ts_ist_shifted=True)
+    with run_emulator(lenient) as dl:
+        assert push(dl, push_form(ts=shifted)).status_code == 200
+        assert push(dl, push_form(docid="B-2024-00018")).status_code == 200
+
+
+@pytest.mark.parametrize("accept_hex", [False, True])
+def test_pkce_hex_digest_form_is_a_switch(accept_hex: bool) -> None:
+    """The TS-sdk's challenge (Base64URL of the hex digest, §8.3) works only when switched on."""
+    verifier = generate_token(64)
+    hex_challenge = base64.urlsafe_b64encode(
+        hashlib.sha256(verifier.encode()).hexdigest().encode()).rstrip(b"=").decode()
+    config = EmulatorConfig(partners=(test_partner(),), pkce_accept_hex=accept_hex)
+    with run_emulator(config) as dl:
+        redirect = dl.link(dl.base + "/oauth2/1/authorize?" + requests.compat.urlencode({
+            "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
+            "state": "s", "code_challenge": hex_challenge, "code_challenge_method": "S256"}))
+        code = redirect.split("code=")[1].split("&")[0]
+        answer = requests.post(dl.base + "/oauth2/1/token", timeout=30, data={
+            "grant_type": "authorization_code", "code": code, "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier}, auth=(CLIENT_ID, CLIENT_SECRET))
+        assert answer.status_code == (200 if accept_hex else 400), answer.text

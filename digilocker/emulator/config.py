@@ -153,6 +153,7 @@ class EmulatorConfig:
     push_hmac_encodings: tuple[str, ...] = PUSH_HMAC_ENCODINGS
     push_ts_window: int = 1800
     push_ts_future: int = 300
+    push_ts_ist_shifted: bool = False  # also accept a ts of "IST epoch" seconds (+19800, §11.5)
     push_requires_consent: bool = True
     pkce_accept_hex: bool = False
     token_expires_in: int = 3600

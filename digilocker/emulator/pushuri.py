@@ -121,8 +121,12 @@ def validate(form: dict[str, str], partner: Partner, config: EmulatorConfig) -> 
         raise invalid("Action")
     ts = form.get("ts", "")
     now = time.time()
-    if not ts.isdigit() or not (now - config.push_ts_window <= int(ts)
-                                <= now + config.push_ts_future):
+    # "UNIX seconds in IST" (§6, §11.5): a sender that adds the +05:30 offset is accepted only
+    # when push_ts_ist_shifted says so.
+    offsets = (0, 19800) if config.push_ts_ist_shifted else (0,)
+    if not ts.isdigit() or not any(
+            now + shift - config.push_ts_window <= int(ts) <= now + shift + config.push_ts_future
+            for shift in offsets):
         raise invalid("Timestamp")
     for name in CONTENT_FIELDS:
         if form.get(name):
@@ -163,10 +167,10 @@ def _accept(form: dict[str, str], config: EmulatorConfig, state: State,
         raise invalid("HMAC")
     entry["hmac_variant"] = variant
     digilockerid = form.get("digilockerid", "")
-    consented = (partner.client_id, digilockerid) in state.consents
-    if config.user(digilockerid) is None or (config.push_requires_consent and not consented):
-        raise PushError(404, "invalid_digilocker_id", "DigiLocker ID is missing or invalid")
     with state.lock:
+        consented = (partner.client_id, digilockerid) in state.consents
+        if config.user(digilockerid) is None or (config.push_requires_consent and not consented):
+            raise PushError(404, "invalid_digilocker_id", "DigiLocker ID is missing or invalid")
         return _apply(form, partner, state), partner
 
 
