@@ -108,8 +108,8 @@ class World:
             return list(session.scalars(select(Delivery).order_by(Delivery.id)))
 
 
-@pytest.fixture
-def world(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[World]:
+@pytest.fixture(name="world")
+def world_fixture(tmp_path: Path, database_url: str, keys_dir: Path) -> Iterator[World]:
     port = free_port()
     settings = make_settings(
         tmp_path, database_url, keys_dir,
