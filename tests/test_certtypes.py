@@ -16,7 +16,7 @@ from issuer.errors import ValidationFailed
 from issuer.fields import today_ist
 from issuer.settings import Settings
 from issuer.submit import validate
-from tests.conftest import SAMPLES, sample
+from tests.conftest import sample
 
 
 def codes(data: dict[str, Any]) -> dict[str, str]:
@@ -35,12 +35,6 @@ def test_shipped_samples_validate_as_they_are(name: str) -> None:
     code, clean = validate(copy.deepcopy(data))
     assert code == data["type"]
     assert clean == data  # already canonical: nothing added, nothing dropped
-
-
-def test_test_samples_are_the_shared_samples() -> None:
-    shared = SAMPLES.parents[3] / "shared" / "data" / "samples"
-    for name in ("death-1", "property-1"):
-        assert (SAMPLES / f"{name}.json").read_bytes() == (shared / f"{name}.json").read_bytes()
 
 
 # ---------------------------------------------------------------- death
