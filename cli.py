@@ -346,7 +346,9 @@ def cmd_digilocker(args: argparse.Namespace) -> int:
     if args.verb == "unlink":
         print(json.dumps(link.unlink(rt, args.digilockerid, _operator(args)), indent=2))
         return 0
-    if args.verb == "retry":
+    if args.verb == "retry" and args.due:
+        deliveries.sweep_due(rt)  # what a worker's sweep does: for cron without Redis workers
+    elif args.verb == "retry":
         with rt.sessions() as session, session.begin():
             ids = deliveries.retry(session, args.id, _operator(args))
         for delivery_id in ids:  # after commit; inline mode pushes them now
@@ -531,6 +533,8 @@ def _digilocker_parser(sub: Any) -> None:
     retry = dsub.add_parser("retry", help="try pending and failed pushes now (all, or one "
                             "certificate's; audited)")
     retry.add_argument("id", nargs="?", help="a certificate id")
+    retry.add_argument("--due", action="store_true", help="only pending pushes whose next try "
+                       "is due, changing nothing (cron, when no Redis worker sweeps)")
     retry.add_argument("--actor", help="operator name for the audit log (default: login name)")
     unlink = dsub.add_parser("unlink", help="forget a linked account's tokens (revoked at "
                              "DigiLocker too); its pending additions stop (audited)")

@@ -210,6 +210,9 @@ def test_operators_see_retry_and_unlink(world: World) -> None:
     (row,) = report["deliveries"]
     assert (row["certificate"], row["action"], row["attempts"]) == (request["id"], "A", 1)
     assert row["last_error"].startswith("network:") and row["next_try_at"]
+    due = pramaan(world, "digilocker", "retry", "--due")  # cron's sweep: not due yet
+    assert due.returncode == 0, due.stderr
+    assert [r["attempts"] for r in _json(due)["deliveries"]] == [1]
     world.dl.start()
     retried = pramaan(world, "digilocker", "retry", request["id"], "--actor", "ops")
     assert retried.returncode == 0, retried.stderr
