@@ -5,6 +5,7 @@ independent implementation of every variant §6 leaves open."""
 from __future__ import annotations
 
 from datetime import date, timedelta
+from itertools import pairwise
 
 import pytest
 
@@ -83,7 +84,7 @@ def test_backoff_doubles_from_a_minute_to_six_hours_and_keeps_trying_for_a_week(
     waits = [backoff(n) for n in range(1, 12)]
     assert waits[:4] == [timedelta(minutes=m) for m in (1, 2, 4, 8)]
     assert waits[-1] == BACKOFF_CAP == timedelta(hours=6)
-    assert all(a <= b for a, b in zip(waits, waits[1:], strict=False))
+    assert all(a <= b for a, b in pairwise(waits))
     elapsed, attempts = timedelta(0), 0
     while elapsed < HORIZON:
         attempts += 1
