@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 DEBIAN_TOOLS := poppler-utils zbar-tools libnss3-tools
 
-.PHONY: run init test test-fast lint bench install debian-tools clean
+.PHONY: run init test test-fast lint bench install debian-tools clean bench-digilocker
 
 run: init
 	$(BIN)/pramaan serve
@@ -38,6 +38,11 @@ bench: install
 	$(BIN)/python bench/pipeline.py --count 200
 	$(BIN)/python bench/types.py --count 100
 	$(BIN)/python bench/seal_refusal.py
+
+# DigiLocker Pull Doc under 50 concurrent clients against gunicorn on PostgreSQL (about 40 s with
+# issuing; PRAMAAN_BENCH_POSTGRES or PRAMAAN_TEST_POSTGRES names the server).
+bench-digilocker: install
+	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

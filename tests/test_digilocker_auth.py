@@ -15,10 +15,11 @@ from sqlalchemy import func, select
 from digilocker.request_auth import header_ok, hmac_hex, keyhash, keyhash_ok, parse_ts, ts_fresh
 from issuer.models import DigiLockerReplay
 from issuer.settings import Settings
-from tests.conftest import Live, make_settings
+from tests.conftest import Live, make_settings, sample
 from tests.digilocker_pull_requests import (
     KEY,
     doc_request,
+    issue,
     new_txn,
     now_ts,
     post,
@@ -135,14 +136,15 @@ def test_a_ts_outside_the_window_is_status_0_and_echoed(live: Live) -> None:
 
 
 def test_a_replayed_txn_is_refused_within_the_window(live: Live) -> None:
+    issue(live, sample("property-1"))
     txn = new_txn()
-    raw = uri_request("PRTAX", {"PropertyId": "P-1"}, txn=txn)
+    raw = uri_request("PRTAX", {"PropertyId": "PMC/PT/12/0456/00078123"}, txn=txn)
     first = reply(post(live, "pulluri", raw))
-    assert first.status == "0" and first.txn == txn
+    assert first.status == "1" and first.txn == txn
     with live.runtime.sessions() as session:
         assert session.get(DigiLockerReplay, f"pulluri:{txn}") is not None
-    again = reply(post(live, "pulluri", raw))
-    assert again.status == "0" and again.txn == txn
+    again = reply(post(live, "pulluri", raw))  # the same bytes, still inside the window
+    assert again.status == "0" and again.txn == txn and not again.details
     # The same txn on the other operation is another request, not a replay of this one.
     reply(post(live, "pulldoc", doc_request("in.gov.pmc-BTCER-x", txn=txn)))
     with live.runtime.sessions() as session:
