@@ -62,7 +62,7 @@ class Records(Protocol):
         """The stored signed PDF, checked against its recorded SHA-256."""
 
     def disclosed(self, record: Certificate, operation: str, txn: str) -> None:
-        """Note that `record` was handed to DigiLocker (audit; no personal data)."""
+        """Note that `record` was handed to DigiLocker (a log line; no personal data)."""
 
 
 @dataclass(frozen=True)

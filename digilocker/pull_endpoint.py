@@ -80,12 +80,15 @@ def answer(operation: str, raw: bytes | None, header: str | None, settings: Sett
         try:
             body = run(request, pull.PullConfig.from_settings(settings),
                        DatabaseRecords(session, store))
-            session.commit()
         except OSError as exc:  # a stored PDF missing or not matching its hash: ours to fix
             session.rollback()
             log.error("digilocker %s txn=%s: the stored PDF is unusable: %s", operation,
                       request.txn, exc)
+            if first_use(session, operation, request.txn, now,
+                         settings.digilocker_ts_window):
+                session.commit()  # the txn stays spent
             return Answer(200, pull.error(root, request))
+        session.commit()  # the txn recorded, and the audit event of a document handed over
     _log(operation, f"status {_status_of(body)}", request)
     return Answer(200, body)
 

@@ -1,0 +1,199 @@
+"""`make bench-digilocker`: Pull Doc throughput and latency under concurrent DigiLocker requests.
+
+The real app under gunicorn (`pramaan serve`, PRAMAAN_WEB_* workers/threads) on PostgreSQL (a
+fresh schema), a few birth certificates issued through the API, then CONCURRENCY clients on
+loopback sending signed Pull Doc requests (x-digilocker-hmac, a new txn each, format pdf) for
+DURATION seconds. Prints requests/second, latency percentiles, the answers seen and the machine's
+load, since the client shares the machine's cores with the server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import hashlib
+import hmac
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import requests
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from issuer.bootstrap import initialise  # noqa: E402
+from issuer.runtime import Runtime  # noqa: E402
+from issuer.settings import Settings  # noqa: E402
+from signing.devpki import ensure_dev_pki  # noqa: E402
+
+KEY = "bench-api-key"
+IST = timezone(timedelta(hours=5, minutes=30))
+POSTGRES = os.environ.get("PRAMAAN_BENCH_POSTGRES") or os.environ.get(
+    "PRAMAAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+SAMPLE = ROOT / "tests" / "data" / "samples" / "birth-1.json"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def pull_doc_body(uri: str, serial: int) -> bytes:
+    ts = datetime.now(IST).isoformat(timespec="seconds")
+    return (f'<?xml version="1.0" encoding="UTF-8" standalone="yes"?><PullDocRequest '
+            f'xmlns:ns2="http://tempuri.org/" ver="1.0" ts="{ts}" txn="{serial}{uuid.uuid4().hex}"'
+            f' orgId="in.gov.pmc" format="pdf"><DocDetails><URI>{uri}</URI><DigiLockerId>'
+            f"{uuid.uuid4()}</DigiLockerId></DocDetails></PullDocRequest>").encode()
+
+
+def signature(raw: bytes) -> str:
+    return base64.b64encode(hmac.new(KEY.encode(), raw, hashlib.sha256).hexdigest().encode()
+                            ).decode()
+
+
+async def client(session: aiohttp.ClientSession, url: str, uris: list[str], until: float,
+                 first: int, latencies: list[float], outcomes: dict[str, int]) -> None:
+    serial = first
+    while time.monotonic() < until:
+        serial += 1
+        raw = pull_doc_body(uris[serial % len(uris)], serial)
+        started = time.perf_counter()
+        async with session.post(url, data=raw, headers={
+                "Content-Type": "application/xml", "x-digilocker-hmac": signature(raw)}) as reply:
+            body = await reply.read()
+        latencies.append(time.perf_counter() - started)
+        status = body[body.find(b'Status="') + 8:][:1].decode() if reply.status == 200 else ""
+        key = f"HTTP {reply.status} Status {status or '-'}"
+        outcomes[key] = outcomes.get(key, 0) + 1
+
+
+async def load(url: str, uris: list[str], concurrency: int, seconds: float,
+               warmup: float) -> tuple[list[float], dict[str, int], float]:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        ignored: list[float] = []
+        await asyncio.gather(*(client(session, url, uris, time.monotonic() + warmup,
+                                      10**9 * (i + 1), ignored, {}) for i in range(concurrency)))
+        latencies: list[float] = []
+        outcomes: dict[str, int] = {}
+        started = time.monotonic()
+        await asyncio.gather(*(client(session, url, uris, started + seconds,
+                                      10**9 * (i + 100), latencies, outcomes)
+                               for i in range(concurrency)))
+        return latencies, outcomes, time.monotonic() - started
+
+
+def fresh_schema() -> tuple[str, str]:
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    engine = sa.create_engine(POSTGRES)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    engine.dispose()
+    sep = "&" if "?" in POSTGRES else "?"
+    return schema, f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
+
+
+def drop_schema(schema: str) -> None:
+    engine = sa.create_engine(POSTGRES)
+    with engine.begin() as conn:
+        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+def wait_until_up(base: str, server: subprocess.Popen[bytes]) -> None:
+    for _ in range(300):
+        if server.poll() is not None:
+            raise SystemExit("the server exited during start-up")
+        try:
+            if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise SystemExit("the server did not come up")
+
+
+def issue(base: str, token: str, count: int) -> list[str]:
+    ids = []
+    for i in range(count):
+        data: dict[str, Any] = json.loads(SAMPLE.read_text(encoding="utf-8"))
+        data["registration_number"] = f"B-2026-PMC-{700000 + i}"
+        created = requests.post(f"{base}/api/v1/certificates", json=data, timeout=120,
+                                headers={"Authorization": f"Bearer {token}"})
+        created.raise_for_status()
+        ids.append(created.json()["id"])
+    return ids
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--concurrency", type=int, default=50)
+    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--warmup", type=float, default=3.0)
+    parser.add_argument("--certificates", type=int, default=5)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=8)
+    args = parser.parse_args()
+
+    schema, database_url = fresh_schema()
+    home = Path(tempfile.mkdtemp(prefix="pramaan-bench-dl-"))
+    keys = home / "keys"
+    ensure_dev_pki(keys)
+    port = free_port()
+    env = {**os.environ, "PRAMAAN_HOME": str(home), "DATABASE_URL": database_url,
+           "PRAMAAN_KEYS_DIR": str(keys), "PORT": str(port), "HOST": "127.0.0.1",
+           "DIGILOCKER_API_KEY": KEY, "PRAMAAN_WEB_WORKERS": str(args.workers),
+           "PRAMAAN_WEB_THREADS": str(args.threads), "REDIS_URL": ""}
+    settings = Settings.from_env(env=env)
+    runtime = Runtime(settings)
+    token = initialise(runtime).clerk_token
+    runtime.close()
+    assert token is not None
+    server = subprocess.Popen([sys.executable, "-c", "import cli; cli.main(['serve'])"],
+                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(base, server)
+        ids = issue(base, token, args.certificates)
+        uris = [f"in.gov.pmc-BTCER-{cert_id}" for cert_id in ids]
+        load_before = os.getloadavg()
+        latencies, outcomes, elapsed = asyncio.run(load(
+            f"{base}/digilocker/pulldoc", uris, args.concurrency, args.seconds, args.warmup))
+        load_after = os.getloadavg()
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        drop_schema(schema)
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
+
+    print(f"Pull Doc, {args.concurrency} concurrent clients, {elapsed:.1f} s on {os.cpu_count()} "
+          f"CPUs (gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL; the "
+          "client runs on the same machine)")
+    print(f"  requests      {len(latencies)}  ({len(latencies) / elapsed:.0f} per second)")
+    print(f"  latency ms    p50 {pct(0.50):.1f}  p90 {pct(0.90):.1f}  p99 {pct(0.99):.1f}  "
+          f"max {latencies[-1] * 1000:.1f}  mean {statistics.mean(latencies) * 1000:.1f}")
+    print(f"  answers       {outcomes}")
+    print(f"  load average  before {load_before[0]:.2f}  after {load_after[0]:.2f} (1 min)")
+
+
+if __name__ == "__main__":
+    main()
