@@ -10,6 +10,7 @@ either could be someone else's.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -24,6 +25,7 @@ from issuer.models import Certificate, DigiLockerReplay, State
 from issuer.storage import PdfStore
 
 log = logging.getLogger(__name__)
+PRUNE_EVERY = 64
 MAX_CHAIN = 50  # corrections of one certificate; a longer chain is a loop, not history
 _DATE_OF = {"birth": ("child", "date_of_birth"), "death": ("deceased", "date_of_death")}
 
@@ -102,14 +104,11 @@ class DatabaseRecords:
 def first_use(session: Session, operation: str, txn: str, now: datetime,
               window_seconds: int) -> bool:
     """Record `txn` for `operation` in the session's transaction (the caller commits it with
-    the answer's audit event: one commit per pull); False when it was already recorded, a
-    replay (then the transaction is rolled back). A concurrent request with the same txn waits
-    on the unique key until this one commits, and then is the replay.
-
-    Rows older than twice the window go: a request is accepted only while its ts is within the
-    window of our clock, so its txn cannot come back fresh later than that."""
-    session.execute(delete(DigiLockerReplay).where(
-        DigiLockerReplay.seen_at < now - timedelta(seconds=2 * window_seconds)))
+    the answer: one commit per pull); False when it was already recorded, a replay (then the
+    transaction is rolled back). A concurrent request with the same txn waits on the unique key
+    until this one commits, and then is the replay."""
+    if prunes(txn):
+        prune_replays(session, now, window_seconds)
     session.add(DigiLockerReplay(txn=f"{operation}:{txn}", seen_at=now))
     try:
         session.flush()
@@ -117,3 +116,20 @@ def first_use(session: Session, operation: str, txn: str, now: datetime,
         session.rollback()
         return False
     return True
+
+
+def prunes(txn: str) -> bool:
+    """Whether this request also prunes old txns: one in PRUNE_EVERY, chosen by a hash of the
+    txn (reproducible, no state), so steady traffic prunes a few times a second, not on every
+    request (concurrent requests would queue on the same old rows)."""
+    return hashlib.sha256(txn.encode("utf-8")).digest()[0] % PRUNE_EVERY == 0
+
+
+def prune_replays(session: Session, now: datetime, window_seconds: int) -> None:
+    """Forget txns older than twice the window: a request is accepted only while its ts is
+    within the window of our clock, so its txn cannot come back fresh later than that. Rows
+    another pruner holds are skipped (PostgreSQL), never waited for."""
+    old = (select(DigiLockerReplay.txn)
+           .where(DigiLockerReplay.seen_at < now - timedelta(seconds=2 * window_seconds))
+           .with_for_update(skip_locked=True))
+    session.execute(delete(DigiLockerReplay).where(DigiLockerReplay.txn.in_(old)))

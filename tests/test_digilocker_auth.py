@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -156,7 +157,16 @@ def test_old_replay_rows_are_pruned(live: Live) -> None:
         old = datetime.now(UTC) - timedelta(seconds=2 * 300 + 60)
         session.add(DigiLockerReplay(txn="pulluri:ancient", seen_at=old))
         session.add(DigiLockerReplay(txn="pulluri:recent", seen_at=datetime.now(UTC)))
-    reply(post(live, "pulluri", uri_request("PRTAX", {"PropertyId": "P-1"})))
+    # A request whose txn does not prune leaves them; one whose txn does (one in 64, by the
+    # first byte of its SHA-256) forgets the old one only.
+    txns = (f"7{n}" for n in itertools.count())
+    keeps = next(t for t in txns if hashlib.sha256(t.encode()).digest()[0] % 64)
+    reply(post(live, "pulluri", uri_request("PRTAX", {"PropertyId": "P-1"}, txn=keeps)))
+    with live.runtime.sessions() as session:
+        assert session.get(DigiLockerReplay, "pulluri:ancient") is not None
+    prunes = next(t for t in txns if hashlib.sha256(t.encode()).digest()[0] % 64 == 0)
+    reply(post(live, "pulluri", uri_request("PRTAX", {"PropertyId": "P-1"}, txn=prunes)))
     with live.runtime.sessions() as session:
         assert session.get(DigiLockerReplay, "pulluri:ancient") is None
         assert session.get(DigiLockerReplay, "pulluri:recent") is not None
+        assert session.get(DigiLockerReplay, f"pulluri:{prunes}") is not None
