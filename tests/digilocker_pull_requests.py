@@ -128,3 +128,8 @@ def our_pdf(live: Live, record: dict[str, Any]) -> bytes:
     response = live.get(f"/api/v1/certificates/{record['id']}/pdf")
     assert response.status_code == 200, response.text
     return response.content
+
+
+def keyhash_of(ts: str, key: str = KEY) -> str:
+    """The v1.0 keyhash: hex SHA-256 of the key followed by ts (§4.2)."""
+    return hashlib.sha256((key + ts).encode()).hexdigest()

@@ -216,3 +216,21 @@ def test_every_document_handed_over_is_logged_without_personal_data(
     with live.runtime.sessions() as session:
         assert not session.scalars(select(AuditEvent).where(
             AuditEvent.action.like("digilocker%"))).all()
+
+
+def test_the_variants_protocol_md_lists_are_all_accepted(live: Live) -> None:
+    """§11.7-8: a root bound into the tempuri namespace, attribute names in either case
+    (`keyHash`), `ts` in UTC, `format` in capitals; §4.2: keyhash alone authenticates."""
+    from datetime import UTC, datetime
+
+    from tests.digilocker_pull_requests import DECLARATION, keyhash_of, new_txn
+    record = issue(live, sample("birth-1"))
+    uri = f"in.gov.pmc-BTCER-{record['id']}"
+    ts = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    raw = (f'{DECLARATION}<ns2:PullDocRequest xmlns:ns2="http://tempuri.org/" ver="1.0" '
+           f'ts="{ts}" txn="{new_txn()}" orgid="in.gov.pmc" FORMAT="BOTH" '
+           f'keyHash="{keyhash_of(ts)}"><ns2:DocDetails><ns2:URI>{uri}</ns2:URI>'
+           "</ns2:DocDetails></ns2:PullDocRequest>").encode()
+    answer = reply(post(live, "pulldoc", raw, encoding=None))
+    assert answer.status == "1" and answer.ts == ts
+    assert set(answer.details) == {"DocContent", "DataContent"}
