@@ -42,6 +42,7 @@ class Claim:
 
     @property
     def empty(self) -> bool:
+        """Nothing sent: DigiLocker did not opt this issuer in, or left the details out."""
         return not (self.full_name or self.dob or self.uid_sent)
 
 

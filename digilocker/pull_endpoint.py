@@ -42,6 +42,7 @@ class Answer:
 
     @property
     def xml(self) -> bool:
+        """Whether the body is our XML answer (HTTP 200), not the word of a 401."""
         return self.http_status == 200
 
 

@@ -12,6 +12,8 @@ from typing import NamedTuple
 
 
 class DocumentUri(NamedTuple):
+    """The three parts of a document URI."""
+
     issuer_id: str
     doc_type: str
     doc_id: str

@@ -47,10 +47,12 @@ class PullRequest:
 
     @property
     def ts(self) -> str:
+        """The request's `ts`, echoed verbatim in the answer."""
         return self.attribute("ts")
 
     @property
     def txn(self) -> str:
+        """The request's `txn`, echoed verbatim in the answer."""
         return self.attribute("txn")
 
     @property
