@@ -143,7 +143,8 @@ def _json_reason(exc: BaseException) -> str:
     return str(exc).split(":")[0]
 
 
-def certificate_view(record: Certificate) -> dict[str, Any]:
+def certificate_view(record: Certificate, session: Session | None = None) -> dict[str, Any]:
+    """The API's view of a record; with a session, also its DigiLocker deliveries."""
     base = f"/api/v1/certificates/{record.id}"
     view: dict[str, Any] = {
         "id": record.id,
@@ -180,7 +181,8 @@ def certificate_view(record: Certificate) -> dict[str, Any]:
         view["links"]["superseded_by"] = f"/api/v1/certificates/{record.superseded_by}"
     # Its DigiLocker pushes: the newest one's state (pending with attempts and next try,
     # delivered, failed with the reason), and every push; null when it has none.
-    view["delivery"] = delivery_view(db(), record.id)
+    if session is not None:
+        view["delivery"] = delivery_view(session, record.id)
     return view
 
 
@@ -205,7 +207,7 @@ def certificates_api() -> Blueprint:
         if record.state == State.APPROVED.value:
             runtime().dispatcher.enqueue_issue(record.id)
         session.refresh(record)
-        body = certificate_view(record)
+        body = certificate_view(record, db())
         body["status_url"] = body["links"]["self"]
         return jsonify(body), 202, {"Location": body["status_url"]}
 
@@ -222,7 +224,7 @@ def certificates_api() -> Blueprint:
         who = principal()
         require(runtime().sessions, who, Action.READ, _id_or_none(cert_id))
         record = _owned(cert_id, who, Action.READ)
-        view = certificate_view(record)
+        view = certificate_view(record, db())
         # The particulars as an officer sees them, and the digest an approval may name.
         view["request"] = record.request
         view["fields_digest"] = request_digest(record)
@@ -244,7 +246,7 @@ def certificates_api() -> Blueprint:
         except BaseException:
             session.rollback()
             raise
-        view = certificate_view(record)
+        view = certificate_view(record, db())
         view["request"] = record.request
         view["fields_digest"] = request_digest(record)
         return jsonify(view)
@@ -262,7 +264,7 @@ def certificates_api() -> Blueprint:
                          lambda s, r: approve(s, r, who.actor, seen_digest=seen))
         if record.state == State.APPROVED.value:
             runtime().dispatcher.enqueue_issue(record.id)
-        return jsonify(certificate_view(record))
+        return jsonify(certificate_view(record, db()))
 
     @bp.post("/certificates/<cert_id>/reject")
     def reject_request(cert_id: str) -> Response:
@@ -271,7 +273,7 @@ def certificates_api() -> Blueprint:
         reason = reason_of(json_body())
         record = _decide(cert_id, who, Action.REJECT,
                          lambda s, r: reject(s, r, who.actor, reason))
-        return jsonify(certificate_view(record))
+        return jsonify(certificate_view(record, db()))
 
     @bp.post("/certificates/<cert_id>/revoke")
     def revoke_certificate(cert_id: str) -> Response:
@@ -281,7 +283,7 @@ def certificates_api() -> Blueprint:
         record = _decide(cert_id, who, Action.REVOKE,
                          lambda s, r: revoke(s, r, who.actor, reason))
         enqueue_pending(runtime(), record.id)  # the D push to a linked locker (after commit)
-        return jsonify(certificate_view(record))
+        return jsonify(certificate_view(record, db()))
 
     @bp.get("/certificates/<cert_id>/pdf")
     def pdf(cert_id: str) -> Response:

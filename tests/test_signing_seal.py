@@ -39,8 +39,10 @@ NAME_MR = unicodedata.normalize("NFC", "ऐश्वर्या व्यंक
 KID = b"kid-0001"  # kids are 8 bytes (SHA-256(cert DER)[:8])
 
 
-# Inside the dev seal certificate's window, which starts when the test PKI is made.
-ISSUED_AT = int(time.time())
+# Inside the dev seal certificate's window, which starts 5 minutes before the test PKI is made,
+# and that may be many minutes after this module is imported (collection of a long suite): a day
+# ahead lies inside the 5-year window either way.
+ISSUED_AT = int(time.time()) + 24 * 3600
 
 
 def realistic_claims() -> dict[int, Any]:
