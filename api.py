@@ -624,7 +624,8 @@ def _response_headers(response: Response) -> Response:
         headers["Content-Security-Policy"] = PAGE_CSP
     if runtime().settings.verify_base_url.startswith("https://"):
         headers["Strict-Transport-Security"] = "max-age=31536000"
-    if response.status_code == 401:
+    if response.status_code == 401 and request.path.startswith("/api/"):
+        # A bearer challenge for our API only: DigiLocker's pull calls authenticate by HMAC.
         headers["WWW-Authenticate"] = _bearer_challenge()
     # The HTTP server (gunicorn; Werkzeug's in development) writes Date itself. Werkzeug's
     # make_conditional() (the PDF, the page's files) adds one more, and two Date headers is one

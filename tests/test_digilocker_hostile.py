@@ -155,6 +155,7 @@ def test_hostile_case(live: Live, case: str, operation: str, make: Body, signing
         response = post(live, operation, raw, encoding=None)
     if expected == "401":
         assert response.status_code == 401, response.text[:200]
+        assert "WWW-Authenticate" not in response.headers  # no bearer challenge: HMAC here
         return
     answer = reply(response)
     assert answer.status == expected, case
