@@ -43,6 +43,7 @@ setup(
             "requests==2.34.2",
             "certomancer==0.16.0",
             "mutmut==3.8.1",
+            "aiohttp==3.14.5",  # bench/digilocker_pull.py's load client (pyHanko needs it too)
         ],
     },
     entry_points={"console_scripts": ["pramaan=cli:main"]},
