@@ -179,7 +179,7 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
     if record is None:
         verdict.checks.append(Check("record", False, "unknown_certificate"))
         return None
-    digest = bytes(ours.get("h") or b"").hex()
+    digest = bytes(ours.get("h") or b"").hex()  # equivalent: any filler; no 64-digit hash is it
     matches = record.fields_sha256 == digest and record.seal_text is not None
     verdict.checks.append(Check("record", matches, None if matches else "fields_mismatch"))
     # A seal exists from the moment the intent is recorded, before the PDF is signed: until
