@@ -45,6 +45,7 @@ bench: install
 # server).
 bench-digilocker: install
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
+	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20 --rate 300
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

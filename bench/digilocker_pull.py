@@ -67,33 +67,49 @@ def signature(raw: bytes) -> str:
 
 
 async def client(session: aiohttp.ClientSession, url: str, uris: list[str], until: float,
-                 first: int, latencies: list[float], outcomes: dict[str, int]) -> None:
+                 first: int, latencies: list[float], outcomes: dict[str, int],
+                 interval: float = 0.0, offset: float = 0.0) -> None:
+    """Closed loop (interval 0): the next request as soon as the last answer is read. Open loop
+    (interval > 0): requests at fixed times, the latency counted from the time the request was
+    due, so a server that falls behind is charged for the wait (no coordinated omission)."""
     serial = first
+    due = time.monotonic() + offset
     while time.monotonic() < until:
         serial += 1
         raw = pull_doc_body(uris[serial % len(uris)], serial)
-        started = time.perf_counter()
+        if interval:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            started = due
+            due += interval
+        else:
+            started = time.monotonic()
         async with session.post(url, data=raw, headers={
                 "Content-Type": "application/xml", "x-digilocker-hmac": signature(raw)}) as reply:
             body = await reply.read()
-        latencies.append(time.perf_counter() - started)
+        latencies.append(time.monotonic() - started)
         status = body[body.find(b'Status="') + 8:][:1].decode() if reply.status == 200 else ""
         key = f"HTTP {reply.status} Status {status or '-'}"
         outcomes[key] = outcomes.get(key, 0) + 1
 
 
 async def load(url: str, uris: list[str], concurrency: int, seconds: float,
-               warmup: float) -> tuple[list[float], dict[str, int], float]:
+               warmup: float, rate: float = 0.0) -> tuple[list[float], dict[str, int], float]:
     connector = aiohttp.TCPConnector(limit=concurrency)
+    # Open loop at `rate` requests/s: each of the clients sends every concurrency/rate seconds,
+    # the clients evenly staggered.
+    interval = concurrency / rate if rate else 0.0
     async with aiohttp.ClientSession(connector=connector) as session:
         ignored: list[float] = []
         await asyncio.gather(*(client(session, url, uris, time.monotonic() + warmup,
-                                      10**9 * (i + 1), ignored, {}) for i in range(concurrency)))
+                                      10**9 * (i + 1), ignored, {}, interval,
+                                      i * interval / concurrency)
+                               for i in range(concurrency)))
         latencies: list[float] = []
         outcomes: dict[str, int] = {}
         started = time.monotonic()
         await asyncio.gather(*(client(session, url, uris, started + seconds,
-                                      10**9 * (i + 100), latencies, outcomes)
+                                      10**9 * (i + 100), latencies, outcomes, interval,
+                                      i * interval / concurrency)
                                for i in range(concurrency)))
         return latencies, outcomes, time.monotonic() - started
 
@@ -148,6 +164,9 @@ def main() -> None:
     parser.add_argument("--certificates", type=int, default=5)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="open loop: offer this many requests/s (0: closed loop, each "
+                             "client sends again as soon as it has its answer)")
     args = parser.parse_args()
 
     schema, database_url = fresh_schema()
@@ -174,7 +193,8 @@ def main() -> None:
         uris = [f"in.gov.pmc-BTCER-{cert_id}" for cert_id in ids]
         load_before = os.getloadavg()
         latencies, outcomes, elapsed = asyncio.run(load(
-            f"{base}/digilocker/pulldoc", uris, args.concurrency, args.seconds, args.warmup))
+            f"{base}/digilocker/pulldoc", uris, args.concurrency, args.seconds, args.warmup,
+            args.rate))
         load_after = os.getloadavg()
     finally:
         server.terminate()
@@ -185,7 +205,10 @@ def main() -> None:
     def pct(p: float) -> float:
         return latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000
 
-    print(f"Pull Doc, {args.concurrency} concurrent clients, {elapsed:.1f} s on {os.cpu_count()} "
+    mode = (f"open loop at {args.rate:.0f}/s offered, latency from the due time"
+            if args.rate else "closed loop")
+    print(f"Pull Doc, {args.concurrency} concurrent clients ({mode}), {elapsed:.1f} s on "
+          f"{os.cpu_count()} "
           f"CPUs (gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL; the "
           "client runs on the same machine)")
     print(f"  requests      {len(latencies)}  ({len(latencies) / elapsed:.0f} per second)")
