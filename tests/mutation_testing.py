@@ -38,6 +38,10 @@ TARGETS: dict[str, frozenset[str] | None] = {
     "issuer/audit.py": None,
     "issuer/storage.py": None,
     "issuer/recovery.py": None,
+    # The lifecycle's decisions: who may act, approve/reject/revoke/amend, gapless numbers.
+    "issuer/permissions.py": None,
+    "issuer/workflow.py": None,
+    "issuer/counters.py": None,
     # The department checks: which record blocks a registration, what a 409 reveals, and the
     # department's own types (in submit).
     "issuer/submit.py": frozenset({"find_active", "_duplicate", "submit"}),
