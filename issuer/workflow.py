@@ -37,7 +37,8 @@ def request_digest(record: Certificate) -> str:
     it carried (kept out of the request), as canonical JSON. An approval that names a digest
     approves exactly these fields: an amendment of either changes it."""
     body = json.dumps({"request": record.request, "aadhaar_hmac": record.aadhaar_hmac},
-                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+                      # equivalent: ensure_ascii=None (falsy, the same as False)
+                      sort_keys=True, ensure_ascii=False, separators=(",", ":"))  # equivalent
     return hashlib.sha256(body.encode()).hexdigest()
 
 

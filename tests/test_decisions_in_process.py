@@ -1,0 +1,128 @@
+"""The lifecycle's decisions called in process (fast enough for mutation runs): what a refusal
+writes to the audit chain and tells the client, the reasons' limits, and the verify host a
+certificate prints."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from issuer.bootstrap import DEV_DEPARTMENT, initialise
+from issuer.errors import Forbidden, InvalidTransition, ValidationFailed
+from issuer.issue import Intent, render_data
+from issuer.models import AuditEvent, Certificate, Department
+from issuer.permissions import Action, allowed, other_department, require
+from issuer.runtime import Runtime
+from issuer.submit import submit
+from issuer.tokens import Principal
+from issuer.workflow import MAX_REASON, approve, reason_of, reject, revoke
+from tests.conftest import make_settings, sample
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, keys_dir: Path) -> Iterator[Runtime]:
+    built = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", keys_dir))
+    initialise(built)
+    yield built
+    built.close()
+
+
+def who(runtime: Runtime, role: str) -> Principal:
+    with runtime.sessions() as session:
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        session.expunge(department)
+    return Principal(department, f"{role}-1", role)
+
+
+def denied_events(runtime: Runtime) -> list[tuple[str, str | None, dict]]:
+    with runtime.sessions() as session:
+        return [(e.actor, e.certificate_id, e.details) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "denied").order_by(AuditEvent.seq))]
+
+
+def test_a_role_refusal_is_audited_with_its_reason_and_told_to_the_client(
+    runtime: Runtime,
+) -> None:
+    clerk = who(runtime, "clerk")
+    target = "6f1c1a36-0000-4000-8000-000000000001"
+    with pytest.raises(Forbidden) as refused:
+        require(runtime.sessions, clerk, Action.APPROVE, target)
+    assert str(refused.value) == "a clerk may not approve"
+    assert refused.value.extra == {"action": "approve", "role": "clerk"}
+    assert denied_events(runtime) == [
+        (f"token:{DEV_DEPARTMENT}/clerk-1", target,
+         {"attempted": "approve", "role": "clerk", "reason": "role",
+          "department": DEV_DEPARTMENT})]
+    require(runtime.sessions, clerk, Action.SUBMIT)  # allowed: nothing more written
+    assert len(denied_events(runtime)) == 1
+
+
+def test_another_department_s_record_is_not_found_and_audited(runtime: Runtime) -> None:
+    officer = who(runtime, "officer")
+    target = "6f1c1a36-0000-4000-8000-000000000002"
+    error = other_department(runtime.sessions, officer, Action.REVOKE, target)
+    assert str(error) == f"no certificate {target}"
+    assert denied_events(runtime) == [
+        (f"token:{DEV_DEPARTMENT}/officer-1", target,
+         {"attempted": "revoke", "role": "officer", "reason": "other_department",
+          "department": DEV_DEPARTMENT})]
+
+
+def test_an_unknown_role_may_do_nothing() -> None:
+    assert not any(allowed("root", action) for action in Action)
+    assert allowed("auditor", Action.AUDIT_READ) and not allowed("auditor", Action.APPROVE)
+
+
+def test_reasons_are_required_and_bounded() -> None:
+    assert reason_of({"reason": "  wrong ward  "}) == "wrong ward"
+    assert reason_of({"reason": "x" * MAX_REASON}) == "x" * MAX_REASON
+    for body, code in (({}, "required"), ({"reason": ""}, "required"), ([], "required"),
+                       ({"reason": "x" * (MAX_REASON + 1)}, "too_long")):
+        with pytest.raises(ValidationFailed) as refused:
+            reason_of(body)
+        assert [(e.field, e.code) for e in refused.value.errors] == [("reason", code)]
+
+
+def test_wrong_state_refusals_name_the_state_and_the_decision(runtime: Runtime) -> None:
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        record = submit(session, department, "test:clerk", sample("birth-1"))  # approved
+        for decide, verb in ((lambda r: reject(session, r, "test:officer", "no"), "rejected"),
+                             (lambda r: approve(session, r, "test:officer"), "approved"),
+                             (lambda r: revoke(session, r, "test:officer", "no"), "revoked")):
+            with pytest.raises(InvalidTransition) as refused:
+                decide(record)
+            assert refused.value.extra == {"state": "approved"}
+            wanted = "issued" if verb == "revoked" else "submitted"
+            assert str(refused.value) == (f"certificate {record.id} is approved; only a {wanted} "
+                                          f"certificate can be {verb}")
+
+
+def test_the_printed_verify_host_is_the_seal_s_own(runtime: Runtime) -> None:
+    intent = Intent("6f1c1a36-0000-4000-8000-000000000003", "birth", "PMC/B/2026/KB/000001",
+                    sample("birth-1"), datetime(2026, 3, 2, 10, tzinfo=UTC),
+                    "https://verify.pmc.example:8443/v#1234567", "birth/1")
+    data = render_data(runtime.settings, intent)
+    assert data["certificate"]["verify_host"] == "verify.pmc.example:8443"
+    assert data["certificate"]["issued_at"] == "2026-03-02"
+
+
+def test_records_keep_the_decision(runtime: Runtime) -> None:
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        department.approval = "officer"
+        record = submit(session, department, "test:clerk", sample("birth-1"))
+        reject(session, record, "test:officer", "misspelt")
+        cert_id = record.id
+    with runtime.sessions() as session:
+        stored = session.get(Certificate, cert_id)
+        assert stored is not None
+        assert (stored.state, stored.decided_by, stored.decision_reason, stored.number) == (
+            "rejected", "test:officer", "misspelt", None)
