@@ -41,7 +41,10 @@ def with_envelope(pdf: bytes, change: Callable[[SignedData], None]) -> bytes:
     signed byte ranges stay exactly as they were)."""
     signature = PdfFileReader(BytesIO(pdf)).embedded_signatures[0]
     start, length, gap_end = (int(signature.byte_range[i]) for i in range(3))
-    info = cms.ContentInfo.load(bytes(signature.pkcs7_content).rstrip(b"\0"))
+    # The envelope is one DER value padded with zero bytes: read it by its own length
+    # (asn1crypto ignores trailing bytes). Stripping the zeros would also cut a DER value that
+    # ends in a zero byte (an ECDSA signature does, one time in 256).
+    info = cms.ContentInfo.load(bytes(signature.pkcs7_content))
     signed_data = info["content"]
     change(signed_data)
     der = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump(force=True)
