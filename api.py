@@ -223,33 +223,21 @@ def certificates_api() -> Blueprint:
     def show(cert_id: str) -> Response:
         who = principal()
         require(runtime().sessions, who, Action.READ, _id_or_none(cert_id))
-        record = _owned(cert_id, who, Action.READ)
-        view = certificate_view(record, db())
-        # The particulars as an officer sees them, and the digest an approval may name.
-        view["request"] = record.request
-        view["fields_digest"] = request_digest(record)
-        return jsonify(view)
+        return jsonify(_detail_view(_owned(cert_id, who, Action.READ)))
 
     @bp.put("/certificates/<cert_id>")
     def amend_request(cert_id: str) -> Response:
         who = principal()
         require(runtime().sessions, who, Action.CORRECT, _id_or_none(cert_id))
         data = json_body()
-        session = db()
-        try:
-            record = _owned(cert_id, who, Action.CORRECT, lock=True)
+
+        def replace_request(session: Session, record: Certificate) -> None:
             code, clean = validate(data)
             clean = keep_aadhaar(record, clean, runtime().settings)  # never stored in clear
             _same_registration(record, code, clean)
             amend(session, record, who.actor, clean)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        view = certificate_view(record, db())
-        view["request"] = record.request
-        view["fields_digest"] = request_digest(record)
-        return jsonify(view)
+
+        return jsonify(_detail_view(_decide(cert_id, who, Action.CORRECT, replace_request)))
 
     @bp.post("/certificates/<cert_id>/approve")
     def approve_request(cert_id: str) -> Response:
@@ -311,6 +299,15 @@ def certificates_api() -> Blueprint:
         return jsonify(verify_qr(runtime(), qr).as_dict())
 
     return bp
+
+
+def _detail_view(record: Certificate) -> dict[str, Any]:
+    """A record with its particulars as an officer sees them, and the digest an approval may
+    name."""
+    view = certificate_view(record, db())
+    view["request"] = record.request
+    view["fields_digest"] = request_digest(record)
+    return view
 
 
 def _id_or_none(cert_id: str) -> str | None:
