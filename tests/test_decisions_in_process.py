@@ -126,3 +126,24 @@ def test_records_keep_the_decision(runtime: Runtime) -> None:
         assert stored is not None
         assert (stored.state, stored.decided_by, stored.decision_reason, stored.number) == (
             "rejected", "test:officer", "misspelt", None)
+
+
+def test_configured_ward_offices_give_the_code_and_refuse_other_offices(
+    runtime: Runtime,
+) -> None:
+    from issuer.models import WardOffice
+
+    with runtime.sessions() as session, session.begin():
+        session.add(WardOffice(department_id=DEV_DEPARTMENT, code="W09",
+                               name_en="Kothrud-Bavdhan Ward Office",
+                               name_mr="कोथरूड-बावधन क्षेत्रीय कार्यालय"))
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        record = submit(session, department, "test:clerk", sample("birth-1"))
+        assert record.ward_code == "W09"
+        assert record.number is not None and "/W09/" in record.number
+        with pytest.raises(ValidationFailed) as refused:
+            submit(session, department, "test:clerk", sample("birth-2"))  # Hadapsar office
+    assert [(e.field, e.code) for e in refused.value.errors] == [
+        ("ward_office.en", "unknown_ward")]
