@@ -52,7 +52,8 @@ clean:
 
 # Mutation testing of the trust-critical code (signing/, issuer/verify.py, tokens, audit, store,
 # the issue job, api.py's department check), one worker, SQLite only: tests/mutation_testing.py.
-# `make mutation` runs every mutant (hours on 2 cores; FILES="signing/pades.py ..." narrows it);
+# `make mutation` runs every mutant (hours on 2 cores; FILES="signing/pades.py ..." narrows it,
+# MUTATION_CHILDREN=2 runs two at once);
 # `make mutation-changed` only those in functions changed since the merge base with origin/main
 # (else HEAD~1; MUTATION_BASE=<rev> overrides), at most MUTATION_MAX of them, for CI.
 MUTATION_MAX ?= 40
