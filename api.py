@@ -567,10 +567,12 @@ def digilocker_api() -> Blueprint:
     the x-digilocker-hmac header (or the legacy keyhash), never by a bearer token."""
     from datetime import UTC, datetime
 
+    from digilocker.pdf_cache import PdfCache
     from digilocker.pull_endpoint import answer
     from digilocker.request_auth import HEADER
 
     bp = Blueprint("digilocker", __name__, url_prefix="/digilocker")
+    cache = PdfCache()  # one per app, so per gunicorn worker
 
     def pull(operation: str) -> Response:
         limit = runtime().settings.max_body_bytes
@@ -582,7 +584,7 @@ def digilocker_api() -> Blueprint:
             raw = None
         rt = runtime()
         result = answer(operation, raw, request.headers.get(HEADER), rt.settings, rt.sessions,
-                        rt.store, datetime.now(UTC))
+                        rt.store, datetime.now(UTC), cache)
         mimetype = "application/xml" if result.xml else "text/plain"
         return Response(result.body, status=result.http_status, mimetype=mimetype)
 

@@ -23,6 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.loopback_http import Connection  # noqa: E402
 from issuer.bootstrap import initialise  # noqa: E402
 from issuer.runtime import Runtime  # noqa: E402
 from issuer.settings import Settings  # noqa: E402
@@ -66,9 +68,11 @@ def signature(raw: bytes) -> str:
                             ).decode()
 
 
-async def client(session: aiohttp.ClientSession, url: str, uris: list[str], until: float,
-                 first: int, latencies: list[float], outcomes: dict[str, int],
-                 interval: float = 0.0, offset: float = 0.0) -> None:
+Post = Callable[[bytes, dict[str, str]], Awaitable[tuple[int, bytes]]]
+
+
+async def client(post: Post, uris: list[str], until: float, first: int, latencies: list[float],
+                 outcomes: dict[str, int], interval: float = 0.0, offset: float = 0.0) -> None:
     """Closed loop (interval 0): the next request as soon as the last answer is read. Open loop
     (interval > 0): requests at fixed times, the latency counted from the time the request was
     due, so a server that falls behind is charged for the wait (no coordinated omission)."""
@@ -77,41 +81,96 @@ async def client(session: aiohttp.ClientSession, url: str, uris: list[str], unti
     while time.monotonic() < until:
         serial += 1
         raw = pull_doc_body(uris[serial % len(uris)], serial)
+        headers = {"Content-Type": "application/xml", "x-digilocker-hmac": signature(raw)}
         if interval:
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             started = due
             due += interval
         else:
             started = time.monotonic()
-        async with session.post(url, data=raw, headers={
-                "Content-Type": "application/xml", "x-digilocker-hmac": signature(raw)}) as reply:
-            body = await reply.read()
+        status_code, body = await post(raw, headers)
         latencies.append(time.monotonic() - started)
-        status = body[body.find(b'Status="') + 8:][:1].decode() if reply.status == 200 else ""
-        key = f"HTTP {reply.status} Status {status or '-'}"
+        status = body[body.find(b'Status="') + 8:][:1].decode() if status_code == 200 else ""
+        key = f"HTTP {status_code} Status {status or '-'}"
         outcomes[key] = outcomes.get(key, 0) + 1
 
 
-async def load(url: str, uris: list[str], concurrency: int, seconds: float,
-               warmup: float, rate: float = 0.0) -> tuple[list[float], dict[str, int], float]:
-    connector = aiohttp.TCPConnector(limit=concurrency)
+def raw_posts(host: str, port: int, path: str, count: int) -> list[Post]:
+    """One keep-alive connection per client (bench/loopback_http.py)."""
+    posts: list[Post] = []
+    for _ in range(count):
+        connection = Connection(host, port)
+        posts.append(lambda raw, headers, c=connection: c.post(path, raw, headers))
+    return posts
+
+
+def aiohttp_posts(session: aiohttp.ClientSession, url: str, count: int) -> list[Post]:
+    async def post(raw: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+        async with session.post(url, data=raw, headers=headers) as reply:
+            return reply.status, await reply.read()
+    return [post] * count
+
+
+async def load(host: str, port: int, uris: list[str], concurrency: int, seconds: float,
+               warmup: float, rate: float = 0.0,
+               client_kind: str = "raw", mark: Callable[[], None] = lambda: None,
+               ) -> tuple[list[float], dict[str, int], float]:
     # Open loop at `rate` requests/s: each of the clients sends every concurrency/rate seconds,
     # the clients evenly staggered.
     interval = concurrency / rate if rate else 0.0
-    async with aiohttp.ClientSession(connector=connector) as session:
+    path = "/digilocker/pulldoc"
+    async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=concurrency)) as session:
+        posts = (raw_posts(host, port, path, concurrency) if client_kind == "raw"
+                 else aiohttp_posts(session, f"http://{host}:{port}{path}", concurrency))
         ignored: list[float] = []
-        await asyncio.gather(*(client(session, url, uris, time.monotonic() + warmup,
-                                      10**9 * (i + 1), ignored, {}, interval,
-                                      i * interval / concurrency)
-                               for i in range(concurrency)))
+        await asyncio.gather(*(client(post, uris, time.monotonic() + warmup, 10**9 * (i + 1),
+                                      ignored, {}, interval, i * interval / concurrency)
+                               for i, post in enumerate(posts)))
         latencies: list[float] = []
         outcomes: dict[str, int] = {}
+        mark()
         started = time.monotonic()
-        await asyncio.gather(*(client(session, url, uris, started + seconds,
-                                      10**9 * (i + 100), latencies, outcomes, interval,
+        await asyncio.gather(*(client(post, uris, started + seconds, 10**9 * (i + 100),
+                                      latencies, outcomes, interval,
                                       i * interval / concurrency)
-                               for i in range(concurrency)))
+                               for i, post in enumerate(posts)))
         return latencies, outcomes, time.monotonic() - started
+
+
+def _ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _tree(pid: int) -> list[int]:
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in _tree(int(child)))]
+
+
+def cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU seconds used so far by the server (gunicorn and its workers), every PostgreSQL
+    process on the machine, and this load client: who spends the shared cores."""
+    tick = os.sysconf("SC_CLK_TCK")
+    postgres = [int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit()
+                and _comm(p) == "postgres"]
+    own = os.times()
+    return {"server": sum(map(_ticks, _tree(server_pid))) / tick,
+            "postgres": sum(map(_ticks, postgres)) / tick,
+            "client": own.user + own.system}
+
+
+def _comm(proc: Path) -> str:
+    try:
+        return (proc / "comm").read_text().strip()
+    except OSError:
+        return ""
 
 
 def fresh_schema() -> tuple[str, str]:
@@ -167,6 +226,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="open loop: offer this many requests/s (0: closed loop, each "
                              "client sends again as soon as it has its answer)")
+    parser.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
+                        help="raw: bench/loopback_http.py, a few hundred microseconds of CPU "
+                             "per request; aiohttp: about a millisecond, taken from the server")
     args = parser.parse_args()
 
     schema, database_url = fresh_schema()
@@ -192,10 +254,12 @@ def main() -> None:
         ids = issue(base, token, args.certificates)
         uris = [f"in.gov.pmc-BTCER-{cert_id}" for cert_id in ids]
         load_before = os.getloadavg()
+        cpu_before: dict[str, float] = {}
         latencies, outcomes, elapsed = asyncio.run(load(
-            f"{base}/digilocker/pulldoc", uris, args.concurrency, args.seconds, args.warmup,
-            args.rate))
+            "127.0.0.1", port, uris, args.concurrency, args.seconds, args.warmup, args.rate,
+            args.client, lambda: cpu_before.update(cpu_seconds(server.pid))))
         load_after = os.getloadavg()
+        cpu_after = cpu_seconds(server.pid)
     finally:
         server.terminate()
         server.wait(timeout=60)
@@ -208,13 +272,17 @@ def main() -> None:
     mode = (f"open loop at {args.rate:.0f}/s offered, latency from the due time"
             if args.rate else "closed loop")
     print(f"Pull Doc, {args.concurrency} concurrent clients ({mode}), {elapsed:.1f} s on "
-          f"{os.cpu_count()} "
-          f"CPUs (gunicorn {args.workers} workers x {args.threads} threads, PostgreSQL; the "
-          "client runs on the same machine)")
+          f"{os.cpu_count()} CPUs, {args.client} client (gunicorn {args.workers} workers x "
+          f"{args.threads} threads, PostgreSQL; the client runs on the same machine)")
     print(f"  requests      {len(latencies)}  ({len(latencies) / elapsed:.0f} per second)")
     print(f"  latency ms    p50 {pct(0.50):.1f}  p90 {pct(0.90):.1f}  p99 {pct(0.99):.1f}  "
           f"max {latencies[-1] * 1000:.1f}  mean {statistics.mean(latencies) * 1000:.1f}")
     print(f"  answers       {outcomes}")
+    spent = {who: (cpu_after[who] - cpu_before[who]) * 1000 / len(latencies)
+             for who in cpu_after}
+    print("  CPU ms/request " + "  ".join(f"{who} {ms:.2f}" for who, ms in spent.items())
+          + "  (of the 2 cores' "
+          f"{2000 * elapsed / len(latencies):.2f} ms per request at this rate)")
     print(f"  load average  before {load_before[0]:.2f}  after {load_after[0]:.2f} (1 min)")
 
 

@@ -18,7 +18,7 @@ import base64
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from digilocker.certificate_xml import Facts, Issuer, certificate_xml
 from digilocker.holder_match import Claim, matches, people
@@ -27,8 +27,10 @@ from digilocker.xml_body import PullRequest, render_response
 from issuer.aadhaar import aadhaar_key, match_aadhaar
 from issuer.certtypes import doc_type_code, known_types
 from issuer.errors import ConfigError
-from issuer.models import Certificate
 from issuer.settings import Settings
+
+if TYPE_CHECKING:
+    from digilocker.records import Pulled
 
 SUCCESS, ERROR, PENDING = "1", "0", "9"
 FORMATS = ("", "pdf", "xml", "both")
@@ -44,24 +46,24 @@ DEFAULT_SEARCH: Mapping[str, tuple[str, ...]] = {
 class Records(Protocol):
     """Where pulls find certificates (digilocker/records.py: the database and the PDF store)."""
 
-    def search(self, kind: str, values: Sequence[str]) -> Certificate | None:
+    def search(self, kind: str, values: Sequence[str]) -> Pulled | None:
         """The one issued certificate of `kind` these search values name, or None (none, or
         more than one that could be meant)."""
 
-    def by_id(self, doc_id: str) -> Certificate | None:
+    def by_id(self, doc_id: str) -> Pulled | None:
         """The certificate with this record id, in any state."""
 
-    def current(self, record: Certificate) -> Certificate | None:
+    def current(self, record: Pulled) -> Pulled | None:
         """The issued certificate standing for `record` (itself, or the end of its supersession
         chain), or None when that is revoked or not issued."""
 
-    def previous_number(self, record: Certificate) -> str:
+    def previous_number(self, record: Pulled) -> str:
         """The number of the certificate `record` corrects, or ""."""
 
-    def pdf(self, record: Certificate) -> bytes:
-        """The stored signed PDF, checked against its recorded SHA-256."""
+    def pdf_base64(self, record: Pulled) -> str:
+        """The Base64 of the stored signed PDF, checked against its recorded SHA-256."""
 
-    def disclosed(self, record: Certificate, operation: str, txn: str) -> None:
+    def disclosed(self, record: Pulled, operation: str, txn: str) -> None:
         """Note that `record` was handed to DigiLocker (a log line; no personal data)."""
 
 
@@ -154,7 +156,7 @@ def _response_root(request_root: str) -> str:
     return "PullDocResponse" if request_root == DOC_ROOT else "PullURIResponse"
 
 
-def _holder_fits(request: PullRequest, config: PullConfig, record: Certificate) -> bool:
+def _holder_fits(request: PullRequest, config: PullConfig, record: Pulled) -> bool:
     details = request.details
     uid = details.get("UID", "")
     claim = Claim(full_name=details.get("FullName", ""), dob=details.get("DOB", ""),
@@ -164,11 +166,11 @@ def _holder_fits(request: PullRequest, config: PullConfig, record: Certificate) 
     return matches(claim, people(record.cert_type, record.request, record.aadhaar_hmac))
 
 
-def _contents(request: PullRequest, config: PullConfig, records: Records, record: Certificate,
+def _contents(request: PullRequest, config: PullConfig, records: Records, record: Pulled,
               kind: str, doc_type: str) -> list[tuple[str, str]]:
     contents: list[tuple[str, str]] = []
     if request.format in ("", "pdf", "both"):
-        contents.append(("DocContent", base64.b64encode(records.pdf(record)).decode("ascii")))
+        contents.append(("DocContent", records.pdf_base64(record)))
     if request.format in ("xml", "both"):
         issued = record.issued_at.date() if record.issued_at else date.today()
         facts = Facts(kind=kind, doc_type=doc_type, number=record.number or "",
@@ -192,7 +194,7 @@ def _echo(details: Mapping[str, str], names: Sequence[str]) -> list[tuple[str, s
     return echo
 
 
-def _persons(kind: str, record: Certificate) -> list[dict[str, str]]:
+def _persons(kind: str, record: Pulled) -> list[dict[str, str]]:
     """v1.11's holder details for DigiLocker's own name matching (§2.3, layout as Assam/CGHS
     emit it): the holder's name, and the date of birth where the certificate has one."""
     request = record.request

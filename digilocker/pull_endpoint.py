@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy.orm import Session, sessionmaker
 
 from digilocker import pull
+from digilocker.pdf_cache import PdfCache
 from digilocker.records import DatabaseRecords, first_use
 from digilocker.request_auth import header_ok, keyhash_ok, ts_fresh
 from digilocker.xml_body import BadBody, PullRequest, parse_request
@@ -50,9 +51,11 @@ UNAUTHORIZED = Answer(401, b"Unauthorized")
 
 
 def answer(operation: str, raw: bytes | None, header: str | None, settings: Settings,
-           sessions: sessionmaker[Session], store: PdfStore, now: datetime) -> Answer:
+           sessions: sessionmaker[Session], store: PdfStore, now: datetime,
+           cache: PdfCache | None = None) -> Answer:
     """The answer to `operation` ("pulluri" or "pulldoc") for body `raw` (None: over the size
-    cap) and the `x-digilocker-hmac` header as received (None: absent)."""
+    cap) and the `x-digilocker-hmac` header as received (None: absent); `cache` holds the
+    Base64 of PDFs pulled lately (none: every PDF is read from the store)."""
     root, run = OPERATIONS[operation]
     if raw is None:
         _log(operation, "refused: body over the size cap", None)
@@ -80,7 +83,7 @@ def answer(operation: str, raw: bytes | None, header: str | None, settings: Sett
             return Answer(200, pull.error(root, request))
         try:
             body = run(request, pull.PullConfig.from_settings(settings),
-                       DatabaseRecords(session, store))
+                       DatabaseRecords(session, store, cache))
         except OSError as exc:  # a stored PDF missing or not matching its hash: ours to fix
             session.rollback()
             log.error("digilocker %s txn=%s: the stored PDF is unusable: %s", operation,

@@ -14,13 +14,16 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from digilocker.holder_match import parse_day
+from digilocker.pdf_cache import PdfCache
 from issuer.models import Certificate, DigiLockerReplay, State
 from issuer.storage import PdfStore
 
@@ -30,69 +33,110 @@ MAX_CHAIN = 50  # corrections of one certificate; a longer chain is a loop, not 
 _DATE_OF = {"birth": ("child", "date_of_birth"), "death": ("deceased", "date_of_death")}
 
 
-class DatabaseRecords:
-    """`digilocker.pull.Records` over one session and the PDF store; the caller commits."""
+@dataclass(frozen=True)
+class Pulled:
+    """What a pull reads of a certificate: the columns it needs, read with SQLAlchemy Core (no
+    ORM identity map or unit of work on the hottest path DigiLocker calls)."""
 
-    def __init__(self, session: Session, store: PdfStore) -> None:
+    id: str
+    cert_type: str
+    state: str
+    request: dict[str, Any]
+    number: str | None
+    issued_at: datetime | None
+    superseded_by: str | None
+    corrects: str | None
+    aadhaar_hmac: str | None
+    pdf_path: str | None
+    pdf_sha256: str | None
+
+
+# Core statements on the tables, built once: an ORM-enabled statement, or one built per
+# request, costs more CPU than the database does to answer it (measured: bench/digilocker_pull.py).
+_CERTIFICATES: Table = Certificate.__table__  # type: ignore[assignment]
+_COLUMNS = tuple(_CERTIFICATES.c[name] for name in (
+    "id", "cert_type", "state", "request", "number", "issued_at", "superseded_by", "corrects",
+    "aadhaar_hmac", "pdf_path", "pdf_sha256"))
+_BY_ID = select(*_COLUMNS).where(_CERTIFICATES.c.id == bindparam("id"))
+_NUMBER_OF = select(_CERTIFICATES.c.number).where(_CERTIFICATES.c.id == bindparam("id"))
+_ISSUED = select(*_COLUMNS).where(_CERTIFICATES.c.cert_type == bindparam("kind"),
+                                  _CERTIFICATES.c.state == State.ISSUED.value)
+_REPLAYS: Table = DigiLockerReplay.__table__  # type: ignore[assignment]
+_REPLAY = insert(_REPLAYS)
+
+
+class DatabaseRecords:
+    """`digilocker.pull.Records` over one session and the PDF store; the caller commits. The
+    Base64 of PDFs already read comes from `cache` (digilocker/pdf_cache.py)."""
+
+    def __init__(self, session: Session, store: PdfStore, cache: PdfCache | None = None) -> None:
         self.session = session
         self.store = store
+        self.cache = cache if cache is not None else PdfCache(0)
 
-    def search(self, kind: str, values: Sequence[str]) -> Certificate | None:
+    def _one(self, certificate_id: str) -> Pulled | None:
+        row = self.session.connection().execute(_BY_ID, {"id": certificate_id}).first()
+        return Pulled(*row) if row is not None else None
+
+    def search(self, kind: str, values: Sequence[str]) -> Pulled | None:
         """See `digilocker.pull.Records.search`."""
-        issued = select(Certificate).where(Certificate.cert_type == kind,
-                                           Certificate.state == State.ISSUED.value)
+        issued = _ISSUED.params(kind=kind)
         if kind == "property_no_dues":
             wanted = values[0].strip().upper()
             query = issued.where(
-                func.upper(Certificate.request["property_id"].as_string()) == wanted
-            ).order_by(Certificate.issued_at.desc()).limit(1)
-            return self.session.scalars(query).first()
+                func.upper(_CERTIFICATES.c.request["property_id"].as_string()) == wanted
+            ).order_by(_CERTIFICATES.c.issued_at.desc()).limit(1)
+            row = self.session.connection().execute(query).first()
+            return Pulled(*row) if row is not None else None
         if kind not in _DATE_OF or len(values) < 2:
             return None
         day = parse_day(values[1])
         if day is None:
             return None
-        found = self.session.scalars(issued.where(
-            Certificate.registration_number == values[0].strip().upper())).all()
+        found = [Pulled(*row) for row in self.session.connection().execute(issued.where(
+            _CERTIFICATES.c.registration_number == values[0].strip().upper()))]
         person, field = _DATE_OF[kind]
         hits = [r for r in found if (r.request.get(person) or {}).get(field) == day.isoformat()]
         return hits[0] if len(hits) == 1 else None
 
-    def by_id(self, doc_id: str) -> Certificate | None:
+    def by_id(self, doc_id: str) -> Pulled | None:
         """See `digilocker.pull.Records.by_id`; a doc id that is not a UUID names nothing."""
         try:
             key = str(uuid.UUID(doc_id))
         except ValueError:
             return None
-        return self.session.get(Certificate, key) if key == doc_id.lower() else None
+        return self._one(key) if key == doc_id.lower() else None
 
-    def current(self, record: Certificate) -> Certificate | None:
+    def current(self, record: Pulled) -> Pulled | None:
         """See `digilocker.pull.Records.current`."""
         for _ in range(MAX_CHAIN):
             if record.state == State.ISSUED.value:
                 return record
             if record.state != State.SUPERSEDED.value or record.superseded_by is None:
                 return None
-            following = self.session.get(Certificate, record.superseded_by)
+            following = self._one(record.superseded_by)
             if following is None:
                 return None
             record = following
         return None
 
-    def previous_number(self, record: Certificate) -> str:
+    def previous_number(self, record: Pulled) -> str:
         """See `digilocker.pull.Records.previous_number`."""
         if record.corrects is None:
             return ""
-        corrected = self.session.get(Certificate, record.corrects)
-        return (corrected.number or "") if corrected is not None else ""
+        number = self.session.connection().execute(_NUMBER_OF,
+                                                   {"id": record.corrects}).scalar()
+        return number or ""
 
-    def pdf(self, record: Certificate) -> bytes:
-        """See `digilocker.pull.Records.pdf` (an issued record always has its PDF)."""
+    def pdf_base64(self, record: Pulled) -> str:
+        """See `digilocker.pull.Records.pdf_base64` (an issued record always has its PDF)."""
         if record.pdf_path is None or record.pdf_sha256 is None:
             raise OSError(f"certificate {record.id} is issued without a stored PDF")
-        return self.store.get(record.pdf_path, record.pdf_sha256)
+        path = record.pdf_path
+        return self.cache.base64(record.pdf_sha256,
+                                 lambda sha256: self.store.get(path, sha256))
 
-    def disclosed(self, record: Certificate, operation: str, txn: str) -> None:
+    def disclosed(self, record: Pulled, operation: str, txn: str) -> None:
         """One log line per document handed over: operation, certificate id and number,
         DigiLocker's txn; nothing of the person. Not an audit-chain event: the chain records
         changes, a pull changes nothing, and the chain's one head lock would put every pull in
@@ -109,9 +153,8 @@ def first_use(session: Session, operation: str, txn: str, now: datetime,
     until this one commits, and then is the replay."""
     if prunes(txn):
         prune_replays(session, now, window_seconds)
-    session.add(DigiLockerReplay(txn=f"{operation}:{txn}", seen_at=now))
     try:
-        session.flush()
+        session.connection().execute(_REPLAY, {"txn": f"{operation}:{txn}", "seen_at": now})
     except IntegrityError:
         session.rollback()
         return False
