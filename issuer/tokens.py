@@ -104,8 +104,11 @@ def find_token(session: Session, department_id: str, name: str) -> ApiToken | No
 
 def departments_with_token(session: Session, name: str) -> list[str]:
     """Departments that have a token called `name` (to audit an admin reaching for one)."""
+    # Without the order_by (a mutant) SQLite still answers in department order, reading the
+    # (department_id, name) unique index; PostgreSQL does not, and the test's PostgreSQL run
+    # kills the mutant (tests/test_tokens.py, department_by_department).
     return list(session.scalars(select(ApiToken.department_id).where(ApiToken.name == name)
-                                .order_by(ApiToken.department_id)))
+                                .order_by(ApiToken.department_id)))  # equivalent: see above
 
 
 def list_tokens(session: Session, department_id: str | None = None) -> list[ApiToken]:

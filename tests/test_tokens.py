@@ -22,6 +22,8 @@ from issuer.tokens import (
     TokenRefused,
     authenticate,
     create_token,
+    departments_with_token,
+    describe,
     find_token,
     list_tokens,
     revoke_token,
@@ -283,3 +285,33 @@ def test_pramaan_token_create_list_revoke(home: Path, capsys: pytest.CaptureFixt
     operator = f"cli:{getpass.getuser()}"
     assert events == [(operator, "token_create", "audit-desk"),
                       (operator, "token_revoke", "audit-desk")]
+
+
+def test_tokens_are_listed_and_found_department_by_department(
+    sessions: sa.orm.sessionmaker[sa.orm.Session]
+) -> None:
+    """Listing sorts by department first (then age), a name is looked up in the caller's
+    department only, and an admin's view of a token names every field."""
+    with sessions() as session, session.begin():
+        zoo, births = department(session, "zoo"), department(session, "births")
+        create_token(session, zoo, "ops", "clerk")  # made first: the lowest id
+        create_token(session, births, "ops", "admin")
+        create_token(session, births, "desk", "clerk")
+    with sessions() as session, session.begin():
+        assert [(t.department_id, t.name) for t in list_tokens(session)] == [
+            ("births", "ops"), ("births", "desk"), ("zoo", "ops")]
+        assert departments_with_token(session, "ops") == ["births", "zoo"]
+        assert departments_with_token(session, "desk") == ["births"]
+        # zoo has no "desk": the births token of that name is not zoo's to revoke.
+        with pytest.raises(NotFound) as missing:
+            revoke_token(session, department_of(session, "zoo"), "desk", "token:zoo/admin")
+        assert str(missing.value) == "department zoo has no token named 'desk'"
+        desk = find_token(session, "births", "desk")
+        assert desk is not None and desk.revoked_at is None
+        assert describe(desk) == {
+            "name": "desk", "role": "clerk", "department": "births",
+            "actor": "token:births/desk", "status": "active",
+            "created_at": as_utc(desk.created_at).isoformat(),
+            "expires_at": as_utc(desk.expires_at).isoformat() if desk.expires_at else None,
+            "revoked_at": None,
+        }
