@@ -147,3 +147,24 @@ def test_configured_ward_offices_give_the_code_and_refuse_other_offices(
             submit(session, department, "test:clerk", sample("birth-2"))  # Hadapsar office
     assert [(e.field, e.code) for e in refused.value.errors] == [
         ("ward_office.en", "unknown_ward")]
+
+
+def test_a_revocation_keeps_who_why_and_when(runtime: Runtime) -> None:
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        record = submit(session, department, "test:clerk", sample("birth-1"))
+        record.state, record.number = "issued", "PMC/B/2026/KB/000009"  # as the job leaves it
+        before = datetime.now(UTC)
+        revoke(session, record, "test:officer", "registered twice")
+        cert_id = record.id
+    with runtime.sessions() as session:
+        stored = session.get(Certificate, cert_id)
+        assert stored is not None and stored.revoked_at is not None
+        assert (stored.state, stored.decided_by, stored.decision_reason) == (
+            "revoked", "test:officer", "registered twice")
+        assert before <= stored.revoked_at.replace(tzinfo=UTC) <= datetime.now(UTC)
+        events = [(e.actor, e.details) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "revoke"))]
+    assert events == [("test:officer", {"reason": "registered twice",
+                                        "number": "PMC/B/2026/KB/000009"})]

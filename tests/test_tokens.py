@@ -47,8 +47,9 @@ def test_a_token_name_is_taken_once_per_department(database_url: str) -> None:
         with sessions() as session, session.begin():
             births, water = department(session, "births"), department(session, "water")
             first = create_token(session, births, "clerk-1", "clerk")
-            with pytest.raises(ValueError, match="already has a token named 'clerk-1'"):
+            with pytest.raises(TokenRefused, match="already has a token named 'clerk-1'") as taken:
                 create_token(session, births, "clerk-1", "officer")
+            assert [(e.field, e.code) for e in taken.value.errors] == [("name", "taken")]
             create_token(session, water, "clerk-1", "clerk")  # another department: fine
             # The refusal left the transaction usable, and the first token still works.
             assert authenticate(session, first).actor == "token:births/clerk-1"
@@ -307,11 +308,17 @@ def test_tokens_are_listed_and_found_department_by_department(
             revoke_token(session, department_of(session, "zoo"), "desk", "token:zoo/admin")
         assert str(missing.value) == "department zoo has no token named 'desk'"
         desk = find_token(session, "births", "desk")
-        assert desk is not None and desk.revoked_at is None
+        assert desk is not None and desk.revoked_at is None and desk.expires_at is not None
         assert describe(desk) == {
             "name": "desk", "role": "clerk", "department": "births",
             "actor": "token:births/desk", "status": "active",
             "created_at": as_utc(desk.created_at).isoformat(),
-            "expires_at": as_utc(desk.expires_at).isoformat() if desk.expires_at else None,
+            "expires_at": as_utc(desk.expires_at).isoformat(),
             "revoked_at": None,
         }
+        ops = revoke_token(session, department_of(session, "births"), "ops", "token:x/admin")
+        ops.expires_at = None  # a token from before tokens expired
+        assert ops.revoked_at is not None
+        assert (describe(ops)["status"], describe(ops)["expires_at"],
+                describe(ops)["revoked_at"]) == ("revoked", None,
+                                                 as_utc(ops.revoked_at).isoformat())
