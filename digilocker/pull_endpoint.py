@@ -78,6 +78,9 @@ def answer(operation: str, raw: bytes | None, header: str | None, settings: Sett
         _log(operation, "status 0: txn missing or too long", request)
         return Answer(200, pull.error(root, request))
     with sessions() as session:
+        # Autocommit: a pull only reads, but for its txn; the txn is spent the moment it is
+        # recorded (one statement, no BEGIN/COMMIT round trips), whatever the answer then is.
+        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
         if not first_use(session, operation, request.txn, now, settings.digilocker_ts_window):
             _log(operation, "status 0: replayed txn", request)
             return Answer(200, pull.error(root, request))
@@ -85,14 +88,9 @@ def answer(operation: str, raw: bytes | None, header: str | None, settings: Sett
             body = run(request, pull.PullConfig.from_settings(settings),
                        DatabaseRecords(session, store, cache))
         except OSError as exc:  # a stored PDF missing or not matching its hash: ours to fix
-            session.rollback()
-            log.error("digilocker %s txn=%s: the stored PDF is unusable: %s", operation,
+            log.error("digilocker %s txn=%.96r: the stored PDF is unusable: %s", operation,
                       request.txn, exc)
-            if first_use(session, operation, request.txn, now,
-                         settings.digilocker_ts_window):
-                session.commit()  # the txn stays spent
             return Answer(200, pull.error(root, request))
-        session.commit()  # the txn recorded, and the audit event of a document handed over
     _log(operation, f"status {_status_of(body)}", request)
     return Answer(200, body)
 

@@ -66,7 +66,7 @@ _REPLAY = insert(_REPLAYS)
 
 
 class DatabaseRecords:
-    """`digilocker.pull.Records` over one session and the PDF store; the caller commits. The
+    """`digilocker.pull.Records` over one session and the PDF store (reads only). The
     Base64 of PDFs already read comes from `cache` (digilocker/pdf_cache.py)."""
 
     def __init__(self, session: Session, store: PdfStore, cache: PdfCache | None = None) -> None:
@@ -147,10 +147,9 @@ class DatabaseRecords:
 
 def first_use(session: Session, operation: str, txn: str, now: datetime,
               window_seconds: int) -> bool:
-    """Record `txn` for `operation` in the session's transaction (the caller commits it with
-    the answer: one commit per pull); False when it was already recorded, a replay (then the
-    transaction is rolled back). A concurrent request with the same txn waits on the unique key
-    until this one commits, and then is the replay."""
+    """Record `txn` for `operation`; False when it was already recorded, a replay. Meant for an
+    autocommit session (digilocker/pull_endpoint.py): the row is committed by its INSERT, so a
+    concurrent request with the same txn fails on the unique key at once and is the replay."""
     if prunes(txn):
         prune_replays(session, now, window_seconds)
     try:

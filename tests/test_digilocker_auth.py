@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from digilocker.request_auth import header_ok, hmac_hex, keyhash, keyhash_ok, parse_ts, ts_fresh
-from issuer.models import DigiLockerReplay
+from issuer.models import Certificate, DigiLockerReplay
 from issuer.settings import Settings
 from tests.conftest import Live, make_settings, sample
 from tests.digilocker_pull_requests import (
@@ -170,3 +170,29 @@ def test_old_replay_rows_are_pruned(live: Live) -> None:
         assert session.get(DigiLockerReplay, "pulluri:ancient") is None
         assert session.get(DigiLockerReplay, "pulluri:recent") is not None
         assert session.get(DigiLockerReplay, f"pulluri:{prunes}") is not None
+
+
+def test_an_unusable_stored_pdf_is_status_0_and_the_txn_stays_spent(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A stored PDF that no longer matches its hash is never handed over; the error is ours
+    (logged), and the txn is spent like any other: the same request again is a replay."""
+    record = issue(live, sample("birth-1"))
+    with live.runtime.sessions() as session:
+        stored = session.get(Certificate, record["id"])
+        assert stored is not None and stored.pdf_path is not None
+        path = live.runtime.settings.store_dir / stored.pdf_path
+    good = path.read_bytes()
+    path.write_bytes(good.replace(b"%%EOF", b"%%EOX"))
+    txn = new_txn()
+    raw = doc_request(f"in.gov.pmc-BTCER-{record['id']}", txn=txn)
+    with caplog.at_level("ERROR", logger="digilocker.pull_endpoint"):
+        refused = reply(post(live, "pulldoc", raw))
+    assert refused.status == "0" and refused.txn == txn and not refused.details
+    assert any("the stored PDF is unusable" in r.getMessage() for r in caplog.records)
+    with live.runtime.sessions() as session:
+        assert session.get(DigiLockerReplay, f"pulldoc:{txn}") is not None
+    path.write_bytes(good)
+    assert reply(post(live, "pulldoc", raw)).status == "0"  # a replay, though the PDF is back
+    fresh = reply(post(live, "pulldoc", doc_request(f"in.gov.pmc-BTCER-{record['id']}")))
+    assert fresh.status == "1" and fresh.details["DocContent"] == base64.b64encode(good).decode()
