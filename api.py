@@ -583,7 +583,7 @@ def digilocker_api() -> Blueprint:
         if raw is not None and len(raw) > limit:
             raw = None
         rt = runtime()
-        result = answer(operation, raw, request.headers.get(HEADER), rt.settings, rt.sessions,
+        result = answer(operation, raw, request.headers.get(HEADER), rt.settings, rt.engine,
                         rt.store, datetime.now(UTC), cache)
         mimetype = "application/xml" if result.xml else "text/plain"
         return Response(result.body, status=result.http_status, mimetype=mimetype)

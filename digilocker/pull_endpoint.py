@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Engine
 
 from digilocker import pull
 from digilocker.pdf_cache import PdfCache
@@ -51,7 +51,7 @@ UNAUTHORIZED = Answer(401, b"Unauthorized")
 
 
 def answer(operation: str, raw: bytes | None, header: str | None, settings: Settings,
-           sessions: sessionmaker[Session], store: PdfStore, now: datetime,
+           engine: Engine, store: PdfStore, now: datetime,
            cache: PdfCache | None = None) -> Answer:
     """The answer to `operation` ("pulluri" or "pulldoc") for body `raw` (None: over the size
     cap) and the `x-digilocker-hmac` header as received (None: absent); `cache` holds the
@@ -77,21 +77,22 @@ def answer(operation: str, raw: bytes | None, header: str | None, settings: Sett
     if not 0 < len(request.txn) <= MAX_TXN:
         _log(operation, "status 0: txn missing or too long", request)
         return Answer(200, pull.error(root, request))
-    with sessions() as session:
-        # Autocommit: a pull only reads, but for its txn; the txn is spent the moment it is
-        # recorded (one statement, no BEGIN/COMMIT round trips), whatever the answer then is.
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        if not first_use(session, operation, request.txn, now, settings.digilocker_ts_window):
+    # Autocommit: a pull only reads, but for its txn; the txn is spent the moment it is recorded
+    # (one statement, no BEGIN/COMMIT round trips), whatever the answer then is.
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        if not first_use(connection, operation, request.txn, now, settings.digilocker_ts_window):
             _log(operation, "status 0: replayed txn", request)
             return Answer(200, pull.error(root, request))
         try:
             body = run(request, pull.PullConfig.from_settings(settings),
-                       DatabaseRecords(session, store, cache))
+                       DatabaseRecords(connection, store, cache))
         except OSError as exc:  # a stored PDF missing or not matching its hash: ours to fix
             log.error("digilocker %s txn=%.96r: the stored PDF is unusable: %s", operation,
                       request.txn, exc)
             return Answer(200, pull.error(root, request))
-    _log(operation, f"status {_status_of(body)}", request)
+    status = _status_of(body)
+    if status != pull.SUCCESS:  # a document handed over has its own line (records.disclosed)
+        _log(operation, f"status {status}", request)
     return Answer(200, body)
 
 

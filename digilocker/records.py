@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, bindparam, delete, func, insert, select
+from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
 
 from digilocker.holder_match import parse_day
 from digilocker.pdf_cache import PdfCache
@@ -66,16 +65,17 @@ _REPLAY = insert(_REPLAYS)
 
 
 class DatabaseRecords:
-    """`digilocker.pull.Records` over one session and the PDF store (reads only). The
-    Base64 of PDFs already read comes from `cache` (digilocker/pdf_cache.py)."""
+    """`digilocker.pull.Records` over one database connection and the PDF store (reads only).
+    The Base64 of PDFs already read comes from `cache` (digilocker/pdf_cache.py)."""
 
-    def __init__(self, session: Session, store: PdfStore, cache: PdfCache | None = None) -> None:
-        self.session = session
+    def __init__(self, connection: Connection, store: PdfStore,
+                 cache: PdfCache | None = None) -> None:
+        self.connection = connection
         self.store = store
         self.cache = cache if cache is not None else PdfCache(0)
 
     def _one(self, certificate_id: str) -> Pulled | None:
-        row = self.session.connection().execute(_BY_ID, {"id": certificate_id}).first()
+        row = self.connection.execute(_BY_ID, {"id": certificate_id}).first()
         return Pulled(*row) if row is not None else None
 
     def search(self, kind: str, values: Sequence[str]) -> Pulled | None:
@@ -86,14 +86,14 @@ class DatabaseRecords:
             query = issued.where(
                 func.upper(_CERTIFICATES.c.request["property_id"].as_string()) == wanted
             ).order_by(_CERTIFICATES.c.issued_at.desc()).limit(1)
-            row = self.session.connection().execute(query).first()
+            row = self.connection.execute(query).first()
             return Pulled(*row) if row is not None else None
         if kind not in _DATE_OF or len(values) < 2:
             return None
         day = parse_day(values[1])
         if day is None:
             return None
-        found = [Pulled(*row) for row in self.session.connection().execute(issued.where(
+        found = [Pulled(*row) for row in self.connection.execute(issued.where(
             _CERTIFICATES.c.registration_number == values[0].strip().upper()))]
         person, field = _DATE_OF[kind]
         hits = [r for r in found if (r.request.get(person) or {}).get(field) == day.isoformat()]
@@ -124,7 +124,7 @@ class DatabaseRecords:
         """See `digilocker.pull.Records.previous_number`."""
         if record.corrects is None:
             return ""
-        number = self.session.connection().execute(_NUMBER_OF,
+        number = self.connection.execute(_NUMBER_OF,
                                                    {"id": record.corrects}).scalar()
         return number or ""
 
@@ -145,17 +145,16 @@ class DatabaseRecords:
                  record.id, record.number, txn)
 
 
-def first_use(session: Session, operation: str, txn: str, now: datetime,
+def first_use(connection: Connection, operation: str, txn: str, now: datetime,
               window_seconds: int) -> bool:
     """Record `txn` for `operation`; False when it was already recorded, a replay. Meant for an
     autocommit session (digilocker/pull_endpoint.py): the row is committed by its INSERT, so a
     concurrent request with the same txn fails on the unique key at once and is the replay."""
     if prunes(txn):
-        prune_replays(session, now, window_seconds)
+        prune_replays(connection, now, window_seconds)
     try:
-        session.connection().execute(_REPLAY, {"txn": f"{operation}:{txn}", "seen_at": now})
+        connection.execute(_REPLAY, {"txn": f"{operation}:{txn}", "seen_at": now})
     except IntegrityError:
-        session.rollback()
         return False
     return True
 
@@ -167,11 +166,11 @@ def prunes(txn: str) -> bool:
     return hashlib.sha256(txn.encode("utf-8")).digest()[0] % PRUNE_EVERY == 0
 
 
-def prune_replays(session: Session, now: datetime, window_seconds: int) -> None:
+def prune_replays(connection: Connection, now: datetime, window_seconds: int) -> None:
     """Forget txns older than twice the window: a request is accepted only while its ts is
     within the window of our clock, so its txn cannot come back fresh later than that. Rows
     another pruner holds are skipped (PostgreSQL), never waited for."""
     old = (select(DigiLockerReplay.txn)
            .where(DigiLockerReplay.seen_at < now - timedelta(seconds=2 * window_seconds))
            .with_for_update(skip_locked=True))
-    session.execute(delete(DigiLockerReplay).where(DigiLockerReplay.txn.in_(old)))
+    connection.execute(delete(_REPLAYS).where(_REPLAYS.c.txn.in_(old)))
