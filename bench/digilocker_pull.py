@@ -221,8 +221,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--certificates", type=int, default=5)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--workers", type=int, default=2, help="PRAMAAN_WEB_WORKERS (2, as served)")
+    parser.add_argument("--threads", type=int, default=4, help="PRAMAAN_WEB_THREADS (4, as served)")
     parser.add_argument("--rate", type=float, default=0.0,
                         help="open loop: offer this many requests/s (0: closed loop, each "
                              "client sends again as soon as it has its answer)")

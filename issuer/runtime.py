@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 class Runtime:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.engine: Engine = make_engine(settings.database_url)
+        self.engine: Engine = make_engine(settings.database_url,
+                                          pool_size=max(5, settings.web_threads))
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
         self.store = PdfStore(settings.store_dir)
 
