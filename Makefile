@@ -53,7 +53,8 @@ clean:
 # Mutation testing of the trust-critical code (signing/, issuer/verify.py, tokens, audit, store,
 # the issue job, api.py's department check), one worker, SQLite only: tests/mutation_testing.py.
 # `make mutation` runs every mutant (hours on 2 cores; FILES="signing/pades.py ..." narrows it,
-# MUTATION_CHILDREN=2 runs two at once);
+# MUTATION_CHILDREN=2 runs two at once; MUTATION_ARGS=--unchecked-only resumes from the verdicts
+# kept in mutation/verdicts/, --survivors-only re-runs last time's survivors);
 # `make mutation-changed` only those in functions changed since the merge base with origin/main
 # (else HEAD~1; MUTATION_BASE=<rev> overrides), at most MUTATION_MAX of them, for CI.
 MUTATION_MAX ?= 40
@@ -61,7 +62,7 @@ MUTATION_TIME_LIMIT ?= 420
 .PHONY: mutation mutation-changed
 
 mutation: install debian-tools
-	$(BIN)/python -m tests.mutation_testing $(FILES)
+	$(BIN)/python -m tests.mutation_testing $(MUTATION_ARGS) $(FILES)
 
 mutation-changed: install debian-tools
 	$(BIN)/python -m tests.mutation_testing --changed --max $(MUTATION_MAX) \

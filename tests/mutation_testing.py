@@ -49,6 +49,10 @@ TARGETS: dict[str, frozenset[str] | None] = {
 }
 
 DETECTED = ("killed", "timeout")
+# The verdicts of the last runs, kept in git so a full run (hours) can go on in the next session
+# on a new machine: per target file, mutmut's exit code per mutant and the hash of each function.
+# A verdict is carried over only while its function's hash is unchanged (mutmut's own rule).
+VERDICTS = ROOT / "mutation" / "verdicts"
 _HUNK = re.compile(r"^@@ -\d+(?:,\d+)? \+(\d+)(?:,(\d+))? @@", re.MULTILINE)
 
 
@@ -188,6 +192,63 @@ def run_mutmut(names: Sequence[str], time_limit: float | None) -> bool:
     return True
 
 
+def restore_verdicts(paths: Iterable[str]) -> int:
+    """Put the kept verdicts of `paths` into mutants/ where mutmut has none yet, dropping those
+    of functions changed since; mutmut merges them by function hash when it regenerates the
+    file. Returns how many verdicts were carried over."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+
+    carried = 0
+    for path in paths:
+        kept, meta = VERDICTS / f"{path}.meta", ROOT / "mutants" / f"{path}.meta"
+        if meta.exists() or not kept.exists():
+            continue
+        saved = json.loads(kept.read_text())
+        current = mutate_file_contents(path, (ROOT / path).read_text(encoding="utf-8"))
+        hashes = current.hash_by_function_name
+        codes = {}
+        for name, code in saved["exit_code_by_key"].items():
+            function = _function_key(name)
+            same = saved["hash_by_function_name"].get(function) == hashes.get(function)
+            codes[name] = code if same else None
+            carried += code is not None and same
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"exit_code_by_key": codes,
+                                    "hash_by_function_name": saved["hash_by_function_name"]}))
+    return carried
+
+
+def keep_verdicts(paths: Iterable[str]) -> None:
+    """Merge mutmut's verdicts of `paths` (exit codes and function hashes only) into VERDICTS:
+    a new verdict replaces the kept one; a kept one stays where this run had none and its
+    function is unchanged (a quick run on a few mutants does not erase a full run)."""
+    for path in paths:
+        meta = ROOT / "mutants" / f"{path}.meta"
+        if not meta.exists():
+            continue
+        data = json.loads(meta.read_text())
+        hashes: dict[str, str] = data["hash_by_function_name"]
+        kept = VERDICTS / f"{path}.meta"
+        old = json.loads(kept.read_text()) if kept.exists() else {
+            "exit_code_by_key": {}, "hash_by_function_name": {}}
+        codes = {}
+        for name, code in data["exit_code_by_key"].items():
+            function = _function_key(name)
+            unchanged = old["hash_by_function_name"].get(function) == hashes.get(function)
+            codes[name] = code if code is not None or not unchanged else \
+                old["exit_code_by_key"].get(name)
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        kept.write_text(json.dumps({"exit_code_by_key": dict(sorted(codes.items())),
+                                    "hash_by_function_name": dict(sorted(hashes.items()))},
+                                   indent=0, ensure_ascii=False) + "\n", encoding="utf-8")
+
+
+def _function_key(mutant: str) -> str:
+    from mutmut.utils.format_utils import mangled_name_from_mutant_name
+
+    return mangled_name_from_mutant_name(mutant).rpartition(".")[2]
+
+
 def statuses(path: str) -> dict[str, str]:
     """mutmut's verdict per mutant of `path`; a survivor whose mutated line carries an
     `# equivalent` comment (the reason is written there) is "equivalent"."""
@@ -263,7 +324,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="print the score of the last run of these mutants without running")
     parser.add_argument("--dry-run", action="store_true", help="list the mutants, run nothing")
     parser.add_argument("--unchecked-only", action="store_true",
-                        help="run only mutants without a result yet (resume a stopped run)")
+                        help="run only mutants without a result yet (resume a stopped run; "
+                             "verdicts kept in mutation/verdicts/ count, while their function "
+                             "is unchanged)")
+    parser.add_argument("--survivors-only", action="store_true",
+                        help="run only mutants that survived (or had no test) last time: "
+                             "after new tests, the score after")
     parser.add_argument("--fail-under", type=float, default=0.0,
                         help="exit 1 when the score (percent) is below this")
     args = parser.parse_args(argv)
@@ -303,11 +369,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             functions = sorted({plain_name(function_of(n)) for n in picked})
             print(f"  {path}: {len(picked)} in {', '.join(functions)}")
         return 0
+    if args.unchecked_only or args.survivors_only:
+        print(f"mutation: {restore_verdicts(chosen)} verdicts carried over from "
+              f"{VERDICTS.relative_to(ROOT)}")
     if args.unchecked_only:
         done = {n for path in chosen for n, s in statuses(path).items() if s != "not checked"}
         names = [n for n in names if n not in done]
+    if args.survivors_only:
+        alive = {n for path in chosen for n, s in statuses(path).items()
+                 if s in ("survived", "no tests")}
+        names = [n for n in names if n in alive]
     if not args.report_only and names:
-        run_mutmut(names, args.time_limit)
+        print(f"mutation: running {len(names)}")
+        try:
+            run_mutmut(names, args.time_limit)
+        finally:
+            keep_verdicts(chosen)
     table = report(chosen)
     counts: Counter[str] = Counter()
     for row in table.values():
