@@ -334,7 +334,9 @@ def test_cancel_audits_reason_previous_state_and_error(runtime: Runtime) -> None
     cert_id = failed(runtime, error="disk full")
     with runtime.sessions() as session, session.begin():
         cancel(session, cert_id, "cli:operator", "  wrong ward  ")
-    assert record_of(runtime, cert_id).state == "cancelled"
+    stored = record_of(runtime, cert_id)
+    assert (stored.state, stored.decided_by, stored.decision_reason) == (
+        "cancelled", "cli:operator", "wrong ward")
     year = today_ist().year
     assert audited(runtime, cert_id, "cancel") == [
         {"reason": "wrong ward", "from": "failed", "error": "RuntimeError: disk full",

@@ -19,7 +19,7 @@ from issuer.permissions import Action, allowed, other_department, require
 from issuer.runtime import Runtime
 from issuer.submit import submit
 from issuer.tokens import Principal
-from issuer.workflow import MAX_REASON, approve, reason_of, reject, revoke
+from issuer.workflow import MAX_REASON, amend, approve, reason_of, reject, request_digest, revoke
 from tests.conftest import make_settings, sample
 
 
@@ -81,11 +81,15 @@ def test_an_unknown_role_may_do_nothing() -> None:
 def test_reasons_are_required_and_bounded() -> None:
     assert reason_of({"reason": "  wrong ward  "}) == "wrong ward"
     assert reason_of({"reason": "x" * MAX_REASON}) == "x" * MAX_REASON
-    for body, code in (({}, "required"), ({"reason": ""}, "required"), ([], "required"),
-                       ({"reason": "x" * (MAX_REASON + 1)}, "too_long")):
+    for body, code, message in (
+            ({}, "required", "give the reason"), ({"reason": ""}, "required", "give the reason"),
+            ([], "required", "give the reason"),
+            ({"reason": "x" * (MAX_REASON + 1)}, "too_long",
+             f"must be at most {MAX_REASON} characters")):
         with pytest.raises(ValidationFailed) as refused:
             reason_of(body)
-        assert [(e.field, e.code) for e in refused.value.errors] == [("reason", code)]
+        assert [(e.field, e.code, e.message) for e in refused.value.errors] == [
+            ("reason", code, message)]
 
 
 def test_wrong_state_refusals_name_the_state_and_the_decision(runtime: Runtime) -> None:
@@ -168,3 +172,27 @@ def test_a_revocation_keeps_who_why_and_when(runtime: Runtime) -> None:
             select(AuditEvent).where(AuditEvent.action == "revoke"))]
     assert events == [("test:officer", {"reason": "registered twice",
                                         "number": "PMC/B/2026/KB/000009"})]
+
+
+def test_an_amendment_is_audited_with_both_digests_and_only_while_submitted(
+    runtime: Runtime,
+) -> None:
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        department.approval = "officer"
+        record = submit(session, department, "test:clerk", sample("birth-1"))
+        before = request_digest(record)
+        changed = sample("birth-1")
+        changed["child"]["name"]["en"] = "Aarav Kulkarni"
+        amend(session, record, "test:clerk", changed)
+        after = request_digest(record)
+        assert after != before and record.request == changed
+        reject(session, record, "test:officer", "misspelt")
+        with pytest.raises(InvalidTransition) as refused:
+            amend(session, record, "test:clerk", sample("birth-1"))
+        assert str(refused.value) == (f"certificate {record.id} is rejected; only a submitted "
+                                      "certificate can be amended")
+        events = [(e.actor, e.details) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "amend"))]
+    assert events == [("test:clerk", {"before": before, "after": after})]

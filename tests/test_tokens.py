@@ -195,6 +195,7 @@ def test_token_requests_are_refused_field_by_field(
         with pytest.raises(TokenRefused) as refused:
             create_token(session, births, name, role, expires_days=days)
         assert [(e.field, e.code) for e in refused.value.errors] == errors
+        assert str(refused.value) == "; ".join(e.message for e in refused.value.errors)
         # A ValidationFailed for the API (422 with field errors), a ValueError for old callers.
         assert isinstance(refused.value, ValidationFailed)
         assert isinstance(refused.value, ValueError)
