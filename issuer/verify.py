@@ -215,7 +215,7 @@ def _current(session: Session, record: Certificate) -> Certificate:
         if current.superseded_by is None:
             break
         following = session.get(Certificate, current.superseded_by)
-        if following is None:  # unreachable: superseded_by is a foreign key; for the types
+        if following is None:  # unreachable: superseded_by is a foreign key (for mypy)
             break  # equivalent: `return` here (None) is never reached either
         current = following
     return current
