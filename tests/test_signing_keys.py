@@ -394,3 +394,24 @@ def test_keyring_never_fetches_a_missing_intermediate(
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def test_dev_certificates_are_valid_from_now_whatever_the_machine_s_time_zone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine set to IST a naive local time would start every certificate 5.5 hours in
+    the future (the builder reads naive times as UTC): validity is taken in UTC."""
+    import datetime as dt
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        made = ensure_dev_pki(tmp_path / "keys")
+        now = dt.datetime.now(dt.UTC)
+        for path in (made.root_cert, made.ca_cert, made.signer_cert, made.seal_cert):
+            cert = x509.load_pem_x509_certificate(path.read_bytes())
+            assert now - dt.timedelta(minutes=10) <= cert.not_valid_before_utc <= now
+    finally:
+        monkeypatch.undo()
+        time.tzset()
