@@ -114,7 +114,10 @@ def _locked(lock_path: Path) -> Iterator[None]:
 
 def _generate_into(keys_dir: Path, organisation: str) -> None:
     files = _build_files(organisation, dt.datetime.now(dt.UTC))
-    staging = Path(tempfile.mkdtemp(prefix=".devpki-", dir=keys_dir))
+    # Staged beside the keys: the renames below stay on one filesystem, so each is atomic (a
+    # tmpfs /tmp would fail them with EXDEV). The prefix only names the staging folder, which
+    # the `finally` removes; only a SIGKILL would leave it behind, hidden and recognisably ours.
+    staging = Path(tempfile.mkdtemp(prefix=".devpki-", dir=keys_dir))  # equivalent: prefix
     try:
         for name, data in files.items():
             _write_durably(staging / name, data, 0o600 if name.endswith(".key") else 0o644)

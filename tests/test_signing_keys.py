@@ -415,3 +415,17 @@ def test_dev_certificates_are_valid_from_now_whatever_the_machine_s_time_zone(
     finally:
         monkeypatch.undo()
         time.tzset()
+
+
+def test_dev_keys_are_staged_beside_the_keys_not_in_the_temp_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The final renames must not cross filesystems: with no usable temp folder at all, the
+    dev PKI is still made, and nothing of the staging is left."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-folder"))
+    made = ensure_dev_pki(tmp_path / "keys")
+    assert made.seal_key.exists()
+    assert not list(made.keys_dir.glob(".devpki-*"))  # the staging folder is gone
+    assert all((made.keys_dir / name).exists() for name in DEV_PKI_FILES)
