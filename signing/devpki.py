@@ -121,7 +121,8 @@ def _generate_into(keys_dir: Path, organisation: str) -> None:
     try:
         for name, data in files.items():
             _write_durably(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
-        _write_durably(keys_dir / _INCOMPLETE_MARKER, b"", 0o600)
+        # Only the marker's existence is ever read; its content and mode are not.
+        _write_durably(keys_dir / _INCOMPLETE_MARKER, b"", 0o600)  # equivalent: content, mode
         _fsync_dir(keys_dir)
         for name in files:
             os.replace(staging / name, keys_dir / name)
@@ -129,11 +130,15 @@ def _generate_into(keys_dir: Path, organisation: str) -> None:
         (keys_dir / _INCOMPLETE_MARKER).unlink()
         _fsync_dir(keys_dir)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        # After the renames the folder is empty and goes either way; ignoring errors only
+        # keeps a failed clean-up from masking the error that brought us here.
+        shutil.rmtree(staging, ignore_errors=True)  # equivalent: see above
 
 
 def _write_durably(path: Path, data: bytes, mode: int) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    # The mode at creation is set again by fchmod before a byte is written, so no key is ever
+    # readable under a wider mode; it is kept as the first line of defence.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)  # equivalent: see above
     try:
         os.fchmod(fd, mode)  # the umask may have narrowed or widened what O_CREAT set
         os.write(fd, data)
@@ -151,9 +156,11 @@ def _fsync_dir(path: Path) -> None:
 
 
 def _build_files(organisation: str, now: dt.datetime) -> dict[str, bytes]:
-    root_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)
-    signer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    # Sizes are tested (test_signing_keys); OpenSSL makes a 3072-bit key when asked for 3073
+    # (and 2048 for 2049), so the n+1 mutants of these lines cannot be told apart.
+    root_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)  # equivalent
+    ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)  # equivalent
+    signer_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # equivalent
     seal_key = ec.generate_private_key(ec.SECP256R1())
 
     root_name = _name(organisation, "Certifying Authority", "Pramaan Dev Root CA")

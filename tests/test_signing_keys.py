@@ -429,3 +429,34 @@ def test_dev_keys_are_staged_beside_the_keys_not_in_the_temp_folder(
     assert made.seal_key.exists()
     assert not list(made.keys_dir.glob(".devpki-*"))  # the staging folder is gone
     assert all((made.keys_dir / name).exists() for name in DEV_PKI_FILES)
+
+
+def test_dev_certificates_carry_cca_style_names_and_the_key_sizes_of_the_design(
+    pki: DevPki,
+) -> None:
+    """C=IN first, state and locality for the end entities, then O, OU, CN (the CCA's layout,
+    which `pdfsig` and Acrobat show to a verifier); RSA-3072 for the CAs, RSA-2048 for the
+    document signer, P-256 for the QR seal."""
+    org = "O=Pune Municipal Corporation (DEVELOPMENT)"
+    expected = {
+        "root_cert": (f"CN=Pramaan Dev Root CA,OU=Certifying Authority,{org},C=IN", 3072),
+        "ca_cert": (f"CN=Pramaan Dev Sub CA for Document Signer,OU=Sub-CA,{org},C=IN", 3072),
+        "signer_cert": ("CN=Pramaan Dev Document Signer,OU=Birth and Death Registration,"
+                        f"{org},L=Pune,ST=Maharashtra,C=IN", 2048),
+        "seal_cert": ("CN=Pramaan Dev QR Seal,OU=Certificate Verification,"
+                      f"{org},L=Pune,ST=Maharashtra,C=IN", 256),
+    }
+    certs = {field: x509.load_pem_x509_certificate(getattr(pki, field).read_bytes())
+             for field in expected}
+    for field, (subject, size) in expected.items():
+        cert = certs[field]
+        assert cert.subject.rfc4514_string() == subject, field
+        key = cert.public_key()
+        assert isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey)
+        assert key.key_size == size, field
+    assert certs["ca_cert"].issuer == certs["root_cert"].subject == certs["root_cert"].issuer
+    assert certs["signer_cert"].issuer == certs["seal_cert"].issuer == certs["ca_cert"].subject
+    for field in ("root_key", "ca_key", "signer_key"):
+        private = serialization.load_pem_private_key(getattr(pki, field).read_bytes(), None)
+        assert isinstance(private, rsa.RSAPrivateKey)
+        assert private.key_size == expected[field.replace("_key", "_cert")][1]
