@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from digilocker.deliveries import delivery_view, enqueue_pending
+from digilocker.token_vault import check_at_startup as check_token_key
 from issuer import department_audit, permissions, tokens, users
 from issuer.aadhaar import check_at_startup, keep_aadhaar
 from issuer.certtypes import cert_type
@@ -67,6 +68,7 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     settings = config if isinstance(config, Settings) else Settings.from_env(overrides=config)
     redact_logs()  # no log line of this process carries an Aadhaar-looking number
     check_at_startup(settings)  # a malformed Aadhaar HMAC key refuses; a missing one warns
+    check_token_key(settings)  # the same for the key sealing linked DigiLocker accounts' tokens
     app = Flask(__name__, template_folder=str(web_dir()))
     # One byte of slack: a chunked body (no Content-Length) is cut at this limit by Werkzeug
     # without an error, so json_body() reads limit + 1 bytes and refuses the body itself.

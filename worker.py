@@ -12,6 +12,8 @@ import logging
 import threading
 from typing import TYPE_CHECKING
 
+from digilocker.token_vault import check_at_startup as check_token_key
+from issuer.aadhaar import check_at_startup as check_aadhaar_key
 from issuer.jobs import (
     DEFAULT_DELIVERY_SWEEP_SECONDS,
     DEFAULT_RTS_EVERY_MINUTES,
@@ -62,6 +64,8 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     if not rt.settings.redis_url:
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run inside the API process")
     rt.keyring  # noqa: B018 - load and check keys before taking the first job
+    check_aadhaar_key(rt.settings)  # malformed keys refuse before the first job, as in the API
+    check_token_key(rt.settings)
     connection = Redis.from_url(rt.settings.redis_url)
     worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
     stop = start_rts_ticker(rt, connection, rts_every_minutes, burst)

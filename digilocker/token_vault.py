@@ -150,3 +150,14 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def check_at_startup(settings: Settings) -> None:
+    """Refuse a malformed PRAMAAN_DIGILOCKER_TOKEN_KEY before anything is served or run; warn
+    when production links accounts (DIGILOCKER_BASE_URL set) without one: linking, and pushes
+    to linked accounts, are refused (config_invalid) until it is set."""
+    if settings.digilocker_token_key:
+        parse_key(settings.digilocker_token_key, VARIABLE)
+    elif not settings.development and settings.digilocker_base_url:
+        log.warning("%s is not set: DigiLocker accounts cannot be linked or pushed to until it "
+                    "is (`openssl rand -hex 32`)", VARIABLE)
