@@ -456,6 +456,18 @@ def test_dev_certificates_carry_cca_style_names_and_the_key_sizes_of_the_design(
         assert key.key_size == size, field
     assert certs["ca_cert"].issuer == certs["root_cert"].subject == certs["root_cert"].issuer
     assert certs["signer_cert"].issuer == certs["seal_cert"].issuer == certs["ca_cert"].subject
+    # Validity (years of 365 days, from five minutes before now for clock skew) and how many
+    # CAs may sit below each CA.
+    import datetime as dt
+
+    for field, years, path_length in (("root_cert", 25, 1), ("ca_cert", 20, 0),
+                                      ("signer_cert", 5, None), ("seal_cert", 5, None)):
+        cert = certs[field]
+        assert cert.not_valid_after_utc - cert.not_valid_before_utc == (
+            dt.timedelta(days=365 * years, minutes=5)), field
+        constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        assert (constraints.ca, constraints.path_length) == (path_length is not None,
+                                                             path_length), field
     for field in ("root_key", "ca_key", "signer_key"):
         private = serialization.load_pem_private_key(getattr(pki, field).read_bytes(), None)
         assert isinstance(private, rsa.RSAPrivateKey)
