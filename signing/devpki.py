@@ -226,8 +226,9 @@ def _key_usage(
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=content_commitment,
-        key_encipherment=False,
-        data_encipherment=False,
+        # None and False encode the same unset bit (tested on the certificates themselves).
+        key_encipherment=False,  # equivalent: see above
+        data_encipherment=False,  # equivalent: see above
         key_agreement=False,
         key_cert_sign=key_cert_sign,
         crl_sign=crl_sign,

@@ -468,6 +468,22 @@ def test_dev_certificates_carry_cca_style_names_and_the_key_sizes_of_the_design(
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         assert (constraints.ca, constraints.path_length) == (path_length is not None,
                                                              path_length), field
+    # Key usage, exactly, and both extensions critical (RFC 5280 for CAs; the CCA's profile).
+    def usage(**on: bool) -> x509.KeyUsage:
+        names = ("digital_signature", "content_commitment", "key_encipherment",
+                 "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign",
+                 "encipher_only", "decipher_only")
+        return x509.KeyUsage(**{name: on.get(name, False) for name in names})
+
+    wanted = {"root_cert": usage(key_cert_sign=True, crl_sign=True),
+              "ca_cert": usage(key_cert_sign=True, crl_sign=True),
+              "signer_cert": usage(digital_signature=True, content_commitment=True),
+              "seal_cert": usage(digital_signature=True)}
+    for field, key_usage in wanted.items():
+        extensions = certs[field].extensions
+        assert extensions.get_extension_for_class(x509.KeyUsage).value == key_usage, field
+        assert extensions.get_extension_for_class(x509.KeyUsage).critical, field
+        assert extensions.get_extension_for_class(x509.BasicConstraints).critical, field
     for field in ("root_key", "ca_key", "signer_key"):
         private = serialization.load_pem_private_key(getattr(pki, field).read_bytes(), None)
         assert isinstance(private, rsa.RSAPrivateKey)
