@@ -229,11 +229,11 @@ def _key_usage(
         # None and False encode the same unset bit (tested on the certificates themselves).
         key_encipherment=False,  # equivalent: see above
         data_encipherment=False,  # equivalent: see above
-        key_agreement=False,
+        key_agreement=False,  # equivalent: see above
         key_cert_sign=key_cert_sign,
         crl_sign=crl_sign,
-        encipher_only=False,
-        decipher_only=False,
+        encipher_only=False,  # equivalent: see above
+        decipher_only=False,  # equivalent: see above
     )
 
 

@@ -87,11 +87,29 @@ def test_dev_pki_has_the_cca_shape(pki: DevPki) -> None:
 def test_partial_set_is_refused_not_overwritten(tmp_path: Path) -> None:
     pki = ensure_dev_pki(tmp_path)
     pki.ca_key.unlink()
+    pki.seal_cert.unlink()
     signer_key = pki.signer_key.read_bytes()
 
-    with pytest.raises(KeyMaterialMissing, match=r"ca\.key"):
+    with pytest.raises(KeyMaterialMissing) as refused:
         ensure_dev_pki(tmp_path)
+    assert str(refused.value) == (f"incomplete dev PKI in {tmp_path}: missing ca.key, seal.crt; "
+                                  "remove the remaining key files to regenerate the whole set")
     assert pki.signer_key.read_bytes() == signer_key
+
+
+def test_dev_keys_go_into_a_new_nested_folder_each_beside_its_certificate(
+    tmp_path: Path,
+) -> None:
+    made = ensure_dev_pki(tmp_path / "home" / "pramaan" / "keys")
+    for cert, key in ((made.root_cert, made.root_key), (made.ca_cert, made.ca_key),
+                      (made.signer_cert, made.signer_key), (made.seal_cert, made.seal_key)):
+        public = x509.load_pem_x509_certificate(cert.read_bytes()).public_key()
+        private = serialization.load_pem_private_key(key.read_bytes(), None)
+        assert private.public_key() == public, key.name
+    assert made == DevPki.at(made.keys_dir)
+    assert {p.name for p in (made.root_cert, made.root_key, made.ca_cert, made.ca_key,
+                             made.signer_cert, made.signer_key, made.seal_cert,
+                             made.seal_key)} == set(DEV_PKI_FILES)
 
 
 def test_set_interrupted_while_moving_into_place_is_regenerated(tmp_path: Path) -> None:
@@ -468,6 +486,13 @@ def test_dev_certificates_carry_cca_style_names_and_the_key_sizes_of_the_design(
         constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
         assert (constraints.ca, constraints.path_length) == (path_length is not None,
                                                              path_length), field
+    # Key identifiers are present and not critical (RFC 5280 4.2.1.1-2).
+    for field, cert in certs.items():
+        ski = cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        assert not ski.critical, field
+        if field != "root_cert":
+            aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+            assert not aki.critical, field
     # Key usage, exactly, and both extensions critical (RFC 5280 for CAs; the CCA's profile).
     def usage(**on: bool) -> x509.KeyUsage:
         names = ("digital_signature", "content_commitment", "key_encipherment",
