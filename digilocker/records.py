@@ -124,8 +124,7 @@ class DatabaseRecords:
         """See `digilocker.pull.Records.previous_number`."""
         if record.corrects is None:
             return ""
-        number = self.connection.execute(_NUMBER_OF,
-                                                   {"id": record.corrects}).scalar()
+        number = self.connection.execute(_NUMBER_OF, {"id": record.corrects}).scalar()
         return number or ""
 
     def pdf_base64(self, record: Pulled) -> str:
