@@ -188,16 +188,20 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
     was_issued = record.state in STATUS_BY_STATE
     verdict.checks.append(Check("issued", was_issued, None if was_issued else "not_issued"))
     verdict.status = STATUS_BY_STATE.get(record.state, record.state)
-    if record.state == State.SUPERSEDED.value and record.superseded_by:
+    # The state and superseded_by change together (issue._mark_issued, one transaction), so
+    # either alone decides; the end of a chain is issued or revoked, both in STATUS_BY_STATE;
+    # a revoked record always has revoked_at (workflow.revoke). The fallbacks are defensive.
+    if record.state == State.SUPERSEDED.value and record.superseded_by:  # equivalent
         with runtime.sessions() as session:
             current = _current(session, record)
         verdict.certificate["superseded_by"] = current.id
         verdict.certificate["current_number"] = current.number
-        verdict.certificate["current_status"] = STATUS_BY_STATE.get(current.state, current.state)
+        status = STATUS_BY_STATE.get(current.state, current.state)  # equivalent: default
+        verdict.certificate["current_status"] = status
     if record.state == State.REVOKED.value:
         verdict.certificate["revoked_reason"] = record.decision_reason
         verdict.certificate["revoked_at"] = (as_utc(record.revoked_at).isoformat()
-                                             if record.revoked_at else None)
+                                             if record.revoked_at else None)  # equivalent
     return record
 
 

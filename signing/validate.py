@@ -173,8 +173,10 @@ def _envelope_exact(signature: EmbeddedPdfSignature, status: PdfSignatureStatus)
         return False
     if sid.chosen["issuer"].dump() != signer.issuer.dump():
         return False
+    # pyHanko finds the signer by issuer and serial: another serial finds none and is refused as
+    # malformed before this check (tests/test_signing_envelope.py), which stays as a backstop.
     if sid.chosen["serial_number"].dump() != signer["tbs_certificate"]["serial_number"].dump():
-        return False
+        return False  # equivalent: see above
     if [a.dump() for a in signed_data["digest_algorithms"]] != [
         signer_info["digest_algorithm"].dump()
     ]:
@@ -191,7 +193,10 @@ def _envelope_exact(signature: EmbeddedPdfSignature, status: PdfSignatureStatus)
 
 
 def _custom_info(signature: EmbeddedPdfSignature) -> dict[str, str]:
-    revision = signature.reader.get_historical_resolver(signature.signed_revision)
+    # A verified signature covers the entire file (_failure), so the signed revision is the
+    # last one, which is also what None resolves to.
+    signed = signature.signed_revision  # equivalent: see above
+    revision = signature.reader.get_historical_resolver(signed)  # equivalent: see above
     try:
         info = revision.trailer_view["/Info"]
     except KeyError:

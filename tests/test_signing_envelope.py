@@ -89,7 +89,28 @@ def _extra_digest_algorithm(sd: SignedData) -> None:
                                algos.DigestAlgorithm({"algorithm": "sha512"})]
 
 
+def _sid_by_key_identifier(pki: DevPki) -> Callable[[SignedData], None]:
+    """Legal CMS (RFC 5652 5.3), and pyHanko finds the signer by it; not what we sign."""
+    signer = asn1_x509.Certificate.load(
+        load_pem_certificate(pki.signer_cert).public_bytes(serialization.Encoding.DER))
+
+    def change(sd: SignedData) -> None:
+        signer_info(sd)["sid"] = cms.SignerIdentifier(
+            {"subject_key_identifier": signer.key_identifier})
+    return change
+
+
+def _sid_issuer_in_other_case(sd: SignedData) -> None:
+    """pyHanko matches the issuer name case-insensitively; the bytes are not what we sign."""
+    sid = signer_info(sd)["sid"].chosen
+    names = {k: (v.lower() if k == "common_name" else v) for k, v in sid["issuer"].native.items()}
+    signer_info(sd)["sid"] = cms.SignerIdentifier({"issuer_and_serial_number": {
+        "issuer": asn1_x509.Name.build(names), "serial_number": sid["serial_number"].native}})
+
+
 ENVELOPE_CHANGES: dict[str, Callable[..., Callable[[SignedData], None]]] = {
+    "sid_by_key_identifier": _sid_by_key_identifier,
+    "sid_issuer_in_other_case": lambda pki: _sid_issuer_in_other_case,
     "signed_data_version": lambda pki: _set("version", "v3"),
     "signer_info_version": lambda pki: _set("signer_info.version", "v3"),
     "extra_digest_algorithm": lambda pki: _extra_digest_algorithm,
