@@ -97,8 +97,9 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
         reason = _failure(status)
         if reason is None and not _is_document_signer(status):
             # Any certificate under the root is not enough (the seal certificate, or in
-            # production any CCA-chained holder): a document signer has non-repudiation.
-            # pyHanko 0.38's KeyUsageConstraints did not refuse such a signer here, so we check.
+            # production any CCA-chained holder): a document signer has digitalSignature and
+            # non-repudiation. pyHanko's default policy asks for non-repudiation only (and so
+            # refuses the seal certificate itself: trusted is False); we ask for both.
             reason = "untrusted"
         if reason is None and not (untouched and _envelope_exact(signature, status)):
             reason = "modified"
@@ -183,8 +184,9 @@ def _envelope_exact(signature: EmbeddedPdfSignature, status: PdfSignatureStatus)
         return False
     if signed_data["version"].native != "v1" or signer_info["version"].native != "v1":
         return False
+    # No validation path means not trusted, refused by _failure before this is called.
     if status.validation_path is None:
-        return False
+        return False  # equivalent: see above
     in_path = {cert.dump() for cert in status.validation_path.iter_certs(include_root=True)}
     embedded = signed_data["certificates"]
     return all(choice.chosen.dump() in in_path for choice in embedded) and not (

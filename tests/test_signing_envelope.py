@@ -62,6 +62,27 @@ def test_control_the_same_envelope_re_encoded_still_validates(signed: bytes, pki
     assert validate_pdf(with_envelope(signed, lambda sd: None), [pki.root_cert]).ok
 
 
+def test_the_root_certificate_embedded_too_is_part_of_the_path(signed: bytes,
+                                                               pki: DevPki) -> None:
+    """Long-term signatures embed the whole chain; the root is in the validation path, not an
+    unused certificate."""
+    root = asn1_x509.Certificate.load(
+        load_pem_certificate(pki.root_cert).public_bytes(serialization.Encoding.DER))
+
+    def change(sd: SignedData) -> None:
+        sd["certificates"] = [*sd["certificates"], cms.CertificateChoices({"certificate": root})]
+    assert validate_pdf(with_envelope(signed, change), [pki.root_cert]).ok
+
+
+def test_a_changed_signature_value_is_a_bad_signature(signed: bytes, pki: DevPki) -> None:
+    def change(sd: SignedData) -> None:
+        value = bytearray(signer_info(sd)["signature"].native)
+        value[len(value) // 2] ^= 0x01
+        signer_info(sd)["signature"] = bytes(value)
+    report = validate_pdf(with_envelope(signed, change), [pki.root_cert])
+    assert (report.ok, report.reason) == (False, "bad_signature")
+
+
 def _extra_certificate(pki: DevPki) -> Callable[[SignedData], None]:
     other = asn1_x509.Certificate.load(
         load_pem_certificate(pki.seal_cert).public_bytes(serialization.Encoding.DER))

@@ -347,3 +347,31 @@ def test_a_certificate_without_non_repudiation_is_not_a_document_signer(tmp_path
     ).sign_pdf(IncrementalPdfFileWriter(BytesIO(minimal_pdf())), output=out)
     report = validate_pdf(out.getvalue(), [pki.root_cert])
     assert (report.ok, report.reason) == (False, "untrusted")
+
+
+def test_non_repudiation_alone_is_not_a_document_signer(tmp_path: Path) -> None:
+    """pyHanko's default policy asks for non-repudiation only; a document signer also needs
+    digitalSignature (signing/validate.py checks both). Signed with pyHanko's stock signer so
+    that nothing of ours refuses the certificate earlier."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    from signing.devpki import ensure_dev_pki
+    from signing.validate import validate_pdf
+    from tests.test_signing_support import issue_end_entity, minimal_pdf
+
+    pki = ensure_dev_pki(tmp_path / "keys")
+    key_path, cert_path = issue_end_entity(pki, tmp_path, name="nr-only",
+                                           key=ec.generate_private_key(ec.SECP256R1()),
+                                           digital_signature=False, non_repudiation=True)
+    stock = signers.SimpleSigner.load(str(key_path), str(cert_path),
+                                      ca_chain_files=(str(pki.ca_cert),))
+    assert stock is not None
+    out = BytesIO()
+    signers.PdfSigner(
+        signers.PdfSignatureMetadata(field_name="Sig", subfilter=fields.SigSeedSubFilter.PADES),
+        signer=stock,
+    ).sign_pdf(IncrementalPdfFileWriter(BytesIO(minimal_pdf())), output=out)
+    report = validate_pdf(out.getvalue(), [pki.root_cert])
+    assert (report.ok, report.reason) == (False, "untrusted")
