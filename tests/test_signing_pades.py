@@ -375,3 +375,42 @@ def test_non_repudiation_alone_is_not_a_document_signer(tmp_path: Path) -> None:
     ).sign_pdf(IncrementalPdfFileWriter(BytesIO(minimal_pdf())), output=out)
     report = validate_pdf(out.getvalue(), [pki.root_cert])
     assert (report.ok, report.reason) == (False, "untrusted")
+
+
+def test_a_pdf_that_needs_repair_is_malformed_not_read_leniently(pki: DevPki) -> None:
+    """A wrong startxref offset is something a lenient reader repairs; we do not: what we
+    validate is read strictly, as written."""
+    pdf = minimal_pdf()
+    at = pdf.rindex(b"startxref\n") + len(b"startxref\n")
+    end = pdf.index(b"\n", at)
+    broken = pdf[:at] + str(int(pdf[at:end]) + 1).encode() + pdf[end:]
+    assert validate_pdf(pdf, [pki.root_cert]).reason == "no_signature"  # control
+    report = validate_pdf(broken, [pki.root_cert])
+    assert (report.ok, report.reason) == (False, "malformed")
+
+
+def test_a_second_signature_is_refused(signed_pdf: bytes, pki: DevPki) -> None:
+    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+    from pyhanko.sign import fields, signers
+
+    stock = signers.SimpleSigner.load(str(pki.signer_key), str(pki.signer_cert),
+                                      ca_chain_files=(str(pki.ca_cert),))
+    assert stock is not None
+    out = BytesIO()
+    signers.PdfSigner(
+        signers.PdfSignatureMetadata(field_name="Second",
+                                     subfilter=fields.SigSeedSubFilter.PADES),
+        signer=stock,
+    ).sign_pdf(IncrementalPdfFileWriter(BytesIO(signed_pdf)), output=out)
+    report = validate_pdf(out.getvalue(), [pki.root_cert])
+    assert (report.ok, report.reason) == (False, "multiple_signatures")
+
+
+def test_an_unreadable_trust_root_says_which(signed_pdf: bytes, tmp_path: Path) -> None:
+    from signing.errors import KeyMaterialMissing
+
+    junk = tmp_path / "root.crt"
+    junk.write_text("not a certificate")
+    with pytest.raises(KeyMaterialMissing) as refused:
+        validate_pdf(signed_pdf, [junk])
+    assert str(refused.value) == f"trust root {junk} holds no valid PEM certificate"
