@@ -298,7 +298,8 @@ def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: st
                 .where(Certificate.id == intent.id, Certificate.state == State.SIGNING.value)
                 .values(state=State.ISSUED.value, pdf_sha256=pdf_sha256, pdf_path=pdf_path,
                         updated_at=now)
-                .execution_options(synchronize_session=False)
+                # None, like False, skips synchronising the session (nothing of it is loaded)
+                .execution_options(synchronize_session=False)  # equivalent: None
             )
             if not _rowcount(result):
                 raise _LostRace  # rolls the supersession back too

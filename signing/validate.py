@@ -116,7 +116,7 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
             info=_custom_info(signature),
         )
     except _PARSE_ERRORS as exc:
-        return _malformed(exc)
+        return _malformed(exc)  # equivalent: the exception only names the log line
 
 
 def _malformed(exc: Exception) -> PdfReport:

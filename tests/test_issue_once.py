@@ -106,3 +106,27 @@ def test_a_signing_record_still_in_progress_is_left_to_its_worker(live: Live) ->
 
     assert record(runtime, cert_id).state == "signing"
     assert events(runtime, cert_id, "sign") == 0 and events(runtime, cert_id, "seal") == 1
+
+
+def test_marking_one_issued_touches_no_other_record_being_signed(
+    live: Live, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The compare-and-set names the record: another one in `signing` at the same moment stays
+    as it is; the issued one's updated_at is the moment it was issued, not its intent's."""
+    runtime = live.runtime
+    other = approved(runtime, "birth-2")
+    assert issue_job.record_intent(runtime, other) is not None  # left in `signing`
+    mine = approved(runtime)
+    real_produce = issue_job.produce
+    at_intent = []
+
+    def produce(rt: Runtime, intent: Intent, *args: object) -> bytes:
+        at_intent.append(record(rt, intent.id).updated_at)
+        return real_produce(rt, intent, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(issue_job, "produce", produce)
+    assert issue_certificate(runtime, mine) is True
+    untouched = record(runtime, other)
+    assert (untouched.state, untouched.pdf_sha256, untouched.pdf_path) == ("signing", None, None)
+    done = record(runtime, mine)
+    assert done.state == "issued" and done.updated_at > at_intent[0]
