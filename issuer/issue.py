@@ -324,15 +324,19 @@ class _LostRace(Exception):
 def _supersede(session: Session, certificate_id: str, now: datetime) -> Certificate | None:
     """issued -> superseded for the certificate that `certificate_id` corrects, if it still is
     issued (a revoked one stays revoked). Returns it, or None."""
+    # Without the state condition the result is the same: a record no longer `signing` lost the
+    # race, its rival already superseded the target (not `issued` now), and the caller's
+    # compare-and-set fails and rolls back.
     corrects = session.scalar(select(Certificate.corrects).where(
-        Certificate.id == certificate_id, Certificate.state == State.SIGNING.value))
+        Certificate.id == certificate_id,
+        Certificate.state == State.SIGNING.value))  # equivalent: see above
     if corrects is None:
         return None
     done = session.execute(
         update(Certificate)
         .where(Certificate.id == corrects, Certificate.state == State.ISSUED.value)
         .values(state=State.SUPERSEDED.value, superseded_by=certificate_id, updated_at=now)
-        .execution_options(synchronize_session=False)
+        .execution_options(synchronize_session=False)  # equivalent: None (see _mark_issued)
     )
     return session.get(Certificate, corrects) if _rowcount(done) else None
 

@@ -130,3 +130,69 @@ def test_marking_one_issued_touches_no_other_record_being_signed(
     assert (untouched.state, untouched.pdf_sha256, untouched.pdf_path) == ("signing", None, None)
     done = record(runtime, mine)
     assert done.state == "issued" and done.updated_at > at_intent[0]
+
+
+def correct(runtime: Runtime, target: str, name: str = "birth-1") -> str:
+    """A correction of `target` (same registration), approved, not yet issued."""
+    data = {**sample(name), "corrects": target}
+    data["child"]["name"]["en"] = "Corrected Name"
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        return submit(session, department, "test:factory", data).id
+
+
+def supersede_events(runtime: Runtime) -> list[tuple[str | None, dict]]:
+    with runtime.sessions() as session:
+        return [(e.certificate_id, e.details) for e in session.scalars(
+            select(AuditEvent).where(AuditEvent.action == "supersede").order_by(AuditEvent.seq))]
+
+
+def test_a_correction_supersedes_exactly_the_certificate_it_corrects(live: Live) -> None:
+    runtime = live.runtime
+    bystander = approved(runtime, "birth-2")
+    assert issue_certificate(runtime, bystander)
+    original = approved(runtime)
+    assert issue_certificate(runtime, original)
+    before = record(runtime, original).updated_at
+    # Another correction in `signing` at the same moment must not lend us its target.
+    fixed = correct(runtime, original)
+    assert issue_certificate(runtime, fixed)
+    old, new = record(runtime, original), record(runtime, fixed)
+    assert (old.state, old.superseded_by, new.state) == ("superseded", fixed, "issued")
+    assert old.updated_at > before
+    assert record(runtime, bystander).state == "issued"
+    assert supersede_events(runtime) == [(original, {
+        "number": old.number, "superseded_by": fixed, "by_number": new.number})]
+
+
+def test_a_correction_of_a_revoked_certificate_leaves_it_revoked(live: Live) -> None:
+    from issuer.workflow import revoke
+
+    runtime = live.runtime
+    original = approved(runtime)
+    assert issue_certificate(runtime, original)
+    fixed = correct(runtime, original)  # submitted while the original still stood
+    with runtime.sessions() as session, session.begin():
+        target = session.get(Certificate, original)
+        assert target is not None
+        revoke(session, target, "test:officer", "registered in error")
+    assert issue_certificate(runtime, fixed)
+    old = record(runtime, original)
+    assert (old.state, old.superseded_by) == ("revoked", None)
+    assert record(runtime, fixed).state == "issued"
+    assert supersede_events(runtime) == []
+
+
+def test_issuing_a_new_request_supersedes_nothing_while_a_correction_is_being_signed(
+    live: Live,
+) -> None:
+    runtime = live.runtime
+    original = approved(runtime)
+    assert issue_certificate(runtime, original)
+    pending = correct(runtime, original)
+    assert issue_job.record_intent(runtime, pending) is not None  # the correction: `signing`
+    unrelated = approved(runtime, "birth-2")
+    assert issue_certificate(runtime, unrelated)
+    assert record(runtime, original).state == "issued"
+    assert supersede_events(runtime) == []
