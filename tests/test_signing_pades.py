@@ -327,25 +327,26 @@ def test_signing_certificate_attribute_is_pyhankos_own(tmp_path: Path) -> None:
         assert attrs["signing_certificate_v2"].dump() == expected
 
 
-def test_a_certificate_without_non_repudiation_is_not_a_document_signer(tmp_path: Path) -> None:
-    """The seal certificate chains to the same root but may not sign certificates (PDFs)."""
+def stock_signed(pdf: bytes, key: Path, cert: Path, ca: Path, field: str = "Sig") -> bytes:
+    """`pdf` with a PAdES signature added by pyHanko's stock signer (nothing of ours)."""
     from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
     from pyhanko.sign import fields, signers
 
-    from signing.devpki import ensure_dev_pki
-    from signing.validate import validate_pdf
-    from tests.test_signing_support import minimal_pdf
-
-    pki = ensure_dev_pki(tmp_path)
-    seal_signer = signers.SimpleSigner.load(str(pki.seal_key), str(pki.seal_cert),
-                                            ca_chain_files=(str(pki.ca_cert),))
-    assert seal_signer is not None
+    stock = signers.SimpleSigner.load(str(key), str(cert), ca_chain_files=(str(ca),))
+    assert stock is not None
     out = BytesIO()
     signers.PdfSigner(
-        signers.PdfSignatureMetadata(field_name="Sig", subfilter=fields.SigSeedSubFilter.PADES),
-        signer=seal_signer,
-    ).sign_pdf(IncrementalPdfFileWriter(BytesIO(minimal_pdf())), output=out)
-    report = validate_pdf(out.getvalue(), [pki.root_cert])
+        signers.PdfSignatureMetadata(field_name=field, subfilter=fields.SigSeedSubFilter.PADES),
+        signer=stock,
+    ).sign_pdf(IncrementalPdfFileWriter(BytesIO(pdf)), output=out)
+    return out.getvalue()
+
+
+def test_a_certificate_without_non_repudiation_is_not_a_document_signer(tmp_path: Path) -> None:
+    """The seal certificate chains to the same root but may not sign certificates (PDFs)."""
+    pki = ensure_dev_pki(tmp_path)
+    signed = stock_signed(minimal_pdf(), pki.seal_key, pki.seal_cert, pki.ca_cert)
+    report = validate_pdf(signed, [pki.root_cert])
     assert (report.ok, report.reason) == (False, "untrusted")
 
 
@@ -354,26 +355,15 @@ def test_non_repudiation_alone_is_not_a_document_signer(tmp_path: Path) -> None:
     digitalSignature (signing/validate.py checks both). Signed with pyHanko's stock signer so
     that nothing of ours refuses the certificate earlier."""
     from cryptography.hazmat.primitives.asymmetric import ec
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import fields, signers
 
-    from signing.devpki import ensure_dev_pki
-    from signing.validate import validate_pdf
-    from tests.test_signing_support import issue_end_entity, minimal_pdf
+    from tests.test_signing_support import issue_end_entity
 
     pki = ensure_dev_pki(tmp_path / "keys")
     key_path, cert_path = issue_end_entity(pki, tmp_path, name="nr-only",
                                            key=ec.generate_private_key(ec.SECP256R1()),
                                            digital_signature=False, non_repudiation=True)
-    stock = signers.SimpleSigner.load(str(key_path), str(cert_path),
-                                      ca_chain_files=(str(pki.ca_cert),))
-    assert stock is not None
-    out = BytesIO()
-    signers.PdfSigner(
-        signers.PdfSignatureMetadata(field_name="Sig", subfilter=fields.SigSeedSubFilter.PADES),
-        signer=stock,
-    ).sign_pdf(IncrementalPdfFileWriter(BytesIO(minimal_pdf())), output=out)
-    report = validate_pdf(out.getvalue(), [pki.root_cert])
+    signed = stock_signed(minimal_pdf(), key_path, cert_path, pki.ca_cert)
+    report = validate_pdf(signed, [pki.root_cert])
     assert (report.ok, report.reason) == (False, "untrusted")
 
 
@@ -390,19 +380,9 @@ def test_a_pdf_that_needs_repair_is_malformed_not_read_leniently(pki: DevPki) ->
 
 
 def test_a_second_signature_is_refused(signed_pdf: bytes, pki: DevPki) -> None:
-    from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
-    from pyhanko.sign import fields, signers
 
-    stock = signers.SimpleSigner.load(str(pki.signer_key), str(pki.signer_cert),
-                                      ca_chain_files=(str(pki.ca_cert),))
-    assert stock is not None
-    out = BytesIO()
-    signers.PdfSigner(
-        signers.PdfSignatureMetadata(field_name="Second",
-                                     subfilter=fields.SigSeedSubFilter.PADES),
-        signer=stock,
-    ).sign_pdf(IncrementalPdfFileWriter(BytesIO(signed_pdf)), output=out)
-    report = validate_pdf(out.getvalue(), [pki.root_cert])
+    twice = stock_signed(signed_pdf, pki.signer_key, pki.signer_cert, pki.ca_cert, "Second")
+    report = validate_pdf(twice, [pki.root_cert])
     assert (report.ok, report.reason) == (False, "multiple_signatures")
 
 
