@@ -71,6 +71,16 @@ def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))
 
 
+@pytest.fixture
+def sqlite_runtime(tmp_path: Path, keys_dir: Path) -> Iterator[Runtime]:
+    """A set-up runtime (dev department and tokens) on a fresh SQLite file, for in-process
+    tests of the lifecycle (fast enough for mutation runs)."""
+    runtime = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", keys_dir))
+    initialise(runtime)
+    yield runtime
+    runtime.close()
+
+
 @pytest.fixture(params=DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":

@@ -4,14 +4,12 @@ certificate prints."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from issuer.bootstrap import DEV_DEPARTMENT, initialise
+from issuer.bootstrap import DEV_DEPARTMENT
 from issuer.errors import Forbidden, InvalidTransition, ValidationFailed
 from issuer.issue import Intent, render_data
 from issuer.models import AuditEvent, Certificate, Department
@@ -20,15 +18,12 @@ from issuer.runtime import Runtime
 from issuer.submit import submit
 from issuer.tokens import Principal
 from issuer.workflow import MAX_REASON, amend, approve, reason_of, reject, request_digest, revoke
-from tests.conftest import make_settings, sample
+from tests.conftest import sample
 
 
 @pytest.fixture
-def runtime(tmp_path: Path, keys_dir: Path) -> Iterator[Runtime]:
-    built = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", keys_dir))
-    initialise(built)
-    yield built
-    built.close()
+def runtime(sqlite_runtime: Runtime) -> Runtime:
+    return sqlite_runtime  # tests/conftest.py
 
 
 def who(runtime: Runtime, role: str) -> Principal:

@@ -34,14 +34,6 @@ def postgres_runtime(tmp_path: Path, keys_dir: Path) -> Iterator[Runtime]:
             runtime.close()
 
 
-@pytest.fixture
-def sqlite_runtime(tmp_path: Path, keys_dir: Path) -> Iterator[Runtime]:
-    runtime = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", keys_dir))
-    initialise(runtime)
-    yield runtime
-    runtime.close()
-
-
 def officer_department(runtime: Runtime) -> None:
     with runtime.sessions() as session, session.begin():
         session.add(Department(id="registrar", name_en="Registrar", name_mr="निबंधक",
