@@ -213,8 +213,10 @@ def restore_verdicts(paths: Iterable[str]) -> int:
             codes[name] = code if same else None
             carried += code is not None and same
         meta.parent.mkdir(parents=True, exist_ok=True)
+        # mutmut's own layout (its loader requires every key), with no durations known yet.
         meta.write_text(json.dumps({"exit_code_by_key": codes,
-                                    "hash_by_function_name": saved["hash_by_function_name"]}))
+                                    "hash_by_function_name": saved["hash_by_function_name"],
+                                    "durations_by_key": {}, "estimated_durations_by_key": {}}))
     return carried
 
 
@@ -262,8 +264,11 @@ def statuses(path: str) -> dict[str, str]:
     found = {name: status_by_exit_code[code] for name, code in codes.items()}
     marked = [line.split("#", 1)[0].strip() for line in
               (ROOT / path).read_text(encoding="utf-8").splitlines() if "# equivalent" in line]
+    # Before mutmut has written the mutated copy (a new machine resuming from kept verdicts)
+    # a survivor stays "survived": only the choice of what is still unchecked needs it then.
+    mutated = (ROOT / "mutants" / path).exists()
     for name, status in found.items():
-        if status == "survived":
+        if status == "survived" and mutated:
             diff = get_diff_for_mutant(name, path=path).splitlines()
             removed = [line[1:].split("#", 1)[0].strip() for line in diff[2:]
                        if line.startswith("-")]
