@@ -102,7 +102,7 @@ def render_data(settings: Settings, intent: Intent) -> dict[str, Any]:
     kind = cert_type(intent.cert_type)
     if kind is None:
         raise IssuanceFailed(f"certificate {intent.id} has an unknown type {intent.cert_type!r}")
-    link = intent.seal_text.partition("/v#")[0]
+    link = intent.seal_text.partition("/v#")[0]  # equivalent: rpartition, one "/v#" (no "#" before)
     return {
         "issuer": {
             "name": {"en": settings.issuer_name_en, "mr": settings.issuer_name_mr},

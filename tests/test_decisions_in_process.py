@@ -4,13 +4,15 @@ certificate prints."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
 
 from issuer.bootstrap import DEV_DEPARTMENT
-from issuer.errors import Forbidden, InvalidTransition, ValidationFailed
+from issuer.errors import Forbidden, InvalidTransition, IssuanceFailed, ValidationFailed
 from issuer.issue import Intent, render_data
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.permissions import Action, allowed, other_department, require
@@ -110,6 +112,35 @@ def test_the_printed_verify_host_is_the_seal_s_own(runtime: Runtime) -> None:
     data = render_data(runtime.settings, intent)
     assert data["certificate"]["verify_host"] == "verify.pmc.example:8443"
     assert data["certificate"]["issued_at"] == "2026-03-02"
+    # Everything after the scheme, however many "://" the address has after it.
+    odd = replace(intent, seal_text="https://verify.pmc.example/a://b/c://d/v#1234567")
+    assert render_data(runtime.settings, odd)["certificate"]["verify_host"] == (
+        "verify.pmc.example/a://b/c://d")
+
+
+def test_the_printed_date_of_issue_is_india_s_whatever_the_machine_s_zone(
+        runtime: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    """20:00 UTC is 01:30 the next morning in India: the paper says the Indian date, also on a
+    server whose clock runs in UTC."""
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    try:
+        intent = Intent("6f1c1a36-0000-4000-8000-000000000004", "birth", "PMC/B/2026/KB/000002",
+                        sample("birth-1"), datetime(2026, 3, 2, 20, tzinfo=UTC),
+                        "https://verify.pmc.example/v#1234567", "birth/1")
+        assert render_data(runtime.settings, intent)["certificate"]["issued_at"] == "2026-03-03"
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+def test_an_intent_of_an_unknown_type_fails_naming_it(runtime: Runtime) -> None:
+    intent = Intent("6f1c1a36-0000-4000-8000-000000000005", "passport", "X/1", {},
+                    datetime(2026, 3, 2, 10, tzinfo=UTC), "https://v.example/v#1", "passport/1")
+    with pytest.raises(IssuanceFailed) as failed:
+        render_data(runtime.settings, intent)
+    assert str(failed.value) == ("certificate 6f1c1a36-0000-4000-8000-000000000005 has an "
+                                 "unknown type 'passport'")
 
 
 def test_records_keep_the_decision(runtime: Runtime) -> None:

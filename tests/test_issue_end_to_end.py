@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import unicodedata
+from io import BytesIO
 from pathlib import Path
+
+from pyhanko.pdf_utils.reader import PdfFileReader
 
 from issuer.audit import verify_chain
 from issuer.fields import today_ist
@@ -45,6 +48,13 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
     # pyHanko's validator: intact, valid, chains to the dev root, covers the whole file.
     report = validate_pdf(pdf, [keys_dir / "root.crt"])
     assert report.ok, report
+    # The signed revision names the certificate; the signature says what and where.
+    assert report.info["PramaanCertificateId"] == record["id"]
+    settings = live.runtime.settings
+    signature = PdfFileReader(BytesIO(pdf)).embedded_signatures[0].sig_object
+    assert str(signature["/Reason"]) == (f"Certificate {record['number']} issued by "
+                                         f"{settings.issuer_name_en}")
+    assert str(signature["/Location"]) == settings.signing_location == "Pune, Maharashtra, India"
 
     # Poppler's pdfsig with an NSS database that trusts only the dev root.
     path = tmp_path / "cert.pdf"
@@ -70,7 +80,7 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
 
         stored = session.get(Certificate, record["id"])
         assert stored is not None
-        assert scanned == [stored.seal_text]
+        assert scanned == [stored.seal_text] == [report.info["PramaanSeal"]]
     verdict = verify_qr(runtime, scanned[0])
     assert verdict.current, verdict.as_dict()
     assert verdict.certificate and verdict.certificate["number"] == record["number"]
