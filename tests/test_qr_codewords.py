@@ -11,7 +11,7 @@ import qrcode
 from qrcode import util
 from qrcode.constants import ERROR_CORRECT_H, ERROR_CORRECT_L, ERROR_CORRECT_M, ERROR_CORRECT_Q
 
-from signing.qr import _fit_version
+from signing.qr import DEFAULT_MASK_PATTERN, _fit_version, qr_svg
 from signing.qr_codewords import codewords
 from tests.tools import need
 
@@ -66,3 +66,12 @@ def test_svg_decodes_with_zbar(tmp_path: Path) -> None:
     out = subprocess.run(["zbarimg", "--raw", "-q", str(pbm)], capture_output=True, text=True,
                          check=False)
     assert out.stdout.strip() == text
+
+
+def test_the_svg_is_a_standalone_utf8_document_drawn_with_the_mask_asked_for() -> None:
+    text = "https://verify.pmc.example/v#" + "7" * 300
+    svg = qr_svg(text)
+    assert svg.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n'
+                          b'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 ')
+    assert svg == qr_svg(text, mask_pattern=DEFAULT_MASK_PATTERN)
+    assert len({qr_svg(text, mask_pattern=mask) for mask in range(8)}) == 8  # each its own
