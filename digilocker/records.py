@@ -16,10 +16,11 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, delete, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Connection, Dialect, Table, bindparam, delete, func, insert, select
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement
 
 from digilocker.holder_match import parse_day
 from digilocker.pdf_cache import PdfCache
@@ -50,18 +51,65 @@ class Pulled:
     pdf_sha256: str | None
 
 
+class DriverStatement:
+    """A Core statement compiled once per dialect and run on the DBAPI cursor itself, with the
+    column types' own conversions (a DateTime bound for SQLite, a JSON column read back). On the
+    two statements of every pull this skips SQLAlchemy's execution context per call (cursor
+    wrapper, parameter and result metadata), which cost Pull Doc more CPU than PostgreSQL spent
+    answering them (py-spy; README "DigiLocker")."""
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._compiled: dict[str, tuple[str, tuple[str, ...] | None, dict[str, Any],
+                                        list[Any]]] = {}
+
+    def _for(self, dialect: Dialect) -> tuple[str, tuple[str, ...] | None, dict[str, Any],
+                                               list[Any]]:
+        found = self._compiled.get(dialect.name)
+        if found is None:
+            compiled = cast(SQLCompiler, self.statement.compile(dialect=dialect))
+            binds = {name: processor for name, bind in compiled.binds.items()
+                     if (processor := bind.type.dialect_impl(dialect).bind_processor(dialect))}
+            columns = getattr(self.statement, "selected_columns", ())
+            results = [column.type.dialect_impl(dialect).result_processor(dialect, None)
+                       for column in columns]
+            order = tuple(compiled.positiontup or ()) if compiled.positional else None
+            found = (str(compiled), order, binds, results)
+            self._compiled[dialect.name] = found
+        return found
+
+    def run(self, connection: Connection, params: dict[str, Any]) -> tuple[Any, ...] | None:
+        """Execute with `params`; the first row, converted, or None (none, or not a SELECT).
+        The driver's IntegrityError is raised as `connection.dialect.dbapi.IntegrityError`."""
+        sql, order, binds, results = self._for(connection.dialect)
+        values = {name: binds[name](value) if name in binds else value
+                  for name, value in params.items()}
+        dbapi = connection.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        try:
+            cursor.execute(sql, values if order is None else tuple(values[n] for n in order))
+            row = cursor.fetchone() if results else None
+        finally:
+            cursor.close()
+        if row is None:
+            return None
+        return tuple(convert(value) if convert else value
+                     for convert, value in zip(results, row, strict=True))
+
+
 # Core statements on the tables, built once: an ORM-enabled statement, or one built per
 # request, costs more CPU than the database does to answer it (measured: bench/digilocker_pull.py).
 _CERTIFICATES: Table = Certificate.__table__  # type: ignore[assignment]
 _COLUMNS = tuple(_CERTIFICATES.c[name] for name in (
     "id", "cert_type", "state", "request", "number", "issued_at", "superseded_by", "corrects",
     "aadhaar_hmac", "pdf_path", "pdf_sha256"))
-_BY_ID = select(*_COLUMNS).where(_CERTIFICATES.c.id == bindparam("id"))
+_BY_ID = DriverStatement(select(*_COLUMNS).where(_CERTIFICATES.c.id == bindparam("id")))
 _NUMBER_OF = select(_CERTIFICATES.c.number).where(_CERTIFICATES.c.id == bindparam("id"))
 _ISSUED = select(*_COLUMNS).where(_CERTIFICATES.c.cert_type == bindparam("kind"),
                                   _CERTIFICATES.c.state == State.ISSUED.value)
 _REPLAYS: Table = DigiLockerReplay.__table__  # type: ignore[assignment]
-_REPLAY = insert(_REPLAYS)
+_REPLAY = DriverStatement(insert(_REPLAYS))  # both columns bound, with their types
 
 
 class DatabaseRecords:
@@ -75,7 +123,7 @@ class DatabaseRecords:
         self.cache = cache if cache is not None else PdfCache(0)
 
     def _one(self, certificate_id: str) -> Pulled | None:
-        row = self.connection.execute(_BY_ID, {"id": certificate_id}).first()
+        row = _BY_ID.run(self.connection, {"id": certificate_id})
         return Pulled(*row) if row is not None else None
 
     def search(self, kind: str, values: Sequence[str]) -> Pulled | None:
@@ -152,8 +200,8 @@ def first_use(connection: Connection, operation: str, txn: str, now: datetime,
     if prunes(txn):
         prune_replays(connection, now, window_seconds)
     try:
-        connection.execute(_REPLAY, {"txn": f"{operation}:{txn}", "seen_at": now})
-    except IntegrityError:
+        _REPLAY.run(connection, {"txn": f"{operation}:{txn}", "seen_at": now})
+    except connection.dialect.dbapi.IntegrityError:  # type: ignore[union-attr]
         return False
     return True
 

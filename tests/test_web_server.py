@@ -220,3 +220,22 @@ def test_heads_in_pieces_bodies_and_pipelined_requests_are_served(served: Served
         rest = read_responses(client, 3)
     assert rest.count(b"HTTP/1.1 200 OK") == 3, rest
     assert rest.count(b'{"status":"ok"}') == 2 and rest.count(b'"genuine":false') == 1
+
+
+def test_the_pull_endpoints_answers_are_logged_once_by_the_app_not_again_by_gunicorn(
+        served: Served) -> None:
+    """A pull's answer has the app's own line (outcome and txn) and no second access line;
+    anything else at that path (a 405) and every other request keep gunicorn's access line."""
+    refused = requests.post(served.base + "/digilocker/pulldoc", data=b"<PullDocRequest/>",
+                            timeout=10)  # no DIGILOCKER_API_KEY here: 401, logged by the app
+    wrong_method = requests.get(served.base + "/digilocker/pulldoc", timeout=10)
+    health = requests.get(served.base + "/healthz?after-pull", timeout=10)
+    assert (refused.status_code, wrong_method.status_code, health.status_code) == (401, 405, 200)
+    deadline = time.monotonic() + 10
+    while "GET /healthz?after-pull" not in served.log.read_text():
+        assert time.monotonic() < deadline, served.log.read_text()
+        time.sleep(0.1)
+    log = served.log.read_text()
+    assert "digilocker pulldoc refused: DIGILOCKER_API_KEY is not configured" in log
+    assert '"GET /digilocker/pulldoc HTTP/1.1" 405' in log
+    assert "POST /digilocker/pulldoc" not in log
