@@ -239,3 +239,40 @@ def test_the_pull_endpoints_answers_are_logged_once_by_the_app_not_again_by_guni
     assert "digilocker pulldoc refused: DIGILOCKER_API_KEY is not configured" in log
     assert '"GET /digilocker/pulldoc HTTP/1.1" 405' in log
     assert "POST /digilocker/pulldoc" not in log
+
+
+def listeners_on(port: int) -> int:
+    """Listening IPv4 TCP sockets on `port` (/proc/net/tcp: state 0A), whoever holds them."""
+    rows = Path("/proc/net/tcp").read_text().splitlines()[1:]
+    return sum(1 for row in rows
+               if row.split()[1].endswith(f":{port:04X}") and row.split()[3] == "0A")
+
+
+def test_each_worker_listens_on_its_own_socket_so_connections_spread_evenly(
+        served: Served) -> None:
+    assert listeners_on(served.port) == WORKERS
+
+
+def test_serve_refuses_a_port_another_server_listens_on(tmp_path: Path, keys_dir: Path) -> None:
+    """SO_REUSEPORT would let the workers bind beside another server's SO_REUSEPORT socket and
+    share its traffic silently: serve checks with a plain bind first and says so."""
+    home = tmp_path / "home"
+    database = f"sqlite:///{tmp_path / 'pramaan.db'}"
+    runtime = Runtime(make_settings(home, database, keys_dir))
+    initialise(runtime)
+    runtime.close()
+    with socket.socket() as other:
+        other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("PRAMAAN_") and k not in ("REDIS_URL", "HOST", "PORT")}
+        env.update(PRAMAAN_HOME=str(home), DATABASE_URL=database, PRAMAAN_KEYS_DIR=str(keys_dir),
+                   HOST="127.0.0.1", PORT=str(port))
+        done = subprocess.run([sys.executable, "-m", "cli", "serve"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "config_invalid" in done.stderr
+    assert f"cannot serve on 127.0.0.1:{port}" in done.stderr
+    assert "another server is listening there" in done.stderr
