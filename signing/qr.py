@@ -29,8 +29,8 @@ DEFAULT_MASK_PATTERN = 4
 def _matrix(text: str, mask_pattern: int | None) -> list[list[bool]]:
     code = qrcode.QRCode(
         error_correction=ERROR_CORRECT_Q,
-        box_size=1,
-        border=BORDER_MODULES,
+        box_size=1,  # equivalent: get_matrix() is in modules; box size only scales images
+        border=BORDER_MODULES,  # equivalent: also python-qrcode's default (4)
         mask_pattern=mask_pattern,
     )
     # add_data(str) lets python-qrcode split byte and numeric segments by itself, which keeps
@@ -38,8 +38,10 @@ def _matrix(text: str, mask_pattern: int | None) -> list[list[bool]]:
     code.add_data(text)
     # python-qrcode fits the same smallest version itself when this is None, only slower.
     code.version = _fit_version(code)  # equivalent: same version, see above
-    code.data_cache = codewords(code.version, code.error_correction, code.data_list)
-    code.make(fit=False)
+    # equivalent, next line: None makes make() compute the same codewords itself, slower
+    code.data_cache = codewords(code.version, code.error_correction, code.data_list)  # equivalent
+    # equivalent, next line: None is False; True refits from our version and finds it again
+    code.make(fit=False)  # equivalent
     matrix: list[list[bool]] = code.get_matrix()
     return matrix
 
@@ -64,8 +66,10 @@ def _fit_version(code: qrcode.QRCode) -> int:
     start = 1
     while True:
         sizes = util.mode_sizes_for_version(start)
-        version = bisect_left(util.BIT_LIMIT_TABLE[code.error_correction],
-                              _payload_bits(code, sizes), start)
+        bits = _payload_bits(code, sizes)
+        # equivalent, next line: without lo=start the same, as the bits only grow with the start
+        limits = util.BIT_LIMIT_TABLE[code.error_correction]
+        version = bisect_left(limits, bits, start)  # equivalent
         if version > 40:
             raise DataOverflowError("the seal does not fit in a QR code")
         if util.mode_sizes_for_version(version) is sizes:

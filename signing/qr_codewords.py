@@ -67,7 +67,8 @@ def _remainder(data: Sequence[int], ec_count: int) -> list[int]:
     rem = [0] * ec_count
     for byte in data:
         row = products[byte ^ rem[0]]
-        rem = [a ^ b for a, b in zip(rem[1:], row, strict=False)]
+        # equivalent, next line: False is zip's default
+        rem = [a ^ b for a, b in zip(rem[1:], row, strict=False)]  # equivalent
         rem.append(row[-1])
     return rem
 
@@ -90,20 +91,22 @@ def _data_bytes(version: int, data_list: Sequence[util.QRData], bit_limit: int) 
                 digits = raw[i:i + 3]
                 put(int(digits), util.NUMBER_LENGTH[len(digits)])
         elif segment.mode == util.MODE_ALPHA_NUM:
+            index = util.ALPHA_NUM.find  # equivalent: rfind, the alphabet has no repeats
             for i in range(0, len(raw), 2):
                 pair = raw[i:i + 2]
                 if len(pair) == 2:
-                    put(util.ALPHA_NUM.find(pair[:1]) * 45 + util.ALPHA_NUM.find(pair[1:]), 11)
+                    put(index(pair[:1]) * 45 + index(pair[1:]), 11)
                 else:
-                    put(util.ALPHA_NUM.find(pair), 6)
+                    put(index(pair), 6)
         else:
-            put(int.from_bytes(raw, "big"), 8 * len(raw))
+            put(int.from_bytes(raw, "big"), 8 * len(raw))  # equivalent: "big" is the default
     if nbits > bit_limit:
         raise DataOverflowError(f"Code length overflow. ({nbits} > {bit_limit})")
     put(0, min(bit_limit - nbits, 4))
     if nbits % 8:
         put(0, 8 - nbits % 8)
-    out = list(acc.to_bytes(nbits // 8, "big")) if nbits else []
+    # equivalent, next line: 0 bytes is []; "big" the default
+    out = list(acc.to_bytes(nbits // 8, "big")) if nbits else []  # equivalent
     pad = (util.PAD0, util.PAD1)
     out.extend(pad[i % 2] for i in range((bit_limit - nbits) // 8))
     return out

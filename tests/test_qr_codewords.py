@@ -10,9 +10,10 @@ import pytest
 import qrcode
 from qrcode import util
 from qrcode.constants import ERROR_CORRECT_H, ERROR_CORRECT_L, ERROR_CORRECT_M, ERROR_CORRECT_Q
+from qrcode.exceptions import DataOverflowError
 
-from signing.qr import DEFAULT_MASK_PATTERN, _fit_version, qr_svg
-from signing.qr_codewords import codewords
+from signing.qr import DEFAULT_MASK_PATTERN, _fit_version, _payload_bits, qr_svg
+from signing.qr_codewords import _data_bytes, codewords
 from tests.tools import need
 
 PREFIXES = ("https://verify.pmc.example/v#", "http://127.0.0.1:8000/v#", "", "HELLO WORLD ",
@@ -75,3 +76,57 @@ def test_the_svg_is_a_standalone_utf8_document_drawn_with_the_mask_asked_for() -
                           b'<svg xmlns="http://www.w3.org/2000/svg" version="1.1" viewBox="0 0 ')
     assert svg == qr_svg(text, mask_pattern=DEFAULT_MASK_PATTERN)
     assert len({qr_svg(text, mask_pattern=mask) for mask in range(8)}) == 8  # each its own
+
+
+@pytest.mark.parametrize("mode", [util.MODE_NUMBER, util.MODE_ALPHA_NUM, util.MODE_8BIT_BYTE])
+def test_payload_bits_are_the_bits_python_qrcode_writes(mode: int) -> None:
+    """Every length remainder of every mode, with the count field of each version range."""
+    alphabet = {util.MODE_NUMBER: "0123456789", util.MODE_ALPHA_NUM: "0123456789ABC $%*+-./:",
+                util.MODE_8BIT_BYTE: "abc#/?"}[mode]
+    rng = random.Random(mode)
+    for length in range(1, 31):
+        text = "".join(rng.choice(alphabet) for _ in range(length))
+        code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
+        code.add_data(util.QRData(text, mode=mode))
+        for version in (1, 10, 27):
+            sizes = util.mode_sizes_for_version(version)
+            written = util.BitBuffer()
+            for data in code.data_list:
+                written.put(data.mode, 4)
+                written.put(len(data), sizes[data.mode])
+                data.write(written)
+            assert _payload_bits(code, sizes) == len(written), (length, version)
+
+
+def test_the_largest_seal_fits_version_40_and_one_digit_more_is_refused() -> None:
+    largest = "7" * 3993  # the numeric capacity of version 40 at error correction Q
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
+    code.add_data(largest)
+    assert _fit_version(code) == code.best_fit() == 40
+    assert qr_svg(largest).count(b"<path") == 1
+    code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
+    code.add_data(largest + "7")
+    with pytest.raises(DataOverflowError, match=r"^the seal does not fit in a QR code$"):
+        _fit_version(code)
+
+
+def test_codewords_refuse_data_over_the_version_s_capacity_as_python_qrcode_does() -> None:
+    """27 digits fill version 1 at Q; 28 do not: both libraries say so, neither truncates."""
+    for length, fits in ((27, True), (28, False)):
+        code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
+        code.add_data("7" * length)
+        if fits:
+            assert codewords(1, ERROR_CORRECT_Q, code.data_list) == util.create_data(
+                1, ERROR_CORRECT_Q, code.data_list)
+            continue
+        with pytest.raises(DataOverflowError):
+            util.create_data(1, ERROR_CORRECT_Q, code.data_list)
+        with pytest.raises(DataOverflowError, match=r"^Code length overflow\. \(\d+ > 104\)$"):
+            codewords(1, ERROR_CORRECT_Q, code.data_list)
+
+
+def test_data_bytes_are_exactly_the_version_s_data_capacity() -> None:
+    for length in (1, 20, 27):
+        code = qrcode.QRCode(error_correction=ERROR_CORRECT_Q)
+        code.add_data("7" * length)
+        assert len(_data_bytes(1, code.data_list, 104)) == 13, length

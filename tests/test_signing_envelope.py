@@ -202,3 +202,13 @@ def test_trust_list_from_paths_keeps_the_document_types(pki: DevPki, tmp_path: P
     trust = TrustList.from_cert_paths([pki.seal_cert], doc_types=("birth", "death"))
     assert [e.doc_types for e in trust.entries] == [("birth", "death")]
     assert trust.to_json()["keys"][0]["doc_types"] == ["birth", "death"]
+
+
+def test_a_mechanism_whose_algorithm_is_not_known_is_refused_naming_its_oid(
+        pki: DevPki, monkeypatch: pytest.MonkeyPatch) -> None:
+    signer, _ = _loaded_signer(pki)
+    unknown = algos.SignedDigestAlgorithm({"algorithm": "1.2.3.4.5"})
+    monkeypatch.setattr(signer, "get_signature_mechanism_for_digest", lambda _digest: unknown)
+    with pytest.raises(SigningError, match=r"^signature mechanism 1\.2\.3\.4\.5 does not fit a "
+                                           r"RSAPrivateKey$"):
+        signer.sign_raw(b"data", "sha256")
