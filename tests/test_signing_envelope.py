@@ -210,5 +210,6 @@ def test_a_mechanism_whose_algorithm_is_not_known_is_refused_naming_its_oid(
     unknown = algos.SignedDigestAlgorithm({"algorithm": "1.2.3.4.5"})
     monkeypatch.setattr(signer, "get_signature_mechanism_for_digest", lambda _digest: unknown)
     with pytest.raises(SigningError, match=r"^signature mechanism 1\.2\.3\.4\.5 does not fit a "
-                                           r"RSAPrivateKey$"):
+                                           r"RSAPrivateKey$") as refused:
         signer.sign_raw(b"data", "sha256")
+    assert refused.value.code == "unsupported_key"
