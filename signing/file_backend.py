@@ -162,7 +162,8 @@ class LoadedKeySigner(EncodedSigningCertificateMixin, SimpleSigner):
         self._private_key = private_key
 
     async def async_sign_raw(
-        self, data: bytes, digest_algorithm: str, dry_run: bool = False
+        # equivalent, next line: dry_run is never read (always a real signature): its default
+        self, data: bytes, digest_algorithm: str, dry_run: bool = False  # equivalent
     ) -> bytes:
         """Sign `data` (hashing it with `digest_algorithm`) with the loaded key."""
         return self.sign_raw(data, digest_algorithm)
