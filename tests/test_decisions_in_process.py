@@ -222,3 +222,12 @@ def test_an_amendment_is_audited_with_both_digests_and_only_while_submitted(
         events = [(e.actor, e.details) for e in session.scalars(
             select(AuditEvent).where(AuditEvent.action == "amend"))]
     assert events == [("test:clerk", {"before": before, "after": after})]
+
+
+def test_an_intent_is_only_read_from_a_record_with_number_issue_time_and_seal() -> None:
+    record = Certificate(id="6f1c1a36-0000-4000-8000-000000000006", cert_type="birth",
+                         number=None, issued_at=datetime(2026, 3, 2, 10, tzinfo=UTC),
+                         seal_text="https://v.example/v#1", template_version="birth/1",
+                         request=sample("birth-1"))
+    with pytest.raises(AssertionError):
+        Intent.of(record)

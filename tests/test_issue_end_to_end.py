@@ -12,6 +12,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from issuer.audit import verify_chain
 from issuer.fields import today_ist
 from issuer.verify import verify_pdf, verify_qr
+from signing.seal import PRIVATE_CLAIM, verify_seal
 from signing.validate import validate_pdf
 from tests.conftest import Live, sample
 from tests.tools import nss_db_with_root, pdfsig, pdftotext, qr_from_pdf
@@ -81,6 +82,10 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
         stored = session.get(Certificate, record["id"])
         assert stored is not None
         assert scanned == [stored.seal_text] == [report.info["PramaanSeal"]]
+        # The seal carries the record's slot in the status list (the verify page's, later).
+        sealed = verify_seal(scanned[0], runtime.trust.seal_trust)
+        assert sealed.claims is not None and stored.status_index is not None
+        assert sealed.claims[PRIVATE_CLAIM]["si"] == stored.status_index
     verdict = verify_qr(runtime, scanned[0])
     assert verdict.current, verdict.as_dict()
     assert verdict.certificate and verdict.certificate["number"] == record["number"]
