@@ -87,8 +87,12 @@ def test_a_run_after_the_issue_does_nothing(live: Live) -> None:
     assert issue_certificate(runtime, cert_id) is True
     issued = record(runtime, cert_id)
     assert issued.state == "issued" and issued.pdf_sha256 and issued.seal_text
+    stored = sorted(runtime.settings.store_dir.rglob("*"))
 
+    waiting = approved(runtime, "birth-1")  # another record's being workable claims nothing here
     assert issue_certificate(runtime, cert_id) is False
+    assert record(runtime, waiting).state == "approved"
+    assert sorted(runtime.settings.store_dir.rglob("*")) == stored  # nothing signed again
 
     again = record(runtime, cert_id)
     assert (again.pdf_sha256, again.seal_text, again.issued_at, again.updated_at) == (
