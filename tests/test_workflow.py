@@ -5,17 +5,22 @@ Every transition leaves its audit event; a transition from the wrong state is a 
 from __future__ import annotations
 
 import hashlib
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.tokens import create_token
 from issuer.verhoeff import check_digit
 from issuer.verify import verify_pdf, verify_qr
-from tests.conftest import Live, sample
+from issuer.workflow import reject
+from tests.conftest import Live, _postgres_schema, make_settings, sample, serve
 
 DEPT = "pmc-kothrud-registrar"
 
@@ -343,3 +348,51 @@ def test_an_amendment_of_only_the_aadhaar_number_changes_the_digest(desk: Desk) 
     assert amended.json()["request"] == desk.show(created["id"])["request"]  # same fields
     assert amended.json()["fields_digest"] != seen
     assert desk.approve(created["id"], digest=seen).status_code == 409
+
+
+@pytest.fixture
+def postgres_desk(tmp_path: Path, keys_dir: Path) -> Iterator[Desk]:
+    """The desk on PostgreSQL only: SQLite has no row locks, and the race below needs them."""
+    for url in _postgres_schema():
+        yield from (Desk(live) for live in serve(make_settings(tmp_path, url, keys_dir)))
+
+
+def _wait_for_a_blocked_backend(live: Live) -> None:
+    """Until some other session of this database waits on a row lock (the API's request)."""
+    deadline = time.monotonic() + 30
+    with live.runtime.sessions() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the approval never waited for the other officer's decision")
+
+
+def test_two_officers_deciding_one_request_at_once_do_not_both_win(
+    postgres_desk: Desk,
+) -> None:
+    # Officer 2 is rejecting (row locked, not yet committed) when officer 1's approval arrives:
+    # the approval must wait and then see the rejection. Read without the lock, it would
+    # approve a request already rejected, overwriting the rejection (and drawing a number).
+    desk = postgres_desk
+    cert_id = desk.submit(sample("birth-1"))["id"]
+    answer: list[requests.Response] = []
+    with desk.live.runtime.sessions() as officer_2:
+        record = officer_2.get(Certificate, cert_id, with_for_update=True)
+        assert record is not None
+        reject(officer_2, record, f"token:{DEPT}/officer-2", "a duplicate request")
+        officer_2.flush()
+        approval = threading.Thread(target=lambda: answer.append(desk.approve(cert_id)))
+        approval.start()
+        _wait_for_a_blocked_backend(desk.live)
+        officer_2.commit()
+    approval.join(timeout=60)
+    assert answer and answer[0].status_code == 409, answer and answer[0].text
+    assert (answer[0].json()["code"], answer[0].json()["state"]) == ("invalid_state", "rejected")
+    shown = desk.show(cert_id)
+    assert (shown["state"], shown["number"]) == ("rejected", None)
+    assert [action for _, action, _ in events(desk.live, cert_id)] == ["submit", "reject"]
