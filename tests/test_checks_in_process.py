@@ -25,6 +25,7 @@ from issuer.errors import (
     DuplicateCertificate,
     FieldError,
     InvalidTransition,
+    IssuanceFailed,
     NotFound,
     ValidationFailed,
 )
@@ -237,6 +238,23 @@ def test_a_run_with_nothing_to_do_says_why(runtime: Runtime,
     messages = [r.getMessage() for r in caplog.records]
     assert f"issue {cert_id}: nothing to do (issued)" in messages
     assert f"issue {unknown}: nothing to do (unknown id)" in messages
+
+
+def test_an_approved_record_without_a_number_or_known_type_is_not_sealed(
+    runtime: Runtime,
+) -> None:
+    # Only a damaged row looks like this: the job refuses it by name instead of sealing it.
+    for change in ({"number": None}, {"cert_type": "marriage"}):
+        cert_id = approved(runtime)
+        with runtime.sessions() as session, session.begin():
+            session.execute(update(Certificate).where(Certificate.id == cert_id).values(**change))
+        with pytest.raises(IssuanceFailed) as refused:
+            record_intent(runtime, cert_id)
+        assert str(refused.value) == f"certificate {cert_id} lacks a number or template"
+        assert record_of(runtime, cert_id).seal_text is None
+        with runtime.sessions() as session, session.begin():
+            session.execute(update(Certificate).where(Certificate.id == cert_id)
+                            .values(state="cancelled"))
 
 
 def test_each_stage_of_the_issue_job_is_timed(runtime: Runtime) -> None:

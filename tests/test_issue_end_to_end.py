@@ -10,7 +10,9 @@ from pathlib import Path
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from issuer.audit import verify_chain
-from issuer.fields import today_ist
+from issuer.db import as_utc
+from issuer.fields import IST, today_ist
+from issuer.issue import certified_fields, fields_digest
 from issuer.verify import verify_pdf, verify_qr
 from signing.seal import PRIVATE_CLAIM, verify_seal
 from signing.validate import validate_pdf
@@ -86,6 +88,11 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
         sealed = verify_seal(scanned[0], runtime.trust.seal_trust)
         assert sealed.claims is not None and stored.status_index is not None
         assert sealed.claims[PRIVATE_CLAIM]["si"] == stored.status_index
+        # ... and the digest of the fields it certifies, as printed on the day of issue (India's
+        # date), the same digest the record keeps for verification.
+        issued_on = as_utc(stored.issued_at).astimezone(IST).date()
+        digest = fields_digest(certified_fields(stored, issued_on))
+        assert sealed.claims[PRIVATE_CLAIM]["h"] == digest == bytes.fromhex(stored.fields_sha256)
     verdict = verify_qr(runtime, scanned[0])
     assert verdict.current, verdict.as_dict()
     assert verdict.certificate and verdict.certificate["number"] == record["number"]
