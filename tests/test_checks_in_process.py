@@ -6,6 +6,7 @@ kill mutants that survived `make mutation` (issue 5 item 7)."""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -187,6 +188,15 @@ def test_development_loopback_links_are_http_or_https_on_v_only() -> None:
 
 
 # --- the issue job ---------------------------------------------------------------------------
+
+def test_the_fields_digest_is_sha256_over_canonical_cbor() -> None:
+    # A verifier recomputes it from the printed facts: keys ordered length-first (RFC 7049
+    # section 3.9), whatever order the mapping was built in. Written out byte by byte: {"b": 1,
+    # "aa": 2} is a2, then 61 62 01, then 62 61 61 02.
+    expected = hashlib.sha256(bytes.fromhex("a2" "616201" "62616102")).digest()
+    assert fields_digest({"aa": 2, "b": 1}) == expected
+    assert fields_digest({"b": 1, "aa": 2}) == expected
+
 
 def test_applicant_contact_details_are_not_certified(runtime: Runtime) -> None:
     cert_id = approved(runtime)
