@@ -1,7 +1,10 @@
 """Development PKI shaped like India's CCA hierarchy: root -> intermediate -> end entities.
 
 The document signer (RSA-2048, keyUsage digitalSignature + nonRepudiation) signs the PDFs; the
-seal signer (EC P-256) signs the QR seal. Both are issued by the intermediate. Never use this in
+seal signer (EC P-256) signs the QR seal. Both are issued by the intermediate. The development
+time-stamping authority (RSA-2048, extendedKeyUsage timeStamping) has a CA of its own under the
+root, as a licensed TSA would: re-timestamping for long-term validation then never depends on
+the document signer's CA (docs/long-term-signatures-spike.md, finding 3). Never use this in
 production: in production the signer key lives in an HSM and chains to the CCA root.
 """
 
@@ -21,9 +24,12 @@ from typing import Final
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.errors import KeyMaterialMissing
+
+DEV_TSA_FILES: Final = ("tsa-ca.crt", "tsa-ca.key", "tsa.crt", "tsa.key")
+"""The development time-stamping authority's files (added to sets made before it existed)."""
 
 DEV_PKI_FILES: Final = (
     "root.crt",
@@ -34,6 +40,7 @@ DEV_PKI_FILES: Final = (
     "signer.key",
     "seal.crt",
     "seal.key",
+    *DEV_TSA_FILES,
 )
 """Every file of a complete dev PKI set, in `keys_dir`."""
 
@@ -58,6 +65,10 @@ class DevPki:
     signer_key: Path
     seal_cert: Path
     seal_key: Path
+    tsa_ca_cert: Path
+    tsa_ca_key: Path
+    tsa_cert: Path
+    tsa_key: Path
 
     @classmethod
     def at(cls, keys_dir: Path) -> DevPki:
@@ -72,6 +83,10 @@ class DevPki:
             signer_key=keys_dir / "signer.key",
             seal_cert=keys_dir / "seal.crt",
             seal_key=keys_dir / "seal.key",
+            tsa_ca_cert=keys_dir / "tsa-ca.crt",
+            tsa_ca_key=keys_dir / "tsa-ca.key",
+            tsa_cert=keys_dir / "tsa.crt",
+            tsa_key=keys_dir / "tsa.key",
         )
 
 
@@ -92,14 +107,30 @@ def ensure_dev_pki(
         present = [name for name in DEV_PKI_FILES if (keys_dir / name).exists()]
         if not interrupted and len(present) == len(DEV_PKI_FILES):
             return pki
+        missing = sorted(set(DEV_PKI_FILES) - set(present))
+        if not interrupted and set(missing) == set(DEV_TSA_FILES):
+            # A set made before the dev TSA existed: its root issues the TSA's CA now.
+            _generate_into(keys_dir, _tsa_files(organisation, _now(), *_root_of(pki)))
+            return pki
         if not interrupted and present:
-            missing = sorted(set(DEV_PKI_FILES) - set(present))
             raise KeyMaterialMissing(
                 f"incomplete dev PKI in {keys_dir}: missing {', '.join(missing)}; "
                 "remove the remaining key files to regenerate the whole set"
             )
-        _generate_into(keys_dir, organisation)
+        _generate_into(keys_dir, _build_files(organisation, _now()))
         return pki
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _root_of(pki: DevPki) -> tuple[x509.Name, rsa.RSAPrivateKey]:
+    root = x509.load_pem_x509_certificate(pki.root_cert.read_bytes())
+    key = serialization.load_pem_private_key(pki.root_key.read_bytes(), password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise KeyMaterialMissing(f"the dev root key {pki.root_key} is not an RSA key")
+    return root.subject, key
 
 
 @contextlib.contextmanager
@@ -112,8 +143,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _generate_into(keys_dir: Path, organisation: str) -> None:
-    files = _build_files(organisation, dt.datetime.now(dt.UTC))
+def _generate_into(keys_dir: Path, files: dict[str, bytes]) -> None:
     # Staged beside the keys: the renames below stay on one filesystem, so each is atomic (a
     # tmpfs /tmp would fail them with EXDEV). The prefix only names the staging folder, which
     # the `finally` removes; only a SIGKILL would leave it behind, hidden and recognisably ours.
@@ -181,6 +211,7 @@ def _build_files(organisation: str, now: dt.datetime) -> dict[str, bytes]:
         seal_name, seal_key.public_key(), ca_name, ca_key, now, 5, _end_entity(seal_usage)
     )
     return {
+        **_tsa_files(organisation, now, root_name, root_key),
         "root.crt": _cert_pem(root),
         "root.key": _key_pem(root_key),
         "ca.crt": _cert_pem(ca),
@@ -189,6 +220,29 @@ def _build_files(organisation: str, now: dt.datetime) -> dict[str, bytes]:
         "signer.key": _key_pem(signer_key),
         "seal.crt": _cert_pem(seal),
         "seal.key": _key_pem(seal_key),
+    }
+
+
+def _tsa_files(organisation: str, now: dt.datetime, root_name: x509.Name,
+               root_key: rsa.RSAPrivateKey) -> dict[str, bytes]:
+    tsa_ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)  # equivalent
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # equivalent
+    tsa_ca_name = _name(organisation, "Sub-CA", "Pramaan Dev CA for Time Stamping")
+    tsa_name = _name(organisation, "Time Stamping", "Pramaan Dev Time Stamping Authority",
+                     pune=True)
+    tsa_ca = _issue(tsa_ca_name, tsa_ca_key.public_key(), root_name, root_key, now, 20, _ca(0))
+    # RFC 3161 section 2.3: the TSA's certificate has exactly one extended key usage,
+    # timeStamping, and the extension is critical.
+    tsa_usage: list[_Extension] = [
+        *_end_entity(_key_usage(digital_signature=True)),
+        (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
+    ]
+    tsa = _issue(tsa_name, tsa_key.public_key(), tsa_ca_name, tsa_ca_key, now, 10, tsa_usage)
+    return {
+        "tsa-ca.crt": _cert_pem(tsa_ca),
+        "tsa-ca.key": _key_pem(tsa_ca_key),
+        "tsa.crt": _cert_pem(tsa),
+        "tsa.key": _key_pem(tsa_key),
     }
 
 

@@ -11,10 +11,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from signing.backend import load_backend
 from signing.config import SignerConfig
-from signing.devpki import DEV_PKI_FILES, DevPki, ensure_dev_pki
+from signing.devpki import DEV_PKI_FILES, DEV_TSA_FILES, DevPki, ensure_dev_pki
 from signing.errors import (
     BadKeyUsage,
     KeyCertMismatch,
@@ -97,19 +98,40 @@ def test_partial_set_is_refused_not_overwritten(tmp_path: Path) -> None:
     assert pki.signer_key.read_bytes() == signer_key
 
 
+def test_a_set_made_before_the_dev_tsa_gets_one_from_its_own_root(tmp_path: Path) -> None:
+    pki = ensure_dev_pki(tmp_path)
+    for name in DEV_TSA_FILES:
+        (tmp_path / name).unlink()
+    before = {name: (tmp_path / name).read_bytes() for name in DEV_PKI_FILES
+              if name not in DEV_TSA_FILES}
+
+    assert ensure_dev_pki(tmp_path) == pki
+
+    assert {name: (tmp_path / name).read_bytes() for name in before} == before
+    root, tsa_ca, tsa = _cert(pki.root_cert), _cert(pki.tsa_ca_cert), _cert(pki.tsa_cert)
+    tsa_ca.verify_directly_issued_by(root)  # signed by the existing root's key
+    tsa.verify_directly_issued_by(tsa_ca)
+    assert (tmp_path / "tsa.key").stat().st_mode & 0o777 == 0o600
+    assert not (tmp_path / ".devpki-incomplete").exists()
+    # Only a whole missing TSA set is made this way; a part of one is someone's, and refused.
+    (tmp_path / "tsa.key").unlink()
+    with pytest.raises(KeyMaterialMissing, match=r"missing tsa\.key;"):
+        ensure_dev_pki(tmp_path)
+
+
 def test_dev_keys_go_into_a_new_nested_folder_each_beside_its_certificate(
     tmp_path: Path,
 ) -> None:
     made = ensure_dev_pki(tmp_path / "home" / "pramaan" / "keys")
-    for cert, key in ((made.root_cert, made.root_key), (made.ca_cert, made.ca_key),
-                      (made.signer_cert, made.signer_key), (made.seal_cert, made.seal_key)):
+    pairs = ((made.root_cert, made.root_key), (made.ca_cert, made.ca_key),
+             (made.signer_cert, made.signer_key), (made.seal_cert, made.seal_key),
+             (made.tsa_ca_cert, made.tsa_ca_key), (made.tsa_cert, made.tsa_key))
+    for cert, key in pairs:
         public = x509.load_pem_x509_certificate(cert.read_bytes()).public_key()
         private = serialization.load_pem_private_key(key.read_bytes(), None)
         assert private.public_key() == public, key.name
     assert made == DevPki.at(made.keys_dir)
-    assert {p.name for p in (made.root_cert, made.root_key, made.ca_cert, made.ca_key,
-                             made.signer_cert, made.signer_key, made.seal_cert,
-                             made.seal_key)} == set(DEV_PKI_FILES)
+    assert {p.name for pair in pairs for p in pair} == set(DEV_PKI_FILES)
 
 
 def test_set_interrupted_while_moving_into_place_is_regenerated(tmp_path: Path) -> None:
@@ -463,6 +485,9 @@ def test_dev_certificates_carry_cca_style_names_and_the_key_sizes_of_the_design(
                         f"{org},L=Pune,ST=Maharashtra,C=IN", 2048),
         "seal_cert": ("CN=Pramaan Dev QR Seal,OU=Certificate Verification,"
                       f"{org},L=Pune,ST=Maharashtra,C=IN", 256),
+        "tsa_ca_cert": (f"CN=Pramaan Dev CA for Time Stamping,OU=Sub-CA,{org},C=IN", 3072),
+        "tsa_cert": ("CN=Pramaan Dev Time Stamping Authority,OU=Time Stamping,"
+                     f"{org},L=Pune,ST=Maharashtra,C=IN", 2048),
     }
     certs = {field: x509.load_pem_x509_certificate(getattr(pki, field).read_bytes())
              for field in expected}
@@ -474,12 +499,16 @@ def test_dev_certificates_carry_cca_style_names_and_the_key_sizes_of_the_design(
         assert key.key_size == size, field
     assert certs["ca_cert"].issuer == certs["root_cert"].subject == certs["root_cert"].issuer
     assert certs["signer_cert"].issuer == certs["seal_cert"].issuer == certs["ca_cert"].subject
+    # The TSA has a CA of its own under the root, as a licensed TSA would.
+    assert certs["tsa_ca_cert"].issuer == certs["root_cert"].subject
+    assert certs["tsa_cert"].issuer == certs["tsa_ca_cert"].subject
     # Validity (years of 365 days, from five minutes before now for clock skew) and how many
     # CAs may sit below each CA.
     import datetime as dt
 
     for field, years, path_length in (("root_cert", 25, 1), ("ca_cert", 20, 0),
-                                      ("signer_cert", 5, None), ("seal_cert", 5, None)):
+                                      ("signer_cert", 5, None), ("seal_cert", 5, None),
+                                      ("tsa_ca_cert", 20, 0), ("tsa_cert", 10, None)):
         cert = certs[field]
         assert cert.not_valid_after_utc - cert.not_valid_before_utc == (
             dt.timedelta(days=365 * years, minutes=5)), field
@@ -503,13 +532,23 @@ def test_dev_certificates_carry_cca_style_names_and_the_key_sizes_of_the_design(
     wanted = {"root_cert": usage(key_cert_sign=True, crl_sign=True),
               "ca_cert": usage(key_cert_sign=True, crl_sign=True),
               "signer_cert": usage(digital_signature=True, content_commitment=True),
-              "seal_cert": usage(digital_signature=True)}
+              "seal_cert": usage(digital_signature=True),
+              "tsa_ca_cert": usage(key_cert_sign=True, crl_sign=True),
+              "tsa_cert": usage(digital_signature=True)}
     for field, key_usage in wanted.items():
         extensions = certs[field].extensions
         assert extensions.get_extension_for_class(x509.KeyUsage).value == key_usage, field
         assert extensions.get_extension_for_class(x509.KeyUsage).critical, field
         assert extensions.get_extension_for_class(x509.BasicConstraints).critical, field
-    for field in ("root_key", "ca_key", "signer_key"):
+    # RFC 3161 2.3: the TSA's one extended key usage is timeStamping, marked critical; no other
+    # certificate of the set carries an extended key usage.
+    eku = certs["tsa_cert"].extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+    for field, cert in certs.items():
+        if field != "tsa_cert":
+            with pytest.raises(x509.ExtensionNotFound):
+                cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    for field in ("root_key", "ca_key", "signer_key", "tsa_ca_key", "tsa_key"):
         private = serialization.load_pem_private_key(getattr(pki, field).read_bytes(), None)
         assert isinstance(private, rsa.RSAPrivateKey)
         assert private.key_size == expected[field.replace("_key", "_cert")][1]
