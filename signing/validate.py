@@ -11,6 +11,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Final
 
+from asn1crypto import cms
 from asn1crypto import parser as asn1_parser
 from cryptography import x509
 from pyhanko.pdf_utils import generic
@@ -27,7 +28,8 @@ from signing.pades import STANDARD_INFO_KEYS
 logger = logging.getLogger(__name__)
 
 PDF_REASONS: Final = frozenset(
-    {"no_signature", "multiple_signatures", "modified", "untrusted", "bad_signature", "malformed"}
+    {"no_signature", "multiple_signatures", "modified", "untrusted", "bad_signature", "malformed",
+     "bad_timestamp"}
 )
 """Stable reasons a signed PDF is rejected (`PdfReport.reason`)."""
 
@@ -51,7 +53,9 @@ class PdfReport:
     """The verdict on a signed PDF.
 
     `ok` means: exactly one signature, intact, cryptographically valid, chaining to a trust
-    root, and covering the entire file. Otherwise `reason` is one of `PDF_REASONS`.
+    root, and covering the entire file; if it carries a signature timestamp (PAdES B-T), that
+    too is intact, valid and from a TSA chaining to a trust root, and `timestamp` is its time.
+    Otherwise `reason` is one of `PDF_REASONS`.
     `info` holds the custom document information entries of the signed revision (e.g.
     "PramaanSeal") and is filled only when `ok`, so nobody reads them from a bad file.
     """
@@ -61,6 +65,7 @@ class PdfReport:
     signer: str | None = None
     signing_time: dt.datetime | None = None
     info: dict[str, str] = field(default_factory=dict)
+    timestamp: dt.datetime | None = None
 
 
 DOCUMENT_SIGNER_KEY_USAGE: Final = frozenset({"digital_signature", "non_repudiation"})
@@ -114,6 +119,8 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
             signer=_subject(status),
             signing_time=status.signer_reported_dt,
             info=_custom_info(signature),
+            timestamp=(status.timestamp_validity.timestamp
+                       if status.timestamp_validity is not None else None),
         )
     except _PARSE_ERRORS as exc:
         return _malformed(exc)  # equivalent: the exception only names the log line
@@ -134,6 +141,8 @@ def _failure(status: PdfSignatureStatus) -> str | None:
         return "modified"
     if not status.trusted:
         return "untrusted"
+    if not _timestamp_sound(status):
+        return "bad_timestamp"
     if not status.bottom_line:
         return "bad_signature"
     return None
@@ -193,8 +202,24 @@ def _envelope_exact(signature: EmbeddedPdfSignature, status: PdfSignatureStatus)
     in_path = {cert.dump() for cert in status.validation_path.iter_certs(include_root=True)}
     embedded = signed_data["certificates"]
     return all(choice.chosen.dump() in in_path for choice in embedded) and not (
-        signed_data["crls"] or signer_info["unsigned_attrs"]
-    )
+        signed_data["crls"]) and _only_a_signature_timestamp(signer_info["unsigned_attrs"])
+
+
+def _only_a_signature_timestamp(unsigned: cms.CMSAttributes) -> bool:
+    # Nothing unsigned but, at most, the one attribute PAdES B-T adds: a signature timestamp
+    # token (a TSA's signature over ours), holding exactly one token.
+    if not unsigned:
+        return True
+    return len(unsigned) == 1 and (
+        unsigned[0]["type"].native == "signature_time_stamp_token"
+        and len(unsigned[0]["values"]) == 1)
+
+
+def _timestamp_sound(status: PdfSignatureStatus) -> bool:
+    # pyHanko checks a signature timestamp's imprint (intact), the TSA's signature (valid) and
+    # its chain and timeStamping usage (trusted) against the same roots as the signer.
+    stamp = status.timestamp_validity
+    return stamp is None or (stamp.intact and stamp.valid and stamp.trusted)
 
 
 def _custom_info(signature: EmbeddedPdfSignature) -> dict[str, str]:

@@ -40,14 +40,21 @@ def with_envelope(pdf: bytes, change: Callable[[SignedData], None]) -> bytes:
     """`pdf` with its CMS envelope re-encoded after `change`, in place of the original (the
     signed byte ranges stay exactly as they were)."""
     signature = PdfFileReader(BytesIO(pdf)).embedded_signatures[0]
-    start, length, gap_end = (int(signature.byte_range[i]) for i in range(3))
     # The envelope is one DER value padded with zero bytes: read it by its own length
     # (asn1crypto ignores trailing bytes). Stripping the zeros would also cut a DER value that
     # ends in a zero byte (an ECDSA signature does, one time in 256).
     info = cms.ContentInfo.load(bytes(signature.pkcs7_content))
     signed_data = info["content"]
     change(signed_data)
-    der = cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump(force=True)
+    return with_envelope_der(
+        pdf, cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump(
+            force=True))
+
+
+def with_envelope_der(pdf: bytes, der: bytes) -> bytes:
+    """`pdf` with `der` in place of its CMS envelope (the signed byte ranges unchanged)."""
+    signature = PdfFileReader(BytesIO(pdf)).embedded_signatures[0]
+    start, length, gap_end = (int(signature.byte_range[i]) for i in range(3))
     room = gap_end - (start + length) - 2
     hex_digits = der.hex().upper().encode()
     assert len(hex_digits) <= room

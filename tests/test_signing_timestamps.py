@@ -1,0 +1,312 @@
+"""PAdES B-T: signatures timestamped by the development TSA served over HTTP on 127.0.0.1, every
+way a TSA can fail turned into one clean error, and what `validate_pdf` accepts of a signature
+timestamp. Checked with pyHanko's validator and poppler's pdfsig."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from asn1crypto import cms, core, tsp
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.timestamps import HTTPTimeStamper
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from werkzeug.serving import make_server
+
+from signing.backend import load_backend
+from signing.config import SignerConfig
+from signing.devpki import DevPki
+from signing.errors import BadKeyUsage
+from signing.file_backend import load_pem_certificate, load_pem_private_key, to_asn1_certificate
+from signing.pades import PadesSigner
+from signing.timestamps import (
+    QUERY_TYPE,
+    REPLY_TYPE,
+    DevTimeStampAuthority,
+    InProcessTimeStamper,
+    StrictTimeStamper,
+    TsaUnavailable,
+    refusal,
+    tsa_wsgi_app,
+)
+from signing.validate import validate_pdf
+from tests.test_signing_envelope import signer_info, with_envelope_der
+from tests.test_signing_support import minimal_pdf, pdfsig_report
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def authority_of(pki: DevPki) -> DevTimeStampAuthority:
+    return DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert, [pki.tsa_ca_cert])
+
+
+def serve(app: WsgiApp) -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/tsa"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def tsa_url(pki: DevPki) -> Iterator[str]:
+    yield from serve(tsa_wsgi_app(authority_of(pki)))
+
+
+def signer_with(pki: DevPki, timestamper: Any) -> PadesSigner:
+    # Room for a second token, so the envelope tests below can add one in place.
+    return PadesSigner(load_backend(SignerConfig.from_keys_dir(pki.keys_dir)),
+                       timestamper=timestamper, bytes_reserved=32768)
+
+
+def sign(signer: PadesSigner) -> bytes:
+    return signer.sign(minimal_pdf(), reason="Birth certificate issued", location="Pune",
+                       info={"PramaanSeal": "https://verify.pmc.example/v#1123"})
+
+
+@pytest.fixture(scope="module")
+def timestamped(pki: DevPki, tsa_url: str) -> bytes:
+    return sign(signer_with(pki, StrictTimeStamper(tsa_url)))
+
+
+# --- B-T, validated ----------------------------------------------------------------------------
+
+
+def test_a_b_t_signature_validates_with_its_timestamp(timestamped: bytes, pki: DevPki) -> None:
+    report = validate_pdf(timestamped, [pki.root_cert])
+    assert report.ok, report
+    assert report.info == {"PramaanSeal": "https://verify.pmc.example/v#1123"}
+    assert report.timestamp is not None and report.signing_time is not None
+    now = dt.datetime.now(dt.UTC)
+    assert now - dt.timedelta(minutes=5) < report.timestamp <= now
+    assert report.timestamp.microsecond == 0  # whole seconds (pdfsig needs them)
+    # pyHanko's own reading: the timestamp is intact, valid and from the trusted dev TSA.
+    signature = PdfFileReader(BytesIO(timestamped)).embedded_signatures[0]
+    root = to_asn1_certificate(load_pem_certificate(pki.root_cert))
+    status = validate_pdf_signature(signature, ValidationContext(trust_roots=[root]))
+    stamp = status.timestamp_validity
+    assert stamp is not None and stamp.intact and stamp.valid and stamp.trusted
+    assert "Pramaan Dev Time Stamping Authority" in stamp.signing_cert.subject.human_friendly
+    assert status.bottom_line
+
+
+def test_a_b_b_signature_has_no_timestamp(pki: DevPki) -> None:
+    report = validate_pdf(sign(signer_with(pki, None)), [pki.root_cert])
+    assert report.ok and report.timestamp is None
+
+
+def test_pdfsig_says_the_timestamped_signature_is_valid_and_trusted(
+    timestamped: bytes, pki: DevPki, tmp_path: Path
+) -> None:
+    path = tmp_path / "bt.pdf"
+    path.write_bytes(timestamped)
+    output = pdfsig_report(path, pki.root_cert, tmp_path / "nss")
+    assert "Signature is Valid" in output, output
+    assert "Certificate is Trusted" in output, output
+    assert "Total document signed" in output, output
+
+
+def test_the_in_process_timestamper_gives_the_same_kind_of_signature(pki: DevPki) -> None:
+    pdf = sign(signer_with(pki, InProcessTimeStamper(authority_of(pki))))
+    report = validate_pdf(pdf, [pki.root_cert])
+    assert report.ok and report.timestamp is not None
+
+
+def test_a_timestamp_from_a_tsa_the_roots_do_not_know_is_refused(
+    pki: DevPki, stranger: DevPki
+) -> None:
+    pdf = sign(signer_with(pki, InProcessTimeStamper(authority_of(stranger))))
+    assert validate_pdf(pdf, [pki.root_cert]).reason == "bad_timestamp"
+    # ... and is fine where its root is trusted too.
+    assert validate_pdf(pdf, [pki.root_cert, stranger.root_cert]).ok
+
+
+# --- the unsigned attributes a signature may carry ------------------------------------------
+
+
+def with_unsigned(pdf: bytes, change: Callable[[cms.CMSAttributes], list[Any]]) -> bytes:
+    """`pdf` with the unsigned attributes of its signer replaced by `change(attributes)`.
+
+    Rebuilt from the parsed parts rather than re-encoded with force=True, which asn1crypto
+    takes tens of seconds over for an envelope holding a timestamp token."""
+    signature = PdfFileReader(BytesIO(pdf)).embedded_signatures[0]
+    signed_data = cms.ContentInfo.load(bytes(signature.pkcs7_content))["content"]
+    info = signer_info(signed_data)
+    new_info = cms.SignerInfo({**{name: info[name] for name in (
+        "version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm",
+        "signature")}, "unsigned_attrs": cms.CMSAttributes(change(info["unsigned_attrs"]))})
+    new_data = cms.SignedData({**{name: signed_data[name] for name in (
+        "version", "digest_algorithms", "encap_content_info", "certificates")},
+        "signer_infos": [new_info]})
+    return with_envelope_der(
+        pdf, cms.ContentInfo({"content_type": "signed_data", "content": new_data}).dump())
+
+
+def test_only_one_signature_timestamp_holding_one_token_is_accepted(
+    timestamped: bytes, pki: DevPki
+) -> None:
+    roots = [pki.root_cert]
+    assert validate_pdf(with_unsigned(timestamped, list), roots).ok  # as it was
+
+    def two_tokens(attrs: cms.CMSAttributes) -> list[Any]:
+        token = attrs[0]["values"][0]
+        return [{"type": "signature_time_stamp_token", "values": [token, token]}]
+
+    def twice(attrs: cms.CMSAttributes) -> list[Any]:
+        return [attrs[0], attrs[0]]
+
+    def another_kind(attrs: cms.CMSAttributes) -> list[Any]:
+        # The same token under another (private) attribute type.
+        return [{"type": "1.3.6.1.4.1.99999.1",
+                 "values": [core.Any.load(attrs[0]["values"][0].dump())]}]
+
+    def one_more(attrs: cms.CMSAttributes) -> list[Any]:
+        return [attrs[0], *another_kind(attrs)]
+
+    for change in (two_tokens, twice, another_kind, one_more):
+        report = validate_pdf(with_unsigned(timestamped, change), roots)
+        assert not report.ok, change.__name__
+        assert report.reason in {"modified", "malformed"}, (change.__name__, report)
+
+
+def test_a_timestamp_of_another_signature_is_refused(timestamped: bytes, pki: DevPki,
+                                                     tsa_url: str) -> None:
+    # A genuine token, but over other bytes: moved from another signed PDF into this one.
+    other = sign(signer_with(pki, StrictTimeStamper(tsa_url)))
+    foreign = signer_info(cms.ContentInfo.load(bytes(
+        PdfFileReader(BytesIO(other)).embedded_signatures[0].pkcs7_content))["content"])
+    swapped = with_unsigned(timestamped, lambda _: list(foreign["unsigned_attrs"]))
+    assert validate_pdf(swapped, [pki.root_cert]).reason == "bad_timestamp"
+
+
+# --- a TSA that fails -----------------------------------------------------------------------
+
+
+def _answer(status: str, body: bytes, content_type: str = REPLY_TYPE) -> WsgiApp:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        start_response(status, [("Content-Type", content_type),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+    return app
+
+
+def _other_digest(authority: DevTimeStampAuthority) -> WsgiApp:
+    """A working TSA that stamps a digest other than the one asked for."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = tsp.TimeStampReq.load(environ["wsgi.input"].read(
+            int(environ["CONTENT_LENGTH"])))
+        imprint = request["message_imprint"]
+        imprint["hashed_message"] = bytes(32)
+        answer = authority.respond(request).dump()
+        start_response("200 OK", [("Content-Type", REPLY_TYPE),
+                                  ("Content-Length", str(len(answer)))])
+        return [answer]
+    return app
+
+
+def _closed_port() -> Iterator[str]:
+    server = make_server("127.0.0.1", 0, _answer("200 OK", b""))
+    port = server.server_port
+    server.server_close()
+    yield f"http://127.0.0.1:{port}/tsa"
+
+
+@pytest.mark.parametrize("failing", ["down", "http 500", "html", "garbage", "refusal",
+                                     "other digest"])
+def test_every_tsa_failure_is_one_clean_error_and_nothing_is_signed(
+    pki: DevPki, failing: str
+) -> None:
+    servers: dict[str, Callable[[], Iterator[str]]] = {
+        "down": _closed_port,
+        "http 500": lambda: serve(_answer("500 Internal Server Error", b"oops", "text/plain")),
+        "html": lambda: serve(_answer("200 OK", b"<html></html>", "text/html")),
+        "garbage": lambda: serve(_answer("200 OK", b"\x30\x82\x01")),
+        "refusal": lambda: serve(_answer("200 OK", refusal("system_failure", "busy").dump())),
+        "other digest": lambda: serve(_other_digest(authority_of(pki))),
+    }
+    for url in servers[failing]():
+        signer = signer_with(pki, StrictTimeStamper(url, timeout=5))
+        with pytest.raises(TsaUnavailable) as refused:
+            sign(signer)
+        assert refused.value.code == "tsa_unavailable"
+        assert str(refused.value).startswith("no timestamp from the TSA: ")
+
+
+def test_pyhankos_own_client_would_write_a_token_for_another_digest(pki: DevPki) -> None:
+    """Why StrictTimeStamper exists: the plain client signs with a token that does not match,
+    and only validation notices."""
+    for url in serve(_other_digest(authority_of(pki))):
+        pdf = sign(signer_with(pki, HTTPTimeStamper(url)))
+        assert validate_pdf(pdf, [pki.root_cert]).reason == "bad_timestamp"
+
+
+# --- the development TSA itself -------------------------------------------------------------
+
+
+def status_of(answer: bytes) -> tuple[str, set[str]]:
+    """The status of a TimeStampResp, read without asn1crypto's TimeStampResp (which insists
+    on a token, and a refusal has none)."""
+    status = tsp.PKIStatusInfo.load(core.Sequence.load(answer).contents)
+    return status["status"].native, status["fail_info"].native
+
+
+def test_the_dev_tsa_over_http_answers_only_timestamp_queries(tsa_url: str) -> None:
+    assert requests.get(tsa_url, timeout=10).status_code == 405
+    assert requests.post(tsa_url, data=b"x", timeout=10,
+                         headers={"Content-Type": "text/plain"}).status_code == 415
+    assert requests.post(tsa_url, data=b"x" * 5000, timeout=10,
+                         headers={"Content-Type": QUERY_TYPE}).status_code == 413
+    garbled = requests.post(tsa_url, data=b"\x30\x03\x02\x01", timeout=10,
+                            headers={"Content-Type": QUERY_TYPE})
+    assert garbled.status_code == 200 and garbled.headers["Content-Type"] == REPLY_TYPE
+    assert status_of(garbled.content) == ("rejection", {"bad_data_format"})
+
+
+def test_the_dev_tsa_refuses_a_digest_it_does_not_take(pki: DevPki) -> None:
+    authority = authority_of(pki)
+    request = tsp.TimeStampReq({"version": "v1", "message_imprint": {
+        "hash_algorithm": {"algorithm": "md5"}, "hashed_message": bytes(16)}})
+    assert status_of(authority.respond(request).dump()) == ("rejection", {"bad_alg"})
+    short = tsp.TimeStampReq({"version": "v1", "message_imprint": {
+        "hash_algorithm": {"algorithm": "sha256"}, "hashed_message": bytes(20)}})
+    assert status_of(authority.respond(short).dump()) == ("rejection", {"bad_alg"})
+
+
+def test_the_dev_tsa_stamps_the_time_of_its_clock_in_whole_seconds(pki: DevPki) -> None:
+    moment = dt.datetime(2031, 5, 6, 7, 8, 9, 987654, tzinfo=dt.UTC)
+    authority = DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert, [pki.tsa_ca_cert],
+                                           clock=lambda: moment)
+    request = tsp.TimeStampReq({"version": "v1", "nonce": 77, "message_imprint": {
+        "hash_algorithm": {"algorithm": "sha256"}, "hashed_message": bytes(range(32))}})
+    token = authority.respond(request)["time_stamp_token"]
+    info = token["content"]["encap_content_info"]["content"].parsed
+    assert info["gen_time"].native == moment.replace(microsecond=0)
+    assert info["nonce"].native == 77
+    assert info["message_imprint"]["hashed_message"].native == bytes(range(32))
+    assert info["policy"].dotted == "2.999.1"
+    certificates = {c.chosen.subject.human_friendly for c in token["content"]["certificates"]}
+    assert any("Time Stamping Authority" in name for name in certificates)
+    assert any("CA for Time Stamping" in name for name in certificates)
+
+
+def test_only_a_time_stamping_certificate_with_its_own_key_makes_an_authority(
+    pki: DevPki,
+) -> None:
+    with pytest.raises(BadKeyUsage, match="timeStamping"):
+        DevTimeStampAuthority.load(pki.signer_key, pki.signer_cert)
+    key = load_pem_private_key(pki.signer_key)
+    with pytest.raises(Exception, match=r"does not match|belong"):
+        DevTimeStampAuthority(key, load_pem_certificate(pki.tsa_cert))  # type: ignore[arg-type]
