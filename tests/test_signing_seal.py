@@ -264,6 +264,24 @@ def test_check_before_sign_compares_what_a_verifier_reads_back(sealer: Sealer) -
     assert caught.value.reason == "payload_mismatch"
 
 
+def test_claims_are_encoded_canonically_whatever_order_they_come_in(sealer: Sealer) -> None:
+    """One claims set, one payload: keys in length-first order (RFC 7049 3.9) at every level,
+    so a verifier re-encoding the claims gets the signed bytes."""
+    claims = {PRIVATE_CLAIM: {"zz": 1, "a": 2, 10: 3, 2: 4}, 6: ISSUED_AT, 1: "x"}
+    payload = decode_seal(sealer.seal(claims)).message.payload
+    assert payload == cbor2.dumps(claims, canonical=True)
+    assert list(cbor2.loads(payload)) == [1, 6, PRIVATE_CLAIM]
+    assert list(cbor2.loads(payload)[PRIVATE_CLAIM]) == [2, 10, "a", "zz"]
+
+
+def test_claims_holding_tuples_read_back_as_the_lists_a_verifier_sees(sealer: Sealer,
+                                                                      trust: TrustList) -> None:
+    claims = {1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {"dates": ("2025-11-20", ("a", 2))}}
+    report = verify_seal(sealer.seal(claims), trust)
+    assert report.ok and report.claims is not None
+    assert report.claims[PRIVATE_CLAIM] == {"dates": ["2025-11-20", ["a", 2]]}
+
+
 def test_check_before_sign_refuses_claims_a_verifier_would_not_decode(sealer: Sealer) -> None:
     """Claims cbor2 can encode but the plain decoder refuses (tags, floats) are never sealed."""
     assert sealer.seal({1: "x", 6: ISSUED_AT, PRIVATE_CLAIM: {1: 2**64 - 1}})  # control
