@@ -37,6 +37,7 @@ from issuer.runtime import Runtime
 from issuer.settings import Settings
 from signing.qr import qr_svg
 from signing.seal import PRIVATE_CLAIM
+from signing.timestamps import TsaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,9 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
 
     A failure is counted on the record with its error and re-raised; after `MAX_ATTEMPTS`
     failures the record becomes `failed` (audited), which the sweeper leaves alone until an
-    operator retries or cancels it."""
+    operator retries or cancels it. A TSA that gives no timestamp is not the record's fault:
+    the error is kept but not counted, nothing was signed or stored, and the sweeper tries
+    again (every `pramaan sweep`, once the record has waited its interval)."""
     try:
         intent = record_intent(runtime, certificate_id, timings)
         if intent is None:
@@ -156,7 +159,7 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
             stored = runtime.store.put(pdf)
             done = _mark_issued(runtime, intent, stored.sha256, stored.path)
     except Exception as exc:
-        record_failure(runtime, certificate_id, exc)
+        record_failure(runtime, certificate_id, exc, counted=not isinstance(exc, TsaUnavailable))
         raise
     if done:
         log.info("issued %s as %s", certificate_id, intent.number)
@@ -164,9 +167,11 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
     return done
 
 
-def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException) -> None:
+def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException, *,
+                   counted: bool = True) -> None:
     """Count one failed attempt on a record still waiting to be issued; the last one makes it
-    `failed`. Never raises: the original error is what the caller reports."""
+    `failed`. Not `counted` (an outage elsewhere), only the error is kept. Never raises: the
+    original error is what the caller reports."""
     error = f"{type(exc).__name__}: {exc}"[:_MAX_ERROR_TEXT]
     try:
         with runtime.sessions() as session, session.begin():
@@ -175,9 +180,12 @@ def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException) ->
             record = session.get(Certificate, certificate_id, with_for_update=True)  # equivalent
             if record is None or record.state not in _RETRYABLE:
                 return
-            record.attempts = (record.attempts or 0) + 1
             record.last_error = error
             record.updated_at = utcnow()
+            if not counted:
+                log.warning("issue %s waits: %s", certificate_id, error)
+                return
+            record.attempts = (record.attempts or 0) + 1
             if record.attempts >= MAX_ATTEMPTS:
                 record.state = State.FAILED.value
                 audit.record(session, actor=_worker_name(), action="fail",

@@ -7,6 +7,7 @@ compiler, keys) are created on first use so a process that only reads records ne
 from __future__ import annotations
 
 import functools
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
@@ -43,7 +44,8 @@ class Runtime:
         from signing.config import SignerConfig
         from signing.keyring import Keyring
 
-        config = SignerConfig.from_keys_dir(self.settings.keys_dir)
+        config = replace(SignerConfig.from_keys_dir(self.settings.keys_dir),
+                         tsa_url=self.settings.tsa_url, tsa_timeout=self.settings.tsa_timeout)
         return Keyring.from_config(config, verify_base_url=self.settings.verify_base_url)
 
     @functools.cached_property

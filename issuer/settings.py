@@ -29,6 +29,10 @@ class Settings:
     max_body_bytes: int
     issuer_id: str
     signer_backend: str = "file"
+    # PAdES B-T: the RFC 3161 TSA every signature is timestamped by (none: B-B), and how long
+    # one request may take before the certificate waits for the sweeper's next try.
+    tsa_url: str | None = None
+    tsa_timeout: int = 10
     issuer_name_en: str = "Pune Municipal Corporation"
     issuer_name_mr: str = "पुणे महानगरपालिका"
     signing_location: str = "Pune, Maharashtra, India"
@@ -111,6 +115,8 @@ class Settings:
             max_body_bytes=_int(env, "PRAMAAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             issuer_id=env.get("PRAMAAN_ISSUER_ID", "in.gov.pmc"),
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
+            tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
+            tsa_timeout=_int(env, "PRAMAAN_TSA_TIMEOUT", 10),
             web_workers=_int(env, "PRAMAAN_WEB_WORKERS", 2),
             web_threads=_int(env, "PRAMAAN_WEB_THREADS", 4),
             web_timeout=_int(env, "PRAMAAN_WEB_TIMEOUT", 30),
@@ -166,6 +172,11 @@ class Settings:
             raise ConfigError("PORT must be between 1 and 65535")
         if self.max_body_bytes < 1024:
             raise ConfigError("PRAMAAN_MAX_BODY_BYTES must be at least 1024")
+        if self.tsa_url is not None and not self.tsa_url.startswith(("http://", "https://")):
+            raise ConfigError(f"PRAMAAN_TSA_URL={self.tsa_url!r}: an http:// or https:// URL "
+                              "of an RFC 3161 time-stamping authority")
+        if not 1 <= self.tsa_timeout <= 120:
+            raise ConfigError("PRAMAAN_TSA_TIMEOUT must be 1-120 seconds")
         if self.signer_backend != "file":
             raise ConfigError(
                 f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: only 'file' exists yet"

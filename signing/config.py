@@ -17,6 +17,8 @@ class SignerConfig:
     `bytes_reserved` is the hex length reserved for the CMS container in each PDF.
     `retired_seal_cert_paths` are seal certificates no longer used for sealing: verify-only,
     kept forever, because birth certificates never expire.
+    `tsa_url`, when set, is the RFC 3161 TSA that timestamps every signature (PAdES B-T),
+    waiting at most `tsa_timeout` seconds for it.
     """
 
     key_path: Path
@@ -28,6 +30,8 @@ class SignerConfig:
     backend: str = "file"
     bytes_reserved: int = 16384
     retired_seal_cert_paths: tuple[Path, ...] = ()
+    tsa_url: str | None = None
+    tsa_timeout: float = 10.0
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""

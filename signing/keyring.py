@@ -15,6 +15,7 @@ from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates, to_asn1_certificate
 from signing.pades import PadesSigner
 from signing.seal import Sealer, SealKey
+from signing.timestamps import StrictTimeStamper
 from signing.trust_list import TrustList
 from signing.trust_store import TrustStore
 
@@ -53,7 +54,10 @@ class Keyring:
         _require_chain(backend, config)
         return cls(
             backend=backend,
-            pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved),
+            pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved,
+                              timestamper=(StrictTimeStamper(config.tsa_url,
+                                                             timeout=config.tsa_timeout)
+                                           if config.tsa_url else None)),
             sealer=Sealer(seal_key, verify_base_url),
             trust=TrustStore.from_config(config),
             seal_kid=seal_key.kid,

@@ -1,0 +1,155 @@
+"""Issuing at PAdES B-T (PRAMAAN_TSA_URL set): certificates carry the TSA's timestamp, and a TSA
+that is down or answers garbage signs nothing, loses nothing and never fails the record: the
+certificate waits for the sweeper's next try. The TSA is the development one, served over HTTP
+on 127.0.0.1."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import update
+
+from issuer.bootstrap import DEV_DEPARTMENT, initialise
+from issuer.issue import MAX_ATTEMPTS, RESUME_AFTER, issue_certificate
+from issuer.models import Certificate, Department
+from issuer.runtime import Runtime
+from issuer.submit import submit
+from issuer.verify import verify_pdf
+from signing.devpki import DevPki, ensure_dev_pki
+from signing.timestamps import TsaUnavailable, tsa_wsgi_app
+from signing.validate import validate_pdf
+from tests.conftest import make_settings, sample, serve
+from tests.test_signing_support import pdfsig_report
+from tests.test_signing_timestamps import authority_of
+from tests.test_signing_timestamps import serve as serve_wsgi
+
+
+class SwitchableTsa:
+    """The dev TSA, or, while `down` is set, a server answering what a broken TSA answers."""
+
+    def __init__(self, pki: DevPki) -> None:
+        self.tsa = tsa_wsgi_app(authority_of(pki))
+        self.down: str | None = None
+
+    def __call__(self, environ: dict[str, Any],
+                 start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if self.down is None:
+            return self.tsa(environ, start_response)
+        environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0))
+        status, content_type, body = {
+            "unavailable": ("503 Service Unavailable", "text/plain", b"maintenance"),
+            "garbage": ("200 OK", "application/timestamp-reply", b"\x30\x80garbage"),
+        }[self.down]
+        start_response(status, [("Content-Type", content_type),
+                                ("Content-Length", str(len(body)))])
+        return [body]
+
+
+@pytest.fixture
+def tsa(keys_dir: Path) -> Iterator[tuple[SwitchableTsa, str]]:
+    switch = SwitchableTsa(ensure_dev_pki(keys_dir))
+    for url in serve_wsgi(switch):
+        yield switch, url
+
+
+@pytest.fixture
+def runtime(tmp_path: Path, database_url: str, keys_dir: Path,
+            tsa: tuple[SwitchableTsa, str]) -> Iterator[Runtime]:
+    built = Runtime(make_settings(tmp_path, database_url, keys_dir, tsa_url=tsa[1],
+                                  tsa_timeout=5))
+    initialise(built)
+    yield built
+    built.close()
+
+
+def approved(runtime: Runtime) -> str:
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        return submit(session, department, "test:clerk", sample("birth-1")).id
+
+
+def record_of(runtime: Runtime, cert_id: str) -> Certificate:
+    with runtime.sessions() as session:
+        found = session.get(Certificate, cert_id)
+        assert found is not None
+        return found
+
+
+@pytest.mark.parametrize("down", ["unavailable", "garbage"])
+def test_a_tsa_outage_signs_nothing_and_the_certificate_waits_for_it(
+    runtime: Runtime, tsa: tuple[SwitchableTsa, str], down: str,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    switch, _ = tsa
+    switch.down = down
+    cert_id = approved(runtime)
+    caplog.set_level(logging.WARNING, logger="issuer.issue")
+    for _ in range(MAX_ATTEMPTS + 1):  # more tries than would fail a record
+        with pytest.raises(TsaUnavailable):
+            issue_certificate(runtime, cert_id)
+        # Let the next run resume the recorded intent at once (the sweeper waits RESUME_AFTER).
+        with runtime.sessions() as session, session.begin():
+            session.execute(update(Certificate).where(Certificate.id == cert_id).values(
+                updated_at=record_of(runtime, cert_id).updated_at - RESUME_AFTER
+                - timedelta(seconds=5)))
+    record = record_of(runtime, cert_id)
+    assert record.state == "signing" and record.attempts == 0  # never failed, intent kept
+    assert record.pdf_sha256 is None  # nothing stored: not half-signed
+    assert record.last_error is not None
+    assert record.last_error.startswith("TsaUnavailable: no timestamp from the TSA: ")
+    assert f"issue {cert_id} waits: TsaUnavailable" in caplog.messages[0]
+
+    switch.down = None  # the TSA is back: the next try issues it
+    assert issue_certificate(runtime, cert_id) is True
+    record = record_of(runtime, cert_id)
+    assert record.state == "issued" and record.number is not None
+    assert record.pdf_path is not None and record.pdf_sha256 is not None
+    pdf = runtime.store.get(record.pdf_path, record.pdf_sha256)
+    report = validate_pdf(pdf, list(runtime.trust.trust_root_paths))
+    assert report.ok and report.timestamp is not None
+    assert verify_pdf(runtime, pdf).current
+
+
+def test_an_ordinary_failure_still_counts_towards_failed(runtime: Runtime) -> None:
+    cert_id = approved(runtime)
+    with runtime.sessions() as session, session.begin():  # a record the job cannot render
+        session.execute(update(Certificate).where(Certificate.id == cert_id)
+                        .values(cert_type="marriage"))
+    with pytest.raises(Exception) as failed:
+        issue_certificate(runtime, cert_id)
+    assert not isinstance(failed.value, TsaUnavailable)
+    assert record_of(runtime, cert_id).attempts == 1
+
+
+def test_a_certificate_issued_over_http_carries_the_tsa_s_timestamp(
+    tmp_path: Path, keys_dir: Path, tsa: tuple[SwitchableTsa, str], database_url: str,
+) -> None:
+    settings = make_settings(tmp_path, database_url, keys_dir, tsa_url=tsa[1])
+    for live in serve(settings):
+        created = live.post_json("/api/v1/certificates", sample("birth-2"))
+        assert created.status_code == 202, created.text
+        pdf = live.get(f"/api/v1/certificates/{created.json()['id']}/pdf")
+        assert pdf.status_code == 200, pdf.text
+        report = validate_pdf(pdf.content, [keys_dir / "root.crt"])
+        assert report.ok and report.timestamp is not None
+        path = tmp_path / "bt.pdf"
+        path.write_bytes(pdf.content)
+        output = pdfsig_report(path, keys_dir / "root.crt", tmp_path / "nss")
+        assert "Signature is Valid" in output and "Certificate is Trusted" in output, output
+        assert verify_pdf(live.runtime, pdf.content).current
+
+
+@pytest.mark.parametrize("url, timeout", [("ftp://tsa.example", 10), ("tsa.example", 10),
+                                          ("http://tsa.example", 0), ("http://tsa.example", 121)])
+def test_the_tsa_settings_are_checked(tmp_path: Path, keys_dir: Path, url: str,
+                                      timeout: int) -> None:
+    from issuer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PRAMAAN_TSA_"):
+        make_settings(tmp_path, "sqlite://", keys_dir, tsa_url=url, tsa_timeout=timeout)
