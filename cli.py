@@ -8,6 +8,7 @@ import json
 import logging
 import secrets
 import sys
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
@@ -275,12 +276,24 @@ def _verify(rt: Runtime, args: argparse.Namespace) -> int:
         except OSError as exc:
             print(f"pramaan verify: cannot read {args.pdf}: {exc.strerror}", file=sys.stderr)
             return 2
-        verdict = verify_pdf(rt, pdf)
+        verdict = verify_pdf(rt, pdf, at=args.at)
     else:
         print("give a PDF file, --qr TEXT or --image FILE", file=sys.stderr)
         return 2
     print(json.dumps(verdict.as_dict(), indent=2, ensure_ascii=False, default=str))
     return 0 if verdict.current else 1
+
+
+def _day_in_india(text: str) -> datetime:
+    from issuer.fields import IST
+
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+    if len(text) != 10:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
+    return datetime.combine(day, time(0, 0), IST)
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
@@ -502,6 +515,9 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("pdf", nargs="?")
     v.add_argument("--qr")
     v.add_argument("--image")
+    v.add_argument("--at", type=_day_in_india, metavar="YYYY-MM-DD",
+                   help="validate the PDF's signature as of that day (00:00 in India), offline: "
+                   "how long will this certificate's signature stay valid?")
     w = sub.add_parser("worker", help="run an RQ worker (needs REDIS_URL)")
     w.add_argument("--burst", action="store_true")
     w.add_argument("--rts-every", type=int, metavar="MINUTES",

@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 import uuid
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -129,10 +130,11 @@ def _loopback(host: str) -> bool:
         return False
 
 
-def verify_pdf(runtime: Runtime, pdf: bytes) -> Verdict:
-    """Check a PDF: PAdES signature and chain, the seal it carries, the record and its status."""
+def verify_pdf(runtime: Runtime, pdf: bytes, *, at: datetime | None = None) -> Verdict:
+    """Check a PDF: PAdES signature and chain (as of `at`, default now), the seal it carries,
+    the record and its status (as it is now)."""
     verdict = Verdict()
-    pdf_report = validate_pdf(pdf, runtime.trust.trust_root_paths)
+    pdf_report = validate_pdf(pdf, runtime.trust.trust_root_paths, at=at)
     verdict.checks.append(Check("pdf_signature", pdf_report.ok, pdf_report.reason))
     if not pdf_report.ok:
         return verdict

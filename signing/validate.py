@@ -71,8 +71,12 @@ class PdfReport:
 DOCUMENT_SIGNER_KEY_USAGE: Final = frozenset({"digital_signature", "non_repudiation"})
 
 
-def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
-    """Validate the one PAdES signature of `pdf` offline against `trust_root_paths`.
+def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path], *,
+                 at: dt.datetime | None = None) -> PdfReport:
+    """Validate the one PAdES signature of `pdf` offline against `trust_root_paths`, as of
+    now or of the moment `at` (timezone-aware): a signer certificate expired by then makes the
+    signature "untrusted". A signature timestamp is no proof of existence here: only the
+    long-term levels (issue 7, to come) keep a signature valid past its signer's expiry.
 
     Never raises for a bad document: input pyHanko cannot parse gives reason "malformed".
     Unreadable trust roots are a configuration error and raise `KeyMaterialMissing`.
@@ -94,7 +98,8 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path]) -> PdfReport:
         # Offline. Our certificates name no OCSP or CRL address, so nothing would be fetched
         # today either way (an equivalent mutant); issue 7's long-term signatures bring
         # certificates that do, tested against responders served on 127.0.0.1.
-        context = ValidationContext(trust_roots=roots, allow_fetching=False)  # equivalent
+        context = ValidationContext(trust_roots=roots, allow_fetching=False,  # equivalent
+                                    moment=at)
         # The diff analysis judges only revisions added after signing; we refuse those
         # outright (coverage must be the entire file), so it is skipped.
         status = validate_pdf_signature(

@@ -7,6 +7,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,23 @@ def test_issue_and_verify_pdf(home: Path, issued: tuple[Path, dict[str, str]]) -
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
     assert report["current"] is True and report["certificate"]["number"] == info["number"]
+
+
+def test_verify_at_another_day_tells_how_long_the_signature_holds(
+    home: Path, issued: tuple[Path, dict[str, str]]
+) -> None:
+    pdf, _ = issued
+    today = datetime.now(UTC).date()
+    soon = pramaan(home, "verify", "--at", str(today + timedelta(days=365)), pdf)
+    assert soon.returncode == 0, soon.stdout + soon.stderr
+    # The dev document signer's certificate lasts five years: then a B-B signature fails.
+    later = pramaan(home, "verify", "--at", str(today + timedelta(days=6 * 365)), pdf)
+    assert later.returncode == 1
+    assert json.loads(later.stdout)["reason"] == "pdf_signature: untrusted"
+    for garbage in ("2030-13-01", "tomorrow", "2030-1-1"):
+        refused = pramaan(home, "verify", "--at", garbage, pdf)
+        assert refused.returncode == 2
+        assert f"{garbage!r} is not a date (YYYY-MM-DD)" in refused.stderr
 
 
 def test_tampered_pdf_fails(home: Path, issued: tuple[Path, dict[str, str]],

@@ -125,6 +125,22 @@ def test_same_input_and_time_give_same_signature(signer: PadesSigner) -> None:
     assert strip(first) == strip(second)
 
 
+def test_validation_as_of_another_moment_follows_the_signer_s_validity(
+    signed_pdf: bytes, pki: DevPki
+) -> None:
+    """`pramaan verify --at`: a B-B signature holds while its signer's certificate is valid
+    (5 years from issue) and not after, nor before it was valid."""
+    signer = load_pem_certificate(pki.signer_cert)
+    roots = [pki.root_cert]
+    for moment, ok in ((signer.not_valid_before_utc + dt.timedelta(days=1), True),
+                       (signer.not_valid_after_utc - dt.timedelta(days=1), True),
+                       (signer.not_valid_after_utc + dt.timedelta(days=1), False),
+                       (signer.not_valid_before_utc - dt.timedelta(days=1), False)):
+        report = validate_pdf(signed_pdf, roots, at=moment)
+        assert report.ok is ok, (moment, report)
+        assert report.reason == (None if ok else "untrusted"), moment
+
+
 def test_other_roots_do_not_trust_it(signed_pdf: bytes, tmp_path: Path) -> None:
     stranger = ensure_dev_pki(tmp_path / "other")
 

@@ -102,6 +102,15 @@ def test_a_b_t_signature_validates_with_its_timestamp(timestamped: bytes, pki: D
     assert status.bottom_line
 
 
+def test_a_signature_timestamp_alone_does_not_outlive_the_signer(timestamped: bytes,
+                                                                  pki: DevPki) -> None:
+    # B-T proves when the signature existed, but validation still needs the signer's chain
+    # valid (and its revocation status) at the time of checking: that is B-LT/B-LTA's work.
+    signer = load_pem_certificate(pki.signer_cert)
+    later = signer.not_valid_after_utc + dt.timedelta(days=1)
+    assert validate_pdf(timestamped, [pki.root_cert], at=later).reason == "untrusted"
+
+
 def test_a_b_b_signature_has_no_timestamp(pki: DevPki) -> None:
     report = validate_pdf(sign(signer_with(pki, None)), [pki.root_cert])
     assert report.ok and report.timestamp is None
