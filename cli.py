@@ -534,6 +534,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--actor", help="operator name for the audit log (default: login name)")
     sub.add_parser("audit-verify", help="recompute the audit hash chain")
     _ward_parser(sub)
+    keys = sub.add_parser("keys", help="the signing keys: make a development set, check them")
+    ksub = keys.add_subparsers(dest="verb", required=True)
+    ksub.add_parser("init", help="generate the development PKI into PRAMAAN_KEYS_DIR "
+                    "(development only; idempotent)")
+    kcheck = ksub.add_parser("check", help="check keys, certificates, chain, expiry and the "
+                             "TSA; exit 1 on any problem")
+    kcheck.add_argument("--days", type=int, default=30,
+                        help="a certificate expiring within this many days is a problem "
+                        "(default 30)")
     _rts_parser(sub)
     _digilocker_parser(sub)
     return p
@@ -620,6 +629,33 @@ def _user_parser(sub: Any) -> None:
     disable.add_argument("--actor", help="operator name for the audit log (default: login name)")
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+    from datetime import timedelta
+
+    from signing.config import SignerConfig
+
+    settings = Settings.from_env()
+    if args.verb == "init":
+        from signing.devpki import ensure_dev_pki
+
+        if not settings.development:
+            print("pramaan keys init: development keys are never made in production "
+                  "(PRAMAAN_ENV=production)", file=sys.stderr)
+            return 2
+        made = ensure_dev_pki(settings.keys_dir)
+        print(f"development PKI in {made.keys_dir}")
+        return 0
+    from signing.key_check import check_keys
+
+    config = replace(SignerConfig.from_keys_dir(settings.keys_dir), tsa_url=settings.tsa_url,
+                     tsa_timeout=settings.tsa_timeout)
+    checks = check_keys(config, margin=timedelta(days=args.days))
+    for check in checks:
+        print(f"{'ok ' if check.ok else 'BAD'}  {check.name}: {check.detail}")
+    return 0 if all(check.ok for check in checks) else 1
+
+
 def _ward_parser(sub: Any) -> None:
     wd = sub.add_parser("ward", help="ward offices and their RTS officers: add, list, set")
     wsub = wd.add_subparsers(dest="verb", required=True)
@@ -666,7 +702,7 @@ COMMANDS = {
     "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
     "ward": cmd_ward, "rts": cmd_rts,
-    "digilocker": cmd_digilocker,
+    "digilocker": cmd_digilocker, "keys": cmd_keys,
     "digilocker-emulator": cmd_digilocker_emulator,
 }
 

@@ -51,7 +51,7 @@ class Keyring:
         """
         backend = load_backend(config)
         seal_key = SealKey.load(config.seal_key_path, config.seal_cert_path)
-        _require_chain(backend, config)
+        require_chain(backend, config)
         return cls(
             backend=backend,
             pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved,
@@ -64,7 +64,9 @@ class Keyring:
         )
 
 
-def _require_chain(backend: SignerBackend, config: SignerConfig) -> None:
+def require_chain(backend: SignerBackend, config: SignerConfig) -> None:
+    """Raise `SigningError` (code "signer_untrusted") unless the signer certificate chains
+    through `config.chain_paths` to one of `config.trust_root_paths`."""
     roots = [
         to_asn1_certificate(cert)
         for path in config.trust_root_paths

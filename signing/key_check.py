@@ -1,0 +1,124 @@
+"""`pramaan keys check`: every startup check of the signing keys, each reported on its own line
+instead of stopping at the first, plus the warnings an operator needs weeks ahead (a certificate
+about to expire) and whether the configured TSA answers."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from signing.backend import SignerBackend, load_backend
+from signing.config import SignerConfig
+from signing.errors import SigningError
+from signing.file_backend import load_pem_certificates
+from signing.keyring import require_chain
+from signing.seal import SealKey
+from signing.timestamps import StrictTimeStamper, TsaUnavailable
+
+EXPIRY_MARGIN = dt.timedelta(days=30)
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class KeyCheck:
+    """One check: what was checked, whether it passed, and what an operator should read."""
+
+    name: str
+    ok: bool
+    detail: str
+
+
+def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
+               margin: dt.timedelta = EXPIRY_MARGIN) -> list[KeyCheck]:
+    """Check the key material of `config` as the service would at startup, and more: each
+    certificate (signer, seal, chain, roots) must stay valid for `margin` after `now`, and the
+    TSA, if one is configured, must answer with a usable timestamp."""
+    moment = now or dt.datetime.now(dt.UTC)
+    checks: list[KeyCheck] = []
+    backend = _attempt(checks, "document signer", lambda: load_backend(config),
+                       lambda b: _describe(b.certificate))
+    if backend is not None:
+        checks.append(_lifetime("document signer certificate", backend.certificate, moment,
+                                margin))
+        _attempt(checks, "signer chain", lambda: _chain(backend, config),
+                 lambda _: "chains to a configured trust root")
+    seal = _attempt(checks, "seal key", lambda: SealKey.load(config.seal_key_path,
+                                                             config.seal_cert_path),
+                    lambda key: f"kid {key.kid.hex()}, {_describe(key.certificate)}")
+    if seal is not None:
+        checks.append(_lifetime("seal certificate", seal.certificate, moment, margin))
+    for label, paths in (("chain certificate", config.chain_paths),
+                         ("trust root", config.trust_root_paths)):
+        for path in paths:
+            certs = _attempt(checks, f"{label} {path.name}", _loader(path, label),
+                             lambda found: f"{len(found)} certificate(s)")
+            for cert in certs or ():
+                checks.append(_lifetime(f"{label} {path.name}", cert, moment, margin))
+    if config.tsa_url:
+        _attempt(checks, "time-stamping authority", lambda: _stamp(config),
+                 lambda when: f"{config.tsa_url} answered (its time: {when:%Y-%m-%d %H:%M:%S} "
+                 "UTC)")
+    return checks
+
+
+def _attempt(checks: list[KeyCheck], name: str, load: Callable[[], T],
+                describe: Callable[[T], str]) -> T | None:
+    try:
+        value = load()
+    except SigningError as exc:
+        checks.append(KeyCheck(name, False, f"{exc} [{exc.code}]"))
+        return None
+    checks.append(KeyCheck(name, True, describe(value)))
+    return value
+
+
+def _loader(path: Path, label: str) -> Callable[[], list[x509.Certificate]]:
+    return lambda: load_pem_certificates(path, label)
+
+
+def _chain(backend: SignerBackend, config: SignerConfig) -> None:
+    require_chain(backend, config)
+
+
+def _stamp(config: SignerConfig) -> dt.datetime:
+    assert config.tsa_url is not None
+    stamper = StrictTimeStamper(config.tsa_url, timeout=config.tsa_timeout)
+    digest = hashlib.sha256(b"pramaan keys check").digest()
+    try:
+        token = asyncio.run(stamper.async_timestamp(digest, "sha256"))
+    except OSError as exc:  # TimestampRequestError is an OSError
+        raise TsaUnavailable(f"no timestamp from the TSA: {exc}") from exc
+    when: dt.datetime = token["content"]["encap_content_info"]["content"].parsed[
+        "gen_time"].native
+    return when
+
+
+def _lifetime(name: str, cert: x509.Certificate, now: dt.datetime,
+              margin: dt.timedelta) -> KeyCheck:
+    until = cert.not_valid_after_utc
+    if now < cert.not_valid_before_utc:
+        return KeyCheck(f"{name} validity", False,
+                        f"not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+    if until <= now + margin:
+        left = max((until - now).days, 0)
+        state = "expired" if until <= now else f"expires in {left} day(s)"
+        return KeyCheck(f"{name} validity", False,
+                        f"{state} ({until:%Y-%m-%d}): renew it before then")
+    return KeyCheck(f"{name} validity", True,
+                    f"valid until {until:%Y-%m-%d} ({(until - now).days} days)")
+
+
+def _describe(cert: x509.Certificate) -> str:
+    key = cert.public_key()
+    kind = (f"RSA-{key.key_size}" if isinstance(key, rsa.RSAPublicKey)
+            else f"EC {key.curve.name}" if isinstance(key, ec.EllipticCurvePublicKey)
+            else type(key).__name__)
+    return f"{cert.subject.rfc4514_string()} ({kind})"

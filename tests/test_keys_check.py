@@ -1,0 +1,142 @@
+"""`pramaan keys check` and `pramaan keys init`: every check of the signing keys on a line of
+its own, problems weeks ahead (expiry), and the configured TSA asked for a real timestamp."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from signing.config import SignerConfig
+from signing.devpki import DevPki, ensure_dev_pki
+from signing.file_backend import load_pem_certificate
+from signing.key_check import KeyCheck, check_keys
+from signing.timestamps import tsa_wsgi_app
+from tests.test_signing_timestamps import authority_of
+from tests.test_signing_timestamps import serve as serve_wsgi
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def by_name(checks: list[KeyCheck]) -> dict[str, KeyCheck]:
+    return {check.name: check for check in checks}
+
+
+@pytest.fixture
+def keys(tmp_path: Path, pki: DevPki) -> DevPki:
+    """A copy of the module's dev PKI that a test may damage."""
+    shutil.copytree(pki.keys_dir, tmp_path / "keys")
+    return DevPki.at(tmp_path / "keys")
+
+
+@pytest.fixture(scope="module")
+def tsa_url(pki: DevPki) -> Iterator[str]:
+    yield from serve_wsgi(tsa_wsgi_app(authority_of(pki)))
+
+
+def test_a_sound_set_passes_every_check(pki: DevPki) -> None:
+    checks = check_keys(SignerConfig.from_keys_dir(pki.keys_dir))
+    assert [c.name for c in checks] == [
+        "document signer", "document signer certificate validity", "signer chain",
+        "seal key", "seal certificate validity", "chain certificate ca.crt",
+        "chain certificate ca.crt validity", "trust root root.crt",
+        "trust root root.crt validity"]
+    assert all(c.ok for c in checks), checks
+    named = by_name(checks)
+    assert named["document signer"].detail.startswith("CN=Pramaan Dev Document Signer")
+    assert named["document signer"].detail.endswith("(RSA-2048)")
+    assert named["seal key"].detail.endswith("(EC secp256r1)")
+    assert named["signer chain"].detail == "chains to a configured trust root"
+    signer = load_pem_certificate(pki.signer_cert)
+    assert named["document signer certificate validity"].detail.startswith(
+        f"valid until {signer.not_valid_after_utc:%Y-%m-%d} (")
+
+
+def test_certificates_expiring_within_the_margin_are_problems(pki: DevPki) -> None:
+    signer = load_pem_certificate(pki.signer_cert)
+    config = SignerConfig.from_keys_dir(pki.keys_dir)
+    ten_days_before = signer.not_valid_after_utc - dt.timedelta(days=10, hours=1)
+    named = by_name(check_keys(config, now=ten_days_before))
+    for name in ("document signer certificate validity", "seal certificate validity"):
+        assert not named[name].ok
+        assert named[name].detail == (f"expires in 10 day(s) "
+                                      f"({signer.not_valid_after_utc:%Y-%m-%d}): renew it "
+                                      "before then")
+    assert named["trust root root.crt validity"].ok
+    # A smaller margin lets the same day pass; a moment past the end says expired.
+    assert by_name(check_keys(config, now=ten_days_before, margin=dt.timedelta(days=5)))[
+        "seal certificate validity"].ok
+    after = signer.not_valid_after_utc + dt.timedelta(days=1)
+    assert by_name(check_keys(config, now=after))["seal certificate validity"].detail.startswith(
+        "expired (")
+    before = signer.not_valid_before_utc - dt.timedelta(days=1)
+    assert by_name(check_keys(config, now=before))["seal certificate validity"].detail == (
+        f"not valid before {signer.not_valid_before_utc:%Y-%m-%d %H:%M} UTC")
+
+
+def test_each_problem_is_reported_and_the_rest_still_checked(keys: DevPki,
+                                                             stranger: DevPki) -> None:
+    ca = keys.ca_cert.read_bytes()
+    keys.ca_cert.unlink()
+    named = by_name(check_keys(SignerConfig.from_keys_dir(keys.keys_dir)))
+    assert not named["document signer"].ok
+    assert named["document signer"].detail.endswith("[key_material_missing]")
+    assert not named["chain certificate ca.crt"].ok
+    assert named["seal key"].ok and named["trust root root.crt"].ok
+    assert "signer chain" not in named  # nothing to chain without a signer
+    keys.ca_cert.write_bytes(ca)
+    shutil.copy(stranger.signer_key, keys.signer_key)  # a key of another certificate
+    named = by_name(check_keys(SignerConfig.from_keys_dir(keys.keys_dir)))
+    assert named["document signer"].detail.endswith("[key_cert_mismatch]")
+    assert named["chain certificate ca.crt"].ok
+
+
+def test_a_signer_of_another_root_fails_the_chain_check(keys: DevPki, stranger: DevPki) -> None:
+    for name in ("signer.key", "signer.crt", "ca.crt"):
+        shutil.copy(stranger.keys_dir / name, keys.keys_dir / name)
+    named = by_name(check_keys(SignerConfig.from_keys_dir(keys.keys_dir)))
+    assert named["document signer"].ok
+    assert not named["signer chain"].ok
+    assert named["signer chain"].detail.endswith("[signer_untrusted]")
+
+
+def test_the_configured_tsa_is_asked_for_a_timestamp(pki: DevPki, tsa_url: str) -> None:
+    config = dataclasses.replace(SignerConfig.from_keys_dir(pki.keys_dir), tsa_url=tsa_url)
+    named = by_name(check_keys(config))
+    assert named["time-stamping authority"].ok
+    assert named["time-stamping authority"].detail.startswith(f"{tsa_url} answered (its time: ")
+    closed = dataclasses.replace(config, tsa_url="http://127.0.0.1:9/tsa", tsa_timeout=2)
+    down = by_name(check_keys(closed))["time-stamping authority"]
+    assert not down.ok and down.detail.endswith("[tsa_unavailable]")
+
+
+def _pramaan(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("PRAMAAN_", "DATABASE"))}
+    return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, check=False,
+                          env={**clean, "PRAMAAN_HOME": str(home), **env})
+
+
+def test_the_commands_make_a_set_check_it_and_exit_by_the_result(tmp_path: Path) -> None:
+    made = _pramaan(tmp_path, "keys", "init")
+    assert made.returncode == 0, made.stderr
+    assert made.stdout.strip() == f"development PKI in {tmp_path / 'keys'}"
+    ensure_dev_pki(tmp_path / "keys")  # complete: nothing to add
+    good = _pramaan(tmp_path, "keys", "check")
+    assert good.returncode == 0, good.stdout + good.stderr
+    lines = good.stdout.splitlines()
+    assert len(lines) == 9 and all(line.startswith("ok   ") for line in lines)
+    soon = _pramaan(tmp_path, "keys", "check", "--days", "4000")
+    assert soon.returncode == 1
+    assert "BAD  document signer certificate validity: expires in" in soon.stdout
+    refused = _pramaan(tmp_path, "keys", "init", PRAMAAN_ENV="production",
+                       PRAMAAN_VERIFY_BASE_URL="https://verify.pmc.gov.in")
+    assert refused.returncode == 2
+    assert "never made in production" in refused.stderr
