@@ -756,3 +756,11 @@ def test_seal_key_refusals_name_the_seal_files(pki: DevPki, stranger: DevPki,
                                              digital_signature=False)
     with pytest.raises(SigningError, match=r"^seal certificate: .* lacks keyUsage"):
         SealKey.load(no_ds_key, no_ds_cert)
+
+
+def test_a_seal_key_s_trust_entry_names_its_kid_window_and_doc_types(seal_key: SealKey) -> None:
+    entry = seal_key.trust_entry(doc_types=("birth", "death"))
+    assert (entry.kid, entry.doc_types) == (seal_key.kid, ("birth", "death"))
+    assert (entry.not_before, entry.not_after) == (seal_key.certificate.not_valid_before_utc,
+                                                   seal_key.certificate.not_valid_after_utc)
+    assert seal_key.trust_entry().doc_types == ()
