@@ -34,6 +34,7 @@ setup(
         "defusedxml==0.7.1",
         "gunicorn==27.0.1",
         "argon2-cffi==25.1.0",
+        "urllib3==2.8.0",
     ],
     extras_require={
         "dev": [
