@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import logging
 import statistics
 import sys
 import tempfile
@@ -44,6 +45,7 @@ def serve_tsa(keys: Path) -> tuple[str, Callable[[], None]]:
     pki = DevPki.at(keys)
     authority = DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert, [pki.tsa_ca_cert])
     server = make_server("127.0.0.1", 0, tsa_wsgi_app(authority), threaded=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per timestamp
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
 
