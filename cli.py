@@ -630,10 +630,9 @@ def _user_parser(sub: Any) -> None:
 
 
 def cmd_keys(args: argparse.Namespace) -> int:
-    from dataclasses import replace
     from datetime import timedelta
 
-    from signing.config import SignerConfig
+    from issuer.runtime import signer_config
 
     settings = Settings.from_env()
     if args.verb == "init":
@@ -648,8 +647,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         return 0
     from signing.key_check import check_keys
 
-    config = replace(SignerConfig.from_keys_dir(settings.keys_dir), tsa_url=settings.tsa_url,
-                     tsa_timeout=settings.tsa_timeout)
+    config = signer_config(settings)
     checks = check_keys(config, margin=timedelta(days=args.days))
     for check in checks:
         print(f"{'ok ' if check.ok else 'BAD'}  {check.name}: {check.detail}")

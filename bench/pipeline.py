@@ -79,7 +79,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="pramaan-bench-") as tmp:
         home = Path(tmp)
-        settings = Settings.from_env(env={"PRAMAAN_HOME": str(home)})
+        # B-B, as pyHanko's stock signer beside it (bench/signature_levels.py measures B-T).
+        settings = Settings.from_env(env={"PRAMAAN_HOME": str(home), "PRAMAAN_TSA_URL": "none"})
         runtime = Runtime(settings)
         initialise(runtime)
         runtime.keyring  # noqa: B018 - load keys and compiler before timing

@@ -57,9 +57,8 @@ def serve_tsa(keys: Path) -> tuple[str, Callable[[], None]]:
 
 
 def runtime_at(home: Path, keys: Path, tsa_url: str | None) -> Runtime:
-    env = {"PRAMAAN_HOME": str(home), "PRAMAAN_KEYS_DIR": str(keys)}
-    if tsa_url:
-        env["PRAMAAN_TSA_URL"] = tsa_url
+    env = {"PRAMAAN_HOME": str(home), "PRAMAAN_KEYS_DIR": str(keys),
+           "PRAMAAN_TSA_URL": tsa_url or "none"}
     runtime = Runtime(Settings.from_env(env=env))
     initialise(runtime)
     runtime.keyring  # noqa: B018 - keys and typst loaded before timing

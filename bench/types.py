@@ -64,7 +64,7 @@ def main() -> None:
     warmup = 5
     times: dict[str, dict[str, list[float]]] = {c: {s: [] for s in STAGES} for c in TYPES}
     with tempfile.TemporaryDirectory(prefix="pramaan-bench-types-") as tmp:
-        runtime = Runtime(Settings.from_env(env={"PRAMAAN_HOME": tmp}))
+        runtime = Runtime(Settings.from_env(env={"PRAMAAN_HOME": tmp, "PRAMAAN_TSA_URL": "none"}))
         initialise(runtime)
         runtime.keyring  # noqa: B018 - load keys before timing
         for i in range(args.count + warmup):

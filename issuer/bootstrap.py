@@ -40,6 +40,10 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
     had_pki = (settings.keys_dir / "signer.key").exists()
     if dev_pki is None:
         dev_pki = settings.development and settings.verify_base_url.startswith("http://")
+    if had_pki and dev_pki and (settings.keys_dir / "root.key").exists():
+        # A development set (only they keep the root's key here) made before its dev TSA:
+        # ensure_dev_pki adds what is missing and leaves the rest as it is.
+        ensure_dev_pki(settings.keys_dir)
     if not had_pki:
         if not dev_pki:
             raise ConfigError(

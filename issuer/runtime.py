@@ -20,6 +20,7 @@ from issuer.storage import PdfStore
 if TYPE_CHECKING:
     from issuer.jobs import Dispatcher
     from issuer.render import Renderer
+    from signing.config import SignerConfig
     from signing.keyring import Keyring
     from signing.trust_store import TrustStore
 
@@ -41,11 +42,9 @@ class Runtime:
     @functools.cached_property
     def keyring(self) -> Keyring:
         """The signing keys (private): only a process that issues opens them."""
-        from signing.config import SignerConfig
         from signing.keyring import Keyring
 
-        config = replace(SignerConfig.from_keys_dir(self.settings.keys_dir),
-                         tsa_url=self.settings.tsa_url, tsa_timeout=self.settings.tsa_timeout)
+        config = signer_config(self.settings)
         return Keyring.from_config(config, verify_base_url=self.settings.verify_base_url)
 
     @functools.cached_property
@@ -64,3 +63,16 @@ class Runtime:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def signer_config(settings: Settings) -> SignerConfig:
+    """The signing configuration of `settings`: the keys in keys/, and which TSA timestamps
+    (PRAMAAN_TSA_URL; unset: the development TSA in development when keys/ has one)."""
+    from signing.config import SignerConfig
+
+    config = SignerConfig.from_keys_dir(settings.keys_dir)
+    tsa = settings.tsa_url
+    if tsa is None:
+        tsa = "dev" if settings.development and config.tsa_key_path.exists() else "none"
+    return replace(config, tsa_url=tsa if tsa.startswith("http") else None,
+                   dev_tsa=tsa == "dev", tsa_timeout=settings.tsa_timeout)

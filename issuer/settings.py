@@ -29,8 +29,10 @@ class Settings:
     max_body_bytes: int
     issuer_id: str
     signer_backend: str = "file"
-    # PAdES B-T: the RFC 3161 TSA every signature is timestamped by (none: B-B), and how long
-    # one request may take before the certificate waits for the sweeper's next try.
+    # PAdES B-T: the RFC 3161 TSA every signature is timestamped by: an http(s) URL, "dev" (the
+    # development TSA of keys/, in process), "none" (B-B), or None (unset: "dev" in development
+    # when keys/ has a TSA, else "none"); and how long one request may take before the
+    # certificate waits for the sweeper's next try.
     tsa_url: str | None = None
     tsa_timeout: int = 10
     issuer_name_en: str = "Pune Municipal Corporation"
@@ -172,9 +174,13 @@ class Settings:
             raise ConfigError("PORT must be between 1 and 65535")
         if self.max_body_bytes < 1024:
             raise ConfigError("PRAMAAN_MAX_BODY_BYTES must be at least 1024")
-        if self.tsa_url is not None and not self.tsa_url.startswith(("http://", "https://")):
-            raise ConfigError(f"PRAMAAN_TSA_URL={self.tsa_url!r}: an http:// or https:// URL "
-                              "of an RFC 3161 time-stamping authority")
+        if self.tsa_url not in (None, "none", "dev") and not self.tsa_url.startswith(
+                ("http://", "https://")):
+            raise ConfigError(f"PRAMAAN_TSA_URL={self.tsa_url!r}: the http:// or https:// URL "
+                              "of an RFC 3161 time-stamping authority, 'dev' or 'none'")
+        if self.tsa_url == "dev" and not self.development:
+            raise ConfigError("PRAMAAN_TSA_URL=dev: the development TSA is never used in "
+                              "production (PRAMAAN_ENV=production); give a licensed TSA's URL")
         if not 1 <= self.tsa_timeout <= 120:
             raise ConfigError("PRAMAAN_TSA_TIMEOUT must be 1-120 seconds")
         if self.signer_backend != "file":

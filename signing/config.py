@@ -18,7 +18,8 @@ class SignerConfig:
     `retired_seal_cert_paths` are seal certificates no longer used for sealing: verify-only,
     kept forever, because birth certificates never expire.
     `tsa_url`, when set, is the RFC 3161 TSA that timestamps every signature (PAdES B-T),
-    waiting at most `tsa_timeout` seconds for it.
+    waiting at most `tsa_timeout` seconds for it; with `dev_tsa` instead, the development TSA
+    (`tsa_key_path`, `tsa_cert_path`, `tsa_chain_paths`) timestamps in process.
     """
 
     key_path: Path
@@ -32,6 +33,10 @@ class SignerConfig:
     retired_seal_cert_paths: tuple[Path, ...] = ()
     tsa_url: str | None = None
     tsa_timeout: float = 10.0
+    dev_tsa: bool = False
+    tsa_key_path: Path = Path("tsa.key")
+    tsa_cert_path: Path = Path("tsa.crt")
+    tsa_chain_paths: tuple[Path, ...] = ()
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""
@@ -43,6 +48,9 @@ class SignerConfig:
             )
         if not self.trust_root_paths:
             raise SigningError("at least one trust root is required", code="invalid_signing_config")
+        if self.dev_tsa and self.tsa_url:
+            raise SigningError("one TSA: the development TSA or a TSA's URL, not both",
+                               code="invalid_signing_config")
 
     @classmethod
     def from_keys_dir(cls, keys_dir: Path) -> SignerConfig:
@@ -55,4 +63,7 @@ class SignerConfig:
             seal_cert_path=keys_dir / "seal.crt",
             trust_root_paths=(keys_dir / "root.crt",),
             retired_seal_cert_paths=tuple(sorted((keys_dir / "seal-retired").glob("*.crt"))),
+            tsa_key_path=keys_dir / "tsa.key",
+            tsa_cert_path=keys_dir / "tsa.crt",
+            tsa_chain_paths=(keys_dir / "tsa-ca.crt",),
         )

@@ -19,9 +19,9 @@ from signing.backend import SignerBackend, load_backend
 from signing.config import SignerConfig
 from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates
-from signing.keyring import require_chain
+from signing.keyring import require_chain, timestamper_of
 from signing.seal import SealKey
-from signing.timestamps import StrictTimeStamper, TsaUnavailable
+from signing.timestamps import TsaUnavailable
 
 EXPIRY_MARGIN = dt.timedelta(days=30)
 T = TypeVar("T")
@@ -62,10 +62,10 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
                              lambda found: f"{len(found)} certificate(s)")
             for cert in certs or ():
                 checks.append(_lifetime(f"{label} {path.name}", cert, moment, margin))
-    if config.tsa_url:
+    if config.tsa_url or config.dev_tsa:
+        where = config.tsa_url or "the development TSA (in process)"
         _attempt(checks, "time-stamping authority", lambda: _stamp(config),
-                 lambda when: f"{config.tsa_url} answered (its time: {when:%Y-%m-%d %H:%M:%S} "
-                 "UTC)")
+                 lambda when: f"{where} answered (its time: {when:%Y-%m-%d %H:%M:%S} UTC)")
     return checks
 
 
@@ -89,8 +89,8 @@ def _chain(backend: SignerBackend, config: SignerConfig) -> None:
 
 
 def _stamp(config: SignerConfig) -> dt.datetime:
-    assert config.tsa_url is not None
-    stamper = StrictTimeStamper(config.tsa_url, timeout=config.tsa_timeout)
+    stamper = timestamper_of(config)
+    assert stamper is not None
     digest = hashlib.sha256(b"pramaan keys check").digest()
     try:
         token = asyncio.run(stamper.async_timestamp(digest, "sha256"))

@@ -6,6 +6,7 @@ import asyncio
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
@@ -15,7 +16,11 @@ from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates, to_asn1_certificate
 from signing.pades import PadesSigner
 from signing.seal import Sealer, SealKey
-from signing.timestamps import StrictTimeStamper
+from signing.timestamps import (
+    DevTimeStampAuthority,
+    InProcessTimeStamper,
+    StrictTimeStamper,
+)
 from signing.trust_list import TrustList
 from signing.trust_store import TrustStore
 
@@ -55,13 +60,21 @@ class Keyring:
         return cls(
             backend=backend,
             pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved,
-                              timestamper=(StrictTimeStamper(config.tsa_url,
-                                                             timeout=config.tsa_timeout)
-                                           if config.tsa_url else None)),
+                              timestamper=timestamper_of(config)),
             sealer=Sealer(seal_key, verify_base_url),
             trust=TrustStore.from_config(config),
             seal_kid=seal_key.kid,
         )
+
+
+def timestamper_of(config: SignerConfig) -> TimeStamper | None:
+    """The TSA client `config` names: a URL's, the development TSA in process, or none (B-B)."""
+    if config.tsa_url:
+        return StrictTimeStamper(config.tsa_url, timeout=config.tsa_timeout)
+    if config.dev_tsa:
+        return InProcessTimeStamper(DevTimeStampAuthority.load(
+            config.tsa_key_path, config.tsa_cert_path, config.tsa_chain_paths))
+    return None
 
 
 def require_chain(backend: SignerBackend, config: SignerConfig) -> None:

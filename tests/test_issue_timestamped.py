@@ -153,3 +153,52 @@ def test_the_tsa_settings_are_checked(tmp_path: Path, keys_dir: Path, url: str,
 
     with pytest.raises(ConfigError, match="PRAMAAN_TSA_"):
         make_settings(tmp_path, "sqlite://", keys_dir, tsa_url=url, tsa_timeout=timeout)
+
+
+def _issued_pdf(runtime: Runtime) -> bytes:
+    cert_id = approved(runtime)
+    assert issue_certificate(runtime, cert_id) is True
+    record = record_of(runtime, cert_id)
+    assert record.pdf_path is not None and record.pdf_sha256 is not None
+    return runtime.store.get(record.pdf_path, record.pdf_sha256)
+
+
+@pytest.mark.parametrize("tsa_url, stamped", [(None, True), ("dev", True), ("none", False)])
+def test_development_timestamps_with_its_own_tsa_unless_told_not_to(
+    tmp_path: Path, sqlite_url: str, tsa_url: str | None, stamped: bool,
+) -> None:
+    # A keys folder of its own, made by `pramaan init` (the session's has served other TSAs).
+    built = Runtime(make_settings(tmp_path, sqlite_url, tmp_path / "keys", tsa_url=tsa_url))
+    try:
+        initialise(built)
+        report = validate_pdf(_issued_pdf(built), [tmp_path / "keys" / "root.crt"])
+    finally:
+        built.close()
+    assert report.ok
+    assert (report.timestamp is not None) is stamped
+
+
+def test_init_gives_a_development_set_made_before_the_dev_tsa_its_tsa(
+    tmp_path: Path, sqlite_url: str,
+) -> None:
+    keys = tmp_path / "keys"
+    ensure_dev_pki(keys)
+    for name in ("tsa.key", "tsa.crt", "tsa-ca.key", "tsa-ca.crt"):
+        (keys / name).unlink()
+    signer = (keys / "signer.crt").read_bytes()
+    built = Runtime(make_settings(tmp_path, sqlite_url, keys))
+    try:
+        initialise(built)
+        assert (keys / "tsa.key").exists() and (keys / "signer.crt").read_bytes() == signer
+        assert validate_pdf(_issued_pdf(built), [keys / "root.crt"]).timestamp is not None
+    finally:
+        built.close()
+
+
+def test_the_development_tsa_is_refused_in_production(tmp_path: Path, keys_dir: Path) -> None:
+    from issuer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PRAMAAN_TSA_URL=dev: the development TSA is never"):
+        make_settings(tmp_path, "sqlite://", keys_dir, tsa_url="dev", environment="production",
+                      verify_base_url="https://verify.pmc.gov.in",
+                      verify_base_url_configured=True)
