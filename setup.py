@@ -35,6 +35,7 @@ setup(
         "gunicorn==27.0.1",
         "argon2-cffi==25.1.0",
         "urllib3==2.8.0",
+        "python-pkcs11==0.9.5",
     ],
     extras_require={
         "dev": [

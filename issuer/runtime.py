@@ -75,4 +75,7 @@ def signer_config(settings: Settings) -> SignerConfig:
     if tsa is None:
         tsa = "dev" if settings.development and config.tsa_key_path.exists() else "none"
     return replace(config, tsa_url=tsa if tsa.startswith("http") else None,
-                   dev_tsa=tsa == "dev", tsa_timeout=settings.tsa_timeout)
+                   dev_tsa=tsa == "dev", tsa_timeout=settings.tsa_timeout,
+                   backend=settings.signer_backend, pkcs11_module=settings.pkcs11_module,
+                   pkcs11_token_label=settings.pkcs11_token_label,
+                   pkcs11_key_label=settings.pkcs11_key_label)

@@ -35,6 +35,11 @@ class Settings:
     # certificate waits for the sweeper's next try.
     tsa_url: str | None = None
     tsa_timeout: int = 10
+    # PRAMAAN_SIGNER_BACKEND=pkcs11: the token's library, its label and the signer key's label;
+    # the PIN stays in the environment (PRAMAAN_PKCS11_PIN), read only by signing/.
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str = "pramaan"  # noqa: S105 - a label, not a secret
+    pkcs11_key_label: str = "signer"
     issuer_name_en: str = "Pune Municipal Corporation"
     issuer_name_mr: str = "पुणे महानगरपालिका"
     signing_location: str = "Pune, Maharashtra, India"
@@ -119,6 +124,9 @@ class Settings:
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
             tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
             tsa_timeout=_int(env, "PRAMAAN_TSA_TIMEOUT", 10),
+            pkcs11_module=env.get("PRAMAAN_PKCS11_MODULE") or None,
+            pkcs11_token_label=env.get("PRAMAAN_PKCS11_TOKEN_LABEL") or "pramaan",
+            pkcs11_key_label=env.get("PRAMAAN_PKCS11_KEY_LABEL") or "signer",
             web_workers=_int(env, "PRAMAAN_WEB_WORKERS", 2),
             web_threads=_int(env, "PRAMAAN_WEB_THREADS", 4),
             web_timeout=_int(env, "PRAMAAN_WEB_TIMEOUT", 30),
@@ -183,10 +191,13 @@ class Settings:
                               "production (PRAMAAN_ENV=production); give a licensed TSA's URL")
         if not 1 <= self.tsa_timeout <= 120:
             raise ConfigError("PRAMAAN_TSA_TIMEOUT must be 1-120 seconds")
-        if self.signer_backend != "file":
+        if self.signer_backend not in ("file", "pkcs11"):
             raise ConfigError(
-                f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: only 'file' exists yet"
+                f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: 'file' or 'pkcs11'"
             )
+        if self.signer_backend == "pkcs11" and not self.pkcs11_module:
+            raise ConfigError("PRAMAAN_SIGNER_BACKEND=pkcs11 needs PRAMAAN_PKCS11_MODULE, the "
+                              "path of the token's PKCS#11 library")
 
 
 def _pairs(env: Mapping[str, str], name: str, kind: type[Any]) -> dict[str, Any]:

@@ -17,6 +17,9 @@ class SignerConfig:
     `bytes_reserved` is the hex length reserved for the CMS container in each PDF.
     `retired_seal_cert_paths` are seal certificates no longer used for sealing: verify-only,
     kept forever, because birth certificates never expire.
+    With `backend` "pkcs11" the signer's private key is in a PKCS#11 token: `pkcs11_module`
+    (the library), `pkcs11_token_label` (the token's label), `pkcs11_key_label`, and the PIN
+    read from the environment variable named `pkcs11_pin_env` (never stored here).
     `tsa_url`, when set, is the RFC 3161 TSA that timestamps every signature (PAdES B-T),
     waiting at most `tsa_timeout` seconds for it; with `dev_tsa` instead, the development TSA
     (`tsa_key_path`, `tsa_cert_path`, `tsa_chain_paths`) timestamps in process.
@@ -37,6 +40,10 @@ class SignerConfig:
     tsa_key_path: Path = Path("tsa.key")
     tsa_cert_path: Path = Path("tsa.crt")
     tsa_chain_paths: tuple[Path, ...] = ()
+    pkcs11_module: str | None = None
+    pkcs11_token_label: str = "pramaan"  # noqa: S105 - a label, not a secret
+    pkcs11_key_label: str = "signer"
+    pkcs11_pin_env: str = "PRAMAAN_PKCS11_PIN"
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""

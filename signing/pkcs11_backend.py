@@ -1,0 +1,113 @@
+"""The document signer with its key in an HSM, over PKCS#11 (`SignerConfig.backend == "pkcs11"`).
+
+The certificate and chain stay files (keys/signer.crt, keys/ca.crt), as for the file backend;
+only the private key lives in the token, found by its label. The session is opened when the
+backend is loaded, which a worker does on its first job (`Runtime.keyring` is built lazily),
+so never before a fork (SIGNING.md, trap 5). SoftHSM 2.6 has no one-step ECDSA-with-SHA256,
+so EC keys sign through the raw ECDSA mechanism over a digest we compute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from pyhanko.config.pkcs11 import TokenCriteria
+from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
+
+from signing.cms_attributes import EncodedSigningCertificateMixin
+from signing.config import SignerConfig
+from signing.errors import KeyCertMismatch, KeyMaterialMissing, SigningError
+from signing.file_backend import (
+    DOCUMENT_SIGNER_USAGE,
+    load_pem_certificate,
+    load_pem_certificates,
+    require_end_entity,
+    require_valid_now,
+    to_asn1_certificate,
+)
+
+_PROBE = b"pramaan: does the token's key belong to the signer certificate?"
+
+
+class Pkcs11DocumentSigner(EncodedSigningCertificateMixin, PKCS11Signer):
+    """pyHanko's PKCS#11 signer, with the signing-certificate-v2 attribute encoded once."""
+
+
+@dataclass(frozen=True)
+class Pkcs11Backend:
+    """The document signer whose key is in a PKCS#11 token."""
+
+    signer: Pkcs11DocumentSigner = field(repr=False)
+    certificate: x509.Certificate
+
+    @classmethod
+    def load(cls, config: SignerConfig) -> Pkcs11Backend:
+        """Open a session on the token named by `config` with the PIN from the environment
+        variable `config.pkcs11_pin_env`, find the key by label, and check it against the
+        signer certificate (by a signature it must verify), with the file backend's checks of
+        usage and validity. Raises `KeyMaterialMissing` (no module, token, PIN or key),
+        `KeyCertMismatch` or `BadKeyUsage`."""
+        certificate = load_pem_certificate(config.cert_path, "signer certificate")
+        require_end_entity(certificate, DOCUMENT_SIGNER_USAGE, "signer certificate")
+        require_valid_now(certificate, "signer certificate")
+        chain = [c for path in config.chain_paths
+                 for c in load_pem_certificates(path, "chain certificate")]
+        if not config.pkcs11_module or not os.path.exists(config.pkcs11_module):
+            raise KeyMaterialMissing(f"PKCS#11 module {config.pkcs11_module!r} not found")
+        pin = os.environ.get(config.pkcs11_pin_env)
+        if not pin:
+            raise KeyMaterialMissing(f"the token's PIN is not set (${config.pkcs11_pin_env})")
+        try:
+            session = open_pkcs11_session(
+                config.pkcs11_module,
+                token_criteria=TokenCriteria(label=config.pkcs11_token_label), user_pin=pin)
+        except Exception as exc:  # python-pkcs11 raises its own types, or pyHanko's config error
+            raise KeyMaterialMissing(
+                f"cannot open PKCS#11 token {config.pkcs11_token_label!r} with "
+                f"{config.pkcs11_module}: {type(exc).__name__}: {exc}") from exc
+        try:
+            signer = Pkcs11DocumentSigner(
+                session, key_label=config.pkcs11_key_label,
+                signing_cert=to_asn1_certificate(certificate),
+                ca_chain=[to_asn1_certificate(c) for c in chain], other_certs_to_pull=(),
+                use_raw_mechanism=isinstance(certificate.public_key(),
+                                             ec.EllipticCurvePublicKey))
+            _require_key_of(signer, certificate, config.pkcs11_key_label)
+        except BaseException:
+            session.close()  # the token's login lasts while a session of ours is open
+            raise
+        return cls(signer=signer, certificate=certificate)
+
+    def close(self) -> None:
+        """Close the token session (the token logs this process out with its last one)."""
+        self.signer.pkcs11_session.close()
+
+
+def _require_key_of(signer: Pkcs11DocumentSigner, certificate: x509.Certificate,
+                    label: str) -> None:
+    try:
+        signature = asyncio.run(signer.async_sign_raw(_PROBE, "sha256"))
+    except Exception as exc:  # no such key, or a key that cannot sign: python-pkcs11's types
+        raise KeyMaterialMissing(
+            f"the token has no usable signing key labelled {label!r}: "
+            f"{type(exc).__name__}: {exc}") from exc
+    public: Any = certificate.public_key()
+    try:
+        if isinstance(public, rsa.RSAPublicKey):
+            public.verify(signature, _PROBE, padding.PKCS1v15(), hashes.SHA256())
+        elif isinstance(public, ec.EllipticCurvePublicKey):
+            public.verify(signature, _PROBE, ec.ECDSA(hashes.SHA256()))
+        else:
+            raise SigningError(f"unsupported signer key {type(public).__name__}",
+                               code="unsupported_key")
+    except InvalidSignature:
+        raise KeyCertMismatch(
+            f"signer key: the token's key {label!r} does not match the certificate "
+            f"{certificate.subject.rfc4514_string()}") from None

@@ -1,0 +1,174 @@
+"""The document signer's key in an HSM: PKCS#11 against SoftHSM2, for RSA-2048 and P-256, the
+signatures checked by pyHanko's validator and poppler's pdfsig, the refusals at load, and
+`pramaan issue` in a process of its own opening the token (after the fork, never before)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from signing.backend import load_backend
+from signing.config import SignerConfig
+from signing.devpki import DevPki
+from signing.errors import KeyCertMismatch, KeyMaterialMissing
+from signing.pades import PadesSigner
+from signing.pkcs11_backend import Pkcs11Backend
+from signing.timestamps import InProcessTimeStamper
+from signing.validate import validate_pdf
+from tests.conftest import SAMPLES
+from tests.test_signing_support import issue_end_entity, minimal_pdf, pdfsig_report
+from tests.test_signing_timestamps import authority_of
+from tests.tools import need
+
+ROOT = Path(__file__).resolve().parents[1]
+MODULE = "/usr/lib/softhsm/libsofthsm2.so"
+PIN = "2468"
+
+
+@dataclasses.dataclass(frozen=True)
+class Token:
+    conf: Path
+    keys: DevPki
+    ec_key: Path  # an EC P-256 document signer (its key also in the token, label "ec-signer")
+    ec_cert: Path
+
+
+def softhsm(*args: str) -> None:
+    done = subprocess.run([need("softhsm2-util"), *args], capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def token(tmp_path_factory: pytest.TempPathFactory, pki: DevPki,
+          stranger: DevPki) -> Iterator[Token]:
+    """A SoftHSM2 token "pramaan" holding the dev signer's RSA key ("signer"), an EC P-256
+    document signer's key ("ec-signer") and another certificate's key ("other")."""
+    assert Path(MODULE).exists(), f"{MODULE} is missing: apt-get install softhsm2"
+    home = tmp_path_factory.mktemp("softhsm")
+    (home / "tokens").mkdir()
+    conf = home / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {home / 'tokens'}\nobjectstore.backend = file\n"
+                    "log.level = ERROR\n")
+    before = os.environ.get("SOFTHSM2_CONF")
+    os.environ["SOFTHSM2_CONF"] = str(conf)  # read by the library when it is first loaded
+    softhsm("--init-token", "--free", "--label", "pramaan", "--pin", PIN, "--so-pin", "13579")
+    ec_key, ec_cert = issue_end_entity(pki, home, name="Pramaan EC Document Signer",
+                                       key=ec.generate_private_key(ec.SECP256R1()))
+    for label, key_id, path in (("signer", "01", pki.signer_key), ("ec-signer", "02", ec_key),
+                                ("other", "03", stranger.signer_key)):
+        softhsm("--import", str(path), "--token", "pramaan", "--label", label, "--id", key_id,
+                "--pin", PIN)
+    yield Token(conf, pki, ec_key, ec_cert)
+    if before is None:
+        os.environ.pop("SOFTHSM2_CONF", None)
+    else:
+        os.environ["SOFTHSM2_CONF"] = before
+
+
+@pytest.fixture
+def pin(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("PRAMAAN_PKCS11_PIN", PIN)
+    return PIN
+
+
+def hsm_config(token: Token, **changes: object) -> SignerConfig:
+    config = SignerConfig.from_keys_dir(token.keys.keys_dir)
+    return dataclasses.replace(config, **{"backend": "pkcs11", "pkcs11_module": MODULE,
+                                          **changes})  # type: ignore[arg-type]
+
+
+def sign(backend: object, **kwargs: object) -> bytes:
+    signer = PadesSigner(backend, **kwargs)  # type: ignore[arg-type]
+    try:
+        return signer.sign(minimal_pdf(), reason="Birth certificate issued", location="Pune",
+                           info={"PramaanSeal": "https://verify.pmc.example/v#1123"})
+    finally:
+        assert isinstance(backend, Pkcs11Backend)
+        backend.close()  # one logged-in session at a time: PKCS#11 logins are per process
+
+
+def test_an_rsa_key_in_the_token_signs_what_pdfsig_and_pyhanko_accept(
+    token: Token, pin: str, tmp_path: Path
+) -> None:
+    backend = load_backend(hsm_config(token))
+    assert isinstance(backend, Pkcs11Backend)
+    pdf = sign(backend)
+    report = validate_pdf(pdf, [token.keys.root_cert])
+    assert report.ok, report
+    assert report.signer is not None and "Pramaan Dev Document Signer" in report.signer
+    path = tmp_path / "hsm.pdf"
+    path.write_bytes(pdf)
+    output = pdfsig_report(path, token.keys.root_cert, tmp_path / "nss")
+    assert "Signature is Valid" in output and "Certificate is Trusted" in output, output
+
+
+def test_a_p256_key_in_the_token_signs_too(token: Token, pin: str) -> None:
+    backend = load_backend(hsm_config(token, pkcs11_key_label="ec-signer",
+                                      cert_path=token.ec_cert))
+    report = validate_pdf(sign(backend), [token.keys.root_cert])
+    assert report.ok and report.signer is not None and "EC Document Signer" in report.signer
+
+
+def test_a_token_signature_can_carry_a_timestamp(token: Token, pin: str) -> None:
+    backend = load_backend(hsm_config(token))
+    pdf = sign(backend, timestamper=InProcessTimeStamper(authority_of(token.keys)))
+    report = validate_pdf(pdf, [token.keys.root_cert])
+    assert report.ok and report.timestamp is not None
+
+
+def test_what_the_token_cannot_give_is_refused_at_load_by_name(
+    token: Token, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PRAMAAN_PKCS11_PIN", raising=False)
+    with pytest.raises(KeyMaterialMissing, match=r"PIN is not set \(\$PRAMAAN_PKCS11_PIN\)"):
+        load_backend(hsm_config(token))
+    monkeypatch.setenv("PRAMAAN_PKCS11_PIN", "0000")
+    with pytest.raises(KeyMaterialMissing, match="cannot open PKCS#11 token 'pramaan'"):
+        load_backend(hsm_config(token))
+    monkeypatch.setenv("PRAMAAN_PKCS11_PIN", PIN)
+    with pytest.raises(KeyMaterialMissing, match="cannot open PKCS#11 token 'elsewhere'"):
+        load_backend(hsm_config(token, pkcs11_token_label="elsewhere"))
+    with pytest.raises(KeyMaterialMissing, match="no usable signing key labelled 'nothing'"):
+        load_backend(hsm_config(token, pkcs11_key_label="nothing"))
+    with pytest.raises(KeyMaterialMissing, match=r"PKCS#11 module '/nowhere\.so' not found"):
+        load_backend(hsm_config(token, pkcs11_module="/nowhere.so"))
+    with pytest.raises(KeyCertMismatch, match="the token's key 'other' does not match"):
+        load_backend(hsm_config(token, pkcs11_key_label="other"))
+
+
+def test_pramaan_issue_opens_the_token_in_its_own_process(token: Token, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    shutil.copytree(token.keys.keys_dir, home / "keys")
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PRAMAAN_", "DATABASE_URL", "REDIS_URL"))}
+    env.update(PRAMAAN_HOME=str(home), PRAMAAN_SIGNER_BACKEND="pkcs11",
+               PRAMAAN_PKCS11_MODULE=MODULE, PRAMAAN_PKCS11_PIN=PIN,
+               SOFTHSM2_CONF=str(token.conf))
+
+    def pramaan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=300, check=False)
+
+    assert pramaan("init").returncode == 0
+    out = tmp_path / "cert.pdf"
+    issued = pramaan("issue", "--data", str(SAMPLES / "birth-1.json"), "--out", str(out))
+    assert issued.returncode == 0, issued.stderr
+    assert json.loads(issued.stdout)["state"] == "issued"
+    assert validate_pdf(out.read_bytes(), [home / "keys" / "root.crt"]).ok
+    checked = pramaan("keys", "check")
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    # Without the PIN the service refuses to start, and says which variable is missing.
+    env.pop("PRAMAAN_PKCS11_PIN")
+    refused = pramaan("issue", "--data", str(SAMPLES / "birth-2.json"))
+    assert refused.returncode == 2
+    assert "PRAMAAN_PKCS11_PIN" in refused.stderr
