@@ -193,9 +193,10 @@ def test_garbage_certificate_is_reported(config: SignerConfig, tmp_path: Path) -
 
 
 def test_unknown_backend_is_refused(config: SignerConfig) -> None:
-    with pytest.raises(SigningError, match="pkcs11") as caught:
-        load_backend(dataclasses.replace(config, backend="pkcs11"))
+    with pytest.raises(SigningError) as caught:
+        load_backend(dataclasses.replace(config, backend="hsm"))
     assert caught.value.code == "unknown_backend"
+    assert str(caught.value) == "unknown signer backend 'hsm'; known backends: file, pkcs11"
 
 
 def test_config_rejects_odd_reservation(config: SignerConfig) -> None:

@@ -172,3 +172,18 @@ def test_pramaan_issue_opens_the_token_in_its_own_process(token: Token, tmp_path
     refused = pramaan("issue", "--data", str(SAMPLES / "birth-2.json"))
     assert refused.returncode == 2
     assert "PRAMAAN_PKCS11_PIN" in refused.stderr
+
+
+@pytest.mark.parametrize("backend, module, message", [
+    ("hsm", None, "PRAMAAN_SIGNER_BACKEND='hsm': 'file' or 'pkcs11'"),
+    ("pkcs11", None, "PRAMAAN_SIGNER_BACKEND=pkcs11 needs PRAMAAN_PKCS11_MODULE"),
+])
+def test_the_backend_settings_are_checked(tmp_path: Path, keys_dir: Path, backend: str,
+                                          module: str | None, message: str) -> None:
+    from issuer.errors import ConfigError
+    from tests.conftest import make_settings
+
+    with pytest.raises(ConfigError) as refused:
+        make_settings(tmp_path, "sqlite://", keys_dir, signer_backend=backend,
+                      pkcs11_module=module)
+    assert str(refused.value).startswith(message)
