@@ -1,18 +1,23 @@
 """`make bench`, signature levels: what a timestamp costs (PAdES B-T against B-B), our signer
 beside pyHanko's stock SimpleSigner on the same PDFs, and issuing end to end at B-T against B-B,
-in one run, round-robin (ratios hold; absolute times drift on shared machines).
+and the dev signer's key in a SoftHSM2 token (PKCS#11) beside the same key in a file, in one
+run, round-robin (ratios hold; absolute times drift on shared machines).
 
 The TSA is the development one, served over HTTP on 127.0.0.1 (werkzeug, threaded) from this
-process, so a timestamp costs one loopback round trip plus the TSA's RSA signature. B-LT, B-LTA
-and PKCS#11 rows come with the rest of issue 7."""
+process, so a timestamp costs one loopback round trip plus the TSA's RSA signature. B-LT and
+B-LTA rows come with the rest of issue 7."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import io
 import json
 import logging
+import os
+import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -36,7 +41,10 @@ from issuer.models import Certificate, Department  # noqa: E402
 from issuer.runtime import Runtime  # noqa: E402
 from issuer.settings import Settings  # noqa: E402
 from issuer.submit import submit  # noqa: E402
+from signing.backend import load_backend  # noqa: E402
+from signing.config import SignerConfig  # noqa: E402
 from signing.devpki import DevPki  # noqa: E402
+from signing.pades import PadesSigner  # noqa: E402
 from signing.qr import qr_svg  # noqa: E402
 from signing.timestamps import DevTimeStampAuthority, tsa_wsgi_app  # noqa: E402
 
@@ -54,6 +62,27 @@ def serve_tsa(keys: Path) -> tuple[str, Callable[[], None]]:
         server.server_close()
 
     return f"http://127.0.0.1:{server.server_port}/tsa", stop
+
+
+def softhsm_signer(keys: Path, tmp: Path) -> Callable[[bytes], bytes] | None:
+    """Our PAdES signer with the dev signer key in a SoftHSM2 token, if SoftHSM2 is here."""
+    module = "/usr/lib/softhsm/libsofthsm2.so"
+    tool = shutil.which("softhsm2-util")
+    if tool is None or not Path(module).exists():
+        return None
+    (tmp / "tokens").mkdir()
+    (tmp / "softhsm2.conf").write_text(f"directories.tokendir = {tmp / 'tokens'}\n")
+    os.environ["SOFTHSM2_CONF"] = str(tmp / "softhsm2.conf")
+    os.environ["PRAMAAN_PKCS11_PIN"] = "2468"
+    for args in (("--init-token", "--free", "--label", "pramaan", "--pin", "2468",
+                  "--so-pin", "1357"),
+                 ("--import", str(keys / "signer.key"), "--token", "pramaan", "--label",
+                  "signer", "--id", "01", "--pin", "2468")):
+        subprocess.run([tool, *args], check=True, capture_output=True)
+    config = dataclasses.replace(SignerConfig.from_keys_dir(keys), backend="pkcs11",
+                                 pkcs11_module=module)
+    signer = PadesSigner(load_backend(config))
+    return lambda pdf: signer.sign(pdf, reason="bench", location="Pune")
 
 
 def runtime_at(home: Path, keys: Path, tsa_url: str | None) -> Runtime:
@@ -137,6 +166,9 @@ def main() -> None:
             "stock B-B": stock(keys, None),
             "stock B-T": stock(keys, HTTPTimeStamper(tsa_url)),
         }
+        hsm = softhsm_signer(keys, Path(tmp))
+        if hsm is not None:
+            sign_with["ours B-B, key in SoftHSM2 (PKCS#11)"] = hsm
         times: dict[str, list[float]] = {name: [] for name in sign_with}
         sizes: dict[str, int] = {}
         for pdf in pdfs:
@@ -156,6 +188,10 @@ def main() -> None:
         "documents": len(pdfs),
         "sign_median_ms": {name: median_ms(v) for name, v in times.items()},
         "bytes_added": sizes,
+        "pkcs11_b_b_vs_file_b_b": (
+            round(statistics.median(times["ours B-B, key in SoftHSM2 (PKCS#11)"])
+                  / statistics.median(times["ours B-B"]), 2)
+            if "ours B-B, key in SoftHSM2 (PKCS#11)" in times else "SoftHSM2 not installed"),
         "b_t_speedup_vs_stock_b_t": round(statistics.median(times["stock B-T"])
                                           / statistics.median(times["ours B-T"]), 1),
         "issue_end_to_end_median_ms": {level: median_ms(v) for level, v in issued.items()},

@@ -37,7 +37,29 @@ _PROBE = b"pramaan: does the token's key belong to the signer certificate?"
 
 
 class Pkcs11DocumentSigner(EncodedSigningCertificateMixin, PKCS11Signer):
-    """pyHanko's PKCS#11 signer, with the signing-certificate-v2 attribute encoded once."""
+    """pyHanko's PKCS#11 signer, with the signing-certificate-v2 attribute encoded once, and
+    the token asked to sign in the calling thread.
+
+    pyHanko 0.38 hands each token signature to the event loop's default thread pool, and
+    every signature runs in a new event loop, so each one paid for a new thread: 2.8 ms of
+    3.4 ms per signature against SoftHSM2's 0.5 ms. The steps are pyHanko's own (its private
+    `_select_pkcs11_signing_params` and key handle; pinned in setup.py)."""
+
+    async def async_sign_raw(self, data: bytes, digest_algorithm: str,
+                             dry_run: bool = False) -> bytes:
+        if dry_run:  # pyHanko's size estimate; we always pass bytes_reserved instead
+            estimate: bytes = await super().async_sign_raw(data, digest_algorithm, dry_run=True)
+            return estimate
+        await self.ensure_objects_loaded()  # type: ignore[no-untyped-call]
+        spec = self._select_pkcs11_signing_params(digest_algorithm,
+                                                  sign_kwargs=self.sign_kwargs(data))
+        if spec.pre_sign_transform is not None:
+            data = spec.pre_sign_transform(data)
+        assert self._key_handle is not None
+        signature: bytes = self._key_handle.sign(data, **spec.sign_kwargs)
+        if spec.post_sign_transform is not None:
+            signature = spec.post_sign_transform(signature)
+        return signature
 
 
 @dataclass(frozen=True)
