@@ -37,10 +37,13 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
     settings = runtime.settings
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     settings.store_dir.mkdir(parents=True, exist_ok=True)
-    had_pki = (settings.keys_dir / "signer.key").exists()
+    key_files = (settings.keys_dir / "signer.key").exists()
+    # With the signer's key in a PKCS#11 token only its certificate is a file here.
+    had_pki = key_files or (settings.signer_backend == "pkcs11"
+                            and (settings.keys_dir / "signer.crt").exists())
     if dev_pki is None:
         dev_pki = settings.development and settings.verify_base_url.startswith("http://")
-    if had_pki and dev_pki and (settings.keys_dir / "root.key").exists():
+    if key_files and dev_pki and (settings.keys_dir / "root.key").exists():
         # A development set (only they keep the root's key here) made before its dev TSA:
         # ensure_dev_pki adds what is missing and leaves the rest as it is.
         ensure_dev_pki(settings.keys_dir)

@@ -78,4 +78,5 @@ def signer_config(settings: Settings) -> SignerConfig:
                    dev_tsa=tsa == "dev", tsa_timeout=settings.tsa_timeout,
                    backend=settings.signer_backend, pkcs11_module=settings.pkcs11_module,
                    pkcs11_token_label=settings.pkcs11_token_label,
-                   pkcs11_key_label=settings.pkcs11_key_label)
+                   pkcs11_key_label=settings.pkcs11_key_label,
+                   pkcs11_seal_key_label=settings.pkcs11_seal_key_label)

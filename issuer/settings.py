@@ -40,6 +40,7 @@ class Settings:
     pkcs11_module: str | None = None
     pkcs11_token_label: str = "pramaan"  # noqa: S105 - a label, not a secret
     pkcs11_key_label: str = "signer"
+    pkcs11_seal_key_label: str | None = None
     issuer_name_en: str = "Pune Municipal Corporation"
     issuer_name_mr: str = "पुणे महानगरपालिका"
     signing_location: str = "Pune, Maharashtra, India"
@@ -127,6 +128,7 @@ class Settings:
             pkcs11_module=env.get("PRAMAAN_PKCS11_MODULE") or None,
             pkcs11_token_label=env.get("PRAMAAN_PKCS11_TOKEN_LABEL") or "pramaan",
             pkcs11_key_label=env.get("PRAMAAN_PKCS11_KEY_LABEL") or "signer",
+            pkcs11_seal_key_label=env.get("PRAMAAN_PKCS11_SEAL_KEY_LABEL") or None,
             web_workers=_int(env, "PRAMAAN_WEB_WORKERS", 2),
             web_threads=_int(env, "PRAMAAN_WEB_THREADS", 4),
             web_timeout=_int(env, "PRAMAAN_WEB_TIMEOUT", 30),
@@ -197,6 +199,9 @@ class Settings:
             )
         if self.signer_backend == "pkcs11" and not self.pkcs11_module:
             raise ConfigError("PRAMAAN_SIGNER_BACKEND=pkcs11 needs PRAMAAN_PKCS11_MODULE, the "
+                              "path of the token's PKCS#11 library")
+        if self.pkcs11_seal_key_label and not self.pkcs11_module:
+            raise ConfigError("PRAMAAN_PKCS11_SEAL_KEY_LABEL needs PRAMAAN_PKCS11_MODULE, the "
                               "path of the token's PKCS#11 library")
 
 

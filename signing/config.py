@@ -44,6 +44,7 @@ class SignerConfig:
     pkcs11_token_label: str = "pramaan"  # noqa: S105 - a label, not a secret
     pkcs11_key_label: str = "signer"
     pkcs11_pin_env: str = "PRAMAAN_PKCS11_PIN"
+    pkcs11_seal_key_label: str | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""

@@ -11,7 +11,7 @@ so nothing from a scanned seal reaches a general CBOR decoder before its signatu
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, Protocol
 
 import cbor2
 from cryptography.exceptions import InvalidSignature
@@ -51,7 +51,21 @@ _P256_ORDER = 0xFFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551
 _HALF_ORDER = _P256_ORDER // 2
 
 
-def sign1(payload: bytes, key: ec.EllipticCurvePrivateKey, kid: bytes) -> bytes:
+class EcdsaKey(Protocol):
+    """What `sign1` and the sealer use of a P-256 private key: cryptography's
+    EllipticCurvePrivateKey has it, and so does a key in a PKCS#11 token
+    (signing/pkcs11_backend.py)."""
+
+    @property
+    def curve(self) -> ec.EllipticCurve: ...
+
+    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        ...
+
+    def public_key(self) -> ec.EllipticCurvePublicKey: ...
+
+
+def sign1(payload: bytes, key: EcdsaKey, kid: bytes) -> bytes:
     """Return the tagged COSE_Sign1 of `payload`, signed ES256 by the P-256 `key`, with the
     8-byte `kid` in the protected header (the only header shape `decode1` reads back).
 

@@ -19,8 +19,7 @@ from signing.backend import SignerBackend, load_backend
 from signing.config import SignerConfig
 from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates
-from signing.keyring import require_chain, timestamper_of
-from signing.seal import SealKey
+from signing.keyring import load_seal_key, require_chain, timestamper_of
 from signing.timestamps import TsaUnavailable
 
 EXPIRY_MARGIN = dt.timedelta(days=30)
@@ -50,8 +49,7 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
                                 margin))
         _attempt(checks, "signer chain", lambda: _chain(backend, config),
                  lambda _: "chains to a configured trust root")
-    seal = _attempt(checks, "seal key", lambda: SealKey.load(config.seal_key_path,
-                                                             config.seal_cert_path),
+    seal = _attempt(checks, "seal key", lambda: load_seal_key(config, backend),
                     lambda key: f"kid {key.kid.hex()}, {_describe(key.certificate)}")
     if seal is not None:
         checks.append(_lifetime("seal certificate", seal.certificate, moment, margin))

@@ -55,7 +55,7 @@ class Keyring:
         `chain_paths` to one of `trust_root_paths` (signed PDFs would not validate).
         """
         backend = load_backend(config)
-        seal_key = SealKey.load(config.seal_key_path, config.seal_cert_path)
+        seal_key = load_seal_key(config, backend)
         require_chain(backend, config)
         return cls(
             backend=backend,
@@ -65,6 +65,16 @@ class Keyring:
             trust=TrustStore.from_config(config),
             seal_kid=seal_key.kid,
         )
+
+
+def load_seal_key(config: SignerConfig, backend: SignerBackend | None = None) -> SealKey:
+    """The seal key: in the PKCS#11 token when `config.pkcs11_seal_key_label` names one (in
+    the document signer's session when that is in a token too), else the file."""
+    if config.pkcs11_seal_key_label:
+        from signing.pkcs11_backend import load_token_seal_key
+
+        return load_token_seal_key(config, getattr(backend, "session", None))
+    return SealKey.load(config.seal_key_path, config.seal_cert_path)
 
 
 def timestamper_of(config: SignerConfig) -> TimeStamper | None:

@@ -16,8 +16,9 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pyhanko.config.pkcs11 import TokenCriteria
 from pyhanko.sign.pkcs11 import PKCS11Signer, open_pkcs11_session
 
@@ -32,6 +33,8 @@ from signing.file_backend import (
     require_valid_now,
     to_asn1_certificate,
 )
+from signing.seal import SealKey
+from signing.trust_list import SEAL_USAGE, kid_for
 
 _PROBE = b"pramaan: does the token's key belong to the signer certificate?"
 
@@ -81,19 +84,7 @@ class Pkcs11Backend:
         require_valid_now(certificate, "signer certificate")
         chain = [c for path in config.chain_paths
                  for c in load_pem_certificates(path, "chain certificate")]
-        if not config.pkcs11_module or not os.path.exists(config.pkcs11_module):
-            raise KeyMaterialMissing(f"PKCS#11 module {config.pkcs11_module!r} not found")
-        pin = os.environ.get(config.pkcs11_pin_env)
-        if not pin:
-            raise KeyMaterialMissing(f"the token's PIN is not set (${config.pkcs11_pin_env})")
-        try:
-            session = open_pkcs11_session(
-                config.pkcs11_module,
-                token_criteria=TokenCriteria(label=config.pkcs11_token_label), user_pin=pin)
-        except Exception as exc:  # python-pkcs11 raises its own types, or pyHanko's config error
-            raise KeyMaterialMissing(
-                f"cannot open PKCS#11 token {config.pkcs11_token_label!r} with "
-                f"{config.pkcs11_module}: {type(exc).__name__}: {exc}") from exc
+        session = open_session(config)
         try:
             signer = Pkcs11DocumentSigner(
                 session, key_label=config.pkcs11_key_label,
@@ -107,9 +98,92 @@ class Pkcs11Backend:
             raise
         return cls(signer=signer, certificate=certificate)
 
+    @property
+    def session(self) -> Any:
+        """The open token session (the seal key, if in the same token, uses it too)."""
+        return self.signer.pkcs11_session
+
     def close(self) -> None:
         """Close the token session (the token logs this process out with its last one)."""
         self.signer.pkcs11_session.close()
+
+
+def open_session(config: SignerConfig) -> Any:
+    """A logged-in session on the token `config` names, the PIN from the environment."""
+    if not config.pkcs11_module or not os.path.exists(config.pkcs11_module):
+        raise KeyMaterialMissing(f"PKCS#11 module {config.pkcs11_module!r} not found")
+    pin = os.environ.get(config.pkcs11_pin_env)
+    if not pin:
+        raise KeyMaterialMissing(f"the token's PIN is not set (${config.pkcs11_pin_env})")
+    try:
+        return open_pkcs11_session(
+            config.pkcs11_module,
+            token_criteria=TokenCriteria(label=config.pkcs11_token_label), user_pin=pin)
+    except Exception as exc:  # python-pkcs11 raises its own types, or pyHanko's config error
+        raise KeyMaterialMissing(
+            f"cannot open PKCS#11 token {config.pkcs11_token_label!r} with "
+            f"{config.pkcs11_module}: {type(exc).__name__}: {exc}") from exc
+
+
+class TokenEcKey:
+    """A P-256 key in the token, as the sealer uses a key (`cose.EcdsaKey`): ECDSA over
+    SHA-256, a DER signature out. SoftHSM 2.6 signs only with the raw mechanism, over a digest
+    we compute (SIGNING.md, trap 5). Unlike a file key's, its signatures are not deterministic:
+    each seal text still reads back and verifies (the sealer checks before handing it out)."""
+
+    def __init__(self, handle: Any, public: ec.EllipticCurvePublicKey) -> None:
+        self._handle = handle
+        self._public = public
+
+    @property
+    def curve(self) -> ec.EllipticCurve:
+        return self._public.curve
+
+    def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
+        from pkcs11 import Mechanism
+
+        digest = hashes.Hash(hashes.SHA256())
+        digest.update(data)
+        raw: bytes = self._handle.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
+        half = len(raw) // 2
+        return encode_dss_signature(int.from_bytes(raw[:half], "big"),
+                                    int.from_bytes(raw[half:], "big"))
+
+    def public_key(self) -> ec.EllipticCurvePublicKey:
+        return self._public
+
+
+def load_token_seal_key(config: SignerConfig, session: Any | None = None) -> SealKey:
+    """The seal key labelled `config.pkcs11_seal_key_label` in the token (a new session unless
+    the document signer's is given), with the file seal key's checks of its certificate and a
+    seal signature the certificate must verify."""
+    from pkcs11 import KeyType, ObjectClass
+
+    certificate = load_pem_certificate(config.seal_cert_path, "seal certificate")
+    public = certificate.public_key()
+    if not isinstance(public, ec.EllipticCurvePublicKey) or not isinstance(
+            public.curve, ec.SECP256R1):
+        raise SigningError(f"seal certificate {config.seal_cert_path} is not EC P-256",
+                           code="unsupported_key")
+    require_end_entity(certificate, SEAL_USAGE, "seal certificate")
+    require_valid_now(certificate, "seal certificate")
+    label = config.pkcs11_seal_key_label
+    session = session if session is not None else open_session(config)
+    try:
+        handle = session.get_key(object_class=ObjectClass.PRIVATE_KEY, key_type=KeyType.EC,
+                                 label=label)
+        key = TokenEcKey(handle, public)
+        signature = key.sign(_PROBE, ec.ECDSA(hashes.SHA256()))
+    except Exception as exc:  # python-pkcs11's NoSuchKey, MultipleObjectsReturned, ...
+        raise KeyMaterialMissing(f"the token has no usable EC seal key labelled {label!r}: "
+                                 f"{type(exc).__name__}: {exc}") from exc
+    try:
+        public.verify(signature, _PROBE, ec.ECDSA(hashes.SHA256()))
+    except InvalidSignature:
+        raise KeyCertMismatch(f"seal key: the token's key {label!r} does not match the "
+                              f"certificate {certificate.subject.rfc4514_string()}") from None
+    der = certificate.public_bytes(serialization.Encoding.DER)
+    return SealKey(private_key=key, certificate=certificate, kid=kid_for(der))
 
 
 def _require_key_of(signer: Pkcs11DocumentSigner, certificate: x509.Certificate,

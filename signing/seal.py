@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from signing.cbor_plain import loads_plain
-from signing.cose import Sign1, decode1, sign1, verify1
+from signing.cose import EcdsaKey, Sign1, decode1, sign1, verify1
 from signing.errors import SealError, SigningError
 from signing.file_backend import (
     load_pem_certificate,
@@ -75,7 +75,7 @@ _LEAF_DIGITS: Final = 600
 class SealKey:
     """The loaded P-256 seal key with its certificate; `kid` = SHA-256(cert DER)[:8]."""
 
-    private_key: ec.EllipticCurvePrivateKey = field(repr=False)
+    private_key: EcdsaKey = field(repr=False)
     certificate: x509.Certificate
     kid: bytes
 

@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +21,12 @@ from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.devpki import DevPki
 from signing.errors import KeyCertMismatch, KeyMaterialMissing
+from signing.keyring import load_seal_key
 from signing.pades import PadesSigner
 from signing.pkcs11_backend import Pkcs11Backend
+from signing.seal import Sealer, SealKey, verify_seal
 from signing.timestamps import InProcessTimeStamper
+from signing.trust_list import TrustList
 from signing.validate import validate_pdf
 from tests.conftest import SAMPLES
 from tests.test_signing_support import issue_end_entity, minimal_pdf, pdfsig_report
@@ -52,7 +56,8 @@ def softhsm(*args: str) -> None:
 def token(tmp_path_factory: pytest.TempPathFactory, pki: DevPki,
           stranger: DevPki) -> Iterator[Token]:
     """A SoftHSM2 token "pramaan" holding the dev signer's RSA key ("signer"), an EC P-256
-    document signer's key ("ec-signer") and another certificate's key ("other")."""
+    document signer's key ("ec-signer"), another certificate's key ("other"), the dev QR seal
+    key ("seal") and another seal certificate's key ("other-seal")."""
     assert Path(MODULE).exists(), f"{MODULE} is missing: apt-get install softhsm2"
     home = tmp_path_factory.mktemp("softhsm")
     (home / "tokens").mkdir()
@@ -65,7 +70,8 @@ def token(tmp_path_factory: pytest.TempPathFactory, pki: DevPki,
     ec_key, ec_cert = issue_end_entity(pki, home, name="Pramaan EC Document Signer",
                                        key=ec.generate_private_key(ec.SECP256R1()))
     for label, key_id, path in (("signer", "01", pki.signer_key), ("ec-signer", "02", ec_key),
-                                ("other", "03", stranger.signer_key)):
+                                ("other", "03", stranger.signer_key), ("seal", "04", pki.seal_key),
+                                ("other-seal", "05", stranger.seal_key)):
         softhsm("--import", str(path), "--token", "pramaan", "--label", label, "--id", key_id,
                 "--pin", PIN)
     yield Token(conf, pki, ec_key, ec_cert)
@@ -153,7 +159,9 @@ def test_pramaan_issue_opens_the_token_in_its_own_process(token: Token, tmp_path
            if not k.startswith(("PRAMAAN_", "DATABASE_URL", "REDIS_URL"))}
     env.update(PRAMAAN_HOME=str(home), PRAMAAN_SIGNER_BACKEND="pkcs11",
                PRAMAAN_PKCS11_MODULE=MODULE, PRAMAAN_PKCS11_PIN=PIN,
-               SOFTHSM2_CONF=str(token.conf))
+               PRAMAAN_PKCS11_SEAL_KEY_LABEL="seal", SOFTHSM2_CONF=str(token.conf))
+    (home / "keys" / "seal.key").unlink()  # both keys from the token: the files are not read
+    (home / "keys" / "signer.key").unlink()
 
     def pramaan(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "cli", *args], cwd=ROOT, env=env,
@@ -165,6 +173,9 @@ def test_pramaan_issue_opens_the_token_in_its_own_process(token: Token, tmp_path
     assert issued.returncode == 0, issued.stderr
     assert json.loads(issued.stdout)["state"] == "issued"
     assert validate_pdf(out.read_bytes(), [home / "keys" / "root.crt"]).ok
+    verified = pramaan("verify", str(out))  # the seal the token signed checks out too
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    assert json.loads(verified.stdout)["current"] is True
     checked = pramaan("keys", "check")
     assert checked.returncode == 0, checked.stdout + checked.stderr
     # Without the PIN the service refuses to start, and says which variable is missing.
@@ -187,3 +198,37 @@ def test_the_backend_settings_are_checked(tmp_path: Path, keys_dir: Path, backen
         make_settings(tmp_path, "sqlite://", keys_dir, signer_backend=backend,
                       pkcs11_module=module)
     assert str(refused.value).startswith(message)
+
+
+def test_the_seal_key_in_the_token_seals_what_verifiers_accept(token: Token, pin: str) -> None:
+    backend = load_backend(hsm_config(token))
+    try:
+        seal_key = load_seal_key(hsm_config(token, pkcs11_seal_key_label="seal"), backend)
+        file_key = SealKey.load(token.keys.seal_key, token.keys.seal_cert)
+        assert seal_key.kid == file_key.kid  # the same certificate, so the same kid
+        sealer = Sealer(seal_key, "https://verify.pmc.example")
+        claims = {1: "in.gov.pmc", 6: int(time.time()), -70000: {"no": "PMC/B/2026/1"}}
+        first, second = sealer.seal(claims), sealer.seal(claims)
+        trust = TrustList([file_key.trust_entry()])
+        for text in (first, second):
+            report = verify_seal(text, trust)
+            assert report.ok and report.claims == claims
+        assert first != second  # a token's ECDSA is not deterministic; both verify
+    finally:
+        backend.close()
+
+
+def test_a_seal_key_the_token_cannot_give_is_refused_by_name(token: Token, pin: str) -> None:
+    backend = load_backend(hsm_config(token))
+    try:
+        with pytest.raises(KeyCertMismatch, match="seal key: the token's key 'other-seal'"):
+            load_seal_key(hsm_config(token, pkcs11_seal_key_label="other-seal"), backend)
+        with pytest.raises(KeyMaterialMissing, match="no usable EC seal key labelled 'signer'"):
+            load_seal_key(hsm_config(token, pkcs11_seal_key_label="signer"), backend)
+    finally:
+        backend.close()
+    # The document signer in a file, the seal key alone in the token: a session of its own.
+    alone = load_seal_key(dataclasses.replace(SignerConfig.from_keys_dir(token.keys.keys_dir),
+                                              pkcs11_module=MODULE,
+                                              pkcs11_seal_key_label="seal"))
+    assert alone.kid == SealKey.load(token.keys.seal_key, token.keys.seal_cert).kid
