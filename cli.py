@@ -543,6 +543,16 @@ def parser() -> argparse.ArgumentParser:
     kcheck.add_argument("--days", type=int, default=30,
                         help="a certificate expiring within this many days is a problem "
                         "(default 30)")
+    krotate = ksub.add_parser("rotate", help="stage a new seal key and document-signer "
+                              "certificate taking over at --at (audited); the old seal "
+                              "certificate stays trusted")
+    krotate.add_argument("--at", type=_moment, metavar="ISO-TIME",
+                         help="when the new keys start signing, e.g. 2027-01-01T00:00+05:30 "
+                         "(default: now)")
+    krotate.add_argument("--from", dest="source", metavar="DIR",
+                         help="the new signer.key, signer.crt, seal.key and seal.crt (from your "
+                         "CA); default: made by the development CA")
+    krotate.add_argument("--actor", help="operator name for the audit log (default: login name)")
     _rts_parser(sub)
     _digilocker_parser(sub)
     return p
@@ -645,6 +655,8 @@ def cmd_keys(args: argparse.Namespace) -> int:
         made = ensure_dev_pki(settings.keys_dir)
         print(f"development PKI in {made.keys_dir}")
         return 0
+    if args.verb == "rotate":
+        return _rotate(settings, args)
     from signing.key_check import check_keys
 
     config = signer_config(settings)
@@ -652,6 +664,57 @@ def cmd_keys(args: argparse.Namespace) -> int:
     for check in checks:
         print(f"{'ok ' if check.ok else 'BAD'}  {check.name}: {check.detail}")
     return 0 if all(check.ok for check in checks) else 1
+
+
+def _moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a time zone (Z or +05:30)")
+    return moment
+
+
+def _rotate(settings: Settings, args: argparse.Namespace) -> int:
+    from datetime import UTC
+
+    from issuer import audit
+    from signing import rotation
+    from signing.trust_list import kid_for
+
+    rt = Runtime(settings)
+    try:
+        staged = rotation.stage(settings.keys_dir, args.at or datetime.now(UTC),
+                                Path(args.source) if args.source else None)
+        kids = {}
+        for kind in ("seal", "signer"):
+            cert = staged.directory / f"{kind}.crt"
+            kids[kind] = kid_for(_der(cert)).hex()
+        with rt.sessions() as session, session.begin():
+            audit.record(session, actor=_operator(args), action="keys_rotate",
+                         details={"activate_at": staged.activate_at.isoformat(),
+                                  "seal_kid": kids["seal"], "signer_kid": kids["signer"]})
+        if staged.due() and rotation.promote(settings.keys_dir):
+            print(f"the new keys (seal kid {kids['seal']}) are the current ones now; the old "
+                  "seal certificate is kept in keys/seal-retired/ (verify-only). Restart the "
+                  "workers: a running process signs with the keys it loaded")
+        else:
+            print(f"new keys staged in {staged.directory}: they sign from "
+                  f"{staged.activate_at:%Y-%m-%d %H:%M:%S} UTC (seal kid {kids['seal']}). "
+                  "Restart the workers before then, so that each holds both sets and switches "
+                  "on time; a later `pramaan keys rotate` retires the old ones for good")
+        return 0
+    finally:
+        rt.close()
+
+
+def _der(path: Path) -> bytes:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
 
 
 def _ward_parser(sub: Any) -> None:

@@ -254,7 +254,7 @@ def _seal(runtime: Runtime, session: Session, record: Certificate,
           timings: Timings | None) -> None:
     issued_at = utcnow().replace(microsecond=0)
     digest = fields_digest(certified_fields(record, issued_at.astimezone(IST).date()))
-    keyring = runtime.keyring
+    keyring = runtime.keyring.active()  # after a rotation's moment, its new keys
     with _stage(timings, "seal"):
         seal_text = keyring.sealer.seal(
             seal_claims(record, runtime.settings.issuer_id, issued_at, digest)
@@ -282,7 +282,7 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
         pdf = runtime.renderer.render(intent.template_version,
                                       render_data(runtime.settings, intent), svg)
     with _stage(timings, "sign"):
-        return runtime.keyring.pades.sign(
+        return runtime.keyring.active().pades.sign(
             pdf,
             reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",
             location=runtime.settings.signing_location,

@@ -20,6 +20,7 @@ class SignerConfig:
     With `backend` "pkcs11" the signer's private key is in a PKCS#11 token: `pkcs11_module`
     (the library), `pkcs11_token_label` (the token's label), `pkcs11_key_label`, and the PIN
     read from the environment variable named `pkcs11_pin_env` (never stored here).
+    `pending_dir` holds a staged key rotation (signing/rotation.py), if there is one.
     `tsa_url`, when set, is the RFC 3161 TSA that timestamps every signature (PAdES B-T),
     waiting at most `tsa_timeout` seconds for it; with `dev_tsa` instead, the development TSA
     (`tsa_key_path`, `tsa_cert_path`, `tsa_chain_paths`) timestamps in process.
@@ -45,6 +46,7 @@ class SignerConfig:
     pkcs11_key_label: str = "signer"
     pkcs11_pin_env: str = "PRAMAAN_PKCS11_PIN"
     pkcs11_seal_key_label: str | None = None
+    pending_dir: Path | None = None
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""
@@ -74,4 +76,6 @@ class SignerConfig:
             tsa_key_path=keys_dir / "tsa.key",
             tsa_cert_path=keys_dir / "tsa.crt",
             tsa_chain_paths=(keys_dir / "tsa-ca.crt",),
+            pending_dir=(keys_dir / "next" if (keys_dir / "next" / "activate-at").exists()
+                         else None),
         )

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import datetime as dt
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from pyhanko.sign.timestamps import TimeStamper
@@ -35,6 +36,17 @@ class Keyring:
     sealer: Sealer = field(repr=False)
     trust: TrustStore = field(repr=False)
     seal_kid: bytes
+    # A staged rotation (signing/rotation.py): the keys that sign from `activate_at` on.
+    pending: Keyring | None = field(default=None, repr=False)
+    activate_at: dt.datetime | None = None
+
+    def active(self, now: dt.datetime | None = None) -> Keyring:
+        """The keys that sign at `now` (default: now): the staged ones once their time has
+        come, else these."""
+        if self.pending is not None and self.activate_at is not None and (
+                now or dt.datetime.now(dt.UTC)) >= self.activate_at:
+            return self.pending
+        return self
 
     @property
     def seal_trust(self) -> TrustList:
@@ -57,7 +69,10 @@ class Keyring:
         backend = load_backend(config)
         seal_key = load_seal_key(config, backend)
         require_chain(backend, config)
+        staged = _staged(config, verify_base_url)
         return cls(
+            pending=staged[0] if staged else None,
+            activate_at=staged[1] if staged else None,
             backend=backend,
             pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved,
                               timestamper=timestamper_of(config)),
@@ -65,6 +80,25 @@ class Keyring:
             trust=TrustStore.from_config(config),
             seal_kid=seal_key.kid,
         )
+
+
+def _staged(config: SignerConfig, verify_base_url: str) -> tuple[Keyring, dt.datetime] | None:
+    if config.pending_dir is None:
+        return None
+    from signing.rotation import pending
+
+    staged = pending(config.pending_dir.parent)
+    if staged is None:
+        return None
+    if config.backend != "file" or config.pkcs11_seal_key_label:
+        raise SigningError("a staged rotation of keys in a PKCS#11 token is not supported yet: "
+                           "install the new keys in place", code="invalid_rotation")
+    folder = staged.directory
+    successor = replace(config, key_path=folder / "signer.key", cert_path=folder / "signer.crt",
+                        seal_key_path=folder / "seal.key", seal_cert_path=folder / "seal.crt",
+                        pending_dir=None, retired_seal_cert_paths=(
+                            config.seal_cert_path, *config.retired_seal_cert_paths))
+    return Keyring.from_config(successor, verify_base_url=verify_base_url), staged.activate_at
 
 
 def load_seal_key(config: SignerConfig, backend: SignerBackend | None = None) -> SealKey:

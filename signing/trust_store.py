@@ -23,7 +23,8 @@ class TrustStore:
 
     @classmethod
     def from_config(cls, config: SignerConfig) -> TrustStore:
-        """Load the current and retired seal certificates and check the trust roots are
+        """Load the current, staged (a rotation to come) and retired seal certificates and
+        check the trust roots are
         readable. Opens no private key. Raises `KeyMaterialMissing` for an absent file and
         `SigningError` for a certificate that is not a P-256 seal certificate."""
         current = TrustEntry.from_certificate(
@@ -34,7 +35,9 @@ class TrustStore:
             for path in config.retired_seal_cert_paths
             for cert in load_pem_certificates(path, "retired seal certificate")
         ]
+        staged = [] if config.pending_dir is None else [TrustEntry.from_certificate(
+            load_pem_certificate(config.pending_dir / "seal.crt", "staged seal certificate"))]
         for path in config.trust_root_paths:
             load_pem_certificates(path, "trust root")
-        return cls(seal_trust=TrustList([current, *retired]),
+        return cls(seal_trust=TrustList([current, *staged, *retired]),
                    trust_root_paths=config.trust_root_paths)

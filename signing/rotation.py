@@ -1,0 +1,165 @@
+"""Key rotation: a new seal key and document-signer certificate staged in keys/next/ with the
+moment they take over; until then the current ones sign, from then the new ones do, and the old
+seal certificate stays trusted (verify-only) forever, since certificates issued before the
+rotation must keep verifying.
+
+`pramaan keys rotate` stages (a development set is made from the dev CA; production keys come
+from a folder the operator gives) and, once the moment has passed, promotes: the new files take
+the current names, the old seal certificate moves to keys/seal-retired/ and the old signer
+certificate to keys/signer-retired/, and the old private keys are deleted (verify-only keys
+need none). Every process's keyring holds both sets and picks by the clock
+(`Keyring.active`), so workers switch at the moment without a restart.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from signing.devpki import DevPki
+from signing.errors import KeyMaterialMissing, SigningError
+from signing.trust_list import kid_for
+
+NEXT_DIR: Final = "next"
+ACTIVATE_AT: Final = "activate-at"
+ROTATED_FILES: Final = ("signer.key", "signer.crt", "seal.key", "seal.crt")
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A staged rotation: its folder and the moment its keys take over."""
+
+    directory: Path
+    activate_at: dt.datetime
+
+    def due(self, now: dt.datetime | None = None) -> bool:
+        return (now or dt.datetime.now(dt.UTC)) >= self.activate_at
+
+
+def pending(keys_dir: Path) -> Pending | None:
+    """The rotation staged in `keys_dir`, if any."""
+    directory = keys_dir / NEXT_DIR
+    try:
+        text = (directory / ACTIVATE_AT).read_text(encoding="ascii").strip()
+    except FileNotFoundError:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise KeyMaterialMissing(f"{directory / ACTIVATE_AT} is not an ISO 8601 time") from exc
+    if moment.tzinfo is None:
+        raise KeyMaterialMissing(f"{directory / ACTIVATE_AT} has no time zone")
+    return Pending(directory, moment.astimezone(dt.UTC))
+
+
+def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None) -> Pending:
+    """Stage new keys in keys/next/ taking over at `activate_at`: copied from `source` (the
+    four files signer.key, signer.crt, seal.key, seal.crt) or, without it, made from the
+    development CA of `keys_dir`. A due rotation is promoted first; one still waiting is
+    refused (one rotation at a time)."""
+    if activate_at.tzinfo is None:
+        raise SigningError("the activation time needs a time zone", code="invalid_rotation")
+    waiting = pending(keys_dir)
+    if waiting is not None:
+        if not waiting.due():
+            when = f"{waiting.activate_at:%Y-%m-%d %H:%M:%S}"
+            raise SigningError(f"a rotation is already staged for {when} UTC; wait for it",
+                               code="invalid_rotation")
+        promote(keys_dir)
+    files = _copied(source) if source is not None else _made_from_dev_ca(keys_dir)
+    staging = Path(tempfile.mkdtemp(prefix=".next-", dir=keys_dir))
+    try:
+        for name, data in files.items():
+            _write(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
+        _write(staging / ACTIVATE_AT, activate_at.astimezone(dt.UTC).isoformat().encode(),
+               0o644)
+        os.replace(staging, keys_dir / NEXT_DIR)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    staged = pending(keys_dir)
+    assert staged is not None
+    return staged
+
+
+def promote(keys_dir: Path) -> bool:
+    """Make a due rotation the current keys (see the module's text). False if none is due."""
+    waiting = pending(keys_dir)
+    if waiting is None or not waiting.due():
+        return False
+    for kind in ("seal", "signer"):
+        old = keys_dir / f"{kind}.crt"
+        retired = keys_dir / f"{kind}-retired"
+        retired.mkdir(exist_ok=True)
+        kid = kid_for(x509.load_pem_x509_certificate(old.read_bytes()).public_bytes(
+            serialization.Encoding.DER)).hex()
+        shutil.copy2(old, retired / f"{kid}.crt")
+    for name in ROTATED_FILES:
+        os.replace(waiting.directory / name, keys_dir / name)
+    shutil.rmtree(waiting.directory)
+    return True
+
+
+def _copied(source: Path) -> dict[str, bytes]:
+    missing = [name for name in ROTATED_FILES if not (source / name).exists()]
+    if missing:
+        raise KeyMaterialMissing(f"the new keys in {source} lack {', '.join(missing)}")
+    return {name: (source / name).read_bytes() for name in ROTATED_FILES}
+
+
+def _made_from_dev_ca(keys_dir: Path) -> dict[str, bytes]:
+    pki = DevPki.at(keys_dir)
+    if not pki.ca_key.exists():
+        raise KeyMaterialMissing(
+            f"no development CA key in {keys_dir}: give the new keys with --from DIR "
+            "(signer.key, signer.crt, seal.key, seal.crt from your CA)")
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
+    if not isinstance(ca_key, rsa.RSAPrivateKey):
+        raise KeyMaterialMissing(f"the dev CA key {pki.ca_key} is not an RSA key")
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    files: dict[str, bytes] = {}
+    for kind, key in (("signer", rsa.generate_private_key(65537, 2048)),
+                      ("seal", ec.generate_private_key(ec.SECP256R1()))):
+        old = x509.load_pem_x509_certificate((keys_dir / f"{kind}.crt").read_bytes())
+        files[f"{kind}.key"] = key.private_bytes(serialization.Encoding.PEM,
+                                                 serialization.PrivateFormat.PKCS8,
+                                                 serialization.NoEncryption())
+        files[f"{kind}.crt"] = _renewed(old, key, ca, ca_key).public_bytes(
+            serialization.Encoding.PEM)
+    return files
+
+
+def _renewed(old: x509.Certificate, key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey,
+             ca: x509.Certificate, ca_key: rsa.RSAPrivateKey) -> x509.Certificate:
+    """A certificate like `old` (subject, extensions, lifetime) for the new `key`."""
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(ca.subject)
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(minutes=5))
+               .not_valid_after(now + (old.not_valid_after_utc - old.not_valid_before_utc)))
+    for extension in old.extensions:
+        if isinstance(extension.value, x509.SubjectKeyIdentifier):
+            builder = builder.add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        else:
+            builder = builder.add_extension(extension.value, critical=extension.critical)
+    return builder.sign(ca_key, hashes.SHA256())
+
+
+def _write(path: Path, data: bytes, mode: int) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.fchmod(fd, mode)
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
