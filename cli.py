@@ -545,7 +545,7 @@ def parser() -> argparse.ArgumentParser:
                         "(default 30)")
     krotate = ksub.add_parser("rotate", help="stage a new seal key and document-signer "
                               "certificate taking over at --at (audited); the old seal "
-                              "certificate stays trusted")
+                              "certificate stays trusted; refused while one is staged")
     krotate.add_argument("--at", type=_moment, metavar="ISO-TIME",
                          help="when the new keys start signing, e.g. 2027-01-01T00:00+05:30 "
                          "(default: now)")
@@ -553,6 +553,10 @@ def parser() -> argparse.ArgumentParser:
                          help="the new signer.key, signer.crt, seal.key and seal.crt (from your "
                          "CA); default: made by the development CA")
     krotate.add_argument("--actor", help="operator name for the audit log (default: login name)")
+    kpromote = ksub.add_parser("promote", help="after a staged rotation's moment: make its keys "
+                               "the current ones and retire the old (audited)")
+    kpromote.add_argument("--actor", help="operator name for the audit log (default: login "
+                          "name)")
     _rts_parser(sub)
     _digilocker_parser(sub)
     return p
@@ -655,7 +659,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         made = ensure_dev_pki(settings.keys_dir)
         print(f"development PKI in {made.keys_dir}")
         return 0
-    if args.verb == "rotate":
+    if args.verb in ("rotate", "promote"):
         return _rotate(settings, args)
     from signing.key_check import check_keys
 
@@ -680,30 +684,39 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
     from datetime import UTC
 
     from issuer import audit
+    from issuer.runtime import signer_config
     from signing import rotation
     from signing.trust_list import kid_for
 
     rt = Runtime(settings)
     try:
-        staged = rotation.stage(settings.keys_dir, args.at or datetime.now(UTC),
-                                Path(args.source) if args.source else None)
-        kids = {}
-        for kind in ("seal", "signer"):
-            cert = staged.directory / f"{kind}.crt"
-            kids[kind] = kid_for(_der(cert)).hex()
-        with rt.sessions() as session, session.begin():
-            audit.record(session, actor=_operator(args), action="keys_rotate",
-                         details={"activate_at": staged.activate_at.isoformat(),
-                                  "seal_kid": kids["seal"], "signer_kid": kids["signer"]})
-        if staged.due() and rotation.promote(settings.keys_dir):
-            print(f"the new keys (seal kid {kids['seal']}) are the current ones now; the old "
-                  "seal certificate is kept in keys/seal-retired/ (verify-only). Restart the "
-                  "workers: a running process signs with the keys it loaded")
+        if args.verb == "promote":
+            staged = rotation.pending(settings.keys_dir)
+            if staged is None or not rotation.promote(settings.keys_dir):
+                when = ("no rotation is staged" if staged is None else
+                        f"the staged keys sign from {staged.activate_at:%Y-%m-%d %H:%M:%S} UTC")
+                print(f"nothing to promote: {when}")
+                return 1
+            action, what = "keys_promote", {"activate_at": staged.activate_at.isoformat()}
+            message = ("the staged keys are the current ones now; the old seal certificate is "
+                       "kept in keys/seal-retired/ (verify-only), the old private keys are gone")
         else:
-            print(f"new keys staged in {staged.directory}: they sign from "
-                  f"{staged.activate_at:%Y-%m-%d %H:%M:%S} UTC (seal kid {kids['seal']}). "
-                  "Restart the workers before then, so that each holds both sets and switches "
-                  "on time; a later `pramaan keys rotate` retires the old ones for good")
+            staged = rotation.stage(settings.keys_dir, args.at or datetime.now(UTC),
+                                    Path(args.source) if args.source else None,
+                                    config=signer_config(settings),
+                                    verify_base_url=settings.verify_base_url)
+            action = "keys_rotate"
+            what = {"activate_at": staged.activate_at.isoformat(), **{
+                f"{kind}_kid": kid_for(_der(staged.directory / f"{kind}.crt")).hex()
+                for kind in ("seal", "signer")}}
+            message = (f"new keys staged in {staged.directory}: they sign from "
+                       f"{staged.activate_at:%Y-%m-%d %H:%M:%S} UTC (seal kid "
+                       f"{what['seal_kid']}). Restart the web processes and the workers now: "
+                       "each then trusts the new seal and switches on time. After that moment, "
+                       "`pramaan keys promote` retires the old keys for good")
+        with rt.sessions() as session, session.begin():
+            audit.record(session, actor=_operator(args), action=action, details=what)
+        print(message)
         return 0
     finally:
         rt.close()

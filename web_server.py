@@ -6,6 +6,7 @@ configuration file: workers, threads and timeouts come from PRAMAAN_WEB_* like e
 
 from __future__ import annotations
 
+import multiprocessing
 import socket
 import threading
 import time
@@ -16,8 +17,9 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
-from issuer.errors import ConfigError
+from issuer.errors import ConfigError, PramaanError
 from issuer.settings import Settings
+from signing.errors import SigningError
 
 # Seconds an idle keep-alive connection is kept (gunicorn's default, 2, is for servers behind a
 # balancer; 5 lets a browser fetch the verify page's script and style on one connection).
@@ -199,9 +201,35 @@ def serve(settings: Settings) -> None:
 
     # Refuse bad keys or settings here, before gunicorn starts: a worker that fails to boot
     # only says so in the log. The check's app (and its database pool) is dropped again.
-    create_app(settings).extensions["pramaan"].close()
+    if settings.signer_backend == "pkcs11" or settings.pkcs11_seal_key_label:
+        # A PKCS#11 library initialised here would be inherited, initialised, by the forked
+        # workers, which PKCS#11 forbids: the check runs in a fresh process instead.
+        _check_in_fresh_process(settings)
+    else:
+        create_app(settings).extensions["pramaan"].close()
     check_port_free(settings.host, settings.port)
     PramaanServer(settings).run()
+
+
+def _check_in_fresh_process(settings: Settings) -> None:
+    context = multiprocessing.get_context("spawn")
+    errors = context.SimpleQueue()
+    child = context.Process(target=_startup_check, args=(settings, errors))
+    child.start()
+    child.join()
+    if not errors.empty():
+        raise errors.get()
+    if child.exitcode != 0:
+        raise ConfigError(f"the startup check of the keys failed (exit {child.exitcode})")
+
+
+def _startup_check(settings: Settings, errors: Any) -> None:
+    from api import create_app
+
+    try:
+        create_app(settings).extensions["pramaan"].close()
+    except (PramaanError, SigningError) as exc:  # the parent raises it as its own
+        errors.put(exc)
 
 
 def check_port_free(host: str, port: int) -> None:

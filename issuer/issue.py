@@ -254,7 +254,7 @@ def _seal(runtime: Runtime, session: Session, record: Certificate,
           timings: Timings | None) -> None:
     issued_at = utcnow().replace(microsecond=0)
     digest = fields_digest(certified_fields(record, issued_at.astimezone(IST).date()))
-    keyring = runtime.keyring.active()  # after a rotation's moment, its new keys
+    keyring = runtime.keyring.active(issued_at)  # after a rotation's moment, its new keys
     with _stage(timings, "seal"):
         seal_text = keyring.sealer.seal(
             seal_claims(record, runtime.settings.issuer_id, issued_at, digest)

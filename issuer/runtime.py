@@ -62,6 +62,9 @@ class Runtime:
         return make_dispatcher(self)
 
     def close(self) -> None:
+        keyring = self.__dict__.get("keyring")  # only if this process opened the keys
+        if keyring is not None:
+            keyring.close()  # a PKCS#11 token's session, if the keys are there
         self.engine.dispose()
 
 

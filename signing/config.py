@@ -76,6 +76,9 @@ class SignerConfig:
             tsa_key_path=keys_dir / "tsa.key",
             tsa_cert_path=keys_dir / "tsa.crt",
             tsa_chain_paths=(keys_dir / "tsa-ca.crt",),
-            pending_dir=(keys_dir / "next" if (keys_dir / "next" / "activate-at").exists()
-                         else None),
+            # A staged rotation, whole (a promotion cut short leaves a part: not pending).
+            pending_dir=(keys_dir / "next" if all(
+                (keys_dir / "next" / name).exists() for name in (
+                    "activate-at", "signer.key", "signer.crt", "seal.key", "seal.crt"))
+                else None),
         )

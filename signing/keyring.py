@@ -36,9 +36,19 @@ class Keyring:
     sealer: Sealer = field(repr=False)
     trust: TrustStore = field(repr=False)
     seal_kid: bytes
+    seal_key: SealKey = field(repr=False)
     # A staged rotation (signing/rotation.py): the keys that sign from `activate_at` on.
     pending: Keyring | None = field(default=None, repr=False)
     activate_at: dt.datetime | None = None
+
+    def close(self) -> None:
+        """Close what holds a session open (a PKCS#11 token's), this set's and the staged."""
+        for keys in (self, self.pending):
+            if keys is not None:
+                for holder in (keys.backend, keys.seal_key.private_key):
+                    close = getattr(holder, "close", None)
+                    if close is not None:
+                        close()
 
     def active(self, now: dt.datetime | None = None) -> Keyring:
         """The keys that sign at `now` (default: now): the staged ones once their time has
@@ -67,18 +77,26 @@ class Keyring:
         `chain_paths` to one of `trust_root_paths` (signed PDFs would not validate).
         """
         backend = load_backend(config)
-        seal_key = load_seal_key(config, backend)
-        require_chain(backend, config)
-        staged = _staged(config, verify_base_url)
+        try:
+            seal_key = load_seal_key(config, backend)
+            require_chain(backend, config)
+            staged = _staged(config, verify_base_url)
+            timestamper = timestamper_of(config)
+        except BaseException:
+            close = getattr(backend, "close", None)  # a PKCS#11 session stays open otherwise
+            if close is not None:
+                close()
+            raise
         return cls(
             pending=staged[0] if staged else None,
             activate_at=staged[1] if staged else None,
             backend=backend,
             pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved,
-                              timestamper=timestamper_of(config)),
+                              timestamper=timestamper),
             sealer=Sealer(seal_key, verify_base_url),
             trust=TrustStore.from_config(config),
             seal_kid=seal_key.kid,
+            seal_key=seal_key,
         )
 
 

@@ -3,8 +3,10 @@
 The certificate and chain stay files (keys/signer.crt, keys/ca.crt), as for the file backend;
 only the private key lives in the token, found by its label. The session is opened when the
 backend is loaded, which a worker does on its first job (`Runtime.keyring` is built lazily),
-so never before a fork (SIGNING.md, trap 5). SoftHSM 2.6 has no one-step ECDSA-with-SHA256,
-so EC keys sign through the raw ECDSA mechanism over a digest we compute.
+so never before a fork (SIGNING.md, trap 5); `pramaan serve` checks such keys in a fresh
+process of its own before gunicorn forks (web_server.py), and `Runtime.close` closes it.
+SoftHSM 2.6 has no one-step ECDSA-with-SHA256, so EC keys sign through the raw ECDSA
+mechanism over a digest we compute.
 """
 
 from __future__ import annotations
@@ -131,9 +133,17 @@ class TokenEcKey:
     we compute (SIGNING.md, trap 5). Unlike a file key's, its signatures are not deterministic:
     each seal text still reads back and verifies (the sealer checks before handing it out)."""
 
-    def __init__(self, handle: Any, public: ec.EllipticCurvePublicKey) -> None:
+    def __init__(self, handle: Any, public: ec.EllipticCurvePublicKey,
+                 own_session: Any | None = None) -> None:
         self._handle = handle
         self._public = public
+        self._own_session = own_session  # closed by close(); None: the signer's session
+
+    def close(self) -> None:
+        """Close the session this key opened for itself, if it did."""
+        if self._own_session is not None:
+            self._own_session.close()
+            self._own_session = None
 
     @property
     def curve(self) -> ec.EllipticCurve:
@@ -168,20 +178,26 @@ def load_token_seal_key(config: SignerConfig, session: Any | None = None) -> Sea
     require_end_entity(certificate, SEAL_USAGE, "seal certificate")
     require_valid_now(certificate, "seal certificate")
     label = config.pkcs11_seal_key_label
-    session = session if session is not None else open_session(config)
+    own = open_session(config) if session is None else None
+    opened: Any = session if session is not None else own
     try:
-        handle = session.get_key(object_class=ObjectClass.PRIVATE_KEY, key_type=KeyType.EC,
-                                 label=label)
-        key = TokenEcKey(handle, public)
-        signature = key.sign(_PROBE, ec.ECDSA(hashes.SHA256()))
-    except Exception as exc:  # python-pkcs11's NoSuchKey, MultipleObjectsReturned, ...
-        raise KeyMaterialMissing(f"the token has no usable EC seal key labelled {label!r}: "
-                                 f"{type(exc).__name__}: {exc}") from exc
-    try:
-        public.verify(signature, _PROBE, ec.ECDSA(hashes.SHA256()))
-    except InvalidSignature:
-        raise KeyCertMismatch(f"seal key: the token's key {label!r} does not match the "
-                              f"certificate {certificate.subject.rfc4514_string()}") from None
+        try:
+            handle = opened.get_key(object_class=ObjectClass.PRIVATE_KEY,
+                                              key_type=KeyType.EC, label=label)
+            key = TokenEcKey(handle, public, own)
+            signature = key.sign(_PROBE, ec.ECDSA(hashes.SHA256()))
+        except Exception as exc:  # python-pkcs11's NoSuchKey, MultipleObjectsReturned, ...
+            raise KeyMaterialMissing(f"the token has no usable EC seal key labelled {label!r}: "
+                                     f"{type(exc).__name__}: {exc}") from exc
+        try:
+            public.verify(signature, _PROBE, ec.ECDSA(hashes.SHA256()))
+        except InvalidSignature:
+            raise KeyCertMismatch(f"seal key: the token's key {label!r} does not match the "
+                                  f"certificate {certificate.subject.rfc4514_string()}") from None
+    except BaseException:
+        if own is not None:
+            own.close()
+        raise
     der = certificate.public_bytes(serialization.Encoding.DER)
     return SealKey(private_key=key, certificate=certificate, kid=kid_for(der))
 

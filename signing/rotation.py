@@ -4,20 +4,24 @@ seal certificate stays trusted (verify-only) forever, since certificates issued 
 rotation must keep verifying.
 
 `pramaan keys rotate` stages (a development set is made from the dev CA; production keys come
-from a folder the operator gives) and, once the moment has passed, promotes: the new files take
-the current names, the old seal certificate moves to keys/seal-retired/ and the old signer
-certificate to keys/signer-retired/, and the old private keys are deleted (verify-only keys
-need none). Every process's keyring holds both sets and picks by the clock
-(`Keyring.active`), so workers switch at the moment without a restart.
+from a folder the operator gives), checking the new set as a keyring would first; once the
+moment has passed, `pramaan keys promote` makes it current: the new files take the current
+names, the old seal certificate moves to keys/seal-retired/ and the old signer certificate to
+keys/signer-retired/, and the old private keys are deleted (verify-only keys need none). Every
+process that loads its keys after the staging holds both sets and picks by the clock
+(`Keyring.active`), so it switches at the moment without another restart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import fcntl
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Final
 
@@ -25,6 +29,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from signing.config import SignerConfig
 from signing.devpki import DevPki
 from signing.errors import KeyMaterialMissing, SigningError
 from signing.trust_list import kid_for
@@ -61,52 +66,83 @@ def pending(keys_dir: Path) -> Pending | None:
     return Pending(directory, moment.astimezone(dt.UTC))
 
 
-def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None) -> Pending:
+def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, *,
+          config: SignerConfig, verify_base_url: str) -> Pending:
     """Stage new keys in keys/next/ taking over at `activate_at`: copied from `source` (the
     four files signer.key, signer.crt, seal.key, seal.crt) or, without it, made from the
-    development CA of `keys_dir`. A due rotation is promoted first; one still waiting is
-    refused (one rotation at a time)."""
+    development CA of `keys_dir`. They are loaded and checked as a keyring would (key and
+    certificate match, usages, validity now, chain to the roots) before anything is written.
+    Refused while another rotation is staged (`promote` it first) and for keys in a PKCS#11
+    token (replace those in place)."""
     if activate_at.tzinfo is None:
         raise SigningError("the activation time needs a time zone", code="invalid_rotation")
-    waiting = pending(keys_dir)
-    if waiting is not None:
-        if not waiting.due():
+    if config.backend != "file" or config.pkcs11_seal_key_label:
+        raise SigningError("keys in a PKCS#11 token are not rotated here: install the new key "
+                           "and certificate in place", code="invalid_rotation")
+    with _locked(keys_dir):
+        waiting = pending(keys_dir)
+        if waiting is not None:
             when = f"{waiting.activate_at:%Y-%m-%d %H:%M:%S}"
-            raise SigningError(f"a rotation is already staged for {when} UTC; wait for it",
+            raise SigningError(f"a rotation is already staged for {when} UTC: "
+                               "`pramaan keys promote` it once that moment has passed",
                                code="invalid_rotation")
-        promote(keys_dir)
-    files = _copied(source) if source is not None else _made_from_dev_ca(keys_dir)
-    staging = Path(tempfile.mkdtemp(prefix=".next-", dir=keys_dir))
-    try:
-        for name, data in files.items():
-            _write(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
-        _write(staging / ACTIVATE_AT, activate_at.astimezone(dt.UTC).isoformat().encode(),
-               0o644)
-        os.replace(staging, keys_dir / NEXT_DIR)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+        files = _copied(source) if source is not None else _made_from_dev_ca(keys_dir)
+        staging = Path(tempfile.mkdtemp(prefix=".next-", dir=keys_dir))
+        try:
+            for name, data in files.items():
+                _write(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
+            _check(staging, config, verify_base_url)
+            _write(staging / ACTIVATE_AT, activate_at.astimezone(dt.UTC).isoformat().encode(),
+                   0o644)
+            os.replace(staging, keys_dir / NEXT_DIR)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
     staged = pending(keys_dir)
     assert staged is not None
     return staged
 
 
 def promote(keys_dir: Path) -> bool:
-    """Make a due rotation the current keys (see the module's text). False if none is due."""
-    waiting = pending(keys_dir)
-    if waiting is None or not waiting.due():
-        return False
-    for kind in ("seal", "signer"):
-        old = keys_dir / f"{kind}.crt"
-        retired = keys_dir / f"{kind}-retired"
-        retired.mkdir(exist_ok=True)
-        kid = kid_for(x509.load_pem_x509_certificate(old.read_bytes()).public_bytes(
-            serialization.Encoding.DER)).hex()
-        shutil.copy2(old, retired / f"{kid}.crt")
-    for name in ROTATED_FILES:
-        os.replace(waiting.directory / name, keys_dir / name)
-    shutil.rmtree(waiting.directory)
+    """Make a due rotation the current keys (see the module's text). False if none is due.
+
+    Safe to run again after a crash: each step is skipped once done, and the folder goes last."""
+    with _locked(keys_dir):
+        waiting = pending(keys_dir)
+        if waiting is None or not waiting.due():
+            return False
+        for kind in ("seal", "signer"):
+            if (waiting.directory / f"{kind}.crt").exists():  # not yet moved
+                old = keys_dir / f"{kind}.crt"
+                retired = keys_dir / f"{kind}-retired"
+                retired.mkdir(exist_ok=True)
+                kid = kid_for(x509.load_pem_x509_certificate(old.read_bytes()).public_bytes(
+                    serialization.Encoding.DER)).hex()
+                shutil.copy2(old, retired / f"{kid}.crt")
+            for name in (f"{kind}.key", f"{kind}.crt"):
+                if (waiting.directory / name).exists():
+                    os.replace(waiting.directory / name, keys_dir / name)
+        shutil.rmtree(waiting.directory)
     return True
+
+
+def _check(folder: Path, config: SignerConfig, verify_base_url: str) -> None:
+    from signing.keyring import Keyring
+
+    candidate = replace(config, key_path=folder / "signer.key", cert_path=folder / "signer.crt",
+                        seal_key_path=folder / "seal.key", seal_cert_path=folder / "seal.crt",
+                        pending_dir=None, tsa_url=None, dev_tsa=False)
+    Keyring.from_config(candidate, verify_base_url=verify_base_url).close()
+
+
+@contextlib.contextmanager
+def _locked(keys_dir: Path) -> Iterator[None]:
+    fd = os.open(keys_dir / ".rotation.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _copied(source: Path) -> dict[str, bytes]:

@@ -4,13 +4,13 @@ process switches on time; the old seal certificate stays trusted, the old privat
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,9 +23,11 @@ from issuer.models import AuditEvent, Certificate, Department
 from issuer.runtime import Runtime
 from issuer.submit import submit
 from signing import rotation
+from signing.config import SignerConfig
 from signing.devpki import DevPki
-from signing.errors import KeyMaterialMissing, SigningError
+from signing.errors import KeyCertMismatch, KeyMaterialMissing, SigningError
 from signing.seal import decode_seal
+from signing.trust_store import TrustStore
 from signing.validate import validate_pdf
 from tests.conftest import SAMPLES, make_settings, sample
 
@@ -65,25 +67,36 @@ def runtimes(tmp_path: Path, keys: Path) -> Iterator[list[Runtime]]:
         runtime.close()
 
 
+def stage(keys: Path, at: dt.datetime, source: Path | None = None,
+          **changes: object) -> rotation.Pending:
+    config = dataclasses.replace(SignerConfig.from_keys_dir(keys), **changes)  # type: ignore[arg-type]
+    return rotation.stage(keys, at, source, config=config,
+                          verify_base_url="http://127.0.0.1:8000")
+
+
 def test_staged_keys_sign_from_their_moment_in_a_running_process(
-    tmp_path: Path, keys: Path, runtimes: list[Runtime]
+    tmp_path: Path, keys: Path, runtimes: list[Runtime], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     runtimes.append(runtime_of(tmp_path, keys))
     old_kid = runtimes[0].keyring.seal_kid
-    moment = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
-    staged = rotation.stage(keys, moment)
+    moment = (dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).replace(microsecond=0)
+    staged = stage(keys, moment)
     assert staged.activate_at == moment and not staged.due()
-    runtime = Runtime(runtimes[0].settings)  # a worker started after the staging
+    runtime = Runtime(runtimes[0].settings)  # a worker (re)started after the staging
     runtimes.append(runtime)
     keyring = runtime.keyring
     assert keyring.active().seal_kid == old_kid  # not yet
-    new_kid = keyring.active(moment).seal_kid
+    assert keyring.active(moment - dt.timedelta(microseconds=1)).seal_kid == old_kid
+    new_kid = keyring.active(moment).seal_kid  # from the moment itself
     assert new_kid != old_kid
     before = issue(runtime, "birth-1")
-    time.sleep(max(0.0, (moment - dt.datetime.now(dt.UTC)).total_seconds()) + 0.1)
-    after = issue(runtime, "birth-2")  # the same process, past the moment: the new keys
+    # The same process, its clock past the moment: the issue job seals with the new key.
+    import issuer.issue
+
+    monkeypatch.setattr(issuer.issue, "utcnow", lambda: moment + dt.timedelta(seconds=1))
+    after = issue(runtime, "birth-2")
     assert (before.seal_kid, after.seal_kid) == (old_kid.hex(), new_kid.hex())
-    # Both verify, and the new seal was trusted already while only staged.
+    # Both verify, and the new seal is trusted already while only staged.
     from issuer.verify import verify_qr
 
     for record in (before, after):
@@ -108,9 +121,15 @@ def test_issue_rotate_issue_and_both_verify_offline(tmp_path: Path, keys: Path) 
     old_seal = (keys / "seal.crt").read_bytes()
     old_signer_key = (keys / "signer.key").read_bytes()
 
+    early = pramaan("keys", "promote")
+    assert early.returncode == 1 and "nothing to promote: no rotation is staged" in early.stdout
     rotated = pramaan("keys", "rotate", "--actor", "ops")
     assert rotated.returncode == 0, rotated.stderr
-    assert "are the current ones now" in rotated.stdout
+    assert "Restart the web processes and the workers now" in rotated.stdout
+    again = pramaan("keys", "rotate")
+    assert again.returncode == 2 and "already staged" in again.stderr
+    promoted = pramaan("keys", "promote", "--actor", "ops")
+    assert promoted.returncode == 0, promoted.stdout + promoted.stderr
     assert not (keys / "next").exists()
     assert (keys / "seal.crt").read_bytes() != old_seal
     assert (keys / "signer.key").read_bytes() != old_signer_key  # the old private key is gone
@@ -135,37 +154,76 @@ def test_issue_rotate_issue_and_both_verify_offline(tmp_path: Path, keys: Path) 
                                     keys))
     try:
         with runtime.sessions() as session:
-            (event,) = session.scalars(select(AuditEvent).where(
-                AuditEvent.action == "keys_rotate"))
-            assert event.actor == "cli:ops"
-            assert set(event.details) == {"activate_at", "seal_kid", "signer_kid"}
+            events = [(e.action, e.actor, set(e.details)) for e in session.scalars(
+                select(AuditEvent).where(AuditEvent.action.in_(("keys_rotate", "keys_promote")))
+                .order_by(AuditEvent.seq))]
     finally:
         runtime.close()
+    assert events == [("keys_rotate", "cli:ops", {"activate_at", "seal_kid", "signer_kid"}),
+                      ("keys_promote", "cli:ops", {"activate_at"})]
 
 
-def test_one_rotation_waits_at_a_time_and_a_due_one_is_promoted_first(keys: Path) -> None:
+def test_one_rotation_is_staged_at_a_time_and_promoted_only_when_due(keys: Path) -> None:
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
-    rotation.stage(keys, later)
+    stage(keys, later)
     with pytest.raises(SigningError, match="a rotation is already staged for") as refused:
-        rotation.stage(keys, later + dt.timedelta(days=1))
+        stage(keys, later + dt.timedelta(days=1))
     assert refused.value.code == "invalid_rotation"
     assert rotation.promote(keys) is False  # not due: nothing moves
     (keys / "next" / "activate-at").write_text(
         (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat())
     staged_seal = (keys / "next" / "seal.crt").read_bytes()
-    rotation.stage(keys, later)  # the due one becomes current, a new one is staged
+    assert rotation.promote(keys) is True
     assert (keys / "seal.crt").read_bytes() == staged_seal
-    assert (keys / "next" / "seal.crt").read_bytes() != staged_seal
+    stage(keys, later)  # now a new one may be staged
 
 
-def test_what_cannot_be_rotated_is_refused_by_name(keys: Path, tmp_path: Path) -> None:
+def test_a_promotion_cut_short_finishes_when_run_again(keys: Path) -> None:
+    old_seal = (keys / "seal.crt").read_bytes()
+    stage(keys, dt.datetime.now(dt.UTC))
+    new_seal = (keys / "next" / "seal.crt").read_bytes()
+    # A crash after the seal half was done (old certificate kept, new files moved), before
+    # the signer's: what promote had done by then, done here by hand.
+    (keys / "seal-retired").mkdir(exist_ok=True)
+    shutil.copy(keys / "seal.crt", keys / "seal-retired" / "old.crt")
+    for name in ("seal.key", "seal.crt"):
+        os.replace(keys / "next" / name, keys / name)
+    # Meanwhile verification works: the half-moved set is not taken for a pending one.
+    assert SignerConfig.from_keys_dir(keys).pending_dir is None
+    assert TrustStore.from_config(SignerConfig.from_keys_dir(keys)).seal_trust
+    assert rotation.promote(keys) is True
+    assert (keys / "seal.crt").read_bytes() == new_seal != old_seal
+    assert not (keys / "next").exists()
+    # The new seal is not retired as well; the old one stays, once.
+    assert [p.read_bytes() for p in (keys / "seal-retired").iterdir()] == [old_seal]
+    assert len(list((keys / "signer-retired").glob("*.crt"))) == 1
+
+
+def test_what_cannot_be_rotated_is_refused_before_anything_is_staged(
+    keys: Path, tmp_path: Path, stranger: DevPki
+) -> None:
+    now = dt.datetime.now(dt.UTC)
     with pytest.raises(SigningError, match="needs a time zone"):
-        rotation.stage(keys, dt.datetime(2030, 1, 1))
-    (tmp_path / "new").mkdir()
-    (tmp_path / "new" / "seal.crt").write_bytes(b"x")
+        stage(keys, dt.datetime(2030, 1, 1))
+    with pytest.raises(SigningError, match="PKCS#11 token are not rotated here"):
+        stage(keys, now, backend="pkcs11")
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "seal.crt").write_bytes(b"x")
     with pytest.raises(KeyMaterialMissing, match=r"lack signer\.key, signer\.crt, seal\.key"):
-        rotation.stage(keys, dt.datetime.now(dt.UTC), tmp_path / "new")
+        stage(keys, now, new)
+    # A set whose signer key is not its certificate's, or whose signer is another root's.
+    for name in ("signer.key", "signer.crt", "seal.key", "seal.crt"):
+        shutil.copy(keys / name, new / name)
+    shutil.copy(stranger.signer_key, new / "signer.key")
+    with pytest.raises(KeyCertMismatch):
+        stage(keys, now, new)
+    shutil.copy(stranger.signer_cert, new / "signer.crt")
+    with pytest.raises(SigningError) as untrusted:
+        stage(keys, now, new)
+    assert untrusted.value.code == "signer_untrusted"
     (keys / "ca.key").unlink()
     with pytest.raises(KeyMaterialMissing, match="no development CA key"):
-        rotation.stage(keys, dt.datetime.now(dt.UTC))
+        stage(keys, now)
     assert not (keys / "next").exists()
+    assert not [p for p in keys.iterdir() if p.name.startswith(".next-")]  # no leftovers
