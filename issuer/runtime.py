@@ -77,8 +77,10 @@ def signer_config(settings: Settings) -> SignerConfig:
     tsa = settings.tsa_url
     if tsa is None:
         tsa = "dev" if settings.development and config.tsa_key_path.exists() else "none"
+    reserve = settings.signature_reserve or (16384 if tsa == "none" else 24576)
     return replace(config, tsa_url=tsa if tsa.startswith("http") else None,
                    dev_tsa=tsa == "dev", tsa_timeout=settings.tsa_timeout,
+                   bytes_reserved=reserve,
                    backend=settings.signer_backend, pkcs11_module=settings.pkcs11_module,
                    pkcs11_token_label=settings.pkcs11_token_label,
                    pkcs11_key_label=settings.pkcs11_key_label,

@@ -35,6 +35,9 @@ class Settings:
     # certificate waits for the sweeper's next try.
     tsa_url: str | None = None
     tsa_timeout: int = 10
+    # Hex digits reserved in each PDF for the CMS signature (None: 16384, or 24576 when
+    # timestamping, which a TSA's token and certificates make larger).
+    signature_reserve: int | None = None
     # PRAMAAN_SIGNER_BACKEND=pkcs11: the token's library, its label and the signer key's label;
     # the PIN stays in the environment (PRAMAAN_PKCS11_PIN), read only by signing/.
     pkcs11_module: str | None = None
@@ -125,6 +128,7 @@ class Settings:
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
             tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
             tsa_timeout=_int(env, "PRAMAAN_TSA_TIMEOUT", 10),
+            signature_reserve=(_int(env, "PRAMAAN_SIGNATURE_RESERVE", 0) or None),
             pkcs11_module=env.get("PRAMAAN_PKCS11_MODULE") or None,
             pkcs11_token_label=env.get("PRAMAAN_PKCS11_TOKEN_LABEL") or "pramaan",
             pkcs11_key_label=env.get("PRAMAAN_PKCS11_KEY_LABEL") or "signer",
@@ -191,6 +195,10 @@ class Settings:
         if self.tsa_url == "dev" and not self.development:
             raise ConfigError("PRAMAAN_TSA_URL=dev: the development TSA is never used in "
                               "production (PRAMAAN_ENV=production); give a licensed TSA's URL")
+        if self.signature_reserve is not None and not (
+                4096 <= self.signature_reserve <= 262144 and self.signature_reserve % 2 == 0):
+            raise ConfigError("PRAMAAN_SIGNATURE_RESERVE must be an even number of hex digits "
+                              "from 4096 to 262144")
         if not 1 <= self.tsa_timeout <= 120:
             raise ConfigError("PRAMAAN_TSA_TIMEOUT must be 1-120 seconds")
         if self.signer_backend not in ("file", "pkcs11"):

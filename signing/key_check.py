@@ -20,7 +20,10 @@ from signing.config import SignerConfig
 from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates
 from signing.keyring import load_seal_key, require_chain, timestamper_of
+from signing.pades import PadesSigner
+from signing.sample_pdf import minimal_pdf
 from signing.timestamps import TsaUnavailable
+from signing.validate import validate_pdf
 
 EXPIRY_MARGIN = dt.timedelta(days=30)
 T = TypeVar("T")
@@ -64,7 +67,32 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
         where = config.tsa_url or "the development TSA (in process)"
         _attempt(checks, "time-stamping authority", lambda: _stamp(config),
                  lambda when: f"{where} answered (its time: {when:%Y-%m-%d %H:%M:%S} UTC)")
+    if backend is not None:
+        # The whole path once: sign a page as issuing does (timestamp, reservation) and
+        # validate it as a verifier would, so a TSA under a root we do not trust, or a
+        # signature too large for its room, shows here and not on the first certificate.
+        _attempt(checks, "test signature", lambda: _sign_and_validate(config, backend),
+                 lambda level: f"a {level} signature validates against the trust roots")
+    close = getattr(backend, "close", None)
+    if close is not None:
+        close()
+    if seal is not None:
+        close = getattr(seal.private_key, "close", None)
+        if close is not None:
+            close()
     return checks
+
+
+def _sign_and_validate(config: SignerConfig, backend: SignerBackend) -> str:
+    stamper = timestamper_of(config)
+    pdf = PadesSigner(backend, bytes_reserved=config.bytes_reserved,
+                      timestamper=stamper).sign(minimal_pdf(), reason="pramaan keys check",
+                                                location="here")
+    report = validate_pdf(pdf, config.trust_root_paths)
+    if not report.ok:
+        raise SigningError(f"the test signature does not validate: {report.reason}",
+                           code="test_signature_invalid")
+    return "PAdES B-T" if report.timestamp is not None else "PAdES B-B"
 
 
 def _attempt(checks: list[KeyCheck], name: str, load: Callable[[], T],

@@ -74,6 +74,8 @@ class StrictTimeStamper(TimeStamper):
                                         timeout=self._timeout, preload_content=False)
             try:
                 body = answer.read(_MAX_REPLY + 1)
+                if len(body) > _MAX_REPLY:
+                    answer.close()  # the rest is never read: the connection goes with it
             finally:
                 answer.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as exc:

@@ -202,3 +202,26 @@ def test_the_development_tsa_is_refused_in_production(tmp_path: Path, keys_dir: 
         make_settings(tmp_path, "sqlite://", keys_dir, tsa_url="dev", environment="production",
                       verify_base_url="https://verify.pmc.gov.in",
                       verify_base_url_configured=True)
+
+
+@pytest.mark.parametrize("tsa_url, reserve, expected", [
+    ("none", None, 16384), ("dev", None, 24576), ("http://tsa.example/", None, 24576),
+    ("none", 40000, 40000)])
+def test_the_signature_s_room_grows_with_a_timestamp_and_can_be_set(
+    tmp_path: Path, keys_dir: Path, tsa_url: str, reserve: int | None, expected: int,
+) -> None:
+    from issuer.runtime import signer_config
+
+    settings = make_settings(tmp_path, "sqlite://", keys_dir, tsa_url=tsa_url,
+                             signature_reserve=reserve)
+    assert signer_config(settings).bytes_reserved == expected
+
+
+@pytest.mark.parametrize("reserve", [4095, 4097, 262146, 2048])
+def test_a_signature_reserve_out_of_bounds_or_odd_is_refused(
+    tmp_path: Path, keys_dir: Path, reserve: int
+) -> None:
+    from issuer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PRAMAAN_SIGNATURE_RESERVE must be an even number"):
+        make_settings(tmp_path, "sqlite://", keys_dir, signature_reserve=reserve)

@@ -47,13 +47,15 @@ def test_a_sound_set_passes_every_check(pki: DevPki) -> None:
         "document signer", "document signer certificate validity", "signer chain",
         "seal key", "seal certificate validity", "chain certificate ca.crt",
         "chain certificate ca.crt validity", "trust root root.crt",
-        "trust root root.crt validity"]
+        "trust root root.crt validity", "test signature"]
     assert all(c.ok for c in checks), checks
     named = by_name(checks)
     assert named["document signer"].detail.startswith("CN=Pramaan Dev Document Signer")
     assert named["document signer"].detail.endswith("(RSA-2048)")
     assert named["seal key"].detail.endswith("(EC secp256r1)")
     assert named["signer chain"].detail == "chains to a configured trust root"
+    assert named["test signature"].detail == (
+        "a PAdES B-B signature validates against the trust roots")
     signer = load_pem_certificate(pki.signer_cert)
     assert named["document signer certificate validity"].detail.startswith(
         f"valid until {signer.not_valid_after_utc:%Y-%m-%d} (")
@@ -112,6 +114,8 @@ def test_the_configured_tsa_is_asked_for_a_timestamp(pki: DevPki, tsa_url: str) 
     named = by_name(check_keys(config))
     assert named["time-stamping authority"].ok
     assert named["time-stamping authority"].detail.startswith(f"{tsa_url} answered (its time: ")
+    assert named["test signature"].detail == (
+        "a PAdES B-T signature validates against the trust roots")
     closed = dataclasses.replace(config, tsa_url="http://127.0.0.1:9/tsa", tsa_timeout=2)
     down = by_name(check_keys(closed))["time-stamping authority"]
     assert not down.ok and down.detail.endswith("[tsa_unavailable]")
@@ -132,10 +136,12 @@ def test_the_commands_make_a_set_check_it_and_exit_by_the_result(tmp_path: Path)
     good = _pramaan(tmp_path, "keys", "check")
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
-    assert len(lines) == 10 and all(line.startswith("ok   ") for line in lines)
+    assert len(lines) == 11 and all(line.startswith("ok   ") for line in lines)
     # In development the dev TSA of keys/ timestamps, in process: asked like any other.
-    assert lines[-1].startswith("ok   time-stamping authority: the development TSA (in "
+    assert lines[-2].startswith("ok   time-stamping authority: the development TSA (in "
                                 "process) answered (its time: ")
+    assert lines[-1] == ("ok   test signature: a PAdES B-T signature validates against the "
+                         "trust roots")
     soon = _pramaan(tmp_path, "keys", "check", "--days", "4000")
     assert soon.returncode == 1
     assert "BAD  document signer certificate validity: expires in" in soon.stdout
@@ -143,3 +149,20 @@ def test_the_commands_make_a_set_check_it_and_exit_by_the_result(tmp_path: Path)
                        PRAMAAN_VERIFY_BASE_URL="https://verify.pmc.gov.in")
     assert refused.returncode == 2
     assert "never made in production" in refused.stderr
+
+
+def test_the_test_signature_catches_an_untrusted_tsa_and_a_reservation_too_small(
+    pki: DevPki, stranger: DevPki,
+) -> None:
+    # A TSA that answers, under a root our verifiers do not know: every certificate would be
+    # refused as bad_timestamp, although the TSA check alone is fine.
+    for url in serve_wsgi(tsa_wsgi_app(authority_of(stranger))):
+        config = dataclasses.replace(SignerConfig.from_keys_dir(pki.keys_dir), tsa_url=url)
+        named = by_name(check_keys(config))
+        assert named["time-stamping authority"].ok
+        assert not named["test signature"].ok
+        assert named["test signature"].detail == (
+            "the test signature does not validate: bad_timestamp [test_signature_invalid]")
+    small = dataclasses.replace(SignerConfig.from_keys_dir(pki.keys_dir), bytes_reserved=4096)
+    test = by_name(check_keys(small))["test signature"]
+    assert not test.ok and test.detail.endswith("[signature_too_large]")

@@ -190,6 +190,29 @@ def test_only_one_signature_timestamp_holding_one_token_is_accepted(
         assert report.reason in {"modified", "malformed"}, (change.__name__, report)
 
 
+def test_a_timestamp_whose_tsa_signature_is_broken_is_refused(timestamped: bytes,
+                                                              pki: DevPki) -> None:
+    # The token's imprint still matches (intact) and its TSA is trusted, but the TSA's own
+    # signature value has one bit flipped: not valid.
+    def broken(attrs: cms.CMSAttributes) -> list[Any]:
+        token = attrs[0]["values"][0]
+        signed = token["content"]
+        info = signed["signer_infos"][0]
+        value = bytearray(info["signature"].native)
+        value[10] ^= 0x01
+        new_info = cms.SignerInfo({**{name: info[name] for name in (
+            "version", "sid", "digest_algorithm", "signed_attrs", "signature_algorithm")},
+            "signature": bytes(value)})
+        new_signed = cms.SignedData({**{name: signed[name] for name in (
+            "version", "digest_algorithms", "encap_content_info", "certificates")},
+            "signer_infos": [new_info]})
+        return [{"type": "signature_time_stamp_token", "values": [cms.ContentInfo(
+            {"content_type": "signed_data", "content": new_signed})]}]
+
+    report = validate_pdf(with_unsigned(timestamped, broken), [pki.root_cert])
+    assert report.reason == "bad_timestamp"
+
+
 def test_a_timestamp_of_another_signature_is_refused(timestamped: bytes, pki: DevPki,
                                                      tsa_url: str) -> None:
     # A genuine token, but over other bytes: moved from another signed PDF into this one.
@@ -226,6 +249,31 @@ def _other_digest(authority: DevTimeStampAuthority) -> WsgiApp:
     return app
 
 
+def _other_algorithm(authority: DevTimeStampAuthority) -> WsgiApp:
+    """A working TSA that stamps, instead of the SHA-256 digest asked for, a SHA-512 one."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = tsp.TimeStampReq.load(environ["wsgi.input"].read(
+            int(environ["CONTENT_LENGTH"])))
+        imprint = request["message_imprint"]
+        imprint["hash_algorithm"] = {"algorithm": "sha512"}
+        imprint["hashed_message"] = imprint["hashed_message"].native * 2  # 64 bytes
+        answer = authority.respond(request).dump()
+        start_response("200 OK", [("Content-Type", REPLY_TYPE),
+                                  ("Content-Length", str(len(answer)))])
+        return [answer]
+    return app
+
+
+def _padded(authority: DevTimeStampAuthority) -> WsgiApp:
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        answer = authority.respond_der(environ["wsgi.input"].read(
+            int(environ["CONTENT_LENGTH"]))) + bytes(70_000)
+        start_response("200 OK", [("Content-Type", REPLY_TYPE),
+                                  ("Content-Length", str(len(answer)))])
+        return [answer]
+    return app
+
+
 def _closed_port() -> Iterator[str]:
     server = make_server("127.0.0.1", 0, _answer("200 OK", b""))
     port = server.server_port
@@ -234,7 +282,7 @@ def _closed_port() -> Iterator[str]:
 
 
 @pytest.mark.parametrize("failing", ["down", "http 500", "html", "garbage", "refusal",
-                                     "other digest"])
+                                     "other digest", "other algorithm", "huge"])
 def test_every_tsa_failure_is_one_clean_error_and_nothing_is_signed(
     pki: DevPki, failing: str
 ) -> None:
@@ -245,6 +293,9 @@ def test_every_tsa_failure_is_one_clean_error_and_nothing_is_signed(
         "garbage": lambda: serve(_answer("200 OK", b"\x30\x82\x01")),
         "refusal": lambda: serve(_answer("200 OK", refusal("system_failure", "busy").dump())),
         "other digest": lambda: serve(_other_digest(authority_of(pki))),
+        "other algorithm": lambda: serve(_other_algorithm(authority_of(pki))),
+        # The right token, then 70 KB more: no TSA answers that much; read no further.
+        "huge": lambda: serve(_padded(authority_of(pki))),
     }
     for url in servers[failing]():
         signer = signer_with(pki, StrictTimeStamper(url, timeout=5))
