@@ -47,6 +47,8 @@ DEV_PKI_FILES: Final = (
 # Present only while a freshly generated set is being moved into place: if it survives a crash,
 # the partial set is ours and is regenerated; a partial set without it is someone's and is refused.
 _INCOMPLETE_MARKER: Final = ".devpki-incomplete"
+# The same, while only the TSA's files are added to an older set: the rest is never remade.
+_TSA_INCOMPLETE_MARKER: Final = ".devpki-tsa-incomplete"
 _LOCK_FILE: Final = ".devpki.lock"
 _YEAR: Final = dt.timedelta(days=365)
 _CLOCK_SKEW: Final = dt.timedelta(minutes=5)
@@ -105,19 +107,23 @@ def ensure_dev_pki(
         pki = DevPki.at(keys_dir)
         interrupted = (keys_dir / _INCOMPLETE_MARKER).exists()
         present = [name for name in DEV_PKI_FILES if (keys_dir / name).exists()]
-        if not interrupted and len(present) == len(DEV_PKI_FILES):
+        if not interrupted and len(present) == len(DEV_PKI_FILES) and not (
+                keys_dir / _TSA_INCOMPLETE_MARKER).exists():
             return pki
         missing = sorted(set(DEV_PKI_FILES) - set(present))
-        if not interrupted and set(missing) == set(DEV_TSA_FILES):
-            # A set made before the dev TSA existed: its root issues the TSA's CA now.
-            _generate_into(keys_dir, _tsa_files(organisation, _now(), *_root_of(pki)))
+        adding_tsa = (keys_dir / _TSA_INCOMPLETE_MARKER).exists()
+        if not interrupted and (adding_tsa or set(missing) == set(DEV_TSA_FILES)):
+            # A set made before the dev TSA existed (or whose TSA was being added when the
+            # process died): its root issues the TSA's CA now; the rest is left as it is.
+            _generate_into(keys_dir, _tsa_files(organisation, _now(), *_root_of(pki)),
+                           _TSA_INCOMPLETE_MARKER)
             return pki
         if not interrupted and present:
             raise KeyMaterialMissing(
                 f"incomplete dev PKI in {keys_dir}: missing {', '.join(missing)}; "
                 "remove the remaining key files to regenerate the whole set"
             )
-        _generate_into(keys_dir, _build_files(organisation, _now()))
+        _generate_into(keys_dir, _build_files(organisation, _now()), _INCOMPLETE_MARKER)
         return pki
 
 
@@ -143,7 +149,7 @@ def _locked(lock_path: Path) -> Iterator[None]:
         os.close(fd)
 
 
-def _generate_into(keys_dir: Path, files: dict[str, bytes]) -> None:
+def _generate_into(keys_dir: Path, files: dict[str, bytes], marker: str) -> None:
     # Staged beside the keys: the renames below stay on one filesystem, so each is atomic (a
     # tmpfs /tmp would fail them with EXDEV). The prefix only names the staging folder, which
     # the `finally` removes; only a SIGKILL would leave it behind, hidden and recognisably ours.
@@ -152,12 +158,12 @@ def _generate_into(keys_dir: Path, files: dict[str, bytes]) -> None:
         for name, data in files.items():
             _write_durably(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
         # Only the marker's existence is ever read; its content and mode are not.
-        _write_durably(keys_dir / _INCOMPLETE_MARKER, b"", 0o600)  # equivalent: content, mode
+        _write_durably(keys_dir / marker, b"", 0o600)  # equivalent: content, mode
         _fsync_dir(keys_dir)
         for name in files:
             os.replace(staging / name, keys_dir / name)
         _fsync_dir(keys_dir)
-        (keys_dir / _INCOMPLETE_MARKER).unlink()
+        (keys_dir / marker).unlink()
         _fsync_dir(keys_dir)
     finally:
         # After the renames the folder is empty and goes either way; ignoring errors only

@@ -119,6 +119,21 @@ def test_a_set_made_before_the_dev_tsa_gets_one_from_its_own_root(tmp_path: Path
         ensure_dev_pki(tmp_path)
 
 
+def test_a_tsa_addition_cut_short_is_finished_and_the_rest_kept(tmp_path: Path) -> None:
+    pki = ensure_dev_pki(tmp_path)
+    root = pki.root_cert.read_bytes()
+    for name in ("tsa.key", "tsa.crt"):  # the process died while moving the TSA files in
+        (tmp_path / name).unlink()
+    (tmp_path / ".devpki-tsa-incomplete").write_bytes(b"")
+
+    ensure_dev_pki(tmp_path)
+
+    assert pki.root_cert.read_bytes() == root  # certificates issued so far still verify
+    assert all((tmp_path / name).exists() for name in DEV_TSA_FILES)
+    _cert(pki.tsa_cert).verify_directly_issued_by(_cert(pki.tsa_ca_cert))
+    assert not (tmp_path / ".devpki-tsa-incomplete").exists()
+
+
 def test_dev_keys_go_into_a_new_nested_folder_each_beside_its_certificate(
     tmp_path: Path,
 ) -> None:

@@ -232,3 +232,24 @@ def test_a_seal_key_the_token_cannot_give_is_refused_by_name(token: Token, pin: 
                                               pkcs11_module=MODULE,
                                               pkcs11_seal_key_label="seal"))
     assert alone.kid == SealKey.load(token.keys.seal_key, token.keys.seal_cert).kid
+
+
+def test_serve_checks_token_keys_in_a_fresh_process_not_in_the_forking_master(
+    token: Token, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import api
+    from tests.conftest import make_settings
+    from web_server import _check_in_fresh_process
+
+    def never_here(*_: object) -> None:
+        raise AssertionError("the app (and its keys) was built in the serving process")
+
+    monkeypatch.setattr(api, "create_app", never_here)  # this process only: the child is new
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}",
+                             token.keys.keys_dir, signer_backend="pkcs11",
+                             pkcs11_module=MODULE)
+    monkeypatch.delenv("PRAMAAN_PKCS11_PIN", raising=False)
+    with pytest.raises(KeyMaterialMissing, match=r"PIN is not set"):
+        _check_in_fresh_process(settings)  # the child's refusal, raised here
+    monkeypatch.setenv("PRAMAAN_PKCS11_PIN", PIN)
+    _check_in_fresh_process(settings)  # the keys are fine: nothing raised
