@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import logging
+import re
 import secrets
 import sys
 from datetime import date, datetime, time
@@ -287,12 +288,12 @@ def _verify(rt: Runtime, args: argparse.Namespace) -> int:
 def _day_in_india(text: str) -> datetime:
     from issuer.fields import IST
 
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # fromisoformat takes week dates too
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
     try:
         day = date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
-    if len(text) != 10:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)")
     return datetime.combine(day, time(0, 0), IST)
 
 

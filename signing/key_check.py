@@ -23,6 +23,7 @@ from signing.keyring import load_seal_key, require_chain, timestamper_of
 from signing.pades import PadesSigner
 from signing.sample_pdf import minimal_pdf
 from signing.timestamps import TsaUnavailable
+from signing.trust_store import TrustStore
 from signing.validate import validate_pdf
 
 EXPIRY_MARGIN = dt.timedelta(days=30)
@@ -62,6 +63,21 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
             certs = _attempt(checks, f"{label} {path.name}", _loader(path, label),
                              lambda found: f"{len(found)} certificate(s)")
             for cert in certs or ():
+                checks.append(_lifetime(f"{label} {path.name}", cert, moment, margin))
+    _attempt(checks, "trust store", lambda: TrustStore.from_config(config),
+             lambda store: f"{len(store.seal_trust.entries)} seal certificate(s) trusted "
+             "(current, staged and retired)")
+    if config.pending_dir is not None:
+        from signing.keyring import Keyring
+
+        _attempt(checks, "staged rotation", lambda: Keyring.from_config(
+            config, verify_base_url="https://check.invalid").pending,
+            lambda staged: "loads and checks" if staged else "none")
+    if config.dev_tsa:
+        for label, path in (("TSA certificate", config.tsa_cert_path),
+                            *(("TSA chain certificate", p) for p in config.tsa_chain_paths)):
+            for cert in _attempt(checks, f"{label} {path.name}", _loader(path, label),
+                                 lambda found: f"{len(found)} certificate(s)") or ():
                 checks.append(_lifetime(f"{label} {path.name}", cert, moment, margin))
     if config.tsa_url or config.dev_tsa:
         where = config.tsa_url or "the development TSA (in process)"

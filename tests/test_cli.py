@@ -66,7 +66,7 @@ def test_verify_at_another_day_tells_how_long_the_signature_holds(
     later = pramaan(home, "verify", "--at", str(today + timedelta(days=6 * 365)), pdf)
     assert later.returncode == 1
     assert json.loads(later.stdout)["reason"] == "pdf_signature: untrusted"
-    for garbage in ("2030-13-01", "tomorrow", "2030-1-1"):
+    for garbage in ("2030-13-01", "tomorrow", "2030-1-1", "2030-W01-1"):
         refused = pramaan(home, "verify", "--at", garbage, pdf)
         assert refused.returncode == 2
         assert f"{garbage!r} is not a date (YYYY-MM-DD)" in refused.stderr

@@ -227,3 +227,16 @@ def test_what_cannot_be_rotated_is_refused_before_anything_is_staged(
         stage(keys, now)
     assert not (keys / "next").exists()
     assert not [p for p in keys.iterdir() if p.name.startswith(".next-")]  # no leftovers
+
+
+def test_keys_check_loads_a_staged_rotation_too(keys: Path, stranger: DevPki) -> None:
+    from signing.key_check import check_keys
+
+    stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    named = {c.name: c for c in check_keys(SignerConfig.from_keys_dir(keys))}
+    assert named["staged rotation"].ok and named["staged rotation"].detail == "loads and checks"
+    assert named["trust store"].detail.startswith("2 seal certificate(s) trusted")
+    shutil.copy(stranger.seal_key, keys / "next" / "seal.key")  # damaged after staging
+    named = {c.name: c for c in check_keys(SignerConfig.from_keys_dir(keys))}
+    assert not named["staged rotation"].ok
+    assert named["staged rotation"].detail.endswith("[key_cert_mismatch]")

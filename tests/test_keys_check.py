@@ -47,7 +47,7 @@ def test_a_sound_set_passes_every_check(pki: DevPki) -> None:
         "document signer", "document signer certificate validity", "signer chain",
         "seal key", "seal certificate validity", "chain certificate ca.crt",
         "chain certificate ca.crt validity", "trust root root.crt",
-        "trust root root.crt validity", "test signature"]
+        "trust root root.crt validity", "trust store", "test signature"]
     assert all(c.ok for c in checks), checks
     named = by_name(checks)
     assert named["document signer"].detail.startswith("CN=Pramaan Dev Document Signer")
@@ -136,12 +136,17 @@ def test_the_commands_make_a_set_check_it_and_exit_by_the_result(tmp_path: Path)
     good = _pramaan(tmp_path, "keys", "check")
     assert good.returncode == 0, good.stdout + good.stderr
     lines = good.stdout.splitlines()
-    assert len(lines) == 11 and all(line.startswith("ok   ") for line in lines)
-    # In development the dev TSA of keys/ timestamps, in process: asked like any other.
+    assert all(line.startswith("ok   ") for line in lines), good.stdout
+    # In development the dev TSA of keys/ timestamps, in process: checked like any other.
     assert lines[-2].startswith("ok   time-stamping authority: the development TSA (in "
                                 "process) answered (its time: ")
     assert lines[-1] == ("ok   test signature: a PAdES B-T signature validates against the "
                          "trust roots")
+    assert "ok   trust store: 1 seal certificate(s) trusted (current, staged and retired)" in lines
+    assert any(line.startswith("ok   TSA certificate tsa.crt validity: valid until")
+               for line in lines)
+    assert any(line.startswith("ok   TSA chain certificate tsa-ca.crt validity: valid until")
+               for line in lines)
     soon = _pramaan(tmp_path, "keys", "check", "--days", "4000")
     assert soon.returncode == 1
     assert "BAD  document signer certificate validity: expires in" in soon.stdout
