@@ -251,7 +251,8 @@ def transport_text(cose: bytes) -> str:
     This is the one text `decode_seal` accepts for that message."""
     compressed, body = _transport_body(cose)
     flag = _FLAG_DEFLATED if compressed else _FLAG_PLAIN
-    return flag + _int_to_digits(int.from_bytes(_SENTINEL + body, "big"))
+    # equivalent, next line: "big" is int.from_bytes's default byte order (Python 3.11+)
+    return flag + _int_to_digits(int.from_bytes(_SENTINEL + body, "big"))  # equivalent
 
 
 def _issued_in_window(claims: Mapping[int, Any], entry: TrustEntry) -> bool:

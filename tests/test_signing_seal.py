@@ -764,3 +764,12 @@ def test_a_seal_key_s_trust_entry_names_its_kid_window_and_doc_types(seal_key: S
     assert (entry.not_before, entry.not_after) == (seal_key.certificate.not_valid_before_utc,
                                                    seal_key.certificate.not_valid_after_utc)
     assert seal_key.trust_entry().doc_types == ()
+
+
+def test_a_body_deflate_cannot_shorten_travels_plain() -> None:
+    """DEFLATE only when strictly shorter: for these 20 bytes raw DEFLATE at level 9 gives
+    exactly 20 bytes, and the one canonical text is then the plain one."""
+    body = b"XSITA0GE262MR6R62MQ4"
+    compressor = zlib.compressobj(level=9, wbits=-15)
+    assert len(compressor.compress(body) + compressor.flush()) == len(body)
+    assert transport_text(body)[0] == "0"  # the plain flag digit
