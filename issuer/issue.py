@@ -282,7 +282,10 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
         pdf = runtime.renderer.render(intent.template_version,
                                       render_data(runtime.settings, intent), svg)
     with _stage(timings, "sign"):
-        return runtime.keyring.active().pades.sign(
+        keys = runtime.keyring.active()
+        level = runtime.settings.signature_levels.get(intent.cert_type)  # else the default:
+        signer = keys.pades if level is None else keys.pades_at(level)  # B-T with a TSA
+        return signer.sign(
             pdf,
             reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",
             location=runtime.settings.signing_location,

@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.db import make_engine, make_session_factory
+from issuer.errors import ConfigError
 from issuer.settings import Settings
 from issuer.storage import PdfStore
 
@@ -45,7 +46,21 @@ class Runtime:
         from signing.keyring import Keyring
 
         config = signer_config(self.settings)
-        return Keyring.from_config(config, verify_base_url=self.settings.verify_base_url)
+        keyring = Keyring.from_config(config, verify_base_url=self.settings.verify_base_url)
+        from issuer.certtypes import known_types
+
+        unknown = sorted(set(self.settings.signature_levels) - set(known_types()))
+        if unknown:
+            keyring.close()
+            raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: no certificate type "
+                              f"{', '.join(unknown)} (the types: {', '.join(known_types())})")
+        stamped = [code for code, level in self.settings.signature_levels.items()
+                   if level == "B-T"]
+        if stamped and keyring.pades_b_t is None:
+            keyring.close()
+            raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {', '.join(stamped)} at B-T, but no "
+                              "TSA is configured (PRAMAAN_TSA_URL)")
+        return keyring
 
     @functools.cached_property
     def trust(self) -> TrustStore:

@@ -14,6 +14,9 @@ from issuer.verify_base import default_verify_base, verify_base_problem
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 
+SIGNATURE_LEVELS = ("B-B", "B-T")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Runtime configuration. Every field maps to one environment variable (see README)."""
@@ -38,6 +41,9 @@ class Settings:
     # Hex digits reserved in each PDF for the CMS signature (None: 16384, or 24576 when
     # timestamping, which a TSA's token and certificates make larger).
     signature_reserve: int | None = None
+    # PAdES level per certificate type (type -> "B-B" or "B-T"); a type not named is signed at
+    # B-T when a TSA is configured, else B-B: PRAMAAN_SIGNATURE_LEVELS="property_no_dues=B-B".
+    signature_levels: Mapping[str, str] = field(default_factory=dict)
     # PRAMAAN_SIGNER_BACKEND=pkcs11: the token's library, its label and the signer key's label;
     # the PIN stays in the environment (PRAMAAN_PKCS11_PIN), read only by signing/.
     pkcs11_module: str | None = None
@@ -129,6 +135,7 @@ class Settings:
             tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
             tsa_timeout=_int(env, "PRAMAAN_TSA_TIMEOUT", 10),
             signature_reserve=(_int(env, "PRAMAAN_SIGNATURE_RESERVE", 0) or None),
+            signature_levels=_pairs(env, "PRAMAAN_SIGNATURE_LEVELS", str),
             pkcs11_module=env.get("PRAMAAN_PKCS11_MODULE") or None,
             pkcs11_token_label=env.get("PRAMAAN_PKCS11_TOKEN_LABEL") or "pramaan",
             pkcs11_key_label=env.get("PRAMAAN_PKCS11_KEY_LABEL") or "signer",
@@ -199,6 +206,13 @@ class Settings:
                 4096 <= self.signature_reserve <= 262144 and self.signature_reserve % 2 == 0):
             raise ConfigError("PRAMAAN_SIGNATURE_RESERVE must be an even number of hex digits "
                               "from 4096 to 262144")
+        for code, level in self.signature_levels.items():
+            if level not in SIGNATURE_LEVELS:
+                raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {code}={level}: the levels are "
+                                  f"{', '.join(SIGNATURE_LEVELS)} (B-LT and B-LTA: not yet)")
+            if level == "B-T" and self.tsa_url == "none":
+                raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {code}=B-T needs a TSA, and "
+                                  "PRAMAAN_TSA_URL=none")
         if not 1 <= self.tsa_timeout <= 120:
             raise ConfigError("PRAMAAN_TSA_TIMEOUT must be 1-120 seconds")
         if self.signer_backend not in ("file", "pkcs11"):

@@ -32,14 +32,25 @@ class Keyring:
     satisfy (a signer that verifiers would refuse is refused at startup)."""
 
     backend: SignerBackend = field(repr=False)
-    pades: PadesSigner = field(repr=False)
+    pades: PadesSigner = field(repr=False)  # B-T when a TSA is configured, else B-B
     sealer: Sealer = field(repr=False)
     trust: TrustStore = field(repr=False)
     seal_kid: bytes
     seal_key: SealKey = field(repr=False)
+    pades_b_b: PadesSigner = field(repr=False)
+    pades_b_t: PadesSigner | None = field(repr=False)
     # A staged rotation (signing/rotation.py): the keys that sign from `activate_at` on.
     pending: Keyring | None = field(default=None, repr=False)
     activate_at: dt.datetime | None = None
+
+    def pades_at(self, level: str) -> PadesSigner:
+        """The PAdES signer of `level`: "B-T" (refused without a TSA) or "B-B"."""
+        if level == "B-T" and self.pades_b_t is not None:
+            return self.pades_b_t
+        if level == "B-B":
+            return self.pades_b_b
+        raise SigningError(f"no signer for PAdES {level}: B-T needs a TSA",
+                           code="invalid_signing_config")
 
     def close(self) -> None:
         """Close what holds a session open (a PKCS#11 token's), this set's and the staged."""
@@ -82,6 +93,9 @@ class Keyring:
             require_chain(backend, config)
             staged = _staged(config, verify_base_url)
             timestamper = timestamper_of(config)
+            pades_b_b = PadesSigner(backend, bytes_reserved=config.bytes_reserved)
+            pades_b_t = (PadesSigner(backend, bytes_reserved=config.bytes_reserved,
+                                     timestamper=timestamper) if timestamper else None)
         except BaseException:
             close = getattr(backend, "close", None)  # a PKCS#11 session stays open otherwise
             if close is not None:
@@ -91,8 +105,9 @@ class Keyring:
             pending=staged[0] if staged else None,
             activate_at=staged[1] if staged else None,
             backend=backend,
-            pades=PadesSigner(backend, bytes_reserved=config.bytes_reserved,
-                              timestamper=timestamper),
+            pades=(pades_b_t or pades_b_b),
+            pades_b_b=pades_b_b,
+            pades_b_t=pades_b_t,
             sealer=Sealer(seal_key, verify_base_url),
             trust=TrustStore.from_config(config),
             seal_kid=seal_key.kid,

@@ -225,3 +225,63 @@ def test_a_signature_reserve_out_of_bounds_or_odd_is_refused(
 
     with pytest.raises(ConfigError, match="PRAMAAN_SIGNATURE_RESERVE must be an even number"):
         make_settings(tmp_path, "sqlite://", keys_dir, signature_reserve=reserve)
+
+
+def _issued_as(runtime: Runtime, name: str) -> bytes:
+    with runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        cert_id = submit(session, department, "test:clerk", sample(name)).id
+    assert issue_certificate(runtime, cert_id) is True
+    record = record_of(runtime, cert_id)
+    assert record.pdf_path is not None and record.pdf_sha256 is not None
+    return runtime.store.get(record.pdf_path, record.pdf_sha256)
+
+
+def test_each_certificate_type_is_signed_at_its_own_level(
+    tmp_path: Path, sqlite_url: str, keys_dir: Path, tsa: tuple[SwitchableTsa, str],
+) -> None:
+    built = Runtime(make_settings(tmp_path, sqlite_url, keys_dir, tsa_url=tsa[1],
+                                  signature_levels={"property_no_dues": "B-B"}))
+    try:
+        initialise(built)
+        roots = [keys_dir / "root.crt"]
+        birth = validate_pdf(_issued_as(built, "birth-1"), roots)  # not named: B-T (a TSA)
+        no_dues = validate_pdf(_issued_as(built, "property-1"), roots)
+    finally:
+        built.close()
+    assert birth.ok and birth.timestamp is not None
+    assert no_dues.ok and no_dues.timestamp is None
+
+
+@pytest.mark.parametrize("levels, tsa_url, message", [
+    ({"birth": "B-LTA"}, None, "birth=B-LTA: the levels are B-B, B-T (B-LT and B-LTA: not yet)"),
+    ({"birth": "B-T"}, "none", "birth=B-T needs a TSA, and PRAMAAN_TSA_URL=none"),
+])
+def test_signature_levels_are_checked_with_the_settings(
+    tmp_path: Path, keys_dir: Path, levels: dict[str, str], tsa_url: str | None, message: str,
+) -> None:
+    from issuer.errors import ConfigError
+
+    with pytest.raises(ConfigError) as refused:
+        make_settings(tmp_path, "sqlite://", keys_dir, signature_levels=levels, tsa_url=tsa_url)
+    assert str(refused.value) == f"PRAMAAN_SIGNATURE_LEVELS: {message}"
+
+
+def test_signature_levels_name_known_types_and_b_t_only_with_a_tsa(
+    tmp_path: Path, sqlite_url: str, keys_dir: Path,
+) -> None:
+    from issuer.errors import ConfigError
+
+    for levels, tsa_url, message in (
+            ({"brith": "B-B"}, None, "no certificate type brith"),
+            ({"birth": "B-T"}, None, "birth at B-T, but no TSA is configured")):
+        built = Runtime(make_settings(tmp_path, sqlite_url, keys_dir, signature_levels=levels,
+                                      tsa_url=tsa_url, environment="production",
+                                      verify_base_url="https://verify.pmc.gov.in",
+                                      verify_base_url_configured=True))
+        try:
+            with pytest.raises(ConfigError, match=message):
+                built.keyring  # noqa: B018
+        finally:
+            built.close()
