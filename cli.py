@@ -13,6 +13,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from issuer.errors import NotFound, PramaanError, ValidationFailed
@@ -691,9 +692,13 @@ def _rotate(settings: Settings, args: argparse.Namespace) -> int:
 
     rt = Runtime(settings)
     try:
+        with rt.sessions() as session:  # the audit log must be writable before keys move
+            session.execute(text("SELECT 1"))
         if args.verb == "promote":
             staged = rotation.pending(settings.keys_dir)
-            if staged is None or not rotation.promote(settings.keys_dir):
+            if staged is None or not rotation.promote(
+                    settings.keys_dir, config=signer_config(settings),
+                    verify_base_url=settings.verify_base_url):
                 when = ("no rotation is staged" if staged is None else
                         f"the staged keys sign from {staged.activate_at:%Y-%m-%d %H:%M:%S} UTC")
                 print(f"nothing to promote: {when}")

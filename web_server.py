@@ -7,6 +7,7 @@ configuration file: workers, threads and timeouts come from PRAMAAN_WEB_* like e
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
 import socket
 import threading
 import time
@@ -211,25 +212,50 @@ def serve(settings: Settings) -> None:
     PramaanServer(settings).run()
 
 
+STARTUP_CHECK_SECONDS = 120
+
+
 def _check_in_fresh_process(settings: Settings) -> None:
+    """Build the app once in a spawned process and raise here what it refused with (as a
+    ConfigError or SigningError with the same code and message)."""
     context = multiprocessing.get_context("spawn")
-    errors = context.SimpleQueue()
-    child = context.Process(target=_startup_check, args=(settings, errors))
+    reader, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_startup_check, args=(settings, writer))
     child.start()
-    child.join()
-    if not errors.empty():
-        raise errors.get()
+    writer.close()
+    ready = multiprocessing.connection.wait([reader, child.sentinel],
+                                            timeout=STARTUP_CHECK_SECONDS)
+    refusal = None
+    if reader in ready:
+        try:
+            refusal = reader.recv()
+        except EOFError:  # the child closed the pipe without a word: the check passed
+            refusal = None
+    child.join(timeout=10)
+    if child.is_alive():
+        child.terminate()
+        raise ConfigError(f"the startup check of the keys did not finish in "
+                          f"{STARTUP_CHECK_SECONDS} s (is the token's library hanging?)")
+    if refusal is not None:
+        kind, code, message = refusal
+        if kind == "config":
+            raise ConfigError(message)
+        raise SigningError(message, code=code)
     if child.exitcode != 0:
         raise ConfigError(f"the startup check of the keys failed (exit {child.exitcode})")
 
 
-def _startup_check(settings: Settings, errors: Any) -> None:
+def _startup_check(settings: Settings, writer: Any) -> None:
     from api import create_app
 
     try:
         create_app(settings).extensions["pramaan"].close()
-    except (PramaanError, SigningError) as exc:  # the parent raises it as its own
-        errors.put(exc)
+    except PramaanError as exc:  # the parent raises it again: the kind, code and message only
+        writer.send(("config", exc.code, str(exc.detail)))
+    except SigningError as exc:
+        writer.send(("signing", exc.code, str(exc)))
+    finally:
+        writer.close()
 
 
 def check_port_free(host: str, port: int) -> None:

@@ -112,7 +112,8 @@ def ensure_dev_pki(
             return pki
         missing = sorted(set(DEV_PKI_FILES) - set(present))
         adding_tsa = (keys_dir / _TSA_INCOMPLETE_MARKER).exists()
-        if not interrupted and (adding_tsa or set(missing) == set(DEV_TSA_FILES)):
+        if not interrupted and set(missing) <= set(DEV_TSA_FILES) and (
+                adding_tsa or set(missing) == set(DEV_TSA_FILES)):
             # A set made before the dev TSA existed (or whose TSA was being added when the
             # process died): its root issues the TSA's CA now; the rest is left as it is.
             _generate_into(keys_dir, _tsa_files(organisation, _now(), *_root_of(pki)),

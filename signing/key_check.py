@@ -46,8 +46,21 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
     TSA, if one is configured, must answer with a usable timestamp."""
     moment = now or dt.datetime.now(dt.UTC)
     checks: list[KeyCheck] = []
+    opened: list[object] = []
+    try:
+        return _check_all(config, moment, margin, checks, opened)
+    finally:
+        for holder in opened:  # token sessions, whatever happened
+            close = getattr(holder, "close", None)
+            if close is not None:
+                close()
+
+
+def _check_all(config: SignerConfig, moment: dt.datetime, margin: dt.timedelta,
+               checks: list[KeyCheck], opened: list[object]) -> list[KeyCheck]:
     backend = _attempt(checks, "document signer", lambda: load_backend(config),
                        lambda b: _describe(b.certificate))
+    opened.append(backend)
     if backend is not None:
         checks.append(_lifetime("document signer certificate", backend.certificate, moment,
                                 margin))
@@ -56,6 +69,7 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
     seal = _attempt(checks, "seal key", lambda: load_seal_key(config, backend),
                     lambda key: f"kid {key.kid.hex()}, {_describe(key.certificate)}")
     if seal is not None:
+        opened.append(seal.private_key)
         checks.append(_lifetime("seal certificate", seal.certificate, moment, margin))
     for label, paths in (("chain certificate", config.chain_paths),
                          ("trust root", config.trust_root_paths)):
@@ -68,11 +82,8 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
              lambda store: f"{len(store.seal_trust.entries)} seal certificate(s) trusted "
              "(current, staged and retired)")
     if config.pending_dir is not None:
-        from signing.keyring import Keyring
-
-        _attempt(checks, "staged rotation", lambda: Keyring.from_config(
-            config, verify_base_url="https://check.invalid").pending,
-            lambda staged: "loads and checks" if staged else "none")
+        _attempt(checks, "staged rotation", lambda: _load_staged(config),
+                 lambda staged: "loads and checks" if staged else "none")
     if config.dev_tsa:
         for label, path in (("TSA certificate", config.tsa_cert_path),
                             *(("TSA chain certificate", p) for p in config.tsa_chain_paths)):
@@ -89,14 +100,15 @@ def check_keys(config: SignerConfig, *, now: dt.datetime | None = None,
         # signature too large for its room, shows here and not on the first certificate.
         _attempt(checks, "test signature", lambda: _sign_and_validate(config, backend),
                  lambda level: f"a {level} signature validates against the trust roots")
-    close = getattr(backend, "close", None)
-    if close is not None:
-        close()
-    if seal is not None:
-        close = getattr(seal.private_key, "close", None)
-        if close is not None:
-            close()
     return checks
+
+
+def _load_staged(config: SignerConfig) -> bool:
+    from signing.keyring import Keyring
+
+    keyring = Keyring.from_config(config, verify_base_url="https://check.invalid")
+    keyring.close()
+    return keyring.pending is not None
 
 
 def _sign_and_validate(config: SignerConfig, backend: SignerBackend) -> str:

@@ -88,31 +88,36 @@ class Keyring:
         `chain_paths` to one of `trust_root_paths` (signed PDFs would not validate).
         """
         backend = load_backend(config)
+        opened: list[object] = [backend]  # whatever holds a token session, closed on failure
         try:
             seal_key = load_seal_key(config, backend)
+            opened.append(seal_key.private_key)
             require_chain(backend, config)
             staged = _staged(config, verify_base_url)
+            if staged:
+                opened.append(staged[0])
             timestamper = timestamper_of(config)
             pades_b_b = PadesSigner(backend, bytes_reserved=config.bytes_reserved)
             pades_b_t = (PadesSigner(backend, bytes_reserved=config.bytes_reserved,
                                      timestamper=timestamper) if timestamper else None)
+            return cls(
+                pending=staged[0] if staged else None,
+                activate_at=staged[1] if staged else None,
+                backend=backend,
+                pades=(pades_b_t or pades_b_b),
+                pades_b_b=pades_b_b,
+                pades_b_t=pades_b_t,
+                sealer=Sealer(seal_key, verify_base_url),
+                trust=TrustStore.from_config(config),
+                seal_kid=seal_key.kid,
+                seal_key=seal_key,
+            )
         except BaseException:
-            close = getattr(backend, "close", None)  # a PKCS#11 session stays open otherwise
-            if close is not None:
-                close()
+            for holder in reversed(opened):
+                close = getattr(holder, "close", None)
+                if close is not None:
+                    close()
             raise
-        return cls(
-            pending=staged[0] if staged else None,
-            activate_at=staged[1] if staged else None,
-            backend=backend,
-            pades=(pades_b_t or pades_b_b),
-            pades_b_b=pades_b_b,
-            pades_b_t=pades_b_t,
-            sealer=Sealer(seal_key, verify_base_url),
-            trust=TrustStore.from_config(config),
-            seal_kid=seal_key.kid,
-            seal_key=seal_key,
-        )
 
 
 def _staged(config: SignerConfig, verify_base_url: str) -> tuple[Keyring, dt.datetime] | None:

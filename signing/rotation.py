@@ -76,6 +76,9 @@ def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, 
     token (replace those in place)."""
     if activate_at.tzinfo is None:
         raise SigningError("the activation time needs a time zone", code="invalid_rotation")
+    # Whole seconds, as seals' issue times are: the seal and the PDF signature of one
+    # certificate never straddle the switch.
+    activate_at = activate_at.astimezone(dt.UTC).replace(microsecond=0)
     if config.backend != "file" or config.pkcs11_seal_key_label:
         raise SigningError("keys in a PKCS#11 token are not rotated here: install the new key "
                            "and certificate in place", code="invalid_rotation")
@@ -91,7 +94,7 @@ def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, 
         try:
             for name, data in files.items():
                 _write(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
-            _check(staging, config, verify_base_url)
+            _check(staging, config, verify_base_url, activate_at)
             _write(staging / ACTIVATE_AT, activate_at.astimezone(dt.UTC).isoformat().encode(),
                    0o644)
             os.replace(staging, keys_dir / NEXT_DIR)
@@ -103,14 +106,18 @@ def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, 
     return staged
 
 
-def promote(keys_dir: Path) -> bool:
+def promote(keys_dir: Path, *, config: SignerConfig, verify_base_url: str) -> bool:
     """Make a due rotation the current keys (see the module's text). False if none is due.
 
-    Safe to run again after a crash: each step is skipped once done, and the folder goes last."""
+    The staged set is checked again first (it may have been damaged since), because the move
+    deletes the old private keys. Safe to run again after a crash: each step is skipped once
+    done, and the folder goes last."""
     with _locked(keys_dir):
         waiting = pending(keys_dir)
         if waiting is None or not waiting.due():
             return False
+        if all((waiting.directory / name).exists() for name in ROTATED_FILES):
+            _check(waiting.directory, config, verify_base_url, waiting.activate_at)
         for kind in ("seal", "signer"):
             if (waiting.directory / f"{kind}.crt").exists():  # not yet moved
                 old = keys_dir / f"{kind}.crt"
@@ -126,9 +133,17 @@ def promote(keys_dir: Path) -> bool:
     return True
 
 
-def _check(folder: Path, config: SignerConfig, verify_base_url: str) -> None:
+def _check(folder: Path, config: SignerConfig, verify_base_url: str,
+           activate_at: dt.datetime) -> None:
     from signing.keyring import Keyring
 
+    for kind in ("seal", "signer"):
+        cert = x509.load_pem_x509_certificate((folder / f"{kind}.crt").read_bytes())
+        if not cert.not_valid_before_utc <= activate_at < cert.not_valid_after_utc:
+            raise SigningError(
+                f"the new {kind} certificate is valid from {cert.not_valid_before_utc:%Y-%m-%d} "
+                f"to {cert.not_valid_after_utc:%Y-%m-%d}, not at the moment it takes over "
+                f"({activate_at:%Y-%m-%d %H:%M:%S} UTC)", code="invalid_rotation")
     candidate = replace(config, key_path=folder / "signer.key", cert_path=folder / "signer.crt",
                         seal_key_path=folder / "seal.key", seal_cert_path=folder / "seal.crt",
                         pending_dir=None, tsa_url=None, dev_tsa=False)

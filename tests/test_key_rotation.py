@@ -74,6 +74,11 @@ def stage(keys: Path, at: dt.datetime, source: Path | None = None,
                           verify_base_url="http://127.0.0.1:8000")
 
 
+def promote(keys: Path) -> bool:
+    return rotation.promote(keys, config=SignerConfig.from_keys_dir(keys),
+                            verify_base_url="http://127.0.0.1:8000")
+
+
 def test_staged_keys_sign_from_their_moment_in_a_running_process(
     tmp_path: Path, keys: Path, runtimes: list[Runtime], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -169,11 +174,11 @@ def test_one_rotation_is_staged_at_a_time_and_promoted_only_when_due(keys: Path)
     with pytest.raises(SigningError, match="a rotation is already staged for") as refused:
         stage(keys, later + dt.timedelta(days=1))
     assert refused.value.code == "invalid_rotation"
-    assert rotation.promote(keys) is False  # not due: nothing moves
+    assert promote(keys) is False  # not due: nothing moves
     (keys / "next" / "activate-at").write_text(
         (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat())
     staged_seal = (keys / "next" / "seal.crt").read_bytes()
-    assert rotation.promote(keys) is True
+    assert promote(keys) is True
     assert (keys / "seal.crt").read_bytes() == staged_seal
     stage(keys, later)  # now a new one may be staged
 
@@ -191,7 +196,7 @@ def test_a_promotion_cut_short_finishes_when_run_again(keys: Path) -> None:
     # Meanwhile verification works: the half-moved set is not taken for a pending one.
     assert SignerConfig.from_keys_dir(keys).pending_dir is None
     assert TrustStore.from_config(SignerConfig.from_keys_dir(keys)).seal_trust
-    assert rotation.promote(keys) is True
+    assert promote(keys) is True
     assert (keys / "seal.crt").read_bytes() == new_seal != old_seal
     assert not (keys / "next").exists()
     # The new seal is not retired as well; the old one stays, once.
@@ -240,3 +245,23 @@ def test_keys_check_loads_a_staged_rotation_too(keys: Path, stranger: DevPki) ->
     named = {c.name: c for c in check_keys(SignerConfig.from_keys_dir(keys))}
     assert not named["staged rotation"].ok
     assert named["staged rotation"].detail.endswith("[key_cert_mismatch]")
+
+
+def test_a_staged_set_damaged_since_is_not_promoted(keys: Path, stranger: DevPki) -> None:
+    stage(keys, dt.datetime.now(dt.UTC))
+    shutil.copy(stranger.seal_key, keys / "next" / "seal.key")
+    current = {name: (keys / name).read_bytes() for name in rotation.ROTATED_FILES}
+    with pytest.raises(KeyCertMismatch):
+        promote(keys)
+    assert {name: (keys / name).read_bytes() for name in rotation.ROTATED_FILES} == current
+
+
+def test_new_certificates_must_be_valid_when_they_take_over(keys: Path) -> None:
+    later = dt.datetime.now(dt.UTC) + dt.timedelta(days=6 * 365)  # past a 5-year certificate
+    with pytest.raises(SigningError, match="not at the moment it takes over") as refused:
+        stage(keys, later)
+    assert refused.value.code == "invalid_rotation"
+    assert not (keys / "next").exists()
+    staged = stage(keys, dt.datetime(2026, 12, 2, 10, 0, 0, 999_999, tzinfo=dt.UTC)
+                   .replace(year=dt.datetime.now(dt.UTC).year + 1))
+    assert staged.activate_at.microsecond == 0  # whole seconds, as seals' issue times

@@ -17,10 +17,11 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
+from issuer.errors import ConfigError
 from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.devpki import DevPki
-from signing.errors import KeyCertMismatch, KeyMaterialMissing
+from signing.errors import KeyCertMismatch, KeyMaterialMissing, SigningError
 from signing.keyring import load_seal_key
 from signing.pades import PadesSigner
 from signing.pkcs11_backend import Pkcs11Backend
@@ -232,6 +233,7 @@ def test_a_seal_key_the_token_cannot_give_is_refused_by_name(token: Token, pin: 
                                               pkcs11_module=MODULE,
                                               pkcs11_seal_key_label="seal"))
     assert alone.kid == SealKey.load(token.keys.seal_key, token.keys.seal_cert).kid
+    alone.private_key.close()  # type: ignore[attr-defined]  # its own session
 
 
 def test_serve_checks_token_keys_in_a_fresh_process_not_in_the_forking_master(
@@ -249,7 +251,26 @@ def test_serve_checks_token_keys_in_a_fresh_process_not_in_the_forking_master(
                              token.keys.keys_dir, signer_backend="pkcs11",
                              pkcs11_module=MODULE)
     monkeypatch.delenv("PRAMAAN_PKCS11_PIN", raising=False)
-    with pytest.raises(KeyMaterialMissing, match=r"PIN is not set"):
+    with pytest.raises(SigningError, match=r"PIN is not set") as refused:
         _check_in_fresh_process(settings)  # the child's refusal, raised here
+    assert refused.value.code == "key_material_missing"
     monkeypatch.setenv("PRAMAAN_PKCS11_PIN", PIN)
     _check_in_fresh_process(settings)  # the keys are fine: nothing raised
+    wrong = dataclasses.replace(settings, signature_levels={"brith": "B-B"})
+    with pytest.raises(ConfigError, match="PRAMAAN_SIGNATURE_LEVELS: no certificate type brith"):
+        _check_in_fresh_process(wrong)
+
+
+def test_a_failed_load_leaves_no_token_session_behind(token: Token, pin: str) -> None:
+    # PKCS#11 logins are per process: a session left open by a failed load would make the next
+    # login fail (UserAlreadyLoggedIn), so a load after a failed one shows the leak.
+    from signing.keyring import Keyring
+
+    for broken in ({"pkcs11_seal_key_label": "nothing"},  # the seal key fails after the signer
+                   {"pkcs11_seal_key_label": "seal", "trust_root_paths": (
+                       token.keys.tsa_ca_cert,)}):  # the chain fails after both keys
+        with pytest.raises(SigningError):
+            Keyring.from_config(hsm_config(token, **broken), verify_base_url="http://x.example")
+        backend = load_backend(hsm_config(token))  # logs in again: nothing was left open
+        assert isinstance(backend, Pkcs11Backend)
+        backend.close()
