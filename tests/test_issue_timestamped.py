@@ -285,3 +285,12 @@ def test_signature_levels_name_known_types_and_b_t_only_with_a_tsa(
                 built.keyring  # noqa: B018
         finally:
             built.close()
+
+
+@pytest.mark.parametrize("reserve", [4096, 262144])
+def test_a_signature_reserve_at_its_bounds_is_taken(tmp_path: Path, keys_dir: Path,
+                                                    reserve: int) -> None:
+    from issuer.runtime import signer_config
+
+    settings = make_settings(tmp_path, "sqlite://", keys_dir, signature_reserve=reserve)
+    assert signer_config(settings).bytes_reserved == reserve
