@@ -643,6 +643,12 @@ def test_transport_deflates_at_level_9_only_when_shorter(seal_key: SealKey) -> N
     assert transport_text(level_9_differs) == "1" + _digits(_deflated(level_9_differs))
     incompressible = sign1(hashlib.shake_256(b"x").digest(200), seal_key.private_key, KID)
     assert transport_text(incompressible) == "0" + _digits(incompressible)
+    # Another text of the same message (the compressible one sent plain) is refused, and the
+    # refusal says why.
+    with pytest.raises(SealError) as caught:
+        decode_seal("0" + _digits(level_9_differs))
+    assert (caught.value.reason, str(caught.value)) == (
+        "malformed", "the seal text is not in its canonical encoding")
 
 
 def test_verify_base_url_edges(seal_key: SealKey) -> None:
