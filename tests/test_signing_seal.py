@@ -645,8 +645,10 @@ def test_transport_deflates_at_level_9_only_when_shorter(seal_key: SealKey) -> N
     assert transport_text(incompressible) == "0" + _digits(incompressible)
     # Another text of the same message (the compressible one sent plain) is refused, and the
     # refusal says why.
+    compressible = sign1(b"a" * 200, seal_key.private_key, KID)
+    assert transport_text(compressible)[0] == "1"
     with pytest.raises(SealError) as caught:
-        decode_seal("0" + _digits(level_9_differs))
+        decode_seal("0" + _digits(compressible))
     assert (caught.value.reason, str(caught.value)) == (
         "malformed", "the seal text is not in its canonical encoding")
 
