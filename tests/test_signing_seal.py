@@ -604,6 +604,9 @@ def test_seal_text_limit_is_exact(sealer: Sealer, trust: TrustList) -> None:
     assert verify_seal(at_limit.split("#", 1)[1], trust).ok
     too_long = at_limit + "0"
     assert verify_seal(too_long, trust).reason == "too_large"
+    with pytest.raises(SealError) as caught:
+        decode_seal(too_long)
+    assert str(caught.value) == f"{MAX_DIGITS + 1} digits, at most {MAX_DIGITS} accepted"
 
 
 def test_inflated_size_limit_is_exact(trust: TrustList) -> None:
