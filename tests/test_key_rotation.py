@@ -265,3 +265,14 @@ def test_new_certificates_must_be_valid_when_they_take_over(keys: Path) -> None:
     staged = stage(keys, dt.datetime(2026, 12, 2, 10, 0, 0, 999_999, tzinfo=dt.UTC)
                    .replace(year=dt.datetime.now(dt.UTC).year + 1))
     assert staged.activate_at.microsecond == 0  # whole seconds, as seals' issue times
+
+
+def test_a_garbled_activation_time_is_refused_by_name(keys: Path) -> None:
+    stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    moment = keys / "next" / "activate-at"
+    for text, why in (("next tuesday", "is not an ISO 8601 time"),
+                      ("2030-01-01T00:00:00", "has no time zone")):
+        moment.write_text(text)
+        with pytest.raises(KeyMaterialMissing) as refused:
+            rotation.pending(keys)
+        assert str(refused.value) == f"{moment} {why}"
