@@ -235,33 +235,33 @@ def _answer(status: str, body: bytes, content_type: str = REPLY_TYPE) -> WsgiApp
     return app
 
 
-def _other_digest(authority: DevTimeStampAuthority) -> WsgiApp:
-    """A working TSA that stamps a digest other than the one asked for."""
+def _stamping_altered(authority: DevTimeStampAuthority,
+                      alter: Callable[[Any], None]) -> WsgiApp:
+    """A working TSA that stamps the request's imprint after `alter` changed it."""
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         request = tsp.TimeStampReq.load(environ["wsgi.input"].read(
             int(environ["CONTENT_LENGTH"])))
-        imprint = request["message_imprint"]
-        imprint["hashed_message"] = bytes(32)
+        alter(request["message_imprint"])
         answer = authority.respond(request).dump()
         start_response("200 OK", [("Content-Type", REPLY_TYPE),
                                   ("Content-Length", str(len(answer)))])
         return [answer]
     return app
+
+
+def _other_digest(authority: DevTimeStampAuthority) -> WsgiApp:
+    """A working TSA that stamps a digest other than the one asked for."""
+    def alter(imprint: Any) -> None:
+        imprint["hashed_message"] = bytes(32)
+    return _stamping_altered(authority, alter)
 
 
 def _other_algorithm(authority: DevTimeStampAuthority) -> WsgiApp:
     """A working TSA that stamps, instead of the SHA-256 digest asked for, a SHA-512 one."""
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        request = tsp.TimeStampReq.load(environ["wsgi.input"].read(
-            int(environ["CONTENT_LENGTH"])))
-        imprint = request["message_imprint"]
+    def alter(imprint: Any) -> None:
         imprint["hash_algorithm"] = {"algorithm": "sha512"}
         imprint["hashed_message"] = imprint["hashed_message"].native * 2  # 64 bytes
-        answer = authority.respond(request).dump()
-        start_response("200 OK", [("Content-Type", REPLY_TYPE),
-                                  ("Content-Length", str(len(answer)))])
-        return [answer]
-    return app
+    return _stamping_altered(authority, alter)
 
 
 def _padded(authority: DevTimeStampAuthority) -> WsgiApp:
