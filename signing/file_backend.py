@@ -210,9 +210,11 @@ class FileBackend:
         require_key_matches(key, certificate, "signer key")
         require_end_entity(certificate, DOCUMENT_SIGNER_USAGE, "signer certificate")
         require_valid_now(certificate, "signer certificate")
-        chain = [
-            cert
-            for path in config.chain_paths
-            for cert in load_pem_certificates(path, "chain certificate")
-        ]
-        return cls(signer=LoadedKeySigner(key, certificate, chain), certificate=certificate)
+        return cls(signer=LoadedKeySigner(key, certificate, load_chain(config)),
+                   certificate=certificate)
+
+
+def load_chain(config: SignerConfig) -> list[x509.Certificate]:
+    """The intermediate certificates `config` names, to embed in each signature."""
+    return [cert for path in config.chain_paths
+            for cert in load_pem_certificates(path, "chain certificate")]

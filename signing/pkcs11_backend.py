@@ -29,8 +29,8 @@ from signing.config import SignerConfig
 from signing.errors import KeyCertMismatch, KeyMaterialMissing, SigningError
 from signing.file_backend import (
     DOCUMENT_SIGNER_USAGE,
+    load_chain,
     load_pem_certificate,
-    load_pem_certificates,
     require_end_entity,
     require_valid_now,
     to_asn1_certificate,
@@ -84,8 +84,7 @@ class Pkcs11Backend:
         certificate = load_pem_certificate(config.cert_path, "signer certificate")
         require_end_entity(certificate, DOCUMENT_SIGNER_USAGE, "signer certificate")
         require_valid_now(certificate, "signer certificate")
-        chain = [c for path in config.chain_paths
-                 for c in load_pem_certificates(path, "chain certificate")]
+        chain = load_chain(config)
         session = open_session(config)
         try:
             signer = Pkcs11DocumentSigner(
