@@ -614,6 +614,21 @@ def public_pages() -> Blueprint:
     def health() -> Response:
         return jsonify({"status": "ok"})
 
+    @bp.get("/.well-known/pramaan/<name>.json")
+    def published_document(name: str) -> Response:
+        # The signed seal trust list and status list, for verifiers to cache (issuer/published).
+        from issuer import published
+
+        if name not in (published.TRUST_LIST, published.STATUS_LIST):
+            raise NotFound("no such document")
+        found = published.document(runtime(), db(), name)
+        answer = Response(found.body, mimetype="application/jose+json")
+        fresh = published.STATUS_TTL if name == published.STATUS_LIST else published.TRUST_REFRESH
+        answer.headers["Cache-Control"] = f"public, max-age={int(fresh.total_seconds())}"
+        answer.headers["Access-Control-Allow-Origin"] = "*"  # any verifier's page may read it
+        answer.last_modified = found.issued_at
+        return answer
+
     return bp
 
 

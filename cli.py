@@ -251,6 +251,8 @@ def cmd_issue(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    if args.published is not None:
+        return _verify_published(args)
     rt = _runtime()
     try:
         return _verify(rt, args)
@@ -284,6 +286,53 @@ def _verify(rt: Runtime, args: argparse.Namespace) -> int:
         return 2
     print(json.dumps(verdict.as_dict(), indent=2, ensure_ascii=False, default=str))
     return 0 if verdict.current else 1
+
+
+def _verify_published(args: argparse.Namespace) -> int:
+    """`verify --qr TEXT --published SOURCE`: as a verifier without our database does it."""
+    from cryptography.x509.oid import NameOID
+
+    from issuer.offline_verify import PublishedUnavailable, fetch_published, verify_with_published
+    from signing.config import SignerConfig
+    from signing.file_backend import load_pem_certificate, load_pem_certificates
+
+    if args.qr is None:
+        print("--published checks a seal: give --qr TEXT", file=sys.stderr)
+        return 2
+    keys = SignerConfig.from_keys_dir(Settings.from_env().keys_dir)
+    try:
+        roots = [c for path in (args.root or keys.trust_root_paths)
+                 for c in load_pem_certificates(Path(path), "trust root")]
+        organisation = args.organisation or str(load_pem_certificate(
+            keys.seal_cert_path, "seal certificate").subject.get_attributes_for_oid(
+            NameOID.ORGANIZATION_NAME)[0].value)
+        published = fetch_published(args.published)
+    except (PublishedUnavailable, SigningError, IndexError) as exc:
+        print(f"pramaan verify: {exc}", file=sys.stderr)
+        return 2
+    if args.keep:
+        folder = Path(args.keep)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "trust-list.json").write_bytes(published.trust_list)
+        (folder / "status-list.json").write_bytes(published.status_list)
+    verdict = verify_with_published(args.qr, published, roots=roots, organisation=organisation)
+    print(json.dumps(verdict, indent=2, ensure_ascii=False))
+    return 0 if verdict["current"] else 1
+
+
+def cmd_publish(_args: argparse.Namespace) -> int:
+    from issuer import published
+
+    rt = _runtime()
+    try:
+        with rt.sessions() as session:
+            published.publish(rt, session)
+            session.commit()
+        for name in (published.TRUST_LIST, published.STATUS_LIST):
+            print(f"published {published.url_of(rt, name)}")
+    finally:
+        rt.close()
+    return 0
 
 
 def _day_in_india(text: str) -> datetime:
@@ -520,6 +569,18 @@ def parser() -> argparse.ArgumentParser:
     v.add_argument("--at", type=_day_in_india, metavar="YYYY-MM-DD",
                    help="validate the PDF's signature as of that day (00:00 in India), offline: "
                    "how long will this certificate's signature stay valid?")
+    v.add_argument("--published", metavar="URL|DIR",
+                   help="check --qr as an outside verifier: against the signed trust list and "
+                   "status list the issuer publishes (its base URL, or a folder kept with "
+                   "--keep), without the database")
+    v.add_argument("--root", action="append", metavar="PEM",
+                   help="with --published: the trust root (default: keys/root.crt)")
+    v.add_argument("--organisation", help="with --published: the issuer's organisation as "
+                   "its certificates name it (default: that of keys/seal.crt)")
+    v.add_argument("--keep", metavar="DIR",
+                   help="with --published: keep the fetched documents here for offline use")
+    sub.add_parser("publish", help="sign the trust list and status list now (workers do it "
+                   "every minute)")
     w = sub.add_parser("worker", help="run an RQ worker (needs REDIS_URL)")
     w.add_argument("--burst", action="store_true")
     w.add_argument("--rts-every", type=int, metavar="MINUTES",
@@ -780,6 +841,7 @@ COMMANDS = {
     "init": cmd_init, "migrate": cmd_migrate, "token": cmd_token, "serve": cmd_serve,
     "department": cmd_department, "user": cmd_user,
     "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
+    "publish": cmd_publish,
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
     "ward": cmd_ward, "rts": cmd_rts,
     "digilocker": cmd_digilocker, "keys": cmd_keys,

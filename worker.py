@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 RTS_POLL_SECONDS = 60  # how often a worker asks whether it is its turn to escalate
+PUBLISH_POLL_SECONDS = 30  # how often a worker asks whether the published lists are due
 
 
 @functools.cache
@@ -70,11 +71,40 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
     stop = start_rts_ticker(rt, connection, rts_every_minutes, burst)
     stop_deliveries = start_delivery_ticker(rt, connection, burst)
+    stop_publishing = start_publish_ticker(rt, connection, burst)
     try:
         return bool(worker.work(burst=burst, logging_level="INFO"))
     finally:
         stop.set()
         stop_deliveries.set()
+        stop_publishing.set()
+
+
+def start_publish_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
+    """Sign the published trust list and status list when due (issuer/published), one worker
+    at a time: a burst worker once, a long-running one every PUBLISH_POLL_SECONDS."""
+    stop = threading.Event()
+    if burst:
+        _publish_turn(rt, connection)
+        return stop
+
+    def loop() -> None:
+        while not stop.is_set():
+            _publish_turn(rt, connection)
+            stop.wait(PUBLISH_POLL_SECONDS)
+
+    threading.Thread(target=loop, name="publish", daemon=True).start()
+    return stop
+
+
+def _publish_turn(rt: Runtime, connection: Redis) -> None:
+    from issuer.published import publish_if_due
+
+    try:
+        if publish_if_due(rt, connection):
+            log.info("published the trust list and status list")
+    except Exception:  # logged; the jobs go on and the next turn tries again
+        log.exception("publishing the trust list and status list failed; the next turn tries")
 
 
 def start_delivery_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:

@@ -26,7 +26,7 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from digilocker.deliveries import enqueue_pending, plan_issued
-from issuer import audit
+from issuer import audit, published
 from issuer.canonical import canonical_request
 from issuer.certtypes import cert_type
 from issuer.db import as_utc, utcnow
@@ -349,7 +349,10 @@ def _supersede(session: Session, certificate_id: str, now: datetime) -> Certific
         .values(state=State.SUPERSEDED.value, superseded_by=certificate_id, updated_at=now)
         .execution_options(synchronize_session=False)  # equivalent: None (see _mark_issued)
     )
-    return session.get(Certificate, corrects) if _rowcount(done) else None
+    if not _rowcount(done):
+        return None
+    published.mark_status_changed(session)  # offline verifiers learn it at the next turn
+    return session.get(Certificate, corrects)
 
 
 def _rowcount(result: object) -> int:

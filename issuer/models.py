@@ -201,6 +201,19 @@ class ReleasedNumber(Base):
     serial: Mapped[int] = mapped_column(Integer)
 
 
+class PublishedDocument(Base):
+    """A signed document published for offline verifiers (issuer/published.py), as last signed:
+    the seal trust list or the status list. `refresh_after` is when it is signed afresh (set to
+    now by a revocation or a correction, so the next turn publishes the change)."""
+
+    __tablename__ = "published_documents"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
+    issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    refresh_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RtsEscalation(Base):
     """One escalation of an overdue request to an appellate officer (RTS Act)."""
 

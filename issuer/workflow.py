@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from digilocker.deliveries import plan_revoked
-from issuer import audit, counters
+from issuer import audit, counters, published
 from issuer.certtypes import cert_type
 from issuer.db import utcnow
 from issuer.errors import Conflict, FieldError, InvalidTransition, ValidationFailed
@@ -109,6 +109,7 @@ def revoke(session: Session, record: Certificate, actor: str, reason: str) -> No
     record.updated_at = now
     audit.record(session, actor=actor, action="revoke", certificate_id=record.id,
                  details={"reason": reason, "number": record.number})
+    published.mark_status_changed(session)  # offline verifiers learn it at the next turn
     plan_revoked(session, record)  # delete it from a linked locker (the caller enqueues)
 
 

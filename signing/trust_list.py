@@ -121,3 +121,37 @@ class TrustList:
     def to_json(self) -> dict[str, Any]:
         """The trust list document to publish (to be signed by the publisher)."""
         return {"version": 1, "keys": [entry.to_json() for entry in self._entries]}
+
+    @classmethod
+    def from_json(cls, document: object) -> TrustList:
+        """Read a published trust list (what `to_json` wrote, with any other members).
+
+        Each key's window is what the list declares, which may be narrower than its
+        certificate's validity (a retired key stops signing when it is retired) but never wider.
+        Raises `SigningError` (code "document_refused") for anything else."""
+        if not isinstance(document, dict) or document.get("version") != 1 or not isinstance(
+                document.get("keys"), list):
+            raise SigningError("not a version 1 trust list", code="document_refused")
+        return cls(_entry_of(item) for item in document["keys"])
+
+
+def _entry_of(item: object) -> TrustEntry:
+    try:
+        if not isinstance(item, dict) or not isinstance(item.get("doc_types"), list) or not all(
+                isinstance(t, str) for t in item["doc_types"]):
+            raise TypeError("an entry is an object with a list of doc_types")
+        der = base64.b64decode(item["certificate"], validate=True)
+        certificate = x509.load_der_x509_certificate(der)
+        doc_types = tuple(item["doc_types"])
+        start = dt.datetime.fromisoformat(item["signing_from"])
+        end = dt.datetime.fromisoformat(item["signing_until"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise SigningError(f"a trust list entry cannot be read: {exc!r}",
+                           code="document_refused") from exc
+    entry = TrustEntry.from_certificate(certificate, doc_types=doc_types)
+    if item.get("kid") != entry.kid.hex() or start.tzinfo is None or end.tzinfo is None or not (
+            entry.not_before <= start <= end <= entry.not_after):
+        raise SigningError(f"trust list entry {item.get('kid')!r}: its kid or window does not "
+                           "match its certificate", code="document_refused")
+    return TrustEntry(kid=entry.kid, certificate_der=der, public_key=entry.public_key,
+                      not_before=start, not_after=end, doc_types=doc_types)

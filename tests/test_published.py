@@ -1,0 +1,344 @@
+"""The signed trust list and status list at /.well-known/pramaan/, and verifying with them alone
+(`pramaan verify --qr --published`): served over real HTTP, checked with joserfc's JWS
+(authlib's JOSE library) as an independent reader, and refused when tampered, unsigned, signed
+by a stranger, or stale."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from issuer import published
+from issuer.issue import issue_certificate
+from issuer.models import Certificate
+from issuer.offline_verify import Published, verify_with_published
+from signing.devpki import DevPki
+from signing.errors import SigningError
+from signing.seal import SealKey
+from signing.signed_json import DocumentRefused, open_document, sign_document
+from signing.status_list import Status, StatusList, StatusListRefused
+from tests.conftest import Live
+from tests.test_issue_once import approved, correct
+
+ORG = "Pune Municipal Corporation (DEVELOPMENT)"
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seal_of(pki: DevPki) -> tuple[SealKey, list[x509.Certificate]]:
+    key = SealKey.load(pki.seal_key, pki.seal_cert)
+    return key, [key.certificate, x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())]
+
+
+def root_of(pki: DevPki) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(pki.root_cert.read_bytes())
+
+
+# --- the status list -------------------------------------------------------------------------
+
+def test_the_status_list_packs_two_bits_per_index_as_the_draft_does() -> None:
+    # draft-ietf-oauth-status-list's 2-bit example: these twelve statuses are C9 44 F9.
+    example = [1, 2, 0, 3, 0, 1, 0, 1, 1, 2, 3, 3]
+    built = StatusList.build({i: Status(v) for i, v in enumerate(example) if v}, len(example))
+    assert built.packed == bytes([0xC9, 0x44, 0xF9])
+    read = StatusList.from_json({"bits": 2, "size": 12, "lst": "eNo76fITAAPfAgc"})
+    assert [read.status(i) for i in range(12)] == [Status(v) for v in example]
+    assert read.status(12) is None and read.status(-1) is None
+    again = StatusList.from_json(built.to_json())
+    assert again == built
+
+
+@pytest.mark.parametrize("claim", [
+    {"bits": 1, "size": 8, "lst": "eNoDAAAAAAE"},
+    {"bits": 2, "size": 12},
+    {"bits": 2, "size": 13, "lst": "eNo76fITAAPfAgc"},  # inflates to 3 bytes, 13 needs 4
+    {"bits": 2, "size": -1, "lst": "eNo76fITAAPfAgc"},
+    {"bits": 2, "size": True, "lst": "eNo76fITAAPfAgc"},
+    {"bits": 2, "size": 12, "lst": "not base64!"},
+    {"bits": 2, "size": 12, "lst": "eNo76fITAAPf"},  # cut short
+    {"bits": 2, "size": 12, "lst": "eNo76fITAAPfAgc", "extra": 1},
+])
+def test_a_status_list_that_is_not_exactly_what_it_says_is_refused(claim: dict) -> None:
+    with pytest.raises(StatusListRefused):
+        StatusList.from_json(claim)
+
+
+def test_a_status_list_that_would_inflate_into_a_bomb_is_refused_after_a_bounded_read() -> None:
+    bomb = base64.urlsafe_b64encode(zlib.compress(bytes(50_000_000), 9)).decode().rstrip("=")
+    with pytest.raises(StatusListRefused):
+        StatusList.from_json({"bits": 2, "size": 40, "lst": bomb})
+
+
+# --- the signed documents --------------------------------------------------------------------
+
+def test_a_signed_document_reads_back_and_joserfc_verifies_it_independently(pki: DevPki) -> None:
+    key, chain = seal_of(pki)
+    document = sign_document({"hello": "नमस्ते", "n": 1}, typ="t+jws", key=key.private_key,
+                             chain=chain)
+    opened = open_document(json.dumps(document), typ="t+jws", roots=[root_of(pki)],
+                           organisation=ORG)
+    assert opened.payload == {"hello": "नमस्ते", "n": 1}
+    assert opened.signer == key.certificate
+    public = key.certificate.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    # joserfc (authlib's JOSE library, a reader we did not write) verifies it too.
+    registry = jws.JWSRegistry(algorithms=["ES256"])
+    registry.max_header_length = 8192  # its default, 512 bytes, leaves no room for x5c
+    data = jws.deserialize_json(document, ECKey.import_key(public), registry=registry)
+    assert json.loads(data.payload) == {"hello": "नमस्ते", "n": 1}
+    assert data.headers()["typ"] == "t+jws"
+
+
+def _resigned(document: dict, key: SealKey, header: dict | None = None,
+              payload: bytes | None = None) -> dict:
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    protected = b64(json.dumps(header).encode()) if header is not None else document["protected"]
+    body = b64(payload) if payload is not None else document["payload"]
+    r, s = decode_dss_signature(key.private_key.sign(f"{protected}.{body}".encode(),
+                                                     ec.ECDSA(hashes.SHA256())))
+    return {"protected": protected, "payload": body,
+            "signature": b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))}
+
+
+def test_documents_not_signed_exactly_as_we_sign_are_refused(pki: DevPki,
+                                                             stranger: DevPki) -> None:
+    key, chain = seal_of(pki)
+    document = sign_document({"a": 1}, typ="t+jws", key=key.private_key, chain=chain)
+    header = json.loads(base64.urlsafe_b64decode(document["protected"] + "=="))
+    roots = [root_of(pki)]
+
+    def refused(doc: object, **kw: object) -> None:
+        with pytest.raises(DocumentRefused):
+            open_document(json.dumps(doc), **{"typ": "t+jws", "roots": roots,
+                                             "organisation": ORG, **kw})  # type: ignore[arg-type]
+
+    body = json.dumps({"a": 2}).encode()
+    refused({**document, "payload": base64.urlsafe_b64encode(body).decode().rstrip("=")})
+    refused({**document, "signature": document["signature"][:-4] + "AAAA"})
+    refused({**document, "payload": document["payload"] + "="})  # padding is not base64url
+    refused({**document, "header": {}})
+    refused(_resigned(document, key, {**header, "alg": "none"}))
+    refused(_resigned(document, key, {**header, "kid": "x"}))
+    refused(_resigned(document, key, {**header, "x5c": []}))
+    refused(_resigned(document, key, payload=b"[1, 2]"))  # not an object
+    refused(_resigned(document, key, payload=b'{"a": NaN}'))
+    refused(document, typ="other+jws")
+    refused(document, organisation="Another Corporation")
+    refused(document, roots=[root_of(stranger)])
+    refused(document, at=dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 30))
+    # Another PKI's seal key, signing a document naming our organisation, does not chain.
+    other, other_chain = seal_of(stranger)
+    refused(sign_document({"a": 1}, typ="t+jws", key=other.private_key, chain=other_chain))
+    # Our root, but a certificate without digitalSignature (the CA's own) cannot be the signer.
+    with pytest.raises(DocumentRefused):
+        open_document(json.dumps(_resigned(document, key, {**header, "x5c": [
+            base64.b64encode(chain[1].public_bytes(serialization.Encoding.DER)).decode()]})),
+            typ="t+jws", roots=roots, organisation=ORG)
+
+
+# --- served, and verified with them alone ----------------------------------------------------
+
+def _fetch(live: Live) -> Published:
+    trust = live.get("/.well-known/pramaan/trust-list.json")
+    status = live.get("/.well-known/pramaan/status-list.json")
+    for answer in (trust, status):
+        assert answer.status_code == 200, answer.text
+        assert answer.headers["Content-Type"] == "application/jose+json"
+        assert answer.headers["Access-Control-Allow-Origin"] == "*"
+    return Published(trust_list=trust.content, status_list=status.content)
+
+
+def _verdict(live: Live, qr: str, docs: Published, keys: Path,
+             now: dt.datetime | None = None) -> dict:
+    root = x509.load_pem_x509_certificate((keys / "root.crt").read_bytes())
+    return verify_with_published(qr, docs, roots=[root], organisation=ORG, now=now)
+
+
+def _qr(live: Live, cert_id: str) -> str:
+    with live.runtime.sessions() as session:
+        record = session.get(Certificate, cert_id)
+        assert record is not None and record.seal_text is not None
+        return record.seal_text
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_published_lists_follow_issue_revocation_and_correction(live: Live, keys_dir: Path) -> None:
+    from issuer.workflow import revoke
+
+    runtime = live.runtime
+    first = approved(runtime)
+    assert issue_certificate(runtime, first)
+    docs = _fetch(live)
+    trust = open_document(docs.trust_list, typ=published.TRUST_LIST_TYPE,
+                          roots=[x509.load_pem_x509_certificate(
+                              (keys_dir / "root.crt").read_bytes())], organisation=ORG)
+    assert [k["kid"] for k in trust.payload["keys"]] == [
+        entry.kid.hex() for entry in runtime.trust.seal_trust.entries]
+    assert trust.payload["status_list"] == published.url_of(runtime, published.STATUS_LIST)
+    verdict = _verdict(live, _qr(live, first), docs, keys_dir)
+    assert (verdict["genuine"], verdict["status"], verdict["current"]) == (True, "current", True)
+    assert verdict["certificate"]["number"] == runtime.sessions().get(Certificate, first).number
+
+    # A certificate sealed after the list was signed: the old list cannot speak for it, even
+    # though it covers its index (drawn at approval, "not issued" in that list).
+    second = approved(runtime, "birth-2")
+    with runtime.sessions() as session:
+        published.publish(runtime, session, dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10))
+        session.commit()
+    before = _fetch(live)
+    assert issue_certificate(runtime, second)
+    stale = _verdict(live, _qr(live, second), before, keys_dir)
+    assert (stale["genuine"], stale["status"], stale["current"]) == (True, "unknown", False)
+    assert "older than this certificate" in stale["reason"]
+
+    # Revoked: the list is due at once, and the next fetch says so.
+    with runtime.sessions() as session, session.begin():
+        target = session.get(Certificate, first)
+        assert target is not None
+        revoke(session, target, "test:officer", "registered in error")
+    later = _fetch(live)
+    assert _verdict(live, _qr(live, first), later, keys_dir)["status"] == "revoked"
+    assert _verdict(live, _qr(live, second), later, keys_dir)["status"] == "current"
+
+    # A correction supersedes the second; a record not yet issued is "not issued".
+    fixed = correct(runtime, second, "birth-2")
+    assert issue_certificate(runtime, fixed)
+    pending = approved(runtime, "death-1")
+    latest = _fetch(live)
+    assert _verdict(live, _qr(live, second), latest, keys_dir)["status"] == "superseded"
+    assert _verdict(live, _qr(live, fixed), latest, keys_dir)["status"] == "current"
+    with runtime.sessions() as session:
+        index = session.get(Certificate, pending).status_index
+    lst = StatusList.from_json(json.loads(base64.urlsafe_b64decode(
+        json.loads(latest.status_list)["payload"] + "==="))["status_list"])
+    assert lst.status(index) == Status.NOT_ISSUED
+
+    # An expired status list gives no status; a tampered seal is not genuine.
+    expired = _verdict(live, _qr(live, fixed), latest, keys_dir,
+                       now=dt.datetime.now(dt.UTC) + dt.timedelta(days=2))
+    assert (expired["status"], expired["current"]) == ("unknown", False)
+    assert "expired" in expired["reason"]
+    qr = _qr(live, fixed)
+    forged = qr[:-3] + ("000" if qr[-3:] != "000" else "111")
+    assert _verdict(live, forged, latest, keys_dir)["genuine"] is False
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_lists_signed_by_a_key_they_do_not_list_are_refused(live: Live, keys_dir: Path,
+                                                             pki: DevPki) -> None:
+    # `pki` is another dev set under another root: re-rooted here by trusting both roots, its
+    # seal key still is not one the trust list names.
+    runtime = live.runtime
+    first = approved(runtime)
+    assert issue_certificate(runtime, first)
+    docs = _fetch(live)
+    other, chain = seal_of(pki)
+    payload = json.loads(base64.urlsafe_b64decode(json.loads(docs.status_list)["payload"] + "==="))
+    foreign = json.dumps(sign_document(payload, typ=published.STATUS_LIST_TYPE,
+                                       key=other.private_key, chain=chain)).encode()
+    roots = [x509.load_pem_x509_certificate((keys_dir / "root.crt").read_bytes()), root_of(pki)]
+    verdict = verify_with_published(_qr(live, first), Published(docs.trust_list, foreign),
+                                    roots=roots, organisation=ORG)
+    assert verdict["genuine"] is False and "not signed by a listed seal key" in verdict["reason"]
+    honest = verify_with_published(_qr(live, first), docs, roots=roots, organisation=ORG)
+    assert honest["current"] is True
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_pramaan_verify_published_fetches_keeps_and_then_works_offline(
+        live: Live, keys_dir: Path, tmp_path: Path) -> None:
+    runtime = live.runtime
+    cert = approved(runtime)
+    assert issue_certificate(runtime, cert)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRAMAAN_")}
+    env["PRAMAAN_HOME"] = str(tmp_path / "verifier")  # a verifier with no keys and no database
+    base = ["--qr", _qr(live, cert), "--root", str(keys_dir / "root.crt"),
+            "--organisation", ORG]
+
+    def pramaan(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "cli", "verify", *args], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=120, check=False)
+
+    online = pramaan(*base, "--published", live.base, "--keep", str(tmp_path / "kept"))
+    assert online.returncode == 0, online.stderr
+    assert json.loads(online.stdout)["status"] == "current"
+    offline = pramaan(*base, "--published", str(tmp_path / "kept"))
+    assert offline.returncode == 0, offline.stderr
+    assert json.loads(offline.stdout)["current"] is True
+    missing = pramaan(*base, "--published", str(tmp_path / "nothing"))
+    assert missing.returncode == 2 and "cannot read" in missing.stderr
+
+
+def test_without_keys_and_nothing_signed_the_api_says_not_published(
+        tmp_path: Path, keys_dir: Path) -> None:
+    from api import create_app
+    from issuer.bootstrap import initialise
+    from tests.conftest import make_settings
+
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", keys_dir,
+                             redis_url="redis://127.0.0.1:6379/9")
+    app = create_app(settings)
+    initialise(app.extensions["pramaan"])
+    answer = app.test_client().get("/.well-known/pramaan/status-list.json")
+    assert answer.status_code == 503 and answer.json["code"] == "not_published"
+    assert app.test_client().get("/.well-known/pramaan/other.json").status_code == 404
+    app.extensions["pramaan"].close()
+
+
+def test_a_worker_publishes_when_due_one_at_a_time(sqlite_runtime, redis_url: str) -> None:
+    from redis import Redis
+
+    redis = Redis.from_url(redis_url)
+    now = dt.datetime.now(dt.UTC)
+    with sqlite_runtime.sessions() as session:
+        assert published.due(session, now)
+    redis.set(published.PUBLISH_LOCK, "another-worker")
+    assert published.publish_if_due(sqlite_runtime, redis, now) is False  # its turn, not ours
+    redis.delete(published.PUBLISH_LOCK)
+    assert published.publish_if_due(sqlite_runtime, redis, now) is True
+    assert redis.get(published.PUBLISH_LOCK) is None
+    with sqlite_runtime.sessions() as session:
+        assert not published.due(session, now)
+        assert published.due(session, now + published.STATUS_TTL)
+        published.mark_status_changed(session)
+        session.commit()
+        assert published.due(session, now)
+    redis.close()
+
+
+def test_trust_list_entries_that_widen_their_window_or_lie_about_their_kid_are_refused(
+        pki: DevPki) -> None:
+    from signing.trust_list import TrustList
+
+    key, _ = seal_of(pki)
+    good = TrustList([key.trust_entry()]).to_json()
+    assert TrustList.from_json(good).entries[0].kid == key.kid
+    entry = good["keys"][0]
+    early = (key.certificate.not_valid_before_utc - dt.timedelta(days=1)).isoformat()
+    narrowed = (key.certificate.not_valid_after_utc - dt.timedelta(days=1)).isoformat()
+    assert TrustList.from_json({**good, "keys": [{**entry, "signing_until": narrowed}]}
+                               ).entries[0].not_after.isoformat() == narrowed
+    for bad in ({**entry, "signing_from": early}, {**entry, "kid": "00" * 8},
+                {**entry, "signing_until": "2030-01-01T00:00:00"}, {**entry, "doc_types": [1]},
+                {**entry, "certificate": "***"}):
+        with pytest.raises(SigningError):
+            TrustList.from_json({**good, "keys": [bad]})
+    with pytest.raises(SigningError):
+        TrustList.from_json({"version": 2, "keys": []})
