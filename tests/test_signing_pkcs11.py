@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from issuer.errors import ConfigError
 from signing.backend import load_backend
 from signing.config import SignerConfig
-from signing.devpki import DevPki
+from signing.devpki import DevPki, ensure_dev_pki
 from signing.errors import KeyCertMismatch, KeyMaterialMissing, SigningError
 from signing.keyring import load_seal_key
 from signing.pades import PadesSigner
@@ -53,13 +53,19 @@ def softhsm(*args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.fixture(scope="module")
-def token(tmp_path_factory: pytest.TempPathFactory, pki: DevPki,
-          stranger: DevPki) -> Iterator[Token]:
+@pytest.fixture(scope="session")
+def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
     """A SoftHSM2 token "pramaan" holding the dev signer's RSA key ("signer"), an EC P-256
     document signer's key ("ec-signer"), another certificate's key ("other"), the dev QR seal
-    key ("seal") and another seal certificate's key ("other-seal")."""
+    key ("seal") and another seal certificate's key ("other-seal").
+
+    One per test session, with PKI sets of its own: SoftHSM reads SOFTHSM2_CONF once, when
+    the library is first loaded into the process, so a second token made later in the same
+    process (a module fixture made again when the tests of this file do not run in one block,
+    as under mutmut) would never be seen; the library would still show the first one."""
     assert Path(MODULE).exists(), f"{MODULE} is missing: apt-get install softhsm2"
+    pki = ensure_dev_pki(tmp_path_factory.mktemp("token-pki"))
+    stranger = ensure_dev_pki(tmp_path_factory.mktemp("token-stranger"))
     home = tmp_path_factory.mktemp("softhsm")
     (home / "tokens").mkdir()
     conf = home / "softhsm2.conf"
