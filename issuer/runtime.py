@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from signing.config import SignerConfig
     from signing.keyring import Keyring
     from signing.trust_store import TrustStore
+    from signing.validate import FreshRevinfo
 
 
 class Runtime:
@@ -55,11 +56,18 @@ class Runtime:
             raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: no certificate type "
                               f"{', '.join(unknown)} (the types: {', '.join(known_types())})")
         stamped = [code for code, level in self.settings.signature_levels.items()
-                   if level == "B-T"]
+                   if level != "B-B"]
         if stamped and keyring.pades_b_t is None:
             keyring.close()
-            raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {', '.join(stamped)} at B-T, but no "
-                              "TSA is configured (PRAMAAN_TSA_URL)")
+            raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {', '.join(stamped)} timestamped, but "
+                              "no TSA is configured (PRAMAAN_TSA_URL)")
+        long_term = [code for code, level in self.settings.signature_levels.items()
+                     if level in ("B-LT", "B-LTA")]
+        if long_term and not keyring.pades_long_term:
+            keyring.close()
+            raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {', '.join(long_term)} long-term, "
+                              "but there is no revocation information to embed (the "
+                              "development TSA needs the dev CAs' keys in keys/)")
         return keyring
 
     @functools.cached_property
@@ -69,6 +77,16 @@ class Runtime:
         from signing.trust_store import TrustStore
 
         return TrustStore.from_config(SignerConfig.from_keys_dir(self.settings.keys_dir))
+
+    @functools.cached_property
+    def fresh_revinfo(self) -> FreshRevinfo | None:
+        """Current CRLs a verification of a long-term signature may use: the development CAs'
+        own (made from their keys in keys/); None elsewhere (the file's own data only)."""
+        from signing.keyring import revocation_of
+        from signing.revocation import DevRevocationAuthority
+
+        source = revocation_of(signer_config(self.settings))
+        return source.crls if isinstance(source, DevRevocationAuthority) else None
 
     @functools.cached_property
     def dispatcher(self) -> Dispatcher:

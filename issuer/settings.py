@@ -14,7 +14,7 @@ from issuer.verify_base import default_verify_base, verify_base_problem
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 
 
-SIGNATURE_LEVELS = ("B-B", "B-T")
+SIGNATURE_LEVELS = ("B-B", "B-T", "B-LT", "B-LTA")
 
 
 @dataclass(frozen=True)
@@ -41,8 +41,8 @@ class Settings:
     # Hex digits reserved in each PDF for the CMS signature (None: 16384, or 24576 when
     # timestamping, which a TSA's token and certificates make larger).
     signature_reserve: int | None = None
-    # PAdES level per certificate type (type -> "B-B" or "B-T"); a type not named is signed at
-    # B-T when a TSA is configured, else B-B: PRAMAAN_SIGNATURE_LEVELS="property_no_dues=B-B".
+    # PAdES level per certificate type (type -> B-B, B-T, B-LT or B-LTA); a type not named is
+    # signed at B-T when a TSA is configured, else B-B: PRAMAAN_SIGNATURE_LEVELS="birth=B-LTA".
     signature_levels: Mapping[str, str] = field(default_factory=dict)
     # PRAMAAN_SIGNER_BACKEND=pkcs11: the token's library, its label and the signer key's label;
     # the PIN stays in the environment (PRAMAAN_PKCS11_PIN), read only by signing/.
@@ -209,9 +209,9 @@ class Settings:
         for code, level in self.signature_levels.items():
             if level not in SIGNATURE_LEVELS:
                 raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {code}={level}: the levels are "
-                                  f"{', '.join(SIGNATURE_LEVELS)} (B-LT and B-LTA: not yet)")
-            if level == "B-T" and self.tsa_url == "none":
-                raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {code}=B-T needs a TSA, and "
+                                  f"{', '.join(SIGNATURE_LEVELS)}")
+            if level != "B-B" and self.tsa_url == "none":
+                raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {code}={level} needs a TSA, and "
                                   "PRAMAAN_TSA_URL=none")
         if not 1 <= self.tsa_timeout <= 120:
             raise ConfigError("PRAMAAN_TSA_TIMEOUT must be 1-120 seconds")

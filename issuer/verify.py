@@ -134,7 +134,8 @@ def verify_pdf(runtime: Runtime, pdf: bytes, *, at: datetime | None = None) -> V
     """Check a PDF: PAdES signature and chain (as of `at`, default now), the seal it carries,
     the record and its status (as it is now)."""
     verdict = Verdict()
-    pdf_report = validate_pdf(pdf, runtime.trust.trust_root_paths, at=at)
+    pdf_report = validate_pdf(pdf, runtime.trust.trust_root_paths, at=at,
+                              fresh_revinfo=runtime.fresh_revinfo)
     verdict.checks.append(Check("pdf_signature", pdf_report.ok, pdf_report.reason))
     if not pdf_report.ok:
         return verdict

@@ -7,6 +7,7 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathError, ValidationError
@@ -14,8 +15,19 @@ from pyhanko_certvalidator.errors import PathError, ValidationError
 from signing.backend import SignerBackend, load_backend
 from signing.config import SignerConfig
 from signing.errors import SigningError
-from signing.file_backend import load_pem_certificates, to_asn1_certificate
+from signing.file_backend import (
+    load_pem_certificate,
+    load_pem_certificates,
+    load_pem_private_key,
+    to_asn1_certificate,
+)
 from signing.pades import PadesSigner
+from signing.revocation import (
+    CaKey,
+    DevRevocationAuthority,
+    FetchingRevocation,
+    RevocationSource,
+)
 from signing.seal import Sealer, SealKey
 from signing.timestamps import (
     DevTimeStampAuthority,
@@ -39,18 +51,23 @@ class Keyring:
     seal_key: SealKey = field(repr=False)
     pades_b_b: PadesSigner = field(repr=False)
     pades_b_t: PadesSigner | None = field(repr=False)
+    # B-LT and B-LTA: with a TSA and a source of revocation information (signing/revocation).
+    pades_long_term: dict[str, PadesSigner] = field(default_factory=dict, repr=False)
     # A staged rotation (signing/rotation.py): the keys that sign from `activate_at` on.
     pending: Keyring | None = field(default=None, repr=False)
     activate_at: dt.datetime | None = None
 
     def pades_at(self, level: str) -> PadesSigner:
-        """The PAdES signer of `level`: "B-T" (refused without a TSA) or "B-B"."""
+        """The PAdES signer of `level`: "B-B", or "B-T", "B-LT", "B-LTA" (refused without a
+        TSA, and the long-term ones without revocation information)."""
         if level == "B-T" and self.pades_b_t is not None:
             return self.pades_b_t
         if level == "B-B":
             return self.pades_b_b
-        raise SigningError(f"no signer for PAdES {level}: B-T needs a TSA",
-                           code="invalid_signing_config")
+        if level in self.pades_long_term:
+            return self.pades_long_term[level]
+        raise SigningError(f"no signer for PAdES {level}: B-T needs a TSA, B-LT and B-LTA "
+                           "revocation information too", code="invalid_signing_config")
 
     def close(self) -> None:
         """Close what holds a session open (a PKCS#11 token's), this set's and the staged."""
@@ -100,6 +117,7 @@ class Keyring:
             pades_b_b = PadesSigner(backend, bytes_reserved=config.bytes_reserved)
             pades_b_t = (PadesSigner(backend, bytes_reserved=config.bytes_reserved,
                                      timestamper=timestamper) if timestamper else None)
+            long_term = _long_term_signers(backend, config, timestamper)
             return cls(
                 pending=staged[0] if staged else None,
                 activate_at=staged[1] if staged else None,
@@ -107,6 +125,7 @@ class Keyring:
                 pades=(pades_b_t or pades_b_b),
                 pades_b_b=pades_b_b,
                 pades_b_t=pades_b_t,
+                pades_long_term=long_term,
                 sealer=Sealer(seal_key, verify_base_url),
                 trust=TrustStore.from_config(config),
                 seal_kid=seal_key.kid,
@@ -137,6 +156,52 @@ def _staged(config: SignerConfig, verify_base_url: str) -> tuple[Keyring, dt.dat
                         pending_dir=None, retired_seal_cert_paths=(
                             config.seal_cert_path, *config.retired_seal_cert_paths))
     return Keyring.from_config(successor, verify_base_url=verify_base_url), staged.activate_at
+
+
+def _long_term_signers(backend: SignerBackend, config: SignerConfig,
+                       timestamper: TimeStamper | None) -> dict[str, PadesSigner]:
+    source = revocation_of(config)
+    if timestamper is None or source is None:
+        return {}
+    roots = [c for path in config.trust_root_paths for c in load_pem_certificates(path)]
+    others = [c for path in (*config.chain_paths, *config.tsa_chain_paths)
+              for c in load_pem_certificates(path)]
+    if config.dev_tsa:
+        others.append(load_pem_certificates(config.tsa_cert_path)[0])
+
+    def context() -> ValidationContext:
+        return source.validation_context(roots, others)
+
+    return {level: PadesSigner(backend, bytes_reserved=config.bytes_reserved,
+                               timestamper=timestamper, revocation=context,
+                               archival=level == "B-LTA")
+            for level in ("B-LT", "B-LTA")}
+
+
+def revocation_of(config: SignerConfig) -> RevocationSource | None:
+    """Where long-term signatures get revocation information: the development CAs' own CRLs
+    (with the development TSA, when keys/ holds the CA keys), or fetched from the addresses in
+    the certificates (with a TSA's URL); None for neither."""
+    if config.dev_tsa:
+        from signing.devpki import DevPki
+
+        pki = DevPki.at(config.tsa_key_path.parent)
+        pairs = [(pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
+                 (pki.tsa_ca_cert, pki.tsa_ca_key)]
+        if not all(key.exists() for _, key in pairs):
+            return None
+        return DevRevocationAuthority([
+            (load_pem_certificate(cert, "CA certificate"), _ca_key(key)) for cert, key in pairs])
+    if config.tsa_url:
+        return FetchingRevocation()
+    return None
+
+
+def _ca_key(path: Path) -> CaKey:
+    key = load_pem_private_key(path, "CA key")
+    if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+        raise SigningError(f"the CA key {path} is neither RSA nor EC", code="unsupported_key")
+    return key
 
 
 def load_seal_key(config: SignerConfig, backend: SignerBackend | None = None) -> SealKey:

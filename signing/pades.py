@@ -1,11 +1,12 @@
-"""PAdES signing of a rendered PDF with the configured backend (pyHanko underneath): B-B, or
-B-T with a timestamper (signing/timestamps.py)."""
+"""PAdES signing of a rendered PDF with the configured backend (pyHanko underneath): B-B; B-T
+with a timestamper (signing/timestamps.py); B-LT with revocation information for the whole chain
+embedded as well (signing/revocation.py), and B-LTA with a document timestamp over it all."""
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from io import BytesIO
 from typing import Final
 
@@ -20,6 +21,7 @@ from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
 from pyhanko.sign.signers.pdf_signer import PdfSigningSession
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko_certvalidator import ValidationContext
 
 from signing.backend import SignerBackend
 from signing.errors import SignatureTooLarge, SigningError
@@ -62,8 +64,16 @@ class PadesSigner:
         bytes_reserved: int = 16384,
         field_name: str = "PramaanSignature",
         timestamper: TimeStamper | None = None,
+        revocation: Callable[[], ValidationContext] | None = None,
+        archival: bool = False,
     ) -> None:
         """Sign with `backend`, reserving `bytes_reserved` hex digits for the CMS container.
+
+        With `revocation` (which needs a timestamper), each signature is B-LT: the context it
+        returns, made afresh per document, validates the signer's chain with revocation
+        information, and that information goes into the document security store; with
+        `archival` as well it is B-LTA: a document timestamp closes it, and the TSA's own
+        revocation information follows it.
 
         A fixed reservation spares pyHanko's sizing dry run (SIGNING.md, trap 2); a signature
         that does not fit fails loudly with `SignatureTooLarge`. A B-T signature of the dev
@@ -75,10 +85,25 @@ class PadesSigner:
                 f"bytes_reserved must be a positive even number, got {bytes_reserved}",
                 code="invalid_signing_config",
             )
+        if (revocation is not None or archival) and timestamper is None:
+            raise SigningError("B-LT and B-LTA need a TSA", code="invalid_signing_config")
+        if archival and revocation is None:
+            raise SigningError("B-LTA needs revocation information", code="invalid_signing_config")
         self._signer: Signer = backend.signer
         self._bytes_reserved = bytes_reserved
         self._field_name = field_name
         self._timestamper = timestamper
+        self._revocation = revocation
+        self._archival = archival
+
+    @property
+    def level(self) -> str:
+        """The PAdES level this signer writes: B-B, B-T, B-LT or B-LTA."""
+        if self._archival:
+            return "B-LTA"
+        if self._revocation is not None:
+            return "B-LT"
+        return "B-B" if self._timestamper is None else "B-T"
 
     def sign(
         self,
@@ -89,7 +114,9 @@ class PadesSigner:
         info: Mapping[str, str] | None = None,
         signing_time: dt.datetime | None = None,
     ) -> bytes:
-        """Return `pdf` with one incremental revision adding `info` and a PAdES B-B signature.
+        """Return `pdf` with one incremental revision adding `info` and a PAdES signature (B-LT
+        adds a revision holding the validation data; B-LTA then one with a document timestamp
+        and one with the TSA's validation data).
 
         `info` entries become custom keys of the document information dictionary in the signed
         revision, so the signature covers them (e.g. {"PramaanSeal": qr_text}).
@@ -112,6 +139,10 @@ class PadesSigner:
             subfilter=SigSeedSubFilter.PADES,
             reason=reason,
             location=location,
+            embed_validation_info=self._revocation is not None,
+            use_pades_lta=self._archival,
+            validation_context=self._revocation() if self._revocation is not None else None,
+            signer_key_usage={"digital_signature", "non_repudiation"},
         )
         pdf_signer = _PdfSignerAt(metadata, self._signer, moment, self._timestamper)
         output = BytesIO()
@@ -122,6 +153,10 @@ class PadesSigner:
                 raise SignatureTooLarge(
                     f"the signature does not fit in bytes_reserved={self._bytes_reserved}: {exc}"
                 ) from exc
+            if self._revocation is not None and "could not be validated" in str(exc):
+                raise SigningError(f"the signer's chain cannot be validated with revocation "
+                                   f"information (revoked, or none to be had): {exc}",
+                                   code="signer_unvalidated") from exc
             raise SigningError(f"PAdES signing failed: {exc}", code="pades_failed") from exc
         except TimestampRequestError as exc:
             raise TsaUnavailable(f"no timestamp from the TSA: {exc}") from exc

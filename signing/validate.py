@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
@@ -15,7 +15,7 @@ from asn1crypto import cms
 from asn1crypto import parser as asn1_parser
 from cryptography import x509
 from pyhanko.pdf_utils import generic
-from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.misc import IndirectObjectExpected, PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
@@ -27,9 +27,12 @@ from signing.pades import STANDARD_INFO_KEYS
 
 logger = logging.getLogger(__name__)
 
+FreshRevinfo = Callable[[dt.datetime], Sequence[x509.CertificateRevocationList]]
+"""Current CRLs as of a moment, which a verifier keeps (signing/revocation.py makes them)."""
+
 PDF_REASONS: Final = frozenset(
     {"no_signature", "multiple_signatures", "modified", "untrusted", "bad_signature", "malformed",
-     "bad_timestamp"}
+     "bad_timestamp", "revoked"}
 )
 """Stable reasons a signed PDF is rejected (`PdfReport.reason`)."""
 
@@ -66,17 +69,24 @@ class PdfReport:
     signing_time: dt.datetime | None = None
     info: dict[str, str] = field(default_factory=dict)
     timestamp: dt.datetime | None = None
+    level: str | None = None
 
 
 DOCUMENT_SIGNER_KEY_USAGE: Final = frozenset({"digital_signature", "non_repudiation"})
 
 
 def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path], *,
-                 at: dt.datetime | None = None) -> PdfReport:
+                 at: dt.datetime | None = None,
+                 fresh_revinfo: FreshRevinfo | None = None) -> PdfReport:
     """Validate the one PAdES signature of `pdf` offline against `trust_root_paths`, as of
-    now or of the moment `at` (timezone-aware): a signer certificate expired by then makes the
-    signature "untrusted". A signature timestamp is no proof of existence here: only the
-    long-term levels (issue 7, to come) keep a signature valid past its signer's expiry.
+    now or of the moment `at` (timezone-aware).
+
+    B-B and B-T: the signature must cover the whole file; a signer certificate expired by `at`
+    makes it "untrusted" (a signature timestamp is no proof of existence here). B-LT and B-LTA
+    (signing/long_term.py): ETSI AdES validation with nothing fetched, which keeps a signature
+    valid past its signer's expiry while its timestamps' chains hold; `fresh_revinfo` gives
+    current revocation information a verifier keeps (CRLs as of a moment), which the newest
+    timestamp needs once the embedded information has gone stale.
 
     Never raises for a bad document: input pyHanko cannot parse gives reason "malformed".
     Unreadable trust roots are a configuration error and raise `KeyMaterialMissing`.
@@ -87,9 +97,17 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path], *,
         for cert in load_pem_certificates(path, "trust root")
     ]
     try:
-        signatures = PdfFileReader(BytesIO(pdf), strict=True).embedded_signatures
+        reader = PdfFileReader(BytesIO(pdf), strict=True)
+        signatures = reader.embedded_signatures
+        regular = reader.embedded_regular_signatures
+        later_revisions = bool(regular) and (
+            reader.xrefs.total_revisions - 1 != regular[0].signed_revision)
     except _PARSE_ERRORS as exc:
         return _malformed(exc)  # equivalent: the exception only names the log line
+    if len(regular) == 1 and later_revisions:
+        from signing.long_term import validate_long_term
+
+        return validate_long_term(pdf, reader, roots, at=at, fresh_revinfo=fresh_revinfo)
     if len(signatures) != 1:
         return PdfReport(ok=False, reason="multiple_signatures" if signatures else "no_signature")
     signature = signatures[0]
@@ -126,6 +144,7 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path], *,
             info=_custom_info(signature),
             timestamp=(status.timestamp_validity.timestamp
                        if status.timestamp_validity is not None else None),
+            level="B-B" if status.timestamp_validity is None else "B-T",
         )
     except _PARSE_ERRORS as exc:
         return _malformed(exc)  # equivalent: the exception only names the log line
@@ -228,13 +247,13 @@ def _timestamp_sound(status: PdfSignatureStatus) -> bool:
 
 
 def _custom_info(signature: EmbeddedPdfSignature) -> dict[str, str]:
-    # A verified signature covers the entire file (_failure), so the signed revision is the
-    # last one, which is also what None resolves to.
-    signed = signature.signed_revision  # equivalent: see above
-    revision = signature.reader.get_historical_resolver(signed)  # equivalent: see above
+    # The document information of the signed revision itself: a later revision (B-LT and
+    # B-LTA add some) could otherwise bring an /Info of its own. The historical resolver's
+    # trailer_view reads the newest trailer, so the reference is resolved in the old revision.
+    revision = signature.reader.get_historical_resolver(signature.signed_revision)
     try:
-        info = revision.trailer_view["/Info"]
-    except KeyError:
+        info = revision.get_object(revision.trailer_view.get_value_as_reference("/Info"))
+    except (KeyError, IndirectObjectExpected):
         return {}
     if not isinstance(info, generic.DictionaryObject):
         return {}

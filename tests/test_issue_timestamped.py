@@ -255,8 +255,9 @@ def test_each_certificate_type_is_signed_at_its_own_level(
 
 
 @pytest.mark.parametrize("levels, tsa_url, message", [
-    ({"birth": "B-LTA"}, None, "birth=B-LTA: the levels are B-B, B-T (B-LT and B-LTA: not yet)"),
+    ({"birth": "B-LTB"}, None, "birth=B-LTB: the levels are B-B, B-T, B-LT, B-LTA"),
     ({"birth": "B-T"}, "none", "birth=B-T needs a TSA, and PRAMAAN_TSA_URL=none"),
+    ({"birth": "B-LTA"}, "none", "birth=B-LTA needs a TSA, and PRAMAAN_TSA_URL=none"),
 ])
 def test_signature_levels_are_checked_with_the_settings(
     tmp_path: Path, keys_dir: Path, levels: dict[str, str], tsa_url: str | None, message: str,
@@ -275,7 +276,8 @@ def test_signature_levels_name_known_types_and_b_t_only_with_a_tsa(
 
     for levels, tsa_url, message in (
             ({"brith": "B-B"}, None, "no certificate type brith"),
-            ({"birth": "B-T"}, None, "birth at B-T, but no TSA is configured")):
+            ({"birth": "B-T"}, None, "birth timestamped, but no TSA is configured"),
+            ({"death": "B-LT"}, None, "death timestamped, but no TSA is configured")):
         built = Runtime(make_settings(tmp_path, sqlite_url, keys_dir, signature_levels=levels,
                                       tsa_url=tsa_url, environment="production",
                                       verify_base_url="https://verify.pmc.gov.in",

@@ -1,0 +1,174 @@
+"""Validation of long-term signatures (PAdES B-LT, B-LTA): one signature, then only revisions
+that add validation data and document timestamps, judged by pyHanko's ETSI AdES validation with
+nothing fetched (`RevinfoOnlineFetchingRule.LOCAL_ONLY`), as of a moment.
+
+What pyHanko's AdES result alone does not say, we check as well
+(docs/long-term-signatures-spike.md, Q4): it reports PASSED for a file whose page content was
+replaced in a later revision, so the later revisions must be validation data only
+(`LTA_UPDATES`, DocMDP kept); the seal is read from the signed revision's own /Info; the /Contents
+of every signature is checked byte for byte; the CMS envelope must be ours.
+
+pyHanko's long-term validation reads the wall clock in places its timing argument does not
+reach (proofs of existence are dated "now"). A validation as of another moment would be
+optimistic, so the clock of those modules is set to the moment for the run, one run at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import threading
+from collections.abc import Iterator, Sequence
+from types import ModuleType
+from typing import Any, Final
+
+from asn1crypto import crl as asn1_crl
+from asn1crypto import x509 as asn1_x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
+from pyhanko.sign.validation import ades
+from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
+from pyhanko.sign.validation.policy_decl import (
+    LocalKnowledge,
+    PdfSignatureValidationSpec,
+    RevinfoOnlineFetchingRule,
+    RevocationInfoGatheringSpec,
+    SignatureValidationSpec,
+)
+from pyhanko.sign.validation.settings import KeyUsageConstraints
+from pyhanko.sign.validation.status import PdfSignatureStatus, SignatureCoverageLevel
+from pyhanko_certvalidator import context as certvalidator_context
+from pyhanko_certvalidator.context import CertValidationPolicySpec
+from pyhanko_certvalidator.ltv import ades_past, poe
+from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
+from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
+from pyhanko_certvalidator.registry import SimpleTrustManager
+from pyhanko_certvalidator.revinfo.archival import CRLContainer
+
+import signing.validate as plain
+from signing.validate import DOCUMENT_SIGNER_KEY_USAGE, FreshRevinfo, PdfReport
+
+_CLOCK_READERS: Final[tuple[ModuleType, ...]] = (poe, ades_past, certvalidator_context, ades)
+_CLOCK_LOCK: Final = threading.Lock()
+_ACCEPTED_CHANGES: Final = (ModificationLevel.NONE, ModificationLevel.LTA_UPDATES)
+
+
+def validate_long_term(pdf: bytes, reader: PdfFileReader, roots: Sequence[asn1_x509.Certificate],
+                       *, at: dt.datetime | None,
+                       fresh_revinfo: FreshRevinfo | None) -> PdfReport:
+    """The verdict on a file with one signature and later revisions (see the module)."""
+    signature = reader.embedded_regular_signatures[0]
+    stamps = reader.embedded_timestamp_signatures
+    if len(reader.embedded_signatures) != 1 + len(stamps) or any(
+            stamp.signed_revision <= signature.signed_revision for stamp in stamps):
+        return PdfReport(ok=False, reason="multiple_signatures")
+    moment = (at or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    try:
+        if not all(plain._contents_untouched(pdf, s) for s in reader.embedded_signatures):
+            return PdfReport(ok=False, reason="modified")
+        result = None
+        for knowledge in _knowledge_sets(signature, moment, fresh_revinfo):
+            result = _ades(signature, roots, moment, knowledge)
+            if result.ades_subindic.status.name == "PASSED" or result.api_status.revoked:
+                break
+        if result is None:  # unreachable: the first set is always tried (for mypy)
+            return PdfReport(ok=False, reason="untrusted")
+        status: PdfSignatureStatus = result.api_status
+        reason = _failure(status, passed=result.ades_subindic.status.name == "PASSED")
+        if reason is None and not plain._is_document_signer(status):
+            reason = "untrusted"
+        if reason is None and not plain._envelope_exact(signature, status):
+            reason = "modified"
+        if reason is not None:
+            return PdfReport(ok=False, reason=reason)
+        return PdfReport(
+            ok=True, reason=None, signer=plain._subject(status),
+            signing_time=status.signer_reported_dt, info=plain._custom_info(signature),
+            timestamp=(status.timestamp_validity.timestamp
+                       if status.timestamp_validity is not None else None),
+            level="B-LTA" if stamps else "B-LT")
+    except plain._PARSE_ERRORS as exc:
+        return plain._malformed(exc)
+
+
+def _failure(status: PdfSignatureStatus, *, passed: bool) -> str | None:
+    if not status.intact:
+        return "modified"
+    if not status.valid:
+        return "bad_signature"
+    if status.coverage != SignatureCoverageLevel.ENTIRE_FILE and not (
+            status.coverage == SignatureCoverageLevel.ENTIRE_REVISION
+            and status.modification_level in _ACCEPTED_CHANGES and status.docmdp_ok):
+        return "modified"
+    if status.revoked:
+        return "revoked"
+    if not passed:
+        return "untrusted"
+    if not plain._timestamp_sound(status):
+        return "bad_timestamp"
+    return None
+
+
+def _knowledge_sets(signature: EmbeddedPdfSignature, moment: dt.datetime,
+                    fresh_revinfo: FreshRevinfo | None) -> Iterator[LocalKnowledge]:
+    # The verifier's current CRLs of every CA first, so a revocation they know of is never
+    # missed (a revoked certificate ends the search). Then without the document signer's CA's
+    # current CRL: once the signer certificate has expired that CRL no longer names it, and it
+    # would move pyHanko's time slide past the expiry (spike Q4c); the newest timestamp's chain
+    # still needs current status. Last, what the file holds alone.
+    if fresh_revinfo is not None:
+        crls = list(fresh_revinfo(moment))
+        signer_ca = signature.signer_cert.issuer.dump()
+
+        def known(chosen: list[Any]) -> LocalKnowledge:
+            return LocalKnowledge(known_crls=[CRLContainer(asn1_crl.CertificateList.load(
+                c.public_bytes(serialization.Encoding.DER))) for c in chosen])
+
+        yield known(crls)
+        yield known([c for c in crls if c.issuer.public_bytes() != signer_ca])
+    yield LocalKnowledge()
+
+
+def _ades(signature: EmbeddedPdfSignature, roots: Sequence[asn1_x509.Certificate],
+          moment: dt.datetime, knowledge: LocalKnowledge) -> Any:
+    spec = PdfSignatureValidationSpec(
+        SignatureValidationSpec(
+            cert_validation_policy=plain_policy(roots),
+            revinfo_gathering_policy=RevocationInfoGatheringSpec(
+                online_fetching_rule=RevinfoOnlineFetchingRule.LOCAL_ONLY),
+            key_usage_settings=KeyUsageConstraints(
+                key_usage=set(DOCUMENT_SIGNER_KEY_USAGE), match_all_key_usages=True),
+            local_knowledge=knowledge,
+        ),
+        diff_policy=DEFAULT_DIFF_POLICY,
+    )
+    timing = ValidationTimingInfo(validation_time=moment, best_signature_time=moment,
+                                  point_in_time_validation=False)
+    with _clock_at(moment):
+        return asyncio.run(ades.ades_lta_validation(signature, spec, timing_info=timing))
+
+
+def plain_policy(roots: Sequence[asn1_x509.Certificate]) -> Any:
+    """Trust `roots`, and demand revocation information for every other certificate."""
+    return CertValidationPolicySpec(trust_manager=SimpleTrustManager.build(trust_roots=roots),
+                                    revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))
+
+
+@contextlib.contextmanager
+def _clock_at(moment: dt.datetime) -> Iterator[None]:
+    class Frozen(dt.datetime):
+        @classmethod
+        def now(cls, tz: dt.tzinfo | None = None) -> Any:
+            return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
+
+    with _CLOCK_LOCK:
+        saved = [module.datetime for module in _CLOCK_READERS]
+        for module in _CLOCK_READERS:
+            module.datetime = Frozen  # type: ignore[attr-defined]
+        try:
+            yield
+        finally:
+            for module, original in zip(_CLOCK_READERS, saved, strict=True):
+                module.datetime = original  # type: ignore[attr-defined]

@@ -1,0 +1,141 @@
+"""Revocation information for the long-term signature levels (PAdES B-LT, B-LTA): what proves,
+inside the PDF, that no certificate of the chain was revoked when it was signed.
+
+`DevRevocationAuthority` is the development deployment's own: each dev CA (root, document
+signer CA, TSA CA) issues a CRL signed with its key (keys/*.key), made in process, so a
+newcomer's first certificate is long-term without any server. `FetchingRevocation` is
+production's: revocation information is fetched from the addresses the certificates name
+(their CA's OCSP responder and CRL distribution points). Both hand pyHanko a
+`ValidationContext` that demands revocation information for every certificate of the chain,
+so a signature is never embedded without it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, Protocol
+
+from asn1crypto import crl as asn1_crl
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+
+from signing.file_backend import to_asn1_certificate
+
+CRL_VALIDITY: Final = dt.timedelta(days=1)
+"""How long a dev CRL is current (nextUpdate - thisUpdate)."""
+CRL_REISSUE: Final = dt.timedelta(hours=1)
+"""A dev CRL is made afresh after this long (whole-second times, a monotonic CRL number)."""
+
+REQUIRE_REVINFO: Final = CertRevTrustPolicy(RevocationCheckingPolicy(
+    ee_certificate_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+    intermediate_ca_cert_rule=RevocationCheckingRule.CRL_OR_OCSP_REQUIRED,
+))
+"""Every certificate below the root must have revocation information, CRL or OCSP."""
+
+CaKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+
+
+class RevocationSource(Protocol):
+    """Where the revocation information embedded in a long-term signature comes from."""
+
+    def validation_context(self, roots: Sequence[x509.Certificate],
+                           others: Sequence[x509.Certificate],
+                           now: dt.datetime | None = None) -> ValidationContext:
+        """A context for pyHanko that validates the chain at `now` with revocation info."""
+        ...
+
+
+class FetchingRevocation:
+    """Production: fetch OCSP responses and CRLs from the addresses in the certificates."""
+
+    def validation_context(self, roots: Sequence[x509.Certificate],
+                           others: Sequence[x509.Certificate],
+                           now: dt.datetime | None = None) -> ValidationContext:
+        return ValidationContext(
+            trust_roots=[to_asn1_certificate(c) for c in roots],
+            other_certs=[to_asn1_certificate(c) for c in others],
+            allow_fetching=True, revinfo_policy=REQUIRE_REVINFO, moment=now)
+
+
+@dataclass(frozen=True)
+class Revoked:
+    """A revoked certificate: since when, and why (an RFC 5280 reason)."""
+
+    since: dt.datetime
+    reason: x509.ReasonFlags = x509.ReasonFlags.key_compromise
+
+
+class DevRevocationAuthority:
+    """CRLs of the development CAs, made in process from their keys.
+
+    `issuers` are the CAs (certificate and key); `revoked` maps (issuer subject, serial) of
+    certificates to revoke (tests; the dev deployment revokes nothing). CRLs are cached and made
+    afresh every CRL_REISSUE, with whole-second times (poppler and NSS mis-read fractions).
+    """
+
+    def __init__(self, issuers: Sequence[tuple[x509.Certificate, CaKey]],
+                 revoked: Mapping[tuple[x509.Name, int], Revoked] | None = None,
+                 clock: Callable[[], dt.datetime] | None = None) -> None:
+        self._issuers = list(issuers)
+        self._revoked = dict(revoked or {})
+        self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
+        self._lock = threading.Lock()
+        self._cache: dict[bytes, tuple[dt.datetime, x509.CertificateRevocationList]] = {}
+
+    def crls(self, now: dt.datetime | None = None) -> list[x509.CertificateRevocationList]:
+        """The current CRL of every CA, as of `now` (default: the clock)."""
+        moment = (now or self._clock()).astimezone(dt.UTC).replace(microsecond=0)
+        return [self._crl(cert, key, moment) for cert, key in self._issuers]
+
+    def _crl(self, cert: x509.Certificate, key: CaKey,
+             now: dt.datetime) -> x509.CertificateRevocationList:
+        name = cert.subject.public_bytes()
+        with self._lock:
+            cached = self._cache.get(name)
+            if cached and cached[0] <= now < cached[0] + CRL_REISSUE:
+                return cached[1]
+            made = _build_crl(cert, key, now, [
+                (serial, entry) for (issuer, serial), entry in self._revoked.items()
+                if issuer == cert.subject and entry.since <= now])
+            self._cache[name] = (now, made)
+            return made
+
+    def validation_context(self, roots: Sequence[x509.Certificate],
+                           others: Sequence[x509.Certificate],
+                           now: dt.datetime | None = None) -> ValidationContext:
+        return ValidationContext(
+            trust_roots=[to_asn1_certificate(c) for c in roots],
+            other_certs=[to_asn1_certificate(c) for c in others],
+            crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
+                  for c in self.crls(now)],
+            ocsps=[], allow_fetching=False, revinfo_policy=REQUIRE_REVINFO, moment=now)
+
+
+def _build_crl(issuer: x509.Certificate, key: CaKey, now: dt.datetime,
+               revoked: Sequence[tuple[int, Revoked]]) -> x509.CertificateRevocationList:
+    builder = (
+        x509.CertificateRevocationListBuilder()
+        .issuer_name(issuer.subject)
+        .last_update(now)
+        .next_update(now + CRL_VALIDITY)
+        # The epoch second of thisUpdate: monotonic without stored state (one CRL a second).
+        .add_extension(x509.CRLNumber(int(now.timestamp())), critical=False)
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(
+            issuer.public_key()), critical=False)  # type: ignore[arg-type]
+    )
+    for serial, entry in revoked:
+        builder = builder.add_revoked_certificate(
+            x509.RevokedCertificateBuilder().serial_number(serial)
+            .revocation_date(entry.since.astimezone(dt.UTC).replace(microsecond=0))
+            .add_extension(x509.CRLReason(entry.reason), critical=False).build())
+    return builder.sign(key, hashes.SHA256())

@@ -1,0 +1,205 @@
+"""PAdES B-LT and B-LTA: revocation information for the whole chain embedded (the dev CAs' own
+CRLs, made in process), and for B-LTA a document timestamp over it all. Validated offline with
+pyHanko's ETSI AdES validation (nothing fetched), now and at simulated future dates: after the
+signer's certificate has expired the certificate still verifies; after the TSA's has, it does
+not (an archival timestamp would be due). Later revisions that change the page, or bring a
+seal of their own, are refused or ignored; pdfsig accepts the signature itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterator
+from dataclasses import replace
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+
+from issuer.bootstrap import initialise
+from issuer.runtime import Runtime
+from issuer.verify import verify_pdf
+from signing.config import SignerConfig
+from signing.devpki import DevPki
+from signing.errors import SigningError
+from signing.file_backend import load_pem_private_key
+from signing.keyring import Keyring, revocation_of
+from signing.pades import PadesSigner
+from signing.revocation import DevRevocationAuthority, Revoked
+from signing.sample_pdf import minimal_pdf
+from signing.validate import validate_pdf
+from tests.conftest import make_settings
+from tests.test_issue_timestamped import _issued_as
+from tests.test_signing_support import pdfsig_report
+
+NOW = dt.datetime.now(dt.UTC)
+YEAR = dt.timedelta(days=365)
+
+
+def dev_config(keys: Path) -> SignerConfig:
+    return replace(SignerConfig.from_keys_dir(keys), dev_tsa=True, bytes_reserved=24576)
+
+
+@pytest.fixture(scope="module")
+def keyring(pki: DevPki) -> Iterator[Keyring]:
+    keys = Keyring.from_config(dev_config(pki.keys_dir), verify_base_url="https://v.example")
+    yield keys
+    keys.close()
+
+
+@pytest.fixture(scope="module")
+def signed(keyring: Keyring) -> dict[str, bytes]:
+    return {level: keyring.pades_at(level).sign(
+        minimal_pdf(), reason="Birth certificate issued", location="Pune",
+        info={"PramaanSeal": "https://v.example/v#1234"}) for level in ("B-B", "B-LT", "B-LTA")}
+
+
+def fresh(pki: DevPki) -> DevRevocationAuthority:
+    source = revocation_of(dev_config(pki.keys_dir))
+    assert isinstance(source, DevRevocationAuthority)
+    return source
+
+
+def cert(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def test_each_level_has_the_revisions_and_signatures_it_should(signed: dict[str, bytes],
+                                                               keyring: Keyring) -> None:
+    assert [keyring.pades_at(level).level for level in ("B-B", "B-T", "B-LT", "B-LTA")] == [
+        "B-B", "B-T", "B-LT", "B-LTA"]
+    lt = PdfFileReader(BytesIO(signed["B-LT"]))
+    lta = PdfFileReader(BytesIO(signed["B-LTA"]))
+    assert (len(lt.embedded_regular_signatures), len(lt.embedded_timestamp_signatures)) == (1, 0)
+    assert (len(lta.embedded_regular_signatures), len(lta.embedded_timestamp_signatures)) == (1, 1)
+    for reader in (lt, lta):
+        dss = reader.root["/DSS"]
+        # Revocation information for the chain: the dev CAs' CRLs.
+        assert len(dss["/CRLs"]) >= 2 and len(dss["/Certs"]) >= 2
+
+
+@pytest.mark.parametrize("level", ["B-LT", "B-LTA"])
+def test_long_term_signatures_validate_offline_now_and_after_the_signer_expires(
+        signed: dict[str, bytes], pki: DevPki, level: str) -> None:
+    roots = [pki.root_cert]
+    signer_expires = cert(pki.signer_cert).not_valid_after_utc
+    tsa_expires = cert(pki.tsa_cert).not_valid_after_utc
+    crls = fresh(pki).crls
+    now = validate_pdf(signed[level], roots)
+    assert now.ok and now.level == level and now.info == {"PramaanSeal": "https://v.example/v#1234"}
+    assert now.timestamp is not None
+    # Two days on, the embedded CRLs are stale: a verifier's current ones are needed.
+    later = NOW + dt.timedelta(days=2)
+    assert validate_pdf(signed[level], roots, at=later, fresh_revinfo=crls).ok
+    assert validate_pdf(signed[level], roots, at=later).reason == "untrusted"
+    # After the signer's certificate has expired: still valid (the timestamp proves the
+    # signature existed while it was valid, and the CRLs then said it was not revoked).
+    expired = signer_expires + dt.timedelta(days=30)
+    assert validate_pdf(signed[level], roots, at=expired, fresh_revinfo=crls).ok
+    # After the TSA's certificate has expired, nothing vouches for the timestamp any more.
+    beyond = tsa_expires + dt.timedelta(days=30)
+    assert validate_pdf(signed[level], roots, at=beyond, fresh_revinfo=crls).reason == "untrusted"
+
+
+def test_a_b_b_signature_does_not_outlive_its_signer(signed: dict[str, bytes],
+                                                    pki: DevPki) -> None:
+    expired = cert(pki.signer_cert).not_valid_after_utc + dt.timedelta(days=30)
+    assert validate_pdf(signed["B-B"], [pki.root_cert]).ok
+    assert validate_pdf(signed["B-B"], [pki.root_cert], at=expired).reason == "untrusted"
+
+
+def test_pdfsig_accepts_the_signature_of_a_long_term_file(signed: dict[str, bytes], pki: DevPki,
+                                                         tmp_path: Path) -> None:
+    path = tmp_path / "lta.pdf"
+    path.write_bytes(signed["B-LTA"])
+    output = pdfsig_report(path, pki.root_cert, tmp_path / "nss")
+    first = output.split("Signature #2")[0]
+    # pdfsig knows no LTV and cannot check document timestamps (SIGNING.md): the signature
+    # itself is valid and trusted, and covers all but the later revisions.
+    assert "Signature is Valid" in first and "Certificate is Trusted" in first, output
+    assert "Signature #2" in output
+
+
+def _append(pdf: bytes, change: str) -> bytes:
+    writer = IncrementalPdfFileWriter(BytesIO(pdf))
+    if change == "info":
+        info = writer.trailer["/Info"]
+        info[generic.NameObject("/PramaanSeal")] = generic.TextStringObject(
+            "https://v.example/v#9999")
+        writer.mark_update(writer.trailer.raw_get("/Info"))
+    else:
+        page = writer.root["/Pages"]["/Kids"][0]
+        stream = generic.StreamObject(stream_data=b"BT /F1 24 Tf 72 700 Td (FORGED) Tj ET")
+        page[generic.NameObject("/Contents")] = writer.add_object(stream)
+        writer.update_container(page)
+    out = BytesIO()
+    writer.write(out)
+    return out.getvalue()
+
+
+def test_a_later_revision_that_changes_the_page_is_refused(signed: dict[str, bytes],
+                                                           pki: DevPki) -> None:
+    report = validate_pdf(_append(signed["B-LTA"], "page"), [pki.root_cert])
+    assert not report.ok and report.reason == "modified"
+
+
+def test_a_seal_brought_by_a_later_revision_is_never_read(signed: dict[str, bytes],
+                                                          pki: DevPki) -> None:
+    # pyHanko counts any /Info change as a long-term update; what we read is the signed
+    # revision's own /Info, so the forged seal is not seen.
+    report = validate_pdf(_append(signed["B-LTA"], "info"), [pki.root_cert])
+    assert report.info.get("PramaanSeal") != "https://v.example/v#9999"
+    assert not report.ok or report.info == {"PramaanSeal": "https://v.example/v#1234"}
+
+
+def test_a_signer_revoked_before_signing_cannot_sign_long_term(pki: DevPki,
+                                                                keyring: Keyring) -> None:
+    signer = cert(pki.signer_cert)
+    authority = DevRevocationAuthority(
+        [(cert(pki.ca_cert), load_pem_private_key(pki.ca_key)),  # type: ignore[list-item]
+         (cert(pki.root_cert), load_pem_private_key(pki.root_key)),  # type: ignore[list-item]
+         (cert(pki.tsa_ca_cert), load_pem_private_key(pki.tsa_ca_key))],  # type: ignore[list-item]
+        revoked={(signer.issuer, signer.serial_number): Revoked(NOW - dt.timedelta(hours=1))})
+    roots, others = [cert(pki.root_cert)], [cert(pki.ca_cert), cert(pki.tsa_ca_cert)]
+    pades = PadesSigner(keyring.backend, bytes_reserved=24576,
+                        timestamper=keyring.pades_at("B-LTA")._timestamper,
+                        revocation=lambda: authority.validation_context(roots, others),
+                        archival=True)
+    with pytest.raises(SigningError) as refused:
+        pades.sign(minimal_pdf(), reason="r", location="l")
+    assert refused.value.code == "signer_unvalidated"
+
+
+def test_a_signature_whose_signer_was_revoked_before_it_is_reported_revoked(
+        signed: dict[str, bytes], pki: DevPki) -> None:
+    # A key compromise found later and dated back before the signature: the verifier's current
+    # CRL names the signer, so the file's own older CRLs do not save it.
+    signer = cert(pki.signer_cert)
+    keys = [(cert(p), load_pem_private_key(k)) for p, k in (
+        (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
+        (pki.tsa_ca_cert, pki.tsa_ca_key))]
+    authority = DevRevocationAuthority(
+        keys,  # type: ignore[arg-type]
+        revoked={(signer.issuer, signer.serial_number): Revoked(NOW - dt.timedelta(days=1))})
+    report = validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=authority.crls)
+    assert not report.ok and report.reason == "revoked"
+    assert validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=fresh(pki).crls).ok
+
+
+def test_a_b_lta_certificate_issued_and_verified_by_the_service(
+        tmp_path: Path, sqlite_url: str, keys_dir: Path) -> None:
+    built = Runtime(make_settings(tmp_path, sqlite_url, keys_dir, tsa_url="dev",
+                                  signature_levels={"birth": "B-LTA"}))
+    try:
+        initialise(built)
+        pdf = _issued_as(built, "birth-1")
+        verdict = verify_pdf(built, pdf)
+        assert verdict.current, verdict.as_dict()
+        assert validate_pdf(pdf, [keys_dir / "root.crt"]).level == "B-LTA"
+        later = cert(keys_dir / "signer.crt").not_valid_after_utc + dt.timedelta(days=1)
+        assert verify_pdf(built, pdf, at=later).genuine, "the service's own current CRLs"
+    finally:
+        built.close()
