@@ -320,6 +320,22 @@ def _verify_published(args: argparse.Namespace) -> int:
     return 0 if verdict["current"] else 1
 
 
+def cmd_ltv(args: argparse.Namespace) -> int:
+    from datetime import timedelta
+
+    from issuer.ltv import refresh
+
+    rt = _runtime()
+    try:
+        report = refresh(rt, horizon=timedelta(days=args.horizon_days))
+    finally:
+        rt.close()
+    print(json.dumps({"refreshed": report.refreshed, "failed": report.failed,
+                      "skipped": len(report.skipped),
+                      "why_skipped": sorted(set(report.skipped.values()))}, indent=2))
+    return 1 if report.failed else 0
+
+
 def cmd_publish(_args: argparse.Namespace) -> int:
     from issuer import published
 
@@ -581,6 +597,13 @@ def parser() -> argparse.ArgumentParser:
                    help="with --published: keep the fetched documents here for offline use")
     sub.add_parser("publish", help="sign the trust list and status list now (workers do it "
                    "every minute)")
+    ltv = sub.add_parser("ltv", help="long-term validation upkeep of B-LTA certificates")
+    ltv_sub = ltv.add_subparsers(dest="ltv_command", required=True)
+    ltv_refresh = ltv_sub.add_parser(
+        "refresh", help="add an archival timestamp to every B-LTA certificate whose newest "
+        "timestamp's TSA certificate expires within the horizon (workers do it daily; audited)")
+    ltv_refresh.add_argument("--horizon-days", type=int, default=365,
+                             help="how far ahead an expiry counts (default 365)")
     w = sub.add_parser("worker", help="run an RQ worker (needs REDIS_URL)")
     w.add_argument("--burst", action="store_true")
     w.add_argument("--rts-every", type=int, metavar="MINUTES",
@@ -841,7 +864,7 @@ COMMANDS = {
     "init": cmd_init, "migrate": cmd_migrate, "token": cmd_token, "serve": cmd_serve,
     "department": cmd_department, "user": cmd_user,
     "issue": cmd_issue, "verify": cmd_verify, "worker": cmd_worker, "sweep": cmd_sweep,
-    "publish": cmd_publish,
+    "publish": cmd_publish, "ltv": cmd_ltv,
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
     "ward": cmd_ward, "rts": cmd_rts,
     "digilocker": cmd_digilocker, "keys": cmd_keys,

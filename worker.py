@@ -98,6 +98,7 @@ def start_publish_ticker(rt: Runtime, connection: Redis, burst: bool) -> threadi
 
 
 def _publish_turn(rt: Runtime, connection: Redis) -> None:
+    from issuer.ltv import refresh_if_due
     from issuer.published import publish_if_due
 
     try:
@@ -105,6 +106,13 @@ def _publish_turn(rt: Runtime, connection: Redis) -> None:
             log.info("published the trust list and status list")
     except Exception:  # logged; the jobs go on and the next turn tries again
         log.exception("publishing the trust list and status list failed; the next turn tries")
+    try:  # the archival timestamps, once a day across all workers
+        report = refresh_if_due(rt, connection)
+        if report is not None and (report.refreshed or report.failed):
+            log.info("archival timestamps: %d added, %d failed", len(report.refreshed),
+                     len(report.failed))
+    except Exception:  # logged; the jobs go on and the next turn tries again
+        log.exception("the archival timestamp round failed; tomorrow's turn tries again")
 
 
 def start_delivery_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:

@@ -214,6 +214,19 @@ class PublishedDocument(Base):
     refresh_after: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+class PdfRevision(Base):
+    """An earlier signed file of a certificate, replaced by one with an archival timestamp
+    (issuer/ltv.py). Its bytes stay in the store: copies citizens hold keep verifying."""
+
+    __tablename__ = "pdf_revisions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    certificate_id: Mapped[str] = mapped_column(ForeignKey("certificates.id"), index=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    path: Mapped[str] = mapped_column(String(300))
+    replaced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
 class RtsEscalation(Base):
     """One escalation of an overdue request to an appellate officer (RTS Act)."""
 

@@ -86,7 +86,7 @@ class Runtime:
         from signing.revocation import DevRevocationAuthority
 
         source = revocation_of(signer_config(self.settings))
-        return source.crls if isinstance(source, DevRevocationAuthority) else None
+        return source if isinstance(source, DevRevocationAuthority) else None
 
     @functools.cached_property
     def dispatcher(self) -> Dispatcher:

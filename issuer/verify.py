@@ -10,10 +10,11 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issuer.db import as_utc
-from issuer.models import Certificate, State
+from issuer.models import Certificate, PdfRevision, State
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 from signing.seal import PRIVATE_CLAIM, SealReport, verify_seal
@@ -149,9 +150,17 @@ def verify_pdf(runtime: Runtime, pdf: bytes, *, at: datetime | None = None) -> V
         return verdict
     record = _status_from_seal(runtime, report, verdict)
     if record is not None:
-        same = record.pdf_sha256 == hashlib.sha256(pdf).hexdigest()
+        digest = hashlib.sha256(pdf).hexdigest()
+        same = record.pdf_sha256 == digest or _an_earlier_revision(runtime, record.id, digest)
         verdict.checks.append(Check("issued_file", same, None if same else "not_the_issued_file"))
     return verdict
+
+
+def _an_earlier_revision(runtime: Runtime, cert_id: str, digest: str) -> bool:
+    # A file the certificate had before an archival timestamp replaced it (issuer/ltv.py).
+    with runtime.sessions() as session:
+        return session.scalar(select(PdfRevision.id).where(
+            PdfRevision.certificate_id == cert_id, PdfRevision.sha256 == digest)) is not None
 
 
 def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) -> Certificate | None:

@@ -46,6 +46,8 @@ DEV_PKI_FILES: Final = (
 
 # Present only while a freshly generated set is being moved into place: if it survives a crash,
 # the partial set is ours and is regenerated; a partial set without it is someone's and is refused.
+DEV_OCSP_URL: Final = "http://127.0.0.1:8000/pki/ocsp"
+"""The OCSP address the development TSA's certificate names (no fetch is made in development)."""
 _INCOMPLETE_MARKER: Final = ".devpki-incomplete"
 # The same, while only the TSA's files are added to an older set: the rest is never remade.
 _TSA_INCOMPLETE_MARKER: Final = ".devpki-tsa-incomplete"
@@ -243,6 +245,14 @@ def _tsa_files(organisation: str, now: dt.datetime, root_name: x509.Name,
     tsa_usage: list[_Extension] = [
         *_end_entity(_key_usage(digital_signature=True)),
         (x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), True),
+        # Where its status is asked: pyHanko's validator consults an OCSP response only for a
+        # certificate that names a responder, and the newest timestamp's TSA needs current
+        # status by OCSP once its CA's CRL would also speak for older, expired TSA
+        # certificates (signing/long_term.py). The development deployment makes the answers
+        # in process (signing/revocation.py); this is the address it would serve them at.
+        (x509.AuthorityInformationAccess([x509.AccessDescription(
+            x509.oid.AuthorityInformationAccessOID.OCSP,
+            x509.UniformResourceIdentifier(DEV_OCSP_URL))]), False),
     ]
     tsa = _issue(tsa_name, tsa_key.public_key(), tsa_ca_name, tsa_ca_key, now, 10, tsa_usage)
     return {

@@ -7,11 +7,13 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko_certvalidator import CertificateValidator, ValidationContext
 from pyhanko_certvalidator.errors import PathError, ValidationError
 
+from signing.archival import ArchivalStamper
 from signing.backend import SignerBackend, load_backend
 from signing.config import SignerConfig
 from signing.errors import SigningError
@@ -44,7 +46,7 @@ class Keyring:
     satisfy (a signer that verifiers would refuse is refused at startup)."""
 
     backend: SignerBackend = field(repr=False)
-    pades: PadesSigner = field(repr=False)  # B-T when a TSA is configured, else B-B
+    pades: PadesSigner = field(repr=False)  # the default level (see from_config)
     sealer: Sealer = field(repr=False)
     trust: TrustStore = field(repr=False)
     seal_kid: bytes
@@ -53,6 +55,9 @@ class Keyring:
     pades_b_t: PadesSigner | None = field(repr=False)
     # B-LT and B-LTA: with a TSA and a source of revocation information (signing/revocation).
     pades_long_term: dict[str, PadesSigner] = field(default_factory=dict, repr=False)
+    # Archival rounds for B-LTA certificates (signing/archival.py), with the same TSA.
+    archival: ArchivalStamper | None = field(default=None, repr=False)
+    tsa_certificate: x509.Certificate | None = field(default=None, repr=False)
     # A staged rotation (signing/rotation.py): the keys that sign from `activate_at` on.
     pending: Keyring | None = field(default=None, repr=False)
     activate_at: dt.datetime | None = None
@@ -118,14 +123,22 @@ class Keyring:
             pades_b_t = (PadesSigner(backend, bytes_reserved=config.bytes_reserved,
                                      timestamper=timestamper) if timestamper else None)
             long_term = _long_term_signers(backend, config, timestamper)
+            archival = _archival_stamper(backend, config, timestamper) if long_term else None
             return cls(
                 pending=staged[0] if staged else None,
                 activate_at=staged[1] if staged else None,
                 backend=backend,
-                pades=(pades_b_t or pades_b_b),
+                # The default level: B-LTA in development (the dev TSA, and the dev CAs'
+                # CRLs), so a newcomer's first certificate is already long-term; else B-T
+                # with a TSA, else B-B. PRAMAAN_SIGNATURE_LEVELS sets it per type.
+                pades=(long_term.get("B-LTA") if config.dev_tsa else None)
+                or pades_b_t or pades_b_b,
                 pades_b_b=pades_b_b,
                 pades_b_t=pades_b_t,
                 pades_long_term=long_term,
+                archival=archival,
+                tsa_certificate=(load_pem_certificate(config.tsa_cert_path, "TSA certificate")
+                                 if config.dev_tsa else None),
                 sealer=Sealer(seal_key, verify_base_url),
                 trust=TrustStore.from_config(config),
                 seal_kid=seal_key.kid,
@@ -176,6 +189,19 @@ def _long_term_signers(backend: SignerBackend, config: SignerConfig,
                                timestamper=timestamper, revocation=context,
                                archival=level == "B-LTA")
             for level in ("B-LT", "B-LTA")}
+
+
+def _archival_stamper(backend: SignerBackend, config: SignerConfig,
+                      timestamper: TimeStamper | None) -> ArchivalStamper | None:
+    source = revocation_of(config)
+    if timestamper is None or source is None:
+        return None
+    roots = [c for path in config.trust_root_paths for c in load_pem_certificates(path)]
+    others = [c for path in (*config.chain_paths, *config.tsa_chain_paths)
+              for c in load_pem_certificates(path)]
+    if config.dev_tsa:
+        others.append(load_pem_certificates(config.tsa_cert_path)[0])
+    return ArchivalStamper(timestamper, source, roots, others, backend.certificate.issuer)
 
 
 def revocation_of(config: SignerConfig) -> RevocationSource | None:

@@ -24,7 +24,9 @@ from types import ModuleType
 from typing import Any, Final
 
 from asn1crypto import crl as asn1_crl
+from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
@@ -45,7 +47,7 @@ from pyhanko_certvalidator.ltv import ades_past, poe
 from pyhanko_certvalidator.ltv.types import ValidationTimingInfo
 from pyhanko_certvalidator.policy_decl import REQUIRE_REVINFO, CertRevTrustPolicy
 from pyhanko_certvalidator.registry import SimpleTrustManager
-from pyhanko_certvalidator.revinfo.archival import CRLContainer
+from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
 import signing.validate as plain
 from signing.validate import DOCUMENT_SIGNER_KEY_USAGE, FreshRevinfo, PdfReport
@@ -69,7 +71,7 @@ def validate_long_term(pdf: bytes, reader: PdfFileReader, roots: Sequence[asn1_x
         if not all(plain._contents_untouched(pdf, s) for s in reader.embedded_signatures):
             return PdfReport(ok=False, reason="modified")
         result = None
-        for knowledge in _knowledge_sets(signature, moment, fresh_revinfo):
+        for knowledge in _knowledge_sets(signature, stamps, moment, fresh_revinfo):
             result = _ades(signature, roots, moment, knowledge)
             if result.ades_subindic.status.name == "PASSED" or result.api_status.revoked:
                 break
@@ -111,24 +113,50 @@ def _failure(status: PdfSignatureStatus, *, passed: bool) -> str | None:
     return None
 
 
-def _knowledge_sets(signature: EmbeddedPdfSignature, moment: dt.datetime,
+def _knowledge_sets(signature: EmbeddedPdfSignature, stamps: Sequence[EmbeddedPdfSignature],
+                    moment: dt.datetime,
                     fresh_revinfo: FreshRevinfo | None) -> Iterator[LocalKnowledge]:
     # The verifier's current CRLs of every CA first, so a revocation they know of is never
-    # missed (a revoked certificate ends the search). Then without the document signer's CA's
-    # current CRL: once the signer certificate has expired that CRL no longer names it, and it
-    # would move pyHanko's time slide past the expiry (spike Q4c); the newest timestamp's chain
-    # still needs current status. Last, what the file holds alone.
-    if fresh_revinfo is not None:
-        crls = list(fresh_revinfo(moment))
-        signer_ca = signature.signer_cert.issuer.dump()
-
-        def known(chosen: list[Any]) -> LocalKnowledge:
-            return LocalKnowledge(known_crls=[CRLContainer(asn1_crl.CertificateList.load(
-                c.public_bytes(serialization.Encoding.DER))) for c in chosen])
-
-        yield known(crls)
-        yield known([c for c in crls if c.issuer.public_bytes() != signer_ca])
+    # missed (a revoked certificate ends the search). Then current status only where it is
+    # due: a current OCSP response on each TSA certificate still valid (ETSI: the newest
+    # timestamp is checked against current status), and the current CRLs of the CAs above
+    # the end entities' CAs. A current CRL of an end entity's CA no longer names a certificate
+    # that has expired, and pyHanko's time slide would then move past that expiry (spike
+    # Q4c), so those are left out. Last, what the file holds alone.
+    if fresh_revinfo is None:
+        yield LocalKnowledge()
+        return
+    crls = fresh_revinfo.crls(moment)
+    yield _known(crls, [])
+    tsas = [x509.load_der_x509_certificate(c.dump()) for c in _tsa_certs(signature, stamps)]
+    live = [c for c in tsas if c.not_valid_before_utc <= moment <= c.not_valid_after_utc]
+    issuing = {signature.signer_cert.issuer.dump(), *(c.issuer.public_bytes() for c in tsas)}
+    answers = [fresh_revinfo.ocsp(c, moment) for c in live]
+    yield _known([c for c in crls if c.issuer.public_bytes() not in issuing],
+                 [a for a in answers if a])
     yield LocalKnowledge()
+
+
+def _known(crls: Sequence[x509.CertificateRevocationList],
+           ocsps: Sequence[bytes]) -> LocalKnowledge:
+    return LocalKnowledge(
+        known_crls=[CRLContainer(asn1_crl.CertificateList.load(
+            c.public_bytes(serialization.Encoding.DER))) for c in crls],
+        known_ocsps=[OCSPContainer(asn1_ocsp.OCSPResponse.load(der)) for der in ocsps])
+
+
+def _tsa_certs(signature: EmbeddedPdfSignature,
+               stamps: Sequence[EmbeddedPdfSignature]) -> list[asn1_x509.Certificate]:
+    # The TSA certificate of every document timestamp and of the signature's own timestamp.
+    found: list[asn1_x509.Certificate] = [stamp.signer_cert for stamp in stamps]
+    for attribute in signature.signer_info["unsigned_attrs"] or ():
+        if attribute["type"].native == "signature_time_stamp_token":
+            signed = attribute["values"][0]["content"]
+            sid = signed["signer_infos"][0]["sid"].chosen
+            found.extend(choice.chosen for choice in signed["certificates"]
+                         if choice.chosen.issuer.dump() == sid["issuer"].dump()
+                         and choice.chosen.serial_number == sid["serial_number"].native)
+    return found
 
 
 def _ades(signature: EmbeddedPdfSignature, roots: Sequence[asn1_x509.Certificate],

@@ -22,6 +22,7 @@ from asn1crypto import crl as asn1_crl
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509 import ocsp
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.policy_decl import (
     CertRevTrustPolicy,
@@ -109,6 +110,25 @@ class DevRevocationAuthority:
                 if issuer == cert.subject and entry.since <= now])
             self._cache[name] = (now, made)
             return made
+
+    def ocsp(self, cert: x509.Certificate, now: dt.datetime | None = None) -> bytes | None:
+        """A DER OCSP response on `cert`, signed by the CA that issued it (good, or revoked
+        with its time and reason), valid CRL_VALIDITY; None if no CA of ours issued it."""
+        moment = (now or self._clock()).astimezone(dt.UTC).replace(microsecond=0)
+        issuer = next(((c, k) for c, k in self._issuers if c.subject == cert.issuer), None)
+        if issuer is None:
+            return None
+        entry = self._revoked.get((cert.issuer, cert.serial_number))
+        revoked = entry is not None and entry.since <= moment
+        builder = ocsp.OCSPResponseBuilder().add_response(
+            cert=cert, issuer=issuer[0], algorithm=hashes.SHA1(),  # noqa: S303 (the CertID of RFC 6960 clients)
+            cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
+            this_update=moment, next_update=moment + CRL_VALIDITY,
+            revocation_time=(entry.since.astimezone(dt.UTC).replace(microsecond=0)
+                             if revoked and entry else None),
+            revocation_reason=entry.reason if revoked and entry else None,
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer[0])
+        return builder.sign(issuer[1], hashes.SHA256()).public_bytes(serialization.Encoding.DER)
 
     def validation_context(self, roots: Sequence[x509.Certificate],
                            others: Sequence[x509.Certificate],

@@ -5,11 +5,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from io import BytesIO
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from asn1crypto import cms
 from asn1crypto import parser as asn1_parser
@@ -27,8 +27,16 @@ from signing.pades import STANDARD_INFO_KEYS
 
 logger = logging.getLogger(__name__)
 
-FreshRevinfo = Callable[[dt.datetime], Sequence[x509.CertificateRevocationList]]
-"""Current CRLs as of a moment, which a verifier keeps (signing/revocation.py makes them)."""
+class FreshRevinfo(Protocol):
+    """Current revocation information a verifier keeps (signing/revocation.py makes it)."""
+
+    def crls(self, now: dt.datetime | None = None) -> list[x509.CertificateRevocationList]:
+        """The current CRL of every CA, as of `now`."""
+        ...
+
+    def ocsp(self, cert: x509.Certificate, now: dt.datetime | None = None) -> bytes | None:
+        """A current OCSP response (DER) on `cert`, or None."""
+        ...
 
 PDF_REASONS: Final = frozenset(
     {"no_signature", "multiple_signatures", "modified", "untrusted", "bad_signature", "malformed",

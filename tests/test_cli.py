@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from signing.validate import validate_pdf
 from tests.conftest import SAMPLES
 from tests.tools import need, run
 
@@ -62,8 +63,13 @@ def test_verify_at_another_day_tells_how_long_the_signature_holds(
     today = datetime.now(UTC).date()
     soon = pramaan(home, "verify", "--at", str(today + timedelta(days=365)), pdf)
     assert soon.returncode == 0, soon.stdout + soon.stderr
-    # The dev document signer's certificate lasts five years: then a B-B signature fails.
-    later = pramaan(home, "verify", "--at", str(today + timedelta(days=6 * 365)), pdf)
+    # The development deployment signs at B-LTA: the dev document signer's certificate lasts
+    # five years, and the certificate still verifies after it; the dev TSA's lasts ten, and
+    # then nothing vouches for the timestamps (an archival timestamp would be due before).
+    assert validate_pdf(pdf.read_bytes(), [home / "keys" / "root.crt"]).level == "B-LTA"
+    after_signer = pramaan(home, "verify", "--at", str(today + timedelta(days=6 * 365)), pdf)
+    assert after_signer.returncode == 0, after_signer.stdout + after_signer.stderr
+    later = pramaan(home, "verify", "--at", str(today + timedelta(days=11 * 365)), pdf)
     assert later.returncode == 1
     assert json.loads(later.stdout)["reason"] == "pdf_signature: untrusted"
     for garbage in ("2030-13-01", "tomorrow", "2030-1-1", "2030-W01-1"):

@@ -87,7 +87,7 @@ def test_long_term_signatures_validate_offline_now_and_after_the_signer_expires(
     roots = [pki.root_cert]
     signer_expires = cert(pki.signer_cert).not_valid_after_utc
     tsa_expires = cert(pki.tsa_cert).not_valid_after_utc
-    crls = fresh(pki).crls
+    crls = fresh(pki)
     now = validate_pdf(signed[level], roots)
     assert now.ok and now.level == level and now.info == {"PramaanSeal": "https://v.example/v#1234"}
     assert now.timestamp is not None
@@ -184,9 +184,9 @@ def test_a_signature_whose_signer_was_revoked_before_it_is_reported_revoked(
     authority = DevRevocationAuthority(
         keys,  # type: ignore[arg-type]
         revoked={(signer.issuer, signer.serial_number): Revoked(NOW - dt.timedelta(days=1))})
-    report = validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=authority.crls)
+    report = validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=authority)
     assert not report.ok and report.reason == "revoked"
-    assert validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=fresh(pki).crls).ok
+    assert validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=fresh(pki)).ok
 
 
 def test_a_b_lta_certificate_issued_and_verified_by_the_service(

@@ -1,0 +1,123 @@
+"""Keeping a B-LTA certificate verifiable for decades: before the newest timestamp's TSA
+certificate expires, add an archival document timestamp from a TSA whose certificate lasts
+longer, with current revocation information for the timestamp chain it covers
+(ETSI EN 319 142-1, PAdES-LTA; `pramaan ltv refresh`).
+
+The revocation information embedded in a round is that of the TSA chain only: a current CRL of
+the document signer's CA would no longer name an expired signer, and pyHanko's time slide would
+then put the signer's control time past its expiry (docs/long-term-signatures-spike.md, Q4c).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from io import BytesIO
+from typing import Final
+
+from asn1crypto import crl as asn1_crl
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from pyhanko.pdf_utils.misc import PdfError
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.general import SigningError as PyHankoSigningError
+from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
+from pyhanko.sign.timestamps import TimeStamper
+from pyhanko.sign.timestamps.common_utils import TimestampRequestError
+from pyhanko_certvalidator import ValidationContext
+
+from signing.errors import SigningError
+from signing.file_backend import to_asn1_certificate
+from signing.long_term import _clock_at
+from signing.revocation import REQUIRE_REVINFO, DevRevocationAuthority, RevocationSource
+from signing.timestamps import TsaUnavailable
+
+DEFAULT_HORIZON: Final = dt.timedelta(days=365)
+"""Refresh when the newest timestamp's TSA certificate expires within this long."""
+
+
+@dataclass(frozen=True)
+class Due:
+    """Whether a file needs an archival timestamp now, and why (or why not)."""
+
+    due: bool
+    reason: str
+    expires: dt.datetime | None = None
+
+
+def newest_timestamp_expiry(pdf: bytes) -> dt.datetime | None:
+    """When the certificate of the newest document timestamp's TSA expires; None for a file
+    without a document timestamp (B-B, B-T, B-LT: nothing to refresh)."""
+    reader = PdfFileReader(BytesIO(pdf), strict=False)
+    stamps = reader.embedded_timestamp_signatures
+    if not stamps:
+        return None
+    newest = max(stamps, key=lambda s: s.signed_revision)
+    expiry: dt.datetime = newest.signer_cert.not_valid_after
+    return expiry
+
+
+def is_due(pdf: bytes, tsa_certificate: x509.Certificate, now: dt.datetime,
+           horizon: dt.timedelta = DEFAULT_HORIZON) -> Due:
+    """Whether `pdf` needs a round now, with `tsa_certificate` the one that would stamp it: only
+    when its newest timestamp's TSA certificate expires within `horizon` and the new one lasts
+    longer (a round with the same TSA certificate would gain nothing)."""
+    expires = newest_timestamp_expiry(pdf)
+    if expires is None:
+        return Due(False, "no document timestamp (not B-LTA)")
+    if expires - horizon > now:
+        return Due(False, "its newest timestamp holds beyond the horizon", expires)
+    if tsa_certificate.not_valid_after_utc <= expires:
+        return Due(False, "the TSA's certificate expires no later than the newest timestamp's: "
+                   "renew the TSA first", expires)
+    return Due(True, "its newest timestamp's TSA certificate expires within the horizon", expires)
+
+
+class ArchivalStamper:
+    """Adds archival rounds with one TSA and one source of revocation information."""
+
+    def __init__(self, timestamper: TimeStamper, revocation: RevocationSource,
+                 roots: Sequence[x509.Certificate], others: Sequence[x509.Certificate],
+                 signer_ca: x509.Name) -> None:
+        self._timestamper = timestamper
+        self._revocation = revocation
+        self._roots = list(roots)
+        self._others = list(others)
+        self._signer_ca = signer_ca
+
+    def refresh(self, pdf: bytes, now: dt.datetime | None = None) -> bytes:
+        """`pdf` with a round added (two revisions: validation data with the new document
+        timestamp, then the new TSA's validation data). `now` other than the present is for
+        simulations (the TSA and revocation source must keep the same clock).
+
+        Raises `TsaUnavailable` when no timestamp came, `SigningError` when the chain of the
+        newest timestamp cannot be validated or the file cannot be read."""
+        moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+        output = BytesIO()
+        try:
+            reader = PdfFileReader(BytesIO(pdf), strict=False)
+            with _clock_at(moment):
+                PdfTimeStamper(self._timestamper).update_archival_timestamp_chain(
+                    reader, self._context(moment), in_place=False, output=output)
+        except TimestampRequestError as exc:
+            raise TsaUnavailable(f"no archival timestamp from the TSA: {exc}") from exc
+        except PyHankoSigningError as exc:
+            raise SigningError(f"the archival round failed: {exc}", code="archival_failed") from exc
+        except (PdfError, ValueError, KeyError) as exc:
+            raise SigningError(f"the PDF cannot be read: {exc}", code="unreadable_pdf") from exc
+        return output.getvalue()
+
+    def _context(self, now: dt.datetime) -> ValidationContext:
+        if not isinstance(self._revocation, DevRevocationAuthority):
+            return self._revocation.validation_context(self._roots, self._others, now)
+        crls = [c for c in self._revocation.crls(now) if c.issuer != self._signer_ca]
+        answers = [self._revocation.ocsp(c, now) for c in self._others
+                   if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
+        return ValidationContext(
+            trust_roots=[to_asn1_certificate(c) for c in self._roots],
+            other_certs=[to_asn1_certificate(c) for c in self._others],
+            crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
+                  for c in crls],
+            ocsps=[a for a in answers if a], allow_fetching=False,
+            revinfo_policy=REQUIRE_REVINFO, moment=now)
