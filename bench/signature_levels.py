@@ -5,7 +5,9 @@ run, round-robin (ratios hold; absolute times drift on shared machines).
 
 The TSA is the development one, served over HTTP on 127.0.0.1 (werkzeug, threaded) from this
 process, so a timestamp costs one loopback round trip plus the TSA's RSA signature. B-LT and
-B-LTA rows come with the rest of issue 7."""
+B-LT and B-LTA sign with the development TSA in process and the dev CAs' CRLs made in process
+(what `make run` does), beside pyHanko's stock signer given the same TSA and revocation
+information."""
 
 from __future__ import annotations
 
@@ -134,6 +136,37 @@ def stock(keys: Path, timestamper: Any) -> Callable[[bytes], bytes]:
     return sign
 
 
+def stock_long_term(keys: Path, runtime: Runtime) -> Callable[[bytes], bytes]:
+    from cryptography import x509
+    from pyhanko.sign.fields import SigSeedSubFilter
+
+    from signing.keyring import revocation_of
+
+    signer = signers.SimpleSigner.load(str(keys / "signer.key"), str(keys / "signer.crt"),
+                                       ca_chain_files=(str(keys / "ca.crt"),))
+    assert signer is not None
+    timestamper = runtime.keyring.pades_at("B-LTA")._timestamper
+    source = revocation_of(dataclasses.replace(SignerConfig.from_keys_dir(keys), dev_tsa=True))
+    assert source is not None
+
+    def cert(name: str) -> x509.Certificate:
+        return x509.load_pem_x509_certificate((keys / name).read_bytes())
+
+    roots = [cert("root.crt")]
+    others = [cert("ca.crt"), cert("tsa-ca.crt"), cert("tsa.crt")]
+
+    def sign(pdf: bytes) -> bytes:
+        meta = signers.PdfSignatureMetadata(
+            field_name="Stock", subfilter=SigSeedSubFilter.PADES, embed_validation_info=True,
+            use_pades_lta=True, validation_context=source.validation_context(roots, others))
+        out = io.BytesIO()
+        signers.PdfSigner(meta, signer=signer, timestamper=timestamper).sign_pdf(
+            IncrementalPdfFileWriter(io.BytesIO(pdf)), output=out)
+        return out.getvalue()
+
+    return sign
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=40, help="certificates per level")
@@ -145,15 +178,18 @@ def main() -> None:
         plain = runtime_at(Path(tmp) / "bb", keys, None)  # makes the dev PKI
         tsa_url, stop_tsa = serve_tsa(keys)
         stamped = runtime_at(Path(tmp) / "bt", keys, tsa_url)
+        archived = runtime_at(Path(tmp) / "blta", keys, "dev")  # B-LTA, as `make run` signs
         issue_one(plain, 10_000)  # warm-up
         issue_one(stamped, 10_001)
-        issued: dict[str, list[float]] = {"B-B": [], "B-T": []}
+        issue_one(archived, 10_002)
+        issued: dict[str, list[float]] = {"B-B": [], "B-T": [], "B-LTA": []}
         ids: list[str] = []
         for i in range(args.count):  # round-robin, so drift hits both alike
             seconds, cert_id = issue_one(plain, i)
             issued["B-B"].append(seconds)
             ids.append(cert_id)
             issued["B-T"].append(issue_one(stamped, args.count + i)[0])
+            issued["B-LTA"].append(issue_one(archived, 2 * args.count + i)[0])
             print(f"\rissued {i + 1}/{args.count} at each level", end="", file=sys.stderr,
                   flush=True)
         print(file=sys.stderr)
@@ -165,6 +201,11 @@ def main() -> None:
                                                                location="Pune"),
             "stock B-B": stock(keys, None),
             "stock B-T": stock(keys, HTTPTimeStamper(tsa_url)),
+            "ours B-LT": lambda pdf: archived.keyring.pades_at("B-LT").sign(
+                pdf, reason="bench", location="Pune"),
+            "ours B-LTA": lambda pdf: archived.keyring.pades_at("B-LTA").sign(
+                pdf, reason="bench", location="Pune"),
+            "stock B-LTA": stock_long_term(keys, archived),
         }
         hsm = softhsm_signer(keys, Path(tmp))
         if hsm is not None:
@@ -180,6 +221,7 @@ def main() -> None:
         stop_tsa()
         plain.close()
         stamped.close()
+        archived.close()
 
     def median_ms(values: list[float]) -> float:
         return round(statistics.median(values) * 1000, 2)
@@ -197,6 +239,10 @@ def main() -> None:
         "issue_end_to_end_median_ms": {level: median_ms(v) for level, v in issued.items()},
         "issue_b_t_per_second_vs_b_b": round(statistics.median(issued["B-B"])
                                              / statistics.median(issued["B-T"]), 2),
+        "b_lta_speedup_vs_stock_b_lta": round(statistics.median(times["stock B-LTA"])
+                                              / statistics.median(times["ours B-LTA"]), 1),
+        "issue_b_lta_per_second_vs_b_b": round(statistics.median(issued["B-B"])
+                                               / statistics.median(issued["B-LTA"]), 2),
     }
     print(json.dumps(figures, indent=2))
     if args.json:
