@@ -1,0 +1,150 @@
+"""A test PKI declared with certomancer and served over HTTP on 127.0.0.1 by the test itself:
+root -> intermediate -> document signer (and one revoked before today), a delegated OCSP
+responder, CRLs for both CAs, and a TSA. The certificates name the live addresses (CRL
+distribution points, OCSP in AIA), as a licensed CA's do, so this is production's path:
+revocation information fetched, not made in process. Not a test module."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from certomancer.integrations.animator import Animator, AnimatorArchStore
+from certomancer.registry import CertomancerConfig
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from werkzeug.serving import make_server
+
+ARCH = "pramaan-test"
+KEYS = ("root", "interm", "interm-ocsp", "signer", "revoked", "tsa")
+
+
+@dataclass(frozen=True)
+class ServedPki:
+    base: str
+    folder: Path  # root.crt, interm.crt, signer.crt/.key, revoked.crt/.key, tsa.crt
+
+    @property
+    def tsa_url(self) -> str:
+        return f"{self.base}/{ARCH}/tsa/tsa"
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+def _config(base: str, now: dt.datetime) -> dict[str, Any]:
+    def validity(years: int) -> dict[str, str]:
+        return {"valid-from": _iso(now - dt.timedelta(days=1)),
+                "valid-to": _iso(now + dt.timedelta(days=365 * years))}
+
+    def usage(*bits: str) -> dict[str, Any]:
+        return {"id": "key_usage", "critical": True,
+                "smart-value": {"schema": "key-usage", "params": list(bits)}}
+
+    ca = {"id": "basic_constraints", "critical": True, "value": {"ca": True}}
+    revinfo = [
+        {"id": "crl_distribution_points",
+         "smart-value": {"schema": "crl-dist-url", "params": {"crl-repo-names": ["interm"]}}},
+        {"id": "authority_information_access",
+         "smart-value": {"schema": "aia-urls", "params": {"ocsp-responder-names": ["interm"]}}},
+    ]
+    signer = {"issuer": "interm", "validity": validity(3),
+              "extensions": [usage("digital_signature", "non_repudiation"), *revinfo]}
+    return {
+        "external-url-prefix": base,
+        "keysets": {"keys": {"keys": {k: {"path": f"{k}.key.pem"} for k in KEYS}}},
+        "pki-architectures": {ARCH: {
+            "keyset": "keys",
+            "entity-defaults": {"country-name": "IN",
+                                "organization-name": "Pramaan Test Corporation"},
+            "entities": {"root": {"common-name": "Test Root CA"},
+                         "interm": {"common-name": "Test Document Signer CA"},
+                         "interm-ocsp": {"common-name": "Test OCSP Responder"},
+                         "signer": {"common-name": "Test Document Signer"},
+                         "revoked": {"common-name": "Test Revoked Signer"},
+                         "tsa": {"common-name": "Test Time Stamping Authority"}},
+            "certs": {
+                "root": {"subject": "root", "subject-key": "root", "issuer": "root",
+                         "authority-key": "root", "validity": validity(20),
+                         "extensions": [ca, usage("digital_signature", "key_cert_sign",
+                                                  "crl_sign")]},
+                "interm": {"issuer": "root", "validity": validity(15), "extensions": [
+                    {**ca, "value": {"ca": True, "path-len-constraint": 0}},
+                    usage("digital_signature", "key_cert_sign", "crl_sign"),
+                    {"id": "crl_distribution_points", "smart-value": {
+                        "schema": "crl-dist-url", "params": {"crl-repo-names": ["root"]}}}]},
+                "interm-ocsp": {"issuer": "interm", "validity": validity(3), "extensions": [
+                    usage("digital_signature"),
+                    {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
+                    {"id": "ocsp_no_check"}]},
+                "signer": signer,
+                "revoked": {**signer, "revocation": {
+                    "revoked-since": _iso(now - dt.timedelta(hours=12)),
+                    "reason": "key_compromise"}},
+                "tsa": {"issuer": "root", "validity": validity(10), "extensions": [
+                    usage("digital_signature"),
+                    {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+                    {"id": "crl_distribution_points", "smart-value": {
+                        "schema": "crl-dist-url", "params": {"crl-repo-names": ["root"]}}}]},
+            },
+            "services": {
+                "ocsp": {"interm": {"for-issuer": "interm", "responder-cert": "interm-ocsp",
+                                    "signing-key": "interm-ocsp"}},
+                "crl-repo": {"root": {"for-issuer": "root", "signing-key": "root",
+                                      "simulated-update-schedule": "P1D"},
+                             "interm": {"for-issuer": "interm", "signing-key": "interm",
+                                        "simulated-update-schedule": "P1D"}},
+                "time-stamping": {"tsa": {"signing-key": "tsa", "signing-cert": "tsa"}},
+            },
+        }},
+    }
+
+
+@contextmanager
+def served_pki(folder: Path) -> Iterator[ServedPki]:
+    """Declare the PKI in `folder` and serve its OCSP, CRLs and TSA on 127.0.0.1 until the
+    block ends."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in KEYS:
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        (folder / f"{name}.key.pem").write_bytes(key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption()))
+    app: dict[str, Any] = {}
+    server = make_server("127.0.0.1", 0, lambda env, start: app["wsgi"](env, start),
+                         threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    declared = _config(base, dt.datetime.now(dt.UTC))
+    (folder / "certomancer.yml").write_text(yaml.safe_dump(declared))  # to read, and rerun
+    config = CertomancerConfig(declared, key_search_dir=str(folder))
+    arch = config.get_pki_arch(ARCH)
+    for label in ("root", "interm", "signer", "revoked", "tsa"):
+        (folder / f"{label}.crt").write_bytes(_pem(arch.get_cert(label).dump()))
+    for label in ("signer", "revoked"):
+        (folder / f"{label}.key").write_bytes((folder / f"{label}.key.pem").read_bytes())
+    # Whole seconds (poppler reads an OCSP time with a fraction as "Unknown issue"), fixed at
+    # the start: the PKI's clock for every OCSP answer, CRL and timestamp it gives.
+    app["wsgi"] = Animator(AnimatorArchStore(config.pki_archs), with_web_ui=False,
+                           at_time=dt.datetime.now(dt.UTC).replace(microsecond=0))
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield ServedPki(base=base, folder=folder)
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _pem(der: bytes) -> bytes:
+    from cryptography import x509
+
+    return x509.load_der_x509_certificate(der).public_bytes(serialization.Encoding.PEM)

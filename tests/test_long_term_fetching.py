@@ -1,0 +1,81 @@
+"""Long-term signatures on production's path: the TSA reached over HTTP and the revocation
+information fetched from the addresses the certificates name (OCSP, CRLs), from a PKI declared
+with certomancer and served on 127.0.0.1 by the test (tests/certomancer_pki.py). The signed file
+then validates with every server stopped; a signer revoked before signing cannot sign; pdfsig
+checks the signer live against the OCSP responder."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+
+from signing.backend import load_backend
+from signing.config import SignerConfig
+from signing.errors import SigningError
+from signing.pades import PadesSigner
+from signing.revocation import FetchingRevocation
+from signing.sample_pdf import minimal_pdf
+from signing.timestamps import StrictTimeStamper
+from signing.validate import validate_pdf
+from tests.certomancer_pki import ServedPki, served_pki
+from tests.test_signing_support import pdfsig_report
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPki]:
+    with served_pki(tmp_path_factory.mktemp("certomancer")) as served:
+        yield served
+
+
+def signer_for(pki: ServedPki, name: str) -> PadesSigner:
+    folder = pki.folder
+    config = replace(SignerConfig.from_keys_dir(folder), key_path=folder / f"{name}.key",
+                     cert_path=folder / f"{name}.crt", chain_paths=(folder / "interm.crt",),
+                     trust_root_paths=(folder / "root.crt",), tsa_url=pki.tsa_url)
+    backend = load_backend(config)
+    roots = [x509.load_pem_x509_certificate((folder / "root.crt").read_bytes())]
+    others = [x509.load_pem_x509_certificate((folder / f).read_bytes())
+              for f in ("interm.crt", "tsa.crt")]
+    return PadesSigner(backend, bytes_reserved=32768,
+                       timestamper=StrictTimeStamper(pki.tsa_url),
+                       revocation=lambda: FetchingRevocation().validation_context(roots, others),
+                       archival=True)
+
+
+@pytest.fixture(scope="module")
+def signed(pki: ServedPki) -> bytes:
+    return signer_for(pki, "signer").sign(minimal_pdf(), reason="Birth certificate issued",
+                                          location="Pune", info={"PramaanSeal": "x#1"})
+
+
+def test_a_b_lta_signature_with_fetched_revocation_data_validates_offline(
+        pki: ServedPki, signed: bytes) -> None:
+    report = validate_pdf(signed, [pki.folder / "root.crt"])
+    assert report.ok and report.level == "B-LTA", report
+    assert report.info == {"PramaanSeal": "x#1"}
+
+
+def test_pdfsig_checks_the_signer_live_against_the_ocsp_responder(
+        pki: ServedPki, signed: bytes, tmp_path: Path) -> None:
+    path = tmp_path / "fetched.pdf"
+    path.write_bytes(signed)
+    output = pdfsig_report(path, pki.folder / "root.crt", tmp_path / "nss")
+    first = output.split("Signature #2")[0]
+    assert "Signature is Valid" in first and "Certificate is Trusted" in first, output
+
+
+def test_a_signer_revoked_before_signing_cannot_sign(pki: ServedPki) -> None:
+    with pytest.raises(SigningError) as refused:
+        signer_for(pki, "revoked").sign(minimal_pdf(), reason="r", location="l")
+    assert refused.value.code == "signer_unvalidated"
+
+
+def test_with_every_server_stopped_it_still_validates(tmp_path: Path) -> None:
+    with served_pki(tmp_path / "pki") as served:
+        pdf = signer_for(served, "signer").sign(minimal_pdf(), reason="r", location="l")
+    report = validate_pdf(pdf, [tmp_path / "pki" / "root.crt"])
+    assert report.ok and report.level == "B-LTA", report
