@@ -203,3 +203,20 @@ def test_a_b_lta_certificate_issued_and_verified_by_the_service(
         assert verify_pdf(built, pdf, at=later).genuine, "the service's own current CRLs"
     finally:
         built.close()
+
+
+@pytest.mark.parametrize("level", ["B-B", "B-T", "B-LT", "B-LTA"])
+def test_the_once_encoded_signing_certificate_attribute_is_pyhankos_own_at_every_level(
+        keyring: Keyring, level: str) -> None:
+    # signing/cms_attributes.py hooks pyHanko's signed-attribute provider: at every level the
+    # attribute it writes must equal what pyHanko builds itself, the second time (cached) too.
+    from asn1crypto import cms
+    from pyhanko.sign.general import as_signing_certificate_v2
+
+    expected = as_signing_certificate_v2(keyring.backend.signer.signing_cert).dump()
+    for _ in range(2):
+        signed = keyring.pades_at(level).sign(minimal_pdf(), reason="r", location="Pune")
+        signer_info: cms.SignerInfo = PdfFileReader(
+            BytesIO(signed)).embedded_regular_signatures[0].signer_info
+        attributes = {a["type"].native: a["values"][0] for a in signer_info["signed_attrs"]}
+        assert attributes["signing_certificate_v2"].dump() == expected
