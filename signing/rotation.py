@@ -106,6 +106,25 @@ def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, 
     return staged
 
 
+RETIRED_AT_SUFFIX = ".retired-at"
+"""Beside a retired certificate `<kid>.crt`: when it stopped signing (ISO 8601, UTC)."""
+
+
+def retired_at(cert_path: Path) -> dt.datetime | None:
+    """When the retired certificate at `cert_path` stopped signing, if that was recorded."""
+    marker = cert_path.with_suffix(RETIRED_AT_SUFFIX)
+    if not marker.exists():
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(marker.read_text().strip())
+    except ValueError as exc:
+        raise SigningError(f"{marker} does not hold an ISO 8601 time",
+                           code="invalid_rotation") from exc
+    if moment.tzinfo is None:
+        raise SigningError(f"{marker} names no time zone", code="invalid_rotation")
+    return moment
+
+
 def promote(keys_dir: Path, *, config: SignerConfig, verify_base_url: str) -> bool:
     """Make a due rotation the current keys (see the module's text). False if none is due.
 
@@ -125,6 +144,10 @@ def promote(keys_dir: Path, *, config: SignerConfig, verify_base_url: str) -> bo
                 retired.mkdir(exist_ok=True)
                 kid = kid_for(x509.load_pem_x509_certificate(old.read_bytes()).public_bytes(
                     serialization.Encoding.DER)).hex()
+                # The moment it stopped signing, first: a retired key vouches for no seal made
+                # after it (its window in the trust list ends here, not at its expiry).
+                _write(retired / f"{kid}{RETIRED_AT_SUFFIX}",
+                       waiting.activate_at.astimezone(dt.UTC).isoformat().encode(), 0o644)
                 shutil.copy2(old, retired / f"{kid}.crt")
             for name in (f"{kind}.key", f"{kind}.crt"):
                 if (waiting.directory / name).exists():

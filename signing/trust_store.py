@@ -6,11 +6,13 @@ so verification works on a machine that holds no private key at all.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import datetime as dt
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from signing.config import SignerConfig
 from signing.file_backend import load_pem_certificate, load_pem_certificates
+from signing.rotation import pending, retired_at
 from signing.trust_list import TrustEntry, TrustList
 
 
@@ -31,13 +33,23 @@ class TrustStore:
             load_pem_certificate(config.seal_cert_path, "seal certificate")
         )
         retired = [
-            TrustEntry.from_certificate(cert)
+            _until(TrustEntry.from_certificate(cert), retired_at(path))
             for path in config.retired_seal_cert_paths
             for cert in load_pem_certificates(path, "retired seal certificate")
         ]
         staged = [] if config.pending_dir is None else [TrustEntry.from_certificate(
             load_pem_certificate(config.pending_dir / "seal.crt", "staged seal certificate"))]
+        if config.pending_dir is not None:  # the current key signs until the staged one's time
+            staged_at = pending(config.pending_dir.parent)
+            current = _until(current, staged_at.activate_at if staged_at else None)
         for path in config.trust_root_paths:
             load_pem_certificates(path, "trust root")
         return cls(seal_trust=TrustList([current, *staged, *retired]),
                    trust_root_paths=config.trust_root_paths)
+
+
+def _until(entry: TrustEntry, end: dt.datetime | None) -> TrustEntry:
+    # A key retired (or to be) at `end` signs nothing after it, whatever its expiry.
+    if end is None or end >= entry.not_after:
+        return entry
+    return replace(entry, not_after=max(end, entry.not_before))

@@ -276,3 +276,36 @@ def test_a_garbled_activation_time_is_refused_by_name(keys: Path) -> None:
         with pytest.raises(KeyMaterialMissing) as refused:
             rotation.pending(keys)
         assert str(refused.value) == f"{moment} {why}"
+
+
+def test_a_retired_seal_key_vouches_for_nothing_sealed_after_it_stopped_signing(
+        keys: Path) -> None:
+    # Its trust list window ends at the rotation's moment (while staged, and once promoted),
+    # not at its certificate's expiry: a stolen old key cannot make new seals that verify.
+    from signing.seal import Sealer, SealKey, verify_seal
+
+    old = SealKey.load(keys / "seal.key", keys / "seal.crt")
+    moment = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
+    stage(keys, moment)
+
+    def entry_of_old() -> dt.datetime:
+        trust = TrustStore.from_config(SignerConfig.from_keys_dir(keys)).seal_trust
+        (entry,) = trust.keys_for(old.kid)
+        return entry.not_after
+
+    assert entry_of_old() == moment  # staged: the current key signs until then
+    retired = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(seconds=1)
+    (keys / "next" / "activate-at").write_text(retired.isoformat())  # now due
+    assert promote(keys) is True
+    assert entry_of_old() == retired
+    (marker,) = (keys / "seal-retired").glob("*.retired-at")
+    assert marker.name == f"{old.kid.hex()}.retired-at"
+    trust = TrustStore.from_config(SignerConfig.from_keys_dir(keys)).seal_trust
+    sealer = Sealer(old, "http://127.0.0.1:8000")
+    before = sealer.seal({1: "x", 6: int(retired.timestamp()) - 60})
+    after = sealer.seal({1: "x", 6: int(retired.timestamp()) + 60})
+    assert verify_seal(before, trust).ok
+    assert verify_seal(after, trust).reason == "outside_window"
+    marker.write_text("yesterday")
+    with pytest.raises(SigningError, match="does not hold an ISO 8601 time"):
+        TrustStore.from_config(SignerConfig.from_keys_dir(keys))
