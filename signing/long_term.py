@@ -87,7 +87,10 @@ def validate_long_term(pdf: bytes, reader: PdfFileReader, roots: Sequence[asn1_x
             return PdfReport(ok=False, reason=reason)
         return PdfReport(
             ok=True, reason=None, signer=plain._subject(status),
-            signing_time=status.signer_reported_dt, info=plain._custom_info(signature),
+            # AdES results leave signer_reported_dt empty: the claimed time is the signature
+            # dictionary's /M (PAdES puts no signing-time attribute in the CMS).
+            signing_time=signature.self_reported_timestamp,
+            info=plain._custom_info(signature),
             timestamp=(status.timestamp_validity.timestamp
                        if status.timestamp_validity is not None else None),
             level="B-LTA" if stamps else "B-LT")

@@ -90,7 +90,8 @@ def test_long_term_signatures_validate_offline_now_and_after_the_signer_expires(
     crls = fresh(pki)
     now = validate_pdf(signed[level], roots)
     assert now.ok and now.level == level and now.info == {"PramaanSeal": "https://v.example/v#1234"}
-    assert now.timestamp is not None
+    assert now.timestamp is not None and now.signing_time is not None
+    assert abs(now.signing_time - now.timestamp) < dt.timedelta(minutes=1)
     # Two days on, the embedded CRLs are stale: a verifier's current ones are needed.
     later = NOW + dt.timedelta(days=2)
     assert validate_pdf(signed[level], roots, at=later, fresh_revinfo=crls).ok
