@@ -283,8 +283,9 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
                                       render_data(runtime.settings, intent), svg)
     with _stage(timings, "sign"):
         keys = runtime.keyring.active()
-        level = runtime.settings.signature_levels.get(intent.cert_type)  # else the default:
-        signer = keys.pades if level is None else keys.pades_at(level)  # B-T with a TSA
+        settings = runtime.settings
+        level = settings.signature_levels.get(intent.cert_type, settings.signature_level)
+        signer = keys.pades if level is None else keys.pades_at(level)  # see Keyring.pades
         return signer.sign(
             pdf,
             reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",

@@ -55,14 +55,15 @@ class Runtime:
             keyring.close()
             raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: no certificate type "
                               f"{', '.join(unknown)} (the types: {', '.join(known_types())})")
-        stamped = [code for code, level in self.settings.signature_levels.items()
-                   if level != "B-B"]
+        levels = {**({"(default)": self.settings.signature_level}
+                     if self.settings.signature_level else {}),
+                  **self.settings.signature_levels}
+        stamped = [code for code, level in levels.items() if level != "B-B"]
         if stamped and keyring.pades_b_t is None:
             keyring.close()
             raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {', '.join(stamped)} timestamped, but "
                               "no TSA is configured (PRAMAAN_TSA_URL)")
-        long_term = [code for code, level in self.settings.signature_levels.items()
-                     if level in ("B-LT", "B-LTA")]
+        long_term = [code for code, level in levels.items() if level in ("B-LT", "B-LTA")]
         if long_term and not keyring.pades_long_term:
             keyring.close()
             raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {', '.join(long_term)} long-term, "

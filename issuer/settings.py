@@ -44,6 +44,9 @@ class Settings:
     # PAdES level per certificate type (type -> B-B, B-T, B-LT or B-LTA); a type not named is
     # signed at B-T when a TSA is configured, else B-B: PRAMAAN_SIGNATURE_LEVELS="birth=B-LTA".
     signature_levels: Mapping[str, str] = field(default_factory=dict)
+    # The level of a type PRAMAAN_SIGNATURE_LEVELS does not name (PRAMAAN_SIGNATURE_LEVEL);
+    # None: B-LTA with the development TSA, B-T with a TSA's URL, else B-B.
+    signature_level: str | None = None
     # PRAMAAN_SIGNER_BACKEND=pkcs11: the token's library, its label and the signer key's label;
     # the PIN stays in the environment (PRAMAAN_PKCS11_PIN), read only by signing/.
     pkcs11_module: str | None = None
@@ -136,6 +139,7 @@ class Settings:
             tsa_timeout=_int(env, "PRAMAAN_TSA_TIMEOUT", 10),
             signature_reserve=(_int(env, "PRAMAAN_SIGNATURE_RESERVE", 0) or None),
             signature_levels=_pairs(env, "PRAMAAN_SIGNATURE_LEVELS", str),
+            signature_level=(env.get("PRAMAAN_SIGNATURE_LEVEL") or "").strip() or None,
             pkcs11_module=env.get("PRAMAAN_PKCS11_MODULE") or None,
             pkcs11_token_label=env.get("PRAMAAN_PKCS11_TOKEN_LABEL") or "pramaan",
             pkcs11_key_label=env.get("PRAMAAN_PKCS11_KEY_LABEL") or "signer",
@@ -206,6 +210,12 @@ class Settings:
                 4096 <= self.signature_reserve <= 262144 and self.signature_reserve % 2 == 0):
             raise ConfigError("PRAMAAN_SIGNATURE_RESERVE must be an even number of hex digits "
                               "from 4096 to 262144")
+        if self.signature_level is not None and self.signature_level not in SIGNATURE_LEVELS:
+            raise ConfigError(f"PRAMAAN_SIGNATURE_LEVEL={self.signature_level}: the levels are "
+                              f"{', '.join(SIGNATURE_LEVELS)}")
+        if self.signature_level not in (None, "B-B") and self.tsa_url == "none":
+            raise ConfigError(f"PRAMAAN_SIGNATURE_LEVEL={self.signature_level} needs a TSA, and "
+                              "PRAMAAN_TSA_URL=none")
         for code, level in self.signature_levels.items():
             if level not in SIGNATURE_LEVELS:
                 raise ConfigError(f"PRAMAAN_SIGNATURE_LEVELS: {code}={level}: the levels are "

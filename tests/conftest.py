@@ -120,6 +120,13 @@ def make_settings(home: Path, database_url: str, keys_dir: Path, **extra: Any) -
         "keys_dir": keys_dir,
         "store_dir": home / "var" / "store",
         "redis_url": None,
+        # B-T, as before the development default became B-LTA: long-term signing and its
+        # validation cost about ten times as much, and most tests are about something else.
+        # tests/test_long_term*.py, test_ltv_refresh.py and the CLI tests (the real default)
+        # sign at B-LTA.
+        "signature_level": "B-T" if (
+            extra.get("tsa_url") in (None, "dev") and extra.get("environment") != "production"
+            and (keys_dir / "tsa.key").exists()) else None,
     }
     overrides.update(extra)
     return Settings.from_env(env={}, overrides=overrides)

@@ -296,3 +296,23 @@ def test_a_signature_reserve_at_its_bounds_is_taken(tmp_path: Path, keys_dir: Pa
 
     settings = make_settings(tmp_path, "sqlite://", keys_dir, signature_reserve=reserve)
     assert signer_config(settings).bytes_reserved == reserve
+
+
+def test_the_default_level_is_checked_and_used(tmp_path: Path, keys_dir: Path,
+                                               sqlite_url: str) -> None:
+    from issuer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="PRAMAAN_SIGNATURE_LEVEL=B-X: the levels are"):
+        make_settings(tmp_path, "sqlite://", keys_dir, signature_level="B-X")
+    with pytest.raises(ConfigError, match="PRAMAAN_SIGNATURE_LEVEL=B-LT needs a TSA"):
+        make_settings(tmp_path, "sqlite://", keys_dir, signature_level="B-LT", tsa_url="none")
+    # Unset in development with the dev TSA: B-LTA; PRAMAAN_SIGNATURE_LEVELS still wins per type.
+    built = Runtime(make_settings(tmp_path, sqlite_url, keys_dir, signature_level=None,
+                                  signature_levels={"property_no_dues": "B-B"}))
+    try:
+        initialise(built)
+        roots = [keys_dir / "root.crt"]
+        assert validate_pdf(_issued_as(built, "birth-1"), roots).level == "B-LTA"
+        assert validate_pdf(_issued_as(built, "property-1"), roots).level == "B-B"
+    finally:
+        built.close()
