@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 RTS_POLL_SECONDS = 60  # how often a worker asks whether it is its turn to escalate
 PUBLISH_POLL_SECONDS = 30  # how often a worker asks whether the published lists are due
+LTV_POLL_SECONDS = 3600  # how often a worker asks whether today's archival round is its turn
 
 
 @functools.cache
@@ -72,12 +73,14 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     stop = start_rts_ticker(rt, connection, rts_every_minutes, burst)
     stop_deliveries = start_delivery_ticker(rt, connection, burst)
     stop_publishing = start_publish_ticker(rt, connection, burst)
+    stop_ltv = start_ltv_ticker(rt, connection, burst)
     try:
         return bool(worker.work(burst=burst, logging_level="INFO"))
     finally:
         stop.set()
         stop_deliveries.set()
         stop_publishing.set()
+        stop_ltv.set()
 
 
 def start_publish_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
@@ -98,7 +101,6 @@ def start_publish_ticker(rt: Runtime, connection: Redis, burst: bool) -> threadi
 
 
 def _publish_turn(rt: Runtime, connection: Redis) -> None:
-    from issuer.ltv import refresh_if_due
     from issuer.published import publish_if_due
 
     try:
@@ -106,7 +108,28 @@ def _publish_turn(rt: Runtime, connection: Redis) -> None:
             log.info("published the trust list and status list")
     except Exception:  # logged; the jobs go on and the next turn tries again
         log.exception("publishing the trust list and status list failed; the next turn tries")
-    try:  # the archival timestamps, once a day across all workers
+
+
+def start_ltv_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
+    """The archival timestamps (issuer/ltv), once a day across all workers, in a thread of its
+    own: a long round never holds up the status list. A burst worker takes no turn."""
+    stop = threading.Event()
+    if burst:
+        return stop
+
+    def loop() -> None:
+        while not stop.is_set():
+            _ltv_turn(rt, connection)
+            stop.wait(LTV_POLL_SECONDS)
+
+    threading.Thread(target=loop, name="ltv-refresh", daemon=True).start()
+    return stop
+
+
+def _ltv_turn(rt: Runtime, connection: Redis) -> None:
+    from issuer.ltv import refresh_if_due
+
+    try:
         report = refresh_if_due(rt, connection)
         if report is not None and (report.refreshed or report.failed):
             log.info("archival timestamps: %d added, %d failed", len(report.refreshed),

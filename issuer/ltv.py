@@ -61,26 +61,27 @@ def refresh(runtime: Runtime, *, now: dt.datetime | None = None,
             record = session.get(Certificate, cert_id)
             if record is None or record.pdf_path is None or record.pdf_sha256 is None:
                 continue
-            pdf = runtime.store.get(record.pdf_path, record.pdf_sha256)
-            due = is_due(pdf, keys.tsa_certificate, moment, horizon or DEFAULT_HORIZON)
-            if not due.due:
-                report.skipped[cert_id] = due.reason
-                continue
-            try:
-                refreshed = keys.archival.refresh(pdf, moment)
+            at = now or utcnow()  # a long run stamps each file with its own time
+            try:  # one unreadable file is reported, and never stops the others
+                pdf = runtime.store.get(record.pdf_path, record.pdf_sha256)
+                due = is_due(pdf, keys.tsa_certificate, at, horizon or DEFAULT_HORIZON)
+                if not due.due:
+                    report.skipped[cert_id] = due.reason
+                    continue
+                refreshed = keys.archival.refresh(pdf, at)
             except Exception as exc:  # reported and logged; the next turn tries again
                 log.exception("archival timestamp for %s failed", cert_id)
                 report.failed[cert_id] = f"{type(exc).__name__}: {exc}"
                 continue
             stored = runtime.store.put(refreshed)
             session.add(PdfRevision(certificate_id=cert_id, sha256=record.pdf_sha256,
-                                    path=record.pdf_path, replaced_at=moment))
+                                    path=record.pdf_path, replaced_at=at))
             audit.record(session, actor=ACTOR, action="ltv_refresh", certificate_id=cert_id,
                          details={"number": record.number, "before": record.pdf_sha256,
                                   "after": stored.sha256,
                                   "expiring": due.expires.isoformat() if due.expires else None})
             record.pdf_path, record.pdf_sha256 = stored.path, stored.sha256
-            record.updated_at = moment
+            record.updated_at = at
             report.refreshed.append(cert_id)
     return report
 

@@ -19,7 +19,15 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from issuer.published import STATUS_LIST, STATUS_LIST_TYPE, TRUST_LIST, TRUST_LIST_TYPE, WELL_KNOWN
+from issuer.published import (
+    STATUS_LIST,
+    STATUS_LIST_TYPE,
+    STATUS_VALIDITY,
+    TRUST_LIST,
+    TRUST_LIST_TYPE,
+    TRUST_VALIDITY,
+    WELL_KNOWN,
+)
 from signing.errors import SigningError
 from signing.seal import PRIVATE_CLAIM, verify_seal
 from signing.signed_json import MAX_DOCUMENT_BYTES, OpenedDocument, open_document
@@ -32,6 +40,7 @@ _STATUS_NAMES: Final = {
     Status.SUPERSEDED: "superseded",
 }
 _FETCH_SECONDS: Final = 10
+_SKEW: Final = dt.timedelta(minutes=5)
 
 
 class PublishedUnavailable(SigningError):
@@ -78,10 +87,12 @@ def verify_with_published(text: str, published: Published, *, roots: list[x509.C
         trust_doc = open_document(published.trust_list, typ=TRUST_LIST_TYPE, roots=roots,
                                   organisation=organisation, at=moment)
         trust = TrustList.from_json(trust_doc.payload)
-        _require_listed(trust_doc, trust, "trust list")
+        _require_current(trust_doc, TRUST_VALIDITY, moment, "trust list", expired_ok=False)
+        _require_listed(trust_doc, trust, "trust list", moment)
         status_doc = open_document(published.status_list, typ=STATUS_LIST_TYPE, roots=roots,
                                    organisation=organisation, at=moment)
-        _require_listed(status_doc, trust, "status list")
+        _require_current(status_doc, STATUS_VALIDITY, moment, "status list", expired_ok=True)
+        _require_listed(status_doc, trust, "status list", moment)
         statuses = StatusList.from_json(status_doc.payload.get("status_list"))
     except SigningError as exc:
         return _verdict(False, "invalid", f"published documents: {exc.message}")
@@ -123,14 +134,32 @@ def _status(statuses: StatusList, document: OpenedDocument, index: object, seale
     return _STATUS_NAMES[found], None
 
 
-def _require_listed(document: OpenedDocument, trust: TrustList, what: str) -> None:
-    # The signer must be one of the issuer's own seal keys, used inside its window, not merely
-    # any certificate under the root.
+def _require_current(document: OpenedDocument, longest: dt.timedelta, now: dt.datetime,
+                     what: str, *, expired_ok: bool) -> None:
+    # The times a document claims are the signer's word: made no later than now (a few
+    # minutes of clock skew), valid no longer than the issuer ever makes them, and, for the
+    # trust list, not expired (an expired status list only leaves the status unknown).
+    made, expires = document.payload.get("iat"), document.payload.get("exp")
+    if type(made) is not int or type(expires) is not int or not (
+            made <= now.timestamp() + _SKEW.total_seconds()
+            and 0 < expires - made <= longest.total_seconds()):
+        raise SigningError(f"the {what} claims impossible times (iat {made}, exp {expires})",
+                           code="document_refused")
+    if not expired_ok and expires <= now.timestamp():
+        raise SigningError(f"the {what} has expired: fetch a new one", code="document_refused")
+
+
+def _require_listed(document: OpenedDocument, trust: TrustList, what: str,
+                    now: dt.datetime) -> None:
+    # The signer must be one of the issuer's own seal keys, inside its window both when the
+    # document says it was made and now: a retired key (whose window has ended) signs no list
+    # a verifier takes, whatever time it claims.
     der = document.signer.public_bytes(serialization.Encoding.DER)
     made = document.payload.get("iat")
     if type(made) is not int or not any(
             entry.certificate_der == der
             and entry.not_before.timestamp() <= made <= entry.not_after.timestamp()
+            and entry.not_before <= now <= entry.not_after
             for entry in trust.keys_for(kid_for(der))):
         raise SigningError(f"the {what} is not signed by a listed seal key in its window",
                            code="document_refused")

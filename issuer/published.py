@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import datetime as dt
 import socket
+import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from issuer.db import as_utc, utcnow
@@ -39,6 +41,8 @@ TRUST_REFRESH: Final = dt.timedelta(hours=6)
 TRUST_VALIDITY: Final = dt.timedelta(days=30)
 PUBLISH_LOCK: Final = "pramaan:publish"
 PUBLISH_LOCK_SECONDS: Final = 60
+_RELEASE: Final = ("if redis.call('get', KEYS[1]) == ARGV[1] then "
+                   "return redis.call('del', KEYS[1]) end return 0")
 
 _STATUS_OF_STATE: Final = {
     State.ISSUED.value: 0,  # current
@@ -77,9 +81,12 @@ def document(runtime: Runtime, session: Session, name: str,
     moment = now or utcnow()
     row = session.get(PublishedDocument, name)
     if (row is None or _aware(row.refresh_after) <= moment) and runtime.settings.jobs_inline:
-        publish(runtime, session, moment)
-        session.commit()
-        row = session.get(PublishedDocument, name)
+        try:
+            publish(runtime, session, moment)
+            session.commit()
+        except IntegrityError:  # another request published the first copy at the same time
+            session.rollback()
+        row = session.get(PublishedDocument, name, populate_existing=True)
     if row is None:
         raise NotPublished(f"the {name} has not been signed yet: a worker publishes it within "
                            "a minute of starting, or run `pramaan publish`")
@@ -109,13 +116,15 @@ def publish_if_due(runtime: Runtime, redis: Redis, now: dt.datetime | None = Non
     with runtime.sessions() as session:
         if not due(session, now):
             return False
-        if not redis.set(PUBLISH_LOCK, socket.gethostname(), nx=True, ex=PUBLISH_LOCK_SECONDS):
+        mine = f"{socket.gethostname()}:{uuid.uuid4().hex}"
+        if not redis.set(PUBLISH_LOCK, mine, nx=True, ex=PUBLISH_LOCK_SECONDS):
             return False
         try:
             publish(runtime, session, now)
             session.commit()
         finally:
-            redis.delete(PUBLISH_LOCK)
+            # Only our own lock: after PUBLISH_LOCK_SECONDS it may be another worker's.
+            redis.eval(_RELEASE, 1, PUBLISH_LOCK, mine)
     return True
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -122,8 +123,10 @@ class Keyring:
             pades_b_b = PadesSigner(backend, bytes_reserved=config.bytes_reserved)
             pades_b_t = (PadesSigner(backend, bytes_reserved=config.bytes_reserved,
                                      timestamper=timestamper) if timestamper else None)
-            long_term = _long_term_signers(backend, config, timestamper)
-            archival = _archival_stamper(backend, config, timestamper) if long_term else None
+            source = revocation_of(config)
+            long_term = _long_term_signers(backend, config, timestamper, source)
+            archival = (_archival_stamper(backend, config, timestamper, source)
+                        if long_term else None)
             return cls(
                 pending=staged[0] if staged else None,
                 activate_at=staged[1] if staged else None,
@@ -172,8 +175,8 @@ def _staged(config: SignerConfig, verify_base_url: str) -> tuple[Keyring, dt.dat
 
 
 def _long_term_signers(backend: SignerBackend, config: SignerConfig,
-                       timestamper: TimeStamper | None) -> dict[str, PadesSigner]:
-    source = revocation_of(config)
+                       timestamper: TimeStamper | None,
+                       source: RevocationSource | None) -> dict[str, PadesSigner]:
     if timestamper is None or source is None:
         return {}
     roots = [c for path in config.trust_root_paths for c in load_pem_certificates(path)]
@@ -192,8 +195,8 @@ def _long_term_signers(backend: SignerBackend, config: SignerConfig,
 
 
 def _archival_stamper(backend: SignerBackend, config: SignerConfig,
-                      timestamper: TimeStamper | None) -> ArchivalStamper | None:
-    source = revocation_of(config)
+                      timestamper: TimeStamper | None,
+                      source: RevocationSource | None) -> ArchivalStamper | None:
     if timestamper is None or source is None:
         return None
     roots = [c for path in config.trust_root_paths for c in load_pem_certificates(path)]
@@ -217,7 +220,8 @@ def revocation_of(config: SignerConfig) -> RevocationSource | None:
         if not all(key.exists() for _, key in pairs):
             return None
         return DevRevocationAuthority([
-            (load_pem_certificate(cert, "CA certificate"), _ca_key(key)) for cert, key in pairs])
+            (load_pem_certificate(cert, "CA certificate"), functools.partial(_ca_key, key))
+            for cert, key in pairs])
     if config.tsa_url:
         return FetchingRevocation()
     return None

@@ -10,13 +10,15 @@ of every signature is checked byte for byte; the CMS envelope must be ours.
 
 pyHanko's long-term validation reads the wall clock in places its timing argument does not
 reach (proofs of existence are dated "now"). A validation as of another moment would be
-optimistic, so the clock of those modules is set to the moment for the run, one run at a time.
+optimistic, so those modules read a clock that gives the moment of the validation running in
+the same context (a ContextVar), and the real time everywhere else.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import datetime as dt
 import threading
 from collections.abc import Iterator, Sequence
@@ -28,6 +30,7 @@ from asn1crypto import ocsp as asn1_ocsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
+from cryptography.x509 import ocsp
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
 from pyhanko.sign.validation import ades
@@ -70,6 +73,10 @@ def validate_long_term(pdf: bytes, reader: PdfFileReader, roots: Sequence[asn1_x
     try:
         if not all(plain._contents_untouched(pdf, s) for s in reader.embedded_signatures):
             return PdfReport(ok=False, reason="modified")
+        # Whatever the verifier knows to be revoked ends it, before any fallback below: a
+        # revoked TSA (or CA) could have backdated its timestamps.
+        if fresh_revinfo is not None and _any_revoked(signature, stamps, moment, fresh_revinfo):
+            return PdfReport(ok=False, reason="revoked")
         result = None
         for knowledge in _knowledge_sets(signature, stamps, moment, fresh_revinfo):
             result = _ades(signature, roots, moment, knowledge)
@@ -148,6 +155,37 @@ def _known(crls: Sequence[x509.CertificateRevocationList],
         known_ocsps=[OCSPContainer(asn1_ocsp.OCSPResponse.load(der)) for der in ocsps])
 
 
+def _any_revoked(signature: EmbeddedPdfSignature, stamps: Sequence[EmbeddedPdfSignature],
+                 moment: dt.datetime, fresh_revinfo: FreshRevinfo) -> bool:
+    # Every certificate the file's signature and timestamps carry (signer, TSAs, their CAs),
+    # against the verifier's current CRLs, and its current OCSP answers on the TSAs.
+    carried: dict[bytes, asn1_x509.Certificate] = {}
+    for container in (signature.signed_data, *(s.signed_data for s in stamps),
+                      *_token_signed_data(signature)):
+        for choice in container["certificates"] or ():
+            if choice.name == "certificate":
+                carried[choice.chosen.dump()] = choice.chosen
+    certs = [x509.load_der_x509_certificate(der) for der in carried]
+    crls = fresh_revinfo.crls(moment)
+    for cert in certs:
+        for crl in crls:
+            if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(
+                    cert.serial_number) is not None:
+                return True
+    for tsa in _tsa_certs(signature, stamps):
+        answer = fresh_revinfo.ocsp(x509.load_der_x509_certificate(tsa.dump()), moment)
+        if answer and ocsp.load_der_ocsp_response(answer).certificate_status == (
+                ocsp.OCSPCertStatus.REVOKED):
+            return True
+    return False
+
+
+def _token_signed_data(signature: EmbeddedPdfSignature) -> list[Any]:
+    return [attribute["values"][0]["content"]
+            for attribute in signature.signer_info["unsigned_attrs"] or ()
+            if attribute["type"].native == "signature_time_stamp_token"]
+
+
 def _tsa_certs(signature: EmbeddedPdfSignature,
                stamps: Sequence[EmbeddedPdfSignature]) -> list[asn1_x509.Certificate]:
     # The TSA certificate of every document timestamp and of the signature's own timestamp.
@@ -187,19 +225,31 @@ def plain_policy(roots: Sequence[asn1_x509.Certificate]) -> Any:
                                     revinfo_policy=CertRevTrustPolicy(REQUIRE_REVINFO))
 
 
+_MOMENT: Final[contextvars.ContextVar[dt.datetime | None]] = contextvars.ContextVar(
+    "pramaan_validation_moment", default=None)
+
+
+class _Clock(dt.datetime):
+    """`datetime` as pyHanko's long-term modules see it: the moment of the validation running
+    in this context (thread, and the event loop asyncio.run starts from it), else the real
+    clock. Other threads never see another's moment."""
+
+    @classmethod
+    def now(cls, tz: dt.tzinfo | None = None) -> Any:
+        moment = _MOMENT.get()
+        if moment is None:
+            return dt.datetime.now(tz)
+        return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
+
+
 @contextlib.contextmanager
 def _clock_at(moment: dt.datetime) -> Iterator[None]:
-    class Frozen(dt.datetime):
-        @classmethod
-        def now(cls, tz: dt.tzinfo | None = None) -> Any:
-            return moment.astimezone(tz) if tz is not None else moment.replace(tzinfo=None)
-
-    with _CLOCK_LOCK:
-        saved = [module.datetime for module in _CLOCK_READERS]
+    with _CLOCK_LOCK:  # installed once, idempotent
         for module in _CLOCK_READERS:
-            module.datetime = Frozen  # type: ignore[attr-defined]
-        try:
-            yield
-        finally:
-            for module, original in zip(_CLOCK_READERS, saved, strict=True):
-                module.datetime = original  # type: ignore[attr-defined]
+            if module.datetime is not _Clock:
+                module.datetime = _Clock  # type: ignore[attr-defined]
+    token = _MOMENT.set(moment)
+    try:
+        yield
+    finally:
+        _MOMENT.reset(token)

@@ -84,10 +84,12 @@ class DevRevocationAuthority:
     afresh every CRL_REISSUE, with whole-second times (poppler and NSS mis-read fractions).
     """
 
-    def __init__(self, issuers: Sequence[tuple[x509.Certificate, CaKey]],
+    def __init__(self, issuers: Sequence[tuple[x509.Certificate, CaKey | Callable[[], CaKey]]],
                  revoked: Mapping[tuple[x509.Name, int], Revoked] | None = None,
                  clock: Callable[[], dt.datetime] | None = None) -> None:
-        self._issuers = list(issuers)
+        # A key may be given as a function that loads it: the CA keys are read (RSA-3072 key
+        # checks, about 0.16 s each) only when a CRL or OCSP answer is first made.
+        self._issuers = [(cert, _Lazy(key)) for cert, key in issuers]
         self._revoked = dict(revoked or {})
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
         self._lock = threading.Lock()
@@ -96,7 +98,7 @@ class DevRevocationAuthority:
     def crls(self, now: dt.datetime | None = None) -> list[x509.CertificateRevocationList]:
         """The current CRL of every CA, as of `now` (default: the clock)."""
         moment = (now or self._clock()).astimezone(dt.UTC).replace(microsecond=0)
-        return [self._crl(cert, key, moment) for cert, key in self._issuers]
+        return [self._crl(cert, key.get(), moment) for cert, key in self._issuers]
 
     def _crl(self, cert: x509.Certificate, key: CaKey,
              now: dt.datetime) -> x509.CertificateRevocationList:
@@ -128,7 +130,8 @@ class DevRevocationAuthority:
                              if revoked and entry else None),
             revocation_reason=entry.reason if revoked and entry else None,
         ).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer[0])
-        return builder.sign(issuer[1], hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+        return builder.sign(issuer[1].get(), hashes.SHA256()).public_bytes(
+            serialization.Encoding.DER)
 
     def validation_context(self, roots: Sequence[x509.Certificate],
                            others: Sequence[x509.Certificate],
@@ -139,6 +142,21 @@ class DevRevocationAuthority:
             crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
                   for c in self.crls(now)],
             ocsps=[], allow_fetching=False, revinfo_policy=REQUIRE_REVINFO, moment=now)
+
+
+class _Lazy:
+    """A CA key, or the function that loads it on first use (thread-safe, loaded once)."""
+
+    def __init__(self, key: CaKey | Callable[[], CaKey]) -> None:
+        self._key = key
+        self._lock = threading.Lock()
+
+    def get(self) -> CaKey:
+        with self._lock:
+            if callable(self._key) and not isinstance(
+                    self._key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
+                self._key = self._key()
+            return self._key
 
 
 def _build_crl(issuer: x509.Certificate, key: CaKey, now: dt.datetime,

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import (
@@ -93,7 +93,10 @@ def open_document(document: bytes | str, *, typ: str, roots: Sequence[x509.Certi
         raise DocumentRefused(f"the header must be exactly alg ES256, typ {typ} and x5c")
     chain = _certificates(header["x5c"])
     signature = _unb64url(outer["signature"])
-    public_key = chain[0].public_key()
+    try:
+        public_key = chain[0].public_key()
+    except (ValueError, UnsupportedAlgorithm) as exc:
+        raise DocumentRefused(f"the signer's key cannot be read: {exc}") from exc
     if len(signature) != 2 * _COORDINATE or not isinstance(
             public_key, ec.EllipticCurvePublicKey) or not isinstance(
             public_key.curve, ec.SECP256R1):

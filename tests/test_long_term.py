@@ -221,3 +221,46 @@ def test_the_once_encoded_signing_certificate_attribute_is_pyhankos_own_at_every
             BytesIO(signed)).embedded_regular_signatures[0].signer_info
         attributes = {a["type"].native: a["values"][0] for a in signer_info["signed_attrs"]}
         assert attributes["signing_certificate_v2"].dump() == expected
+
+
+@pytest.mark.parametrize("which", ["tsa_cert", "tsa_ca_cert", "ca_cert"])
+def test_a_revoked_tsa_or_ca_the_verifier_knows_of_ends_it(signed: dict[str, bytes], pki: DevPki,
+                                                           which: str) -> None:
+    # No fallback to the file's own (older) data past a revocation the verifier knows: a
+    # revoked TSA could have backdated its timestamps.
+    revoked = cert(getattr(pki, which))
+    keys = [(cert(p), load_pem_private_key(k)) for p, k in (
+        (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
+        (pki.tsa_ca_cert, pki.tsa_ca_key))]
+    authority = DevRevocationAuthority(
+        keys,  # type: ignore[arg-type]
+        revoked={(revoked.issuer, revoked.serial_number): Revoked(NOW - dt.timedelta(days=1))})
+    for level in ("B-LT", "B-LTA"):
+        report = validate_pdf(signed[level], [pki.root_cert], fresh_revinfo=authority)
+        assert not report.ok and report.reason == "revoked", (level, report)
+
+
+def test_the_validation_clock_is_never_seen_by_another_thread() -> None:
+    import threading
+
+    from pyhanko_certvalidator import ValidationContext
+
+    from signing.long_term import _clock_at
+
+    inside, seen = threading.Event(), threading.Event()
+    moments: list[dt.datetime] = []
+
+    def other() -> None:
+        inside.wait(10)
+        moments.append(ValidationContext(trust_roots=[]).moment)
+        seen.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    past = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+    with _clock_at(past):
+        assert ValidationContext(trust_roots=[]).moment == past  # this context: its moment
+        inside.set()
+        seen.wait(10)
+    thread.join(10)
+    assert moments and moments[0] > NOW - dt.timedelta(minutes=5)  # the other: the real time

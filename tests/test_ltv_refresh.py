@@ -179,3 +179,26 @@ def test_pramaan_ltv_refresh_reports_what_it_did(tmp_path: Path, keys: DevPki) -
                           text=True, timeout=300, check=False)
     assert done.returncode == 0, done.stderr
     assert '"refreshed": []' in done.stdout and "beyond the horizon" in done.stdout
+
+
+def test_one_unreadable_file_is_reported_and_the_others_are_refreshed(
+        tmp_path: Path, keys: DevPki) -> None:
+    first = runtime_of(tmp_path, keys.keys_dir)
+    try:
+        _issued_as(first, "birth-1")
+        _issued_as(first, "birth-2")
+    finally:
+        first.close()
+    renew_tsa(keys, years=12)
+    second = runtime_of(tmp_path, keys.keys_dir)
+    try:
+        with second.sessions() as session:
+            damaged, intact = list(session.scalars(select(Certificate).order_by(Certificate.id)))
+        assert damaged.pdf_path is not None
+        path = second.store.root / damaged.pdf_path
+        path.write_bytes(path.read_bytes()[:-10])  # no longer its recorded SHA-256
+        report = refresh(second, horizon=11 * YEAR)
+        assert list(report.failed) == [damaged.id] and "SHA-256" in report.failed[damaged.id]
+        assert report.refreshed == [intact.id]
+    finally:
+        second.close()

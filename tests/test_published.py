@@ -342,3 +342,56 @@ def test_trust_list_entries_that_widen_their_window_or_lie_about_their_kid_are_r
             TrustList.from_json({**good, "keys": [bad]})
     with pytest.raises(SigningError):
         TrustList.from_json({"version": 2, "keys": []})
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_times_a_list_claims_are_checked(live: Live, keys_dir: Path) -> None:
+    # The signer chooses iat and exp: a trust list past its exp, a list made "in the future",
+    # one valid longer than the issuer ever makes them, are refused; and a list signed by a key
+    # whose window has ended (retired) is refused whatever time it claims.
+    runtime = live.runtime
+    cert_id = approved(runtime)
+    assert issue_certificate(runtime, cert_id)
+    docs = _fetch(live)
+    seal = runtime.keyring.seal_key
+    chain = [seal.certificate, x509.load_pem_x509_certificate(
+        (keys_dir / "ca.crt").read_bytes())]
+
+    def payload_of(document: bytes) -> dict:
+        return json.loads(base64.urlsafe_b64decode(json.loads(document)["payload"] + "==="))
+
+    def resigned(document: bytes, typ: str, **changes: object) -> bytes:
+        return json.dumps(sign_document({**payload_of(document), **changes}, typ=typ,
+                                        key=seal.private_key, chain=chain)).encode()
+
+    now = int(dt.datetime.now(dt.UTC).timestamp())
+    qr = _qr(live, cert_id)
+    trust_typ, status_typ = published.TRUST_LIST_TYPE, published.STATUS_LIST_TYPE
+    cases = {
+        "the trust list has expired": Published(
+            resigned(docs.trust_list, trust_typ, iat=now - 40 * 86400, exp=now - 10 * 86400),
+            docs.status_list),
+        "trust list claims impossible times": Published(
+            resigned(docs.trust_list, trust_typ, iat=now + 3600, exp=now + 7200),
+            docs.status_list),
+        "status list claims impossible times": Published(
+            docs.trust_list,
+            resigned(docs.status_list, status_typ, exp=now + 10 * 365 * 86400)),
+    }
+    for reason, documents in cases.items():
+        verdict = _verdict(live, qr, documents, keys_dir)
+        assert verdict["genuine"] is False and reason in verdict["reason"], verdict
+    # The same seal key, its window ended (as a retired key's is) before now: refused, though
+    # the list claims a time inside the window.
+    trust = payload_of(docs.trust_list)
+    start = seal.certificate.not_valid_before_utc
+    ended = start + (dt.datetime.now(dt.UTC) - start) / 2
+    trust["keys"] = [{**entry, "signing_until": ended.isoformat()} for entry in trust["keys"]]
+    inside = int((start + (ended - start) / 2).timestamp())
+    retired = json.dumps(sign_document({**trust, "iat": inside, "exp": inside + 86400},
+                                       typ=trust_typ, key=seal.private_key,
+                                       chain=chain)).encode()
+    verdict = _verdict(live, qr, Published(retired, docs.status_list), keys_dir)
+    assert verdict["genuine"] is False and (
+        "the trust list is not signed by a listed seal key in its window" in verdict["reason"])
+    assert _verdict(live, qr, docs, keys_dir)["current"] is True
