@@ -217,4 +217,4 @@ class FileBackend:
 def load_chain(config: SignerConfig) -> list[x509.Certificate]:
     """The intermediate certificates `config` names, to embed in each signature."""
     return [cert for path in config.chain_paths
-            for cert in load_pem_certificates(path, "chain certificate")]
+            for cert in load_pem_certificates(path, "chain certificate")]  # equivalent: label

@@ -228,7 +228,7 @@ def revocation_of(config: SignerConfig) -> RevocationSource | None:
 
 
 def _ca_key(path: Path) -> CaKey:
-    key = load_pem_private_key(path, "CA key")
+    key = load_pem_private_key(path, "CA key")  # equivalent: label (message only)
     if not isinstance(key, (rsa.RSAPrivateKey, ec.EllipticCurvePrivateKey)):
         raise SigningError(f"the CA key {path} is neither RSA nor EC", code="unsupported_key")
     return key

@@ -82,7 +82,8 @@ class Pkcs11Backend:
         usage and validity. Raises `KeyMaterialMissing` (no module, token, PIN or key),
         `KeyCertMismatch` or `BadKeyUsage`."""
         certificate = load_pem_certificate(config.cert_path, "signer certificate")
-        require_end_entity(certificate, DOCUMENT_SIGNER_USAGE, "signer certificate")
+        # equivalent, next line: the label only names the certificate in a refusal message
+        require_end_entity(certificate, DOCUMENT_SIGNER_USAGE, "signer certificate")  # equivalent
         require_valid_now(certificate, "signer certificate")
         chain = load_chain(config)
         session = open_session(config)

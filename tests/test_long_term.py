@@ -264,3 +264,38 @@ def test_the_validation_clock_is_never_seen_by_another_thread() -> None:
         seen.wait(10)
     thread.join(10)
     assert moments and moments[0] > NOW - dt.timedelta(minutes=5)  # the other: the real time
+
+
+class _OcspKnowsFirst:
+    """A verifier whose OCSP answers already name a revocation its CRLs do not yet list."""
+
+    def __init__(self, clean: DevRevocationAuthority, revoking: DevRevocationAuthority) -> None:
+        self.crls = clean.crls
+        self.ocsp = revoking.ocsp
+
+
+def test_a_tsa_revoked_in_ocsp_alone_ends_a_b_lt_signature(signed: dict[str, bytes],
+                                                          pki: DevPki) -> None:
+    # B-LT has no document timestamp: its TSA is the one of the signature's own timestamp.
+    tsa = cert(pki.tsa_cert)
+    keys = [(cert(p), load_pem_private_key(k)) for p, k in (
+        (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
+        (pki.tsa_ca_cert, pki.tsa_ca_key))]
+    revoking = DevRevocationAuthority(
+        keys,  # type: ignore[arg-type]
+        revoked={(tsa.issuer, tsa.serial_number): Revoked(NOW - dt.timedelta(days=1))})
+    verifier = _OcspKnowsFirst(fresh(pki), revoking)
+    report = validate_pdf(signed["B-LT"], [pki.root_cert], fresh_revinfo=verifier)
+    assert not report.ok and report.reason == "revoked"
+
+
+def test_a_byte_changed_in_the_document_timestamp_s_contents_is_modified(
+        signed: dict[str, bytes], pki: DevPki) -> None:
+    # The zero padding after the timestamp's DER is not covered by any signature.
+    pdf = signed["B-LTA"]
+    stamp = PdfFileReader(BytesIO(pdf)).embedded_timestamp_signatures[0]
+    end = int(stamp.byte_range[2]) - 2  # the last hex digit before '>'
+    assert pdf[end:end + 1] == b"0"
+    tampered = pdf[:end] + b"1" + pdf[end + 1:]
+    report = validate_pdf(tampered, [pki.root_cert])
+    assert not report.ok and report.reason == "modified"

@@ -395,3 +395,12 @@ def test_the_times_a_list_claims_are_checked(live: Live, keys_dir: Path) -> None
     assert verdict["genuine"] is False and (
         "the trust list is not signed by a listed seal key in its window" in verdict["reason"])
     assert _verdict(live, qr, docs, keys_dir)["current"] is True
+
+
+def test_a_chain_of_one_certificate_is_read(pki: DevPki) -> None:
+    # x5c may hold the signer alone when the verifier's anchor issued it directly.
+    key, chain = seal_of(pki)
+    document = sign_document({"a": 1}, typ="t+jws", key=key.private_key, chain=chain[:1])
+    opened = open_document(json.dumps(document), typ="t+jws", roots=[chain[1]],
+                           organisation=ORG)
+    assert opened.payload == {"a": 1}
