@@ -3,9 +3,11 @@ certificate expires, add an archival document timestamp from a TSA whose certifi
 longer, with current revocation information for the timestamp chain it covers
 (ETSI EN 319 142-1, PAdES-LTA; `pramaan ltv refresh`).
 
-The revocation information embedded in a round is that of the TSA chain only: a current CRL of
-the document signer's CA would no longer name an expired signer, and pyHanko's time slide would
-then put the signer's control time past its expiry (docs/long-term-signatures-spike.md, Q4c).
+The revocation information embedded in a round: OCSP answers for the end entities (every TSA
+certificate the file holds that is still valid, and the new TSA's), and CRLs only of the CAs
+that issue no end entity of the file. pyHanko's past validation takes only OCSP as evidence of
+an expired end entity's status, and a CRL of its CA issued after it expired would put the time
+slide past that expiry (docs/long-term-signatures-spike.md, session 19).
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ from pyhanko_certvalidator import ValidationContext
 
 from signing.errors import SigningError
 from signing.file_backend import to_asn1_certificate
-from signing.long_term import _clock_at
-from signing.revocation import REQUIRE_REVINFO, DevRevocationAuthority, RevocationSource
+from signing.long_term import _clock_at, _tsa_certs
+from signing.revocation import REQUIRE_REVINFO, DevRevocationAuthority, RevocationSource, is_ca
 from signing.timestamps import TsaUnavailable
 
 DEFAULT_HORIZON: Final = dt.timedelta(days=365)
@@ -97,9 +99,11 @@ class ArchivalStamper:
         output = BytesIO()
         try:
             reader = PdfFileReader(BytesIO(pdf), strict=False)
+            stamped = [x509.load_der_x509_certificate(c.dump()) for c in _tsa_certs(
+                reader.embedded_regular_signatures[0], reader.embedded_timestamp_signatures)]
             with _clock_at(moment):
                 PdfTimeStamper(self._timestamper).update_archival_timestamp_chain(
-                    reader, self._context(moment), in_place=False, output=output)
+                    reader, self._context(moment, stamped), in_place=False, output=output)
         except TimestampRequestError as exc:
             raise TsaUnavailable(f"no archival timestamp from the TSA: {exc}") from exc
         except PyHankoSigningError as exc:
@@ -108,11 +112,16 @@ class ArchivalStamper:
             raise SigningError(f"the PDF cannot be read: {exc}", code="unreadable_pdf") from exc
         return output.getvalue()
 
-    def _context(self, now: dt.datetime) -> ValidationContext:
+    def _context(self, now: dt.datetime,
+                 stamped: Sequence[x509.Certificate]) -> ValidationContext:
         if not isinstance(self._revocation, DevRevocationAuthority):
             return self._revocation.validation_context(self._roots, self._others, now)
-        crls = [c for c in self._revocation.crls(now) if c.issuer != self._signer_ca]
-        answers = [self._revocation.ocsp(c, now) for c in self._others
+        # End entities (the signer, every TSA) by OCSP only: a CA's CRL issued after one of
+        # its end entities expired would put pyHanko's time slide past that expiry.
+        end_entities = [*stamped, *(c for c in self._others if not is_ca(c))]
+        issuers = {self._signer_ca, *(c.issuer for c in end_entities)}
+        crls = [c for c in self._revocation.crls(now) if c.issuer not in issuers]
+        answers = [self._revocation.ocsp(c, now) for c in end_entities
                    if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
         return ValidationContext(
             trust_roots=[to_asn1_certificate(c) for c in self._roots],
@@ -121,3 +130,4 @@ class ArchivalStamper:
                   for c in crls],
             ocsps=[a for a in answers if a], allow_fetching=False,
             revinfo_policy=REQUIRE_REVINFO, moment=now)
+

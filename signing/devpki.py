@@ -250,9 +250,7 @@ def _tsa_files(organisation: str, now: dt.datetime, root_name: x509.Name,
         # status by OCSP once its CA's CRL would also speak for older, expired TSA
         # certificates (signing/long_term.py). The development deployment makes the answers
         # in process (signing/revocation.py); this is the address it would serve them at.
-        (x509.AuthorityInformationAccess([x509.AccessDescription(
-            x509.oid.AuthorityInformationAccessOID.OCSP,
-            x509.UniformResourceIdentifier(DEV_OCSP_URL))]), False),
+        _ocsp_address(),
     ]
     tsa = _issue(tsa_name, tsa_key.public_key(), tsa_ca_name, tsa_ca_key, now, 10, tsa_usage)
     return {
@@ -306,6 +304,12 @@ def _key_usage(
         encipher_only=False,  # equivalent: see above
         decipher_only=False,  # equivalent: see above
     )
+
+
+def _ocsp_address() -> _Extension:
+    return (x509.AuthorityInformationAccess([x509.AccessDescription(
+        x509.oid.AuthorityInformationAccessOID.OCSP,
+        x509.UniformResourceIdentifier(DEV_OCSP_URL))]), False)
 
 
 def _end_entity(usage: x509.KeyUsage) -> list[_Extension]:

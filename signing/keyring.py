@@ -186,7 +186,7 @@ def _long_term_signers(backend: SignerBackend, config: SignerConfig,
         others.append(load_pem_certificates(config.tsa_cert_path)[0])
 
     def context() -> ValidationContext:
-        return source.validation_context(roots, others)
+        return source.validation_context(roots, [*others, backend.certificate])
 
     return {level: PadesSigner(backend, bytes_reserved=config.bytes_reserved,
                                timestamper=timestamper, revocation=context,

@@ -2,8 +2,10 @@
 inside the PDF, that no certificate of the chain was revoked when it was signed.
 
 `DevRevocationAuthority` is the development deployment's own: each dev CA (root, document
-signer CA, TSA CA) issues a CRL signed with its key (keys/*.key), made in process, so a
-newcomer's first certificate is long-term without any server. `FetchingRevocation` is
+signer CA, TSA CA) issues a CRL signed with its key (keys/*.key), and OCSP answers on the end
+entities it issued (the document signer, the TSA), made in process, so a newcomer's first
+certificate is long-term without any server. The OCSP answers are what lets a certificate
+outlive its signer and TSA certificates (see `DevRevocationAuthority.validation_context`). `FetchingRevocation` is
 production's: revocation information is fetched from the addresses the certificates name
 (their CA's OCSP responder and CRL distribution points). Both hand pyHanko a
 `ValidationContext` that demands revocation information for every certificate of the chain,
@@ -32,8 +34,12 @@ from pyhanko_certvalidator.policy_decl import (
 
 from signing.file_backend import to_asn1_certificate
 
-CRL_VALIDITY: Final = dt.timedelta(days=1)
-"""How long a dev CRL is current (nextUpdate - thisUpdate)."""
+CRL_VALIDITY: Final = dt.timedelta(days=7)
+"""How long a dev CRL is current (nextUpdate - thisUpdate). Longer than an OCSP answer, as
+CAs' usually are, and it must be: pyHanko's time slide moves an end entity's control time to
+the end of its OCSP answer, where its CA's CRL from a moment earlier must still be current."""
+OCSP_VALIDITY: Final = dt.timedelta(days=1)
+"""How long a dev OCSP answer is current."""
 CRL_REISSUE: Final = dt.timedelta(hours=1)
 """A dev CRL is made afresh after this long (whole-second times, a monotonic CRL number)."""
 
@@ -115,7 +121,7 @@ class DevRevocationAuthority:
 
     def ocsp(self, cert: x509.Certificate, now: dt.datetime | None = None) -> bytes | None:
         """A DER OCSP response on `cert`, signed by the CA that issued it (good, or revoked
-        with its time and reason), valid CRL_VALIDITY; None if no CA of ours issued it."""
+        with its time and reason), valid OCSP_VALIDITY; None if no CA of ours issued it."""
         moment = (now or self._clock()).astimezone(dt.UTC).replace(microsecond=0)
         issuer = next(((c, k) for c, k in self._issuers if c.subject == cert.issuer), None)
         if issuer is None:
@@ -125,7 +131,7 @@ class DevRevocationAuthority:
         builder = ocsp.OCSPResponseBuilder().add_response(
             cert=cert, issuer=issuer[0], algorithm=hashes.SHA1(),  # noqa: S303 (the CertID of RFC 6960 clients)
             cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
-            this_update=moment, next_update=moment + CRL_VALIDITY,
+            this_update=moment, next_update=moment + OCSP_VALIDITY,
             revocation_time=(entry.since.astimezone(dt.UTC).replace(microsecond=0)
                              if revoked and entry else None),
             revocation_reason=entry.reason if revoked and entry else None,
@@ -141,7 +147,20 @@ class DevRevocationAuthority:
             other_certs=[to_asn1_certificate(c) for c in others],
             crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
                   for c in self.crls(now)],
-            ocsps=[], allow_fetching=False, revinfo_policy=REQUIRE_REVINFO, moment=now)
+            # End entities' status by OCSP as well: pyHanko's past validation takes only an
+            # OCSP answer as evidence of an end entity's status once it has expired (a CRL of
+            # its CA finds no path there; docs/long-term-signatures-spike.md, session 19).
+            ocsps=[answer for answer in (self.ocsp(c, now) for c in others if not is_ca(c))
+                   if answer],
+            allow_fetching=False, revinfo_policy=REQUIRE_REVINFO, moment=now)
+
+
+def is_ca(cert: x509.Certificate) -> bool:
+    """Whether `cert` is a CA's (basic constraints cA true)."""
+    try:
+        return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
+    except x509.ExtensionNotFound:
+        return False
 
 
 class _Lazy:

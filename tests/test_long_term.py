@@ -2,7 +2,8 @@
 CRLs, made in process), and for B-LTA a document timestamp over it all. Validated offline with
 pyHanko's ETSI AdES validation (nothing fetched), now and at simulated future dates: after the
 signer's certificate has expired the certificate still verifies; after the TSA's has, it does
-not (an archival timestamp would be due). Later revisions that change the page, or bring a
+not, unless archival rounds (new document timestamps from a renewed TSA certificate) were added
+in time: two rounds carry it past the first and the second TSA certificate's expiry. Later revisions that change the page, or bring a
 seal of their own, are refused or ignored; pdfsig accepts the signature itself."""
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -22,6 +24,7 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from issuer.bootstrap import initialise
 from issuer.runtime import Runtime
 from issuer.verify import verify_pdf
+from signing.archival import ArchivalStamper
 from signing.config import SignerConfig
 from signing.devpki import DevPki
 from signing.errors import SigningError
@@ -30,9 +33,11 @@ from signing.keyring import Keyring, revocation_of
 from signing.pades import PadesSigner
 from signing.revocation import DevRevocationAuthority, Revoked
 from signing.sample_pdf import minimal_pdf
+from signing.timestamps import DevTimeStampAuthority, InProcessTimeStamper
 from signing.validate import validate_pdf
 from tests.conftest import make_settings
 from tests.test_issue_timestamped import _issued_as
+from tests.test_ltv_refresh import tsa_identity
 from tests.test_signing_support import pdfsig_report
 
 NOW = dt.datetime.now(dt.UTC)
@@ -92,8 +97,9 @@ def test_long_term_signatures_validate_offline_now_and_after_the_signer_expires(
     assert now.ok and now.level == level and now.info == {"PramaanSeal": "https://v.example/v#1234"}
     assert now.timestamp is not None and now.signing_time is not None
     assert abs(now.signing_time - now.timestamp) < dt.timedelta(minutes=1)
-    # Two days on, the embedded CRLs are stale: a verifier's current ones are needed.
-    later = NOW + dt.timedelta(days=2)
+    # Eight days on, the embedded CRLs (a week) and OCSP answers (a day) are stale: a
+    # verifier's current ones are needed.
+    later = NOW + dt.timedelta(days=8)
     assert validate_pdf(signed[level], roots, at=later, fresh_revinfo=crls).ok
     assert validate_pdf(signed[level], roots, at=later).reason == "untrusted"
     # After the signer's certificate has expired: still valid (the timestamp proves the
@@ -103,6 +109,63 @@ def test_long_term_signatures_validate_offline_now_and_after_the_signer_expires(
     # After the TSA's certificate has expired, nothing vouches for the timestamp any more.
     beyond = tsa_expires + dt.timedelta(days=30)
     assert validate_pdf(signed[level], roots, at=beyond, fresh_revinfo=crls).reason == "untrusted"
+
+
+def archival_stamper(pki: DevPki, tsa: tuple[rsa.RSAPrivateKey, x509.Certificate],
+                     moment: dt.datetime) -> ArchivalStamper:
+    """Rounds with a TSA whose key and certificate are `tsa`, both it and the CAs' revocation
+    answers dated `moment`."""
+    key, tsa_cert = tsa
+    authority = DevTimeStampAuthority(key, tsa_cert, [cert(pki.tsa_ca_cert)], clock=lambda: moment)
+    return ArchivalStamper(InProcessTimeStamper(authority), fresh(pki), [cert(pki.root_cert)],
+                           [cert(pki.ca_cert), cert(pki.tsa_ca_cert), tsa_cert],
+                           cert(pki.signer_cert).issuer)
+
+
+@pytest.fixture(scope="module")
+def signed_with_an_older_crl(pki: DevPki, keyring: Keyring) -> bytes:
+    """B-LTA with the dev CAs' CRLs made 59 minutes before the OCSP answers (a CRL is reused
+    for an hour): pyHanko's time slide then moves the signer's control time to the end of its
+    OCSP answer, where those CRLs must still be current."""
+    authority = fresh(pki)
+    authority.crls(dt.datetime.now(dt.UTC) - dt.timedelta(minutes=59))
+    roots = [cert(pki.root_cert)]
+    others = [cert(pki.ca_cert), cert(pki.tsa_ca_cert), cert(pki.signer_cert)]
+    pades = PadesSigner(keyring.backend, bytes_reserved=24576,
+                        timestamper=keyring.pades_at("B-LTA")._timestamper,
+                        revocation=lambda: authority.validation_context(roots, others),
+                        archival=True)
+    return pades.sign(minimal_pdf(), reason="r", location="l",
+                      info={"PramaanSeal": "https://v.example/v#1234"})
+
+
+@pytest.mark.parametrize("source", ["keyring", "older_crl"])
+def test_archival_rounds_carry_a_b_lta_certificate_past_each_tsa_s_expiry(
+        signed: dict[str, bytes], signed_with_an_older_crl: bytes, pki: DevPki,
+        source: str) -> None:
+    original = signed["B-LTA"] if source == "keyring" else signed_with_an_older_crl
+    roots = [pki.root_cert]
+    revinfo = fresh(pki)
+    first_tsa = cert(pki.tsa_cert)
+    # Half a year before the first TSA certificate expires (the signer's has long expired), a
+    # round with a renewed TSA certificate lasting five years.
+    first_round = first_tsa.not_valid_after_utc - YEAR / 2
+    second_tsa = tsa_identity(pki, first_round, years=5)
+    once = archival_stamper(pki, second_tsa, first_round).refresh(original, first_round)
+    past_first = first_tsa.not_valid_after_utc + dt.timedelta(days=30)
+    assert validate_pdf(original, roots, at=past_first,
+                        fresh_revinfo=revinfo).reason == "untrusted"
+    assert validate_pdf(once, roots, at=past_first, fresh_revinfo=revinfo).ok
+    # And again before that one expires: the chain of rounds holds past the second too.
+    second_round = second_tsa[1].not_valid_after_utc - YEAR / 2
+    third_tsa = tsa_identity(pki, second_round, years=5)
+    twice = archival_stamper(pki, third_tsa, second_round).refresh(once, second_round)
+    past_second = second_tsa[1].not_valid_after_utc + dt.timedelta(days=30)
+    assert validate_pdf(once, roots, at=past_second, fresh_revinfo=revinfo).reason == "untrusted"
+    verdict = validate_pdf(twice, roots, at=past_second, fresh_revinfo=revinfo)
+    assert verdict.ok and verdict.level == "B-LTA"
+    assert verdict.info == {"PramaanSeal": "https://v.example/v#1234"}
+    assert len(PdfFileReader(BytesIO(twice)).embedded_timestamp_signatures) == 3
 
 
 def test_a_b_b_signature_does_not_outlive_its_signer(signed: dict[str, bytes],

@@ -32,26 +32,31 @@ from tests.test_issue_timestamped import _issued_as
 YEAR = dt.timedelta(days=365)
 
 
-def renew_tsa(keys: DevPki, years: int) -> None:
-    """A new key and certificate for the dev TSA, under its CA, lasting `years` from now: what
-    a TSA does before its certificate expires."""
+def tsa_identity(keys: DevPki, start: dt.datetime,
+                 years: float) -> tuple[rsa.RSAPrivateKey, x509.Certificate]:
+    """A new key and certificate for the dev TSA, under its CA, valid from `start` for
+    `years`: what a TSA does before its certificate expires."""
     old = x509.load_pem_x509_certificate(keys.tsa_cert.read_bytes())
     ca = x509.load_pem_x509_certificate(keys.tsa_ca_cert.read_bytes())
     ca_key = serialization.load_pem_private_key(keys.tsa_ca_key.read_bytes(), None)
     assert isinstance(ca_key, rsa.RSAPrivateKey)
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    now = dt.datetime.now(dt.UTC)
     builder = (x509.CertificateBuilder().subject_name(old.subject).issuer_name(ca.subject)
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
-               .not_valid_before(now - dt.timedelta(minutes=5))
-               .not_valid_after(now + years * YEAR))
+               .not_valid_before(start - dt.timedelta(minutes=5))
+               .not_valid_after(start + years * YEAR))
     for extension in old.extensions:
         value = extension.value
         if isinstance(value, x509.SubjectKeyIdentifier):
             value = x509.SubjectKeyIdentifier.from_public_key(key.public_key())
         builder = builder.add_extension(value, extension.critical)
-    keys.tsa_cert.write_bytes(builder.sign(ca_key, hashes.SHA256()).public_bytes(
-        serialization.Encoding.PEM))
+    return key, builder.sign(ca_key, hashes.SHA256())
+
+
+def renew_tsa(keys: DevPki, years: int) -> None:
+    """Install a new TSA key and certificate lasting `years` from now in the keys folder."""
+    key, cert = tsa_identity(keys, dt.datetime.now(dt.UTC), years)
+    keys.tsa_cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     keys.tsa_key.write_bytes(key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption()))
