@@ -96,6 +96,7 @@ def test_a_round_is_added_only_when_due_and_only_with_a_longer_lasting_tsa(
     finally:
         first.close()
 
+    first_tsa = x509.load_pem_x509_certificate(keys.tsa_cert.read_bytes())
     renew_tsa(keys, years=12)
     second = runtime_of(tmp_path, keys.keys_dir)
     try:
@@ -125,6 +126,12 @@ def test_a_round_is_added_only_when_due_and_only_with_a_longer_lasting_tsa(
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=int(9.5 * 365))
         assert validate_pdf(refreshed, [keys.root_cert], at=later,
                             fresh_revinfo=second.fresh_revinfo).ok
+        # After the first TSA certificate has expired, only the refreshed file holds.
+        past = first_tsa.not_valid_after_utc + dt.timedelta(days=30)
+        assert validate_pdf(refreshed, [keys.root_cert], at=past,
+                            fresh_revinfo=second.fresh_revinfo).ok
+        assert validate_pdf(original, [keys.root_cert], at=past,
+                            fresh_revinfo=second.fresh_revinfo).reason == "untrusted"
     finally:
         second.close()
 
