@@ -18,6 +18,7 @@ from sqlalchemy import select
 from issuer import audit
 from issuer.db import utcnow
 from issuer.models import Certificate, PdfRevision, State
+from signing.errors import SigningError
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -48,9 +49,15 @@ def refresh(runtime: Runtime, *, now: dt.datetime | None = None,
     moment = now or utcnow()
     report = RefreshReport()
     keys = runtime.keyring.active(moment)
-    if keys.archival is None or keys.tsa_certificate is None:
-        report.skipped["*"] = ("no archival timestamps here: they need the development TSA "
-                               "with the dev CAs' keys (a licensed TSA's: not yet)")
+    if keys.archival is None:
+        report.skipped["*"] = ("no archival timestamps here: they need a TSA and revocation "
+                               "information (the development TSA with the dev CAs' keys, or "
+                               "PRAMAAN_TSA_URL)")
+        return report
+    try:  # a licensed TSA's certificate is learnt from a timestamp: it renews on its own
+        tsa_certificate = keys.tsa_certificate or keys.archival.current_tsa_certificate()
+    except SigningError as exc:
+        report.failed["*"] = f"the TSA's current certificate is unknown: {exc}"
         return report
     with runtime.sessions() as session:
         ids = list(session.scalars(select(Certificate.id).where(
@@ -64,7 +71,7 @@ def refresh(runtime: Runtime, *, now: dt.datetime | None = None,
             at = now or utcnow()  # a long run stamps each file with its own time
             try:  # one unreadable file is reported, and never stops the others
                 pdf = runtime.store.get(record.pdf_path, record.pdf_sha256)
-                due = is_due(pdf, keys.tsa_certificate, at, horizon or DEFAULT_HORIZON)
+                due = is_due(pdf, tsa_certificate, at, horizon or DEFAULT_HORIZON)
                 if not due.due:
                     report.skipped[cert_id] = due.reason
                     continue

@@ -80,14 +80,16 @@ class Runtime:
         return TrustStore.from_config(SignerConfig.from_keys_dir(self.settings.keys_dir))
 
     @functools.cached_property
-    def fresh_revinfo(self) -> FreshRevinfo | None:
-        """Current CRLs a verification of a long-term signature may use: the development CAs'
-        own (made from their keys in keys/); None elsewhere (the file's own data only)."""
+    def fresh_revinfo(self) -> FreshRevinfo:
+        """Current revocation information a verification of a long-term signature uses: the
+        development CAs' own (made from their keys in keys/), else fetched from the addresses
+        the file's certificates name (signing/fetched_revinfo.py)."""
+        from signing.fetched_revinfo import FetchedRevinfo
         from signing.keyring import revocation_of
         from signing.revocation import DevRevocationAuthority
 
         source = revocation_of(signer_config(self.settings))
-        return source if isinstance(source, DevRevocationAuthority) else None
+        return source if isinstance(source, DevRevocationAuthority) else FetchedRevinfo()
 
     @functools.cached_property
     def dispatcher(self) -> Dispatcher:

@@ -12,7 +12,9 @@ slide past that expiry (docs/long-term-signatures-spike.md, session 19).
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from io import BytesIO
@@ -87,6 +89,26 @@ class ArchivalStamper:
         self._roots = list(roots)
         self._others = list(others)
         self._signer_ca = signer_ca
+
+    def current_tsa_certificate(self) -> x509.Certificate:
+        """The certificate the TSA signs with now, read from a timestamp on a probe digest (a
+        licensed TSA's is not configured, and it renews on its own schedule).
+
+        Raises `TsaUnavailable` when no timestamp came, `SigningError` when the token names no
+        certificate it carries."""
+        try:
+            token = asyncio.run(self._timestamper.async_timestamp(
+                hashlib.sha256(b"pramaan: which certificate signs now").digest(), "sha256"))
+        except TimestampRequestError as exc:
+            raise TsaUnavailable(f"no timestamp from the TSA: {exc}") from exc
+        signed = token["content"]
+        sid = signed["signer_infos"][0]["sid"].chosen
+        for choice in signed["certificates"] or ():
+            if choice.name == "certificate" and choice.chosen.issuer == sid["issuer"] and (
+                    choice.chosen.serial_number == sid["serial_number"].native):
+                return x509.load_der_x509_certificate(choice.chosen.dump())
+        raise SigningError("the TSA's timestamp does not carry its certificate",
+                           code="archival_failed")
 
     def refresh(self, pdf: bytes, now: dt.datetime | None = None) -> bytes:
         """`pdf` with a round added (two revisions: validation data with the new document

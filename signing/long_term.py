@@ -34,6 +34,8 @@ from cryptography.x509 import ocsp
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.diff_analysis import DEFAULT_DIFF_POLICY, ModificationLevel
 from pyhanko.sign.validation import ades
+from pyhanko.sign.validation.dss import DocumentSecurityStore
+from pyhanko.sign.validation.errors import NoDSSFoundError
 from pyhanko.sign.validation.pdf_embedded import EmbeddedPdfSignature
 from pyhanko.sign.validation.policy_decl import (
     LocalKnowledge,
@@ -53,6 +55,7 @@ from pyhanko_certvalidator.registry import SimpleTrustManager
 from pyhanko_certvalidator.revinfo.archival import CRLContainer, OCSPContainer
 
 import signing.validate as plain
+from signing.revocation import issuer_of
 from signing.validate import DOCUMENT_SIGNER_KEY_USAGE, FreshRevinfo, PdfReport
 
 _CLOCK_READERS: Final[tuple[ModuleType, ...]] = (poe, ades_past, certvalidator_context, ades)
@@ -75,10 +78,13 @@ def validate_long_term(pdf: bytes, reader: PdfFileReader, roots: Sequence[asn1_x
             return PdfReport(ok=False, reason="modified")
         # Whatever the verifier knows to be revoked ends it, before any fallback below: a
         # revoked TSA (or CA) could have backdated its timestamps.
-        if fresh_revinfo is not None and _any_revoked(signature, stamps, moment, fresh_revinfo):
+        known = [*_carried(signature, stamps),
+                 *(x509.load_der_x509_certificate(root.dump()) for root in roots)]
+        if fresh_revinfo is not None and _any_revoked(signature, stamps, moment, fresh_revinfo,
+                                                      known):
             return PdfReport(ok=False, reason="revoked")
         result = None
-        for knowledge in _knowledge_sets(signature, stamps, moment, fresh_revinfo):
+        for knowledge in _knowledge_sets(signature, stamps, moment, fresh_revinfo, known):
             result = _ades(signature, roots, moment, knowledge)
             if result.ades_subindic.status.name == "PASSED" or result.api_status.revoked:
                 break
@@ -124,8 +130,8 @@ def _failure(status: PdfSignatureStatus, *, passed: bool) -> str | None:
 
 
 def _knowledge_sets(signature: EmbeddedPdfSignature, stamps: Sequence[EmbeddedPdfSignature],
-                    moment: dt.datetime,
-                    fresh_revinfo: FreshRevinfo | None) -> Iterator[LocalKnowledge]:
+                    moment: dt.datetime, fresh_revinfo: FreshRevinfo | None,
+                    known: Sequence[x509.Certificate]) -> Iterator[LocalKnowledge]:
     # The verifier's current CRLs of every CA first, so a revocation they know of is never
     # missed (a revoked certificate ends the search). Then current status only where it is
     # due: a current OCSP response on each TSA certificate still valid (ETSI: the newest
@@ -136,12 +142,12 @@ def _knowledge_sets(signature: EmbeddedPdfSignature, stamps: Sequence[EmbeddedPd
     if fresh_revinfo is None:
         yield LocalKnowledge()
         return
-    crls = fresh_revinfo.crls(moment)
+    crls = fresh_revinfo.crls(moment, known)
     yield _known(crls, [])
     tsas = [x509.load_der_x509_certificate(c.dump()) for c in _tsa_certs(signature, stamps)]
     live = [c for c in tsas if c.not_valid_before_utc <= moment <= c.not_valid_after_utc]
     issuing = {signature.signer_cert.issuer.dump(), *(c.issuer.public_bytes() for c in tsas)}
-    answers = [fresh_revinfo.ocsp(c, moment) for c in live]
+    answers = [fresh_revinfo.ocsp(c, moment, issuer_of(c, known)) for c in live]
     yield _known([c for c in crls if c.issuer.public_bytes() not in issuing],
                  [a for a in answers if a])
     yield LocalKnowledge()
@@ -156,28 +162,42 @@ def _known(crls: Sequence[x509.CertificateRevocationList],
 
 
 def _any_revoked(signature: EmbeddedPdfSignature, stamps: Sequence[EmbeddedPdfSignature],
-                 moment: dt.datetime, fresh_revinfo: FreshRevinfo) -> bool:
+                 moment: dt.datetime, fresh_revinfo: FreshRevinfo,
+                 certs: Sequence[x509.Certificate]) -> bool:
     # Every certificate the file's signature and timestamps carry (signer, TSAs, their CAs),
-    # against the verifier's current CRLs, and its current OCSP answers on the TSAs.
-    carried: dict[bytes, asn1_x509.Certificate] = {}
-    for container in (signature.signed_data, *(s.signed_data for s in stamps),
-                      *_token_signed_data(signature)):
-        for choice in container["certificates"] or ():
-            if choice.name == "certificate":
-                carried[choice.chosen.dump()] = choice.chosen
-    certs = [x509.load_der_x509_certificate(der) for der in carried]
-    crls = fresh_revinfo.crls(moment)
+    # and the trusted roots, against the verifier's current CRLs, and its current OCSP
+    # answers on the TSAs.
+    crls = fresh_revinfo.crls(moment, certs)
     for cert in certs:
         for crl in crls:
             if crl.issuer == cert.issuer and crl.get_revoked_certificate_by_serial_number(
                     cert.serial_number) is not None:
                 return True
     for tsa in _tsa_certs(signature, stamps):
-        answer = fresh_revinfo.ocsp(x509.load_der_x509_certificate(tsa.dump()), moment)
+        tsa_cert = x509.load_der_x509_certificate(tsa.dump())
+        answer = fresh_revinfo.ocsp(tsa_cert, moment, issuer_of(tsa_cert, certs))
         if answer and ocsp.load_der_ocsp_response(answer).certificate_status == (
                 ocsp.OCSPCertStatus.REVOKED):
             return True
     return False
+
+
+def _carried(signature: EmbeddedPdfSignature,
+             stamps: Sequence[EmbeddedPdfSignature]) -> list[x509.Certificate]:
+    """Every certificate the file carries: in its signature and timestamps (signer, TSAs,
+    their CAs) and in its document security store (where a TSA's CA may be alone)."""
+    carried: dict[bytes, None] = {}  # ordered, without repeats
+    for container in (signature.signed_data, *(s.signed_data for s in stamps),
+                      *_token_signed_data(signature)):
+        for choice in container["certificates"] or ():
+            if choice.name == "certificate":
+                carried[choice.chosen.dump()] = None
+    try:
+        for cert in DocumentSecurityStore.read_dss(signature.reader).load_certs():
+            carried[cert.dump()] = None
+    except NoDSSFoundError:
+        pass
+    return [x509.load_der_x509_certificate(der) for der in carried]
 
 
 def _token_signed_data(signature: EmbeddedPdfSignature) -> list[Any]:

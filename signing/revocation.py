@@ -5,11 +5,12 @@ inside the PDF, that no certificate of the chain was revoked when it was signed.
 signer CA, TSA CA) issues a CRL signed with its key (keys/*.key), and OCSP answers on the end
 entities it issued (the document signer, the TSA), made in process, so a newcomer's first
 certificate is long-term without any server. The OCSP answers are what lets a certificate
-outlive its signer and TSA certificates (see `DevRevocationAuthority.validation_context`). `FetchingRevocation` is
-production's: revocation information is fetched from the addresses the certificates name
-(their CA's OCSP responder and CRL distribution points). Both hand pyHanko a
+outlive its signer and TSA certificates (see `DevRevocationAuthority.validation_context`).
+`FetchingRevocation` is production's: revocation information is fetched from the addresses the
+certificates name (their CA's OCSP responder and CRL distribution points). Both hand pyHanko a
 `ValidationContext` that demands revocation information for every certificate of the chain,
-so a signature is never embedded without it.
+so a signature is never embedded without it. (A verifier's current information in production:
+signing/fetched_revinfo.py.)
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Final, Protocol
 
 from asn1crypto import crl as asn1_crl
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509 import ocsp
@@ -101,8 +103,10 @@ class DevRevocationAuthority:
         self._lock = threading.Lock()
         self._cache: dict[bytes, tuple[dt.datetime, x509.CertificateRevocationList]] = {}
 
-    def crls(self, now: dt.datetime | None = None) -> list[x509.CertificateRevocationList]:
-        """The current CRL of every CA, as of `now` (default: the clock)."""
+    def crls(self, now: dt.datetime | None = None,
+             certs: Sequence[x509.Certificate] = ()) -> list[x509.CertificateRevocationList]:
+        """The current CRL of every CA, as of `now` (default: the clock); `certs` are not
+        needed (every dev CA's is given)."""
         moment = (now or self._clock()).astimezone(dt.UTC).replace(microsecond=0)
         return [self._crl(cert, key.get(), moment) for cert, key in self._issuers]
 
@@ -119,24 +123,26 @@ class DevRevocationAuthority:
             self._cache[name] = (now, made)
             return made
 
-    def ocsp(self, cert: x509.Certificate, now: dt.datetime | None = None) -> bytes | None:
+    def ocsp(self, cert: x509.Certificate, now: dt.datetime | None = None,
+             issuer: x509.Certificate | None = None) -> bytes | None:
         """A DER OCSP response on `cert`, signed by the CA that issued it (good, or revoked
-        with its time and reason), valid OCSP_VALIDITY; None if no CA of ours issued it."""
+        with its time and reason), valid OCSP_VALIDITY; None if no CA of ours issued it
+        (`issuer` is not needed: the CA is found among ours)."""
         moment = (now or self._clock()).astimezone(dt.UTC).replace(microsecond=0)
-        issuer = next(((c, k) for c, k in self._issuers if c.subject == cert.issuer), None)
-        if issuer is None:
+        ours = next(((c, k) for c, k in self._issuers if c.subject == cert.issuer), None)
+        if ours is None:
             return None
         entry = self._revoked.get((cert.issuer, cert.serial_number))
         revoked = entry is not None and entry.since <= moment
         builder = ocsp.OCSPResponseBuilder().add_response(
-            cert=cert, issuer=issuer[0], algorithm=hashes.SHA1(),  # noqa: S303 (the CertID of RFC 6960 clients)
+            cert=cert, issuer=ours[0], algorithm=hashes.SHA1(),  # noqa: S303 (the CertID of RFC 6960 clients)
             cert_status=ocsp.OCSPCertStatus.REVOKED if revoked else ocsp.OCSPCertStatus.GOOD,
             this_update=moment, next_update=moment + OCSP_VALIDITY,
             revocation_time=(entry.since.astimezone(dt.UTC).replace(microsecond=0)
                              if revoked and entry else None),
             revocation_reason=entry.reason if revoked and entry else None,
-        ).responder_id(ocsp.OCSPResponderEncoding.HASH, issuer[0])
-        return builder.sign(issuer[1].get(), hashes.SHA256()).public_bytes(
+        ).responder_id(ocsp.OCSPResponderEncoding.HASH, ours[0])
+        return builder.sign(ours[1].get(), hashes.SHA256()).public_bytes(
             serialization.Encoding.DER)
 
     def validation_context(self, roots: Sequence[x509.Certificate],
@@ -161,6 +167,19 @@ def is_ca(cert: x509.Certificate) -> bool:
         return bool(cert.extensions.get_extension_for_class(x509.BasicConstraints).value.ca)
     except x509.ExtensionNotFound:
         return False
+
+
+def issuer_of(cert: x509.Certificate,
+              certs: Sequence[x509.Certificate]) -> x509.Certificate | None:
+    """The certificate among `certs` that issued `cert` (its signature checked), or None."""
+    for candidate in certs:
+        if candidate.subject == cert.issuer and candidate != cert:
+            try:
+                cert.verify_directly_issued_by(candidate)
+            except (ValueError, TypeError, InvalidSignature):
+                continue
+            return candidate
+    return None
 
 
 class _Lazy:

@@ -28,15 +28,19 @@ from signing.pades import STANDARD_INFO_KEYS
 logger = logging.getLogger(__name__)
 
 class FreshRevinfo(Protocol):
-    """Current revocation information a verifier keeps (signing/revocation.py makes it)."""
+    """Current revocation information a verifier keeps or fetches (signing/revocation.py)."""
 
-    def crls(self, now: dt.datetime | None = None) -> list[x509.CertificateRevocationList]:
-        """The current CRL of every CA, as of `now`."""
+    def crls(self, now: dt.datetime | None = None,
+             certs: Sequence[x509.Certificate] = ()) -> list[x509.CertificateRevocationList]:
+        """The current CRLs, as of `now`, of the CAs that issued `certs` (the development
+        authority gives every one of its CAs')."""
         ...
 
-    def ocsp(self, cert: x509.Certificate, now: dt.datetime | None = None) -> bytes | None:
-        """A current OCSP response (DER) on `cert`, or None."""
+    def ocsp(self, cert: x509.Certificate, now: dt.datetime | None = None,
+             issuer: x509.Certificate | None = None) -> bytes | None:
+        """A current OCSP response (DER) on `cert` (issued by `issuer`), or None."""
         ...
+
 
 PDF_REASONS: Final = frozenset(
     {"no_signature", "multiple_signatures", "modified", "untrusted", "bad_signature", "malformed",

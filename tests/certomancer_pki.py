@@ -1,8 +1,11 @@
 """A test PKI declared with certomancer and served over HTTP on 127.0.0.1 by the test itself:
 root -> intermediate -> document signer (and one revoked before today), a delegated OCSP
-responder, CRLs for both CAs, and a TSA. The certificates name the live addresses (CRL
-distribution points, OCSP in AIA), as a licensed CA's do, so this is production's path:
-revocation information fetched, not made in process. Not a test module."""
+responder, CRLs for both CAs; root -> TSA CA -> TSA, with a delegated OCSP responder of its own,
+and the TSA's renewed certificate and key (valid from nine years on, for archival rounds). The
+certificates name the live addresses (CRL distribution points, OCSP in AIA), as a licensed
+CA's do, so this is production's path: revocation information fetched, not made in process.
+`ServedPki.travel` moves the served PKI's clock (its OCSP answers, CRLs and timestamps) to
+another moment. Not a test module."""
 
 from __future__ import annotations
 
@@ -10,9 +13,9 @@ import datetime as dt
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import yaml
 from certomancer.integrations.animator import Animator, AnimatorArchStore
@@ -22,17 +25,30 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from werkzeug.serving import make_server
 
 ARCH = "pramaan-test"
-KEYS = ("root", "interm", "interm-ocsp", "signer", "revoked", "tsa")
+KEYS = ("root", "interm", "interm-ocsp", "signer", "revoked", "tsa-ca", "tsa-ocsp", "tsa",
+        "tsa2")
+RENEWAL: Final = dt.timedelta(days=365 * 9)
+"""When the TSA's renewed certificate (tsa2) becomes valid, from the PKI's creation."""
 
 
 @dataclass(frozen=True)
 class ServedPki:
     base: str
-    folder: Path  # root.crt, interm.crt, signer.crt/.key, revoked.crt/.key, tsa.crt
+    folder: Path  # root.crt, interm.crt, signer.crt/.key, revoked.crt/.key, tsa-ca.crt, tsa.crt
+    _app: dict[str, Any] = field(repr=False, compare=False)
 
     @property
     def tsa_url(self) -> str:
         return f"{self.base}/{ARCH}/tsa/tsa"
+
+    @property
+    def renewed_tsa_url(self) -> str:
+        return f"{self.base}/{ARCH}/tsa/tsa2"
+
+    def travel(self, moment: dt.datetime) -> None:
+        """Serve every OCSP answer, CRL and timestamp as of `moment` from now on."""
+        self._app["wsgi"] = Animator(self._app["store"], with_web_ui=False,
+                                     at_time=moment.astimezone(dt.UTC).replace(microsecond=0))
 
 
 def _iso(moment: dt.datetime) -> str:
@@ -55,6 +71,15 @@ def _config(base: str, now: dt.datetime) -> dict[str, Any]:
         {"id": "authority_information_access",
          "smart-value": {"schema": "aia-urls", "params": {"ocsp-responder-names": ["interm"]}}},
     ]
+    def tsa(valid: dict[str, str]) -> dict[str, Any]:
+        # Under a TSA CA with OCSP: pyHanko's past validation takes only OCSP as evidence of
+        # an expired TSA certificate's status (docs/long-term-signatures-spike.md).
+        return {"issuer": "tsa-ca", "validity": valid, "extensions": [
+            usage("digital_signature"),
+            {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+            {"id": "authority_information_access", "smart-value": {
+                "schema": "aia-urls", "params": {"ocsp-responder-names": ["tsa-ca"]}}}]}
+
     signer = {"issuer": "interm", "validity": validity(3),
               "extensions": [usage("digital_signature", "non_repudiation"), *revinfo]}
     return {
@@ -65,6 +90,8 @@ def _config(base: str, now: dt.datetime) -> dict[str, Any]:
             "entity-defaults": {"country-name": "IN",
                                 "organization-name": "Pramaan Test Corporation"},
             "entities": {"root": {"common-name": "Test Root CA"},
+                         "tsa-ca": {"common-name": "Test TSA CA"},
+                         "tsa-ocsp": {"common-name": "Test TSA OCSP Responder"},
                          "interm": {"common-name": "Test Document Signer CA"},
                          "interm-ocsp": {"common-name": "Test OCSP Responder"},
                          "signer": {"common-name": "Test Document Signer"},
@@ -88,20 +115,31 @@ def _config(base: str, now: dt.datetime) -> dict[str, Any]:
                 "revoked": {**signer, "revocation": {
                     "revoked-since": _iso(now - dt.timedelta(hours=12)),
                     "reason": "key_compromise"}},
-                "tsa": {"issuer": "root", "validity": validity(10), "extensions": [
-                    usage("digital_signature"),
-                    {"id": "extended_key_usage", "critical": True, "value": ["time_stamping"]},
+                "tsa-ca": {"issuer": "root", "validity": validity(20), "extensions": [
+                    {**ca, "value": {"ca": True, "path-len-constraint": 0}},
+                    usage("digital_signature", "key_cert_sign", "crl_sign"),
                     {"id": "crl_distribution_points", "smart-value": {
                         "schema": "crl-dist-url", "params": {"crl-repo-names": ["root"]}}}]},
+                "tsa-ocsp": {"issuer": "tsa-ca", "validity": validity(20), "extensions": [
+                    usage("digital_signature"),
+                    {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
+                    {"id": "ocsp_no_check"}]},
+                "tsa": tsa(validity(10)),
+                "tsa2": {**tsa({"valid-from": _iso(now + RENEWAL),
+                                "valid-to": _iso(now + RENEWAL + dt.timedelta(days=365 * 10))}),
+                         "subject": "tsa", "subject-key": "tsa2"},
             },
             "services": {
                 "ocsp": {"interm": {"for-issuer": "interm", "responder-cert": "interm-ocsp",
-                                    "signing-key": "interm-ocsp"}},
+                                    "signing-key": "interm-ocsp"},
+                         "tsa-ca": {"for-issuer": "tsa-ca", "responder-cert": "tsa-ocsp",
+                                    "signing-key": "tsa-ocsp"}},
                 "crl-repo": {"root": {"for-issuer": "root", "signing-key": "root",
                                       "simulated-update-schedule": "P1D"},
                              "interm": {"for-issuer": "interm", "signing-key": "interm",
                                         "simulated-update-schedule": "P1D"}},
-                "time-stamping": {"tsa": {"signing-key": "tsa", "signing-cert": "tsa"}},
+                "time-stamping": {"tsa": {"signing-key": "tsa", "signing-cert": "tsa"},
+                                  "tsa2": {"signing-key": "tsa2", "signing-cert": "tsa2"}},
             },
         }},
     }
@@ -125,19 +163,20 @@ def served_pki(folder: Path) -> Iterator[ServedPki]:
     (folder / "certomancer.yml").write_text(yaml.safe_dump(declared))  # to read, and rerun
     config = CertomancerConfig(declared, key_search_dir=str(folder))
     arch = config.get_pki_arch(ARCH)
-    for label in ("root", "interm", "signer", "revoked", "tsa"):
+    for label in ("root", "interm", "signer", "revoked", "tsa-ca", "tsa", "tsa2"):
         (folder / f"{label}.crt").write_bytes(_pem(arch.get_cert(label).dump()))
     for label in ("signer", "revoked"):
         (folder / f"{label}.key").write_bytes((folder / f"{label}.key.pem").read_bytes())
     # Whole seconds (poppler reads an OCSP time with a fraction as "Unknown issue"), fixed at
     # the start: the PKI's clock for every OCSP answer, CRL and timestamp it gives.
-    app["wsgi"] = Animator(AnimatorArchStore(config.pki_archs), with_web_ui=False,
-                           at_time=dt.datetime.now(dt.UTC).replace(microsecond=0))
+    app["store"] = AnimatorArchStore(config.pki_archs)
+    served = ServedPki(base=base, folder=folder, _app=app)
+    served.travel(dt.datetime.now(dt.UTC))
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
     try:
-        yield ServedPki(base=base, folder=folder)
+        yield served
     finally:
         server.shutdown()
         server.server_close()

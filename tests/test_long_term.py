@@ -3,8 +3,9 @@ CRLs, made in process), and for B-LTA a document timestamp over it all. Validate
 pyHanko's ETSI AdES validation (nothing fetched), now and at simulated future dates: after the
 signer's certificate has expired the certificate still verifies; after the TSA's has, it does
 not, unless archival rounds (new document timestamps from a renewed TSA certificate) were added
-in time: two rounds carry it past the first and the second TSA certificate's expiry. Later revisions that change the page, or bring a
-seal of their own, are refused or ignored; pdfsig accepts the signature itself."""
+in time: two rounds carry it past the first and the second TSA certificate's expiry. Later
+revisions that change the page, or bring a seal of their own, are refused or ignored; pdfsig
+accepts the signature itself."""
 
 from __future__ import annotations
 

@@ -2,10 +2,14 @@
 information fetched from the addresses the certificates name (OCSP, CRLs), from a PKI declared
 with certomancer and served on 127.0.0.1 by the test (tests/certomancer_pki.py). The signed file
 then validates with every server stopped; a signer revoked before signing cannot sign; pdfsig
-checks the signer live against the OCSP responder."""
+checks the signer live against the OCSP responder. Later, a verifier fetches current status
+from the same addresses (signing/fetched_revinfo.py); an archival round with the TSA's renewed
+certificate, its validation data fetched, carries the file past the first TSA certificate's
+expiry."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -13,9 +17,11 @@ from pathlib import Path
 import pytest
 from cryptography import x509
 
+from signing.archival import ArchivalStamper
 from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.errors import SigningError
+from signing.fetched_revinfo import FetchedRevinfo
 from signing.pades import PadesSigner
 from signing.revocation import FetchingRevocation
 from signing.sample_pdf import minimal_pdf
@@ -31,6 +37,10 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPki]:
         yield served
 
 
+def cert(pki: ServedPki, name: str) -> x509.Certificate:
+    return x509.load_pem_x509_certificate((pki.folder / f"{name}.crt").read_bytes())
+
+
 def signer_for(pki: ServedPki, name: str) -> PadesSigner:
     folder = pki.folder
     config = replace(SignerConfig.from_keys_dir(folder), key_path=folder / f"{name}.key",
@@ -39,7 +49,7 @@ def signer_for(pki: ServedPki, name: str) -> PadesSigner:
     backend = load_backend(config)
     roots = [x509.load_pem_x509_certificate((folder / "root.crt").read_bytes())]
     others = [x509.load_pem_x509_certificate((folder / f).read_bytes())
-              for f in ("interm.crt", "tsa.crt")]
+              for f in ("interm.crt", "tsa-ca.crt", "tsa.crt")]
     return PadesSigner(backend, bytes_reserved=32768,
                        timestamper=StrictTimeStamper(pki.tsa_url),
                        revocation=lambda: FetchingRevocation().validation_context(roots, others),
@@ -79,3 +89,40 @@ def test_with_every_server_stopped_it_still_validates(tmp_path: Path) -> None:
         pdf = signer_for(served, "signer").sign(minimal_pdf(), reason="r", location="l")
     report = validate_pdf(pdf, [tmp_path / "pki" / "root.crt"])
     assert report.ok and report.level == "B-LTA", report
+
+
+def test_a_week_later_the_verifier_fetches_current_status(tmp_path: Path) -> None:
+    roots = [tmp_path / "pki" / "root.crt"]
+    with served_pki(tmp_path / "pki") as served:
+        pdf = signer_for(served, "signer").sign(minimal_pdf(), reason="r", location="l")
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=8)
+        served.travel(later)
+        # The file's own OCSP answers and CRLs are stale by then.
+        assert validate_pdf(pdf, roots, at=later).reason == "untrusted"
+        assert validate_pdf(pdf, roots, at=later, fresh_revinfo=FetchedRevinfo()).ok
+    # With the servers gone, nothing current is known: not trusted (and no hang).
+    assert validate_pdf(pdf, roots, at=later,
+                        fresh_revinfo=FetchedRevinfo(timeout=2)).reason == "untrusted"
+
+
+def test_a_production_archival_round_carries_it_past_the_tsa_s_expiry(tmp_path: Path) -> None:
+    roots = [tmp_path / "pki" / "root.crt"]
+    with served_pki(tmp_path / "pki") as served:
+        pdf = signer_for(served, "signer").sign(minimal_pdf(), reason="r", location="l",
+                                                info={"PramaanSeal": "x#1"})
+        first_tsa, renewed = cert(served, "tsa"), cert(served, "tsa2")
+        at_round = first_tsa.not_valid_after_utc - dt.timedelta(days=180)
+        assert renewed.not_valid_before_utc < at_round
+        served.travel(at_round)
+        stamper = ArchivalStamper(
+            StrictTimeStamper(served.renewed_tsa_url), FetchingRevocation(),
+            [cert(served, "root")], [cert(served, n) for n in ("interm", "tsa-ca", "tsa2")],
+            cert(served, "signer").issuer)
+        assert stamper.current_tsa_certificate() == renewed
+        refreshed = stamper.refresh(pdf, at_round)
+        past = first_tsa.not_valid_after_utc + dt.timedelta(days=30)
+        served.travel(past)
+        fresh = FetchedRevinfo()
+        verdict = validate_pdf(refreshed, roots, at=past, fresh_revinfo=fresh)
+        assert verdict.ok and verdict.level == "B-LTA" and verdict.info == {"PramaanSeal": "x#1"}
+        assert validate_pdf(pdf, roots, at=past, fresh_revinfo=fresh).reason == "untrusted"

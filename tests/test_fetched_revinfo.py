@@ -1,0 +1,231 @@
+"""A production verifier's current revocation information (signing/fetched_revinfo.py), fetched
+over real HTTP on 127.0.0.1 from the addresses a certificate names: believed only when signed
+by the issuer (a CRL) or the issuer or its delegated responder (OCSP), kept until nextUpdate
+(at most an hour), a failing server left alone for a minute, oversized bodies refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509 import ocsp
+from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from werkzeug.serving import make_server
+
+import signing.fetched_revinfo as fetched
+from signing.fetched_revinfo import MAX_AGE, RETRY_AFTER, FetchedRevinfo
+
+NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@dataclass
+class Served:
+    """What the test server answers at each path, and how often it was asked."""
+
+    base: str
+    bodies: dict[str, tuple[int, bytes]] = field(default_factory=dict)
+    hits: dict[str, int] = field(default_factory=dict)
+
+
+@pytest.fixture
+def server() -> Iterator[Served]:
+    served = Served(base="")
+
+    def app(environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+        path = environ["PATH_INFO"]
+        served.hits[path] = served.hits.get(path, 0) + 1
+        status, body = served.bodies.get(path, (404, b""))
+        start(f"{status} X", [("Content-Length", str(len(body)))])
+        return [body]
+
+    httpd = make_server("127.0.0.1", 0, app, threaded=True)
+    served.base = f"http://127.0.0.1:{httpd.server_port}"
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    yield served
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=10)
+
+
+def _name(common: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
+
+
+def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
+          issuer_key: ec.EllipticCurvePrivateKey, *extensions: x509.ExtensionType,
+          ca: bool = False) -> x509.Certificate:
+    builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
+               .public_key(key.public_key()).serial_number(x509.random_serial_number())
+               .not_valid_before(NOW - dt.timedelta(days=1))
+               .not_valid_after(NOW + dt.timedelta(days=365))
+               .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
+    for extension in extensions:
+        builder = builder.add_extension(extension, critical=False)
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+@dataclass
+class Pki:
+    ca_key: ec.EllipticCurvePrivateKey
+    ca: x509.Certificate
+    leaf: x509.Certificate
+
+
+@pytest.fixture
+def pki(server: Served) -> Pki:
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    ca = _cert("Test CA", ca_key, "Test CA", ca_key, ca=True)
+    leaf = _cert("Test Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA", ca_key,
+                 x509.CRLDistributionPoints([x509.DistributionPoint(
+                     [x509.UniformResourceIdentifier(f"{server.base}/crl")], None, None, None)]),
+                 x509.AuthorityInformationAccess([x509.AccessDescription(
+                     AuthorityInformationAccessOID.OCSP,
+                     x509.UniformResourceIdentifier(f"{server.base}/ocsp"))]))
+    return Pki(ca_key, ca, leaf)
+
+
+def _crl(issuer: str, key: ec.EllipticCurvePrivateKey, *, next_update: dt.timedelta) -> bytes:
+    return (x509.CertificateRevocationListBuilder().issuer_name(_name(issuer))
+            .last_update(NOW).next_update(NOW + next_update)
+            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+
+
+def _answer(pki: Pki, key: ec.EllipticCurvePrivateKey, responder: x509.Certificate,
+            *, about: x509.Certificate | None = None,
+            include: list[x509.Certificate] | None = None) -> bytes:
+    builder = ocsp.OCSPResponseBuilder().add_response(
+        cert=about or pki.leaf, issuer=pki.ca, algorithm=hashes.SHA1(),
+        cert_status=ocsp.OCSPCertStatus.GOOD, this_update=NOW,
+        next_update=NOW + dt.timedelta(hours=4), revocation_time=None, revocation_reason=None,
+    ).responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
+    if include:
+        builder = builder.certificates(include)
+    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+def test_a_crl_signed_by_the_issuer_is_taken_and_kept_until_its_next_update(
+        server: Served, pki: Pki) -> None:
+    server.bodies["/crl"] = (200, _crl("Test CA", pki.ca_key, next_update=dt.timedelta(
+        minutes=30)))
+    clock = Clock()
+    source = FetchedRevinfo(clock=clock)
+    crls = source.crls(NOW, [pki.leaf, pki.ca])
+    assert [c.issuer for c in crls] == [pki.ca.subject]
+    assert source.crls(NOW, [pki.leaf, pki.ca]) == crls and server.hits["/crl"] == 1
+    clock.now = NOW + dt.timedelta(minutes=31)  # past its nextUpdate: fetched again
+    source.crls(NOW, [pki.leaf, pki.ca])
+    assert server.hits["/crl"] == 2
+    # Without the issuer among the certificates, nothing can be checked: nothing is fetched.
+    assert FetchedRevinfo().crls(NOW, [pki.leaf]) == [] and server.hits["/crl"] == 2
+
+
+def test_a_crl_lasting_a_week_is_asked_again_after_an_hour(server: Served, pki: Pki) -> None:
+    server.bodies["/crl"] = (200, _crl("Test CA", pki.ca_key, next_update=dt.timedelta(days=7)))
+    clock = Clock()
+    source = FetchedRevinfo(clock=clock)
+    source.crls(NOW, [pki.leaf, pki.ca])
+    clock.now = NOW + MAX_AGE - dt.timedelta(seconds=1)
+    source.crls(NOW, [pki.leaf, pki.ca])
+    assert server.hits["/crl"] == 1
+    clock.now = NOW + MAX_AGE
+    source.crls(NOW, [pki.leaf, pki.ca])
+    assert server.hits["/crl"] == 2
+
+
+def test_a_crl_not_signed_by_the_issuer_is_refused(server: Served, pki: Pki) -> None:
+    forger = ec.generate_private_key(ec.SECP256R1())
+    server.bodies["/crl"] = (200, _crl("Test CA", forger, next_update=dt.timedelta(days=1)))
+    assert FetchedRevinfo().crls(NOW, [pki.leaf, pki.ca]) == []
+    server.bodies["/crl"] = (200, _crl("Other CA", pki.ca_key, next_update=dt.timedelta(days=1)))
+    assert FetchedRevinfo().crls(NOW, [pki.leaf, pki.ca]) == []
+    server.bodies["/crl"] = (200, b"not a CRL")
+    assert FetchedRevinfo().crls(NOW, [pki.leaf, pki.ca]) == []
+
+
+def test_an_ocsp_answer_is_taken_only_when_signed_for_the_issuer(server: Served,
+                                                                 pki: Pki) -> None:
+    source = FetchedRevinfo
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) == server.bodies["/ocsp"][1]
+    assert source().ocsp(pki.leaf, NOW, None) is None  # no issuer: no request can be made
+    # A delegated responder: issued by the CA for OCSP signing, sent with the answer.
+    key = ec.generate_private_key(ec.SECP256R1())
+    delegate = _cert("Responder", key, "Test CA", pki.ca_key,
+                     x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]))
+    server.bodies["/ocsp"] = (200, _answer(pki, key, delegate, include=[delegate]))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) is not None
+    # Refused: a responder without the OCSP signing usage, a stranger's key, an answer on
+    # another certificate, an unsuccessful answer.
+    plain = _cert("Responder", key, "Test CA", pki.ca_key)
+    server.bodies["/ocsp"] = (200, _answer(pki, key, plain, include=[plain]))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) is None
+    client = _cert("Responder", key, "Test CA", pki.ca_key,
+                   x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]))
+    server.bodies["/ocsp"] = (200, _answer(pki, key, client, include=[client]))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) is None
+    other_ca = ec.generate_private_key(ec.SECP256R1())
+    foreign = _cert("Responder", key, "Test CA", other_ca,
+                    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]))
+    server.bodies["/ocsp"] = (200, _answer(pki, key, foreign, include=[foreign]))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) is None
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    impostor = _cert("Test CA", stranger, "Test CA", stranger, ca=True)  # the CA's name only
+    server.bodies["/ocsp"] = (200, _answer(pki, stranger, impostor))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) is None
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca, about=pki.ca))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) is None
+    server.bodies["/ocsp"] = (200, ocsp.OCSPResponseBuilder.build_unsuccessful(
+        ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER))
+    assert source().ocsp(pki.leaf, NOW, pki.ca) is None
+
+
+def test_a_failing_server_is_left_alone_for_a_minute(server: Served, pki: Pki) -> None:
+    server.bodies["/ocsp"] = (500, b"")
+    clock = Clock()
+    source = FetchedRevinfo(clock=clock)
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is None
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is None and server.hits["/ocsp"] == 1
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca))
+    clock.now = NOW + RETRY_AFTER
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None and server.hits["/ocsp"] == 2
+    # A good answer is kept (until its nextUpdate, four hours, but at most an hour).
+    clock.now = NOW + RETRY_AFTER + MAX_AGE - dt.timedelta(seconds=1)
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None and server.hits["/ocsp"] == 2
+
+
+def test_an_oversized_body_is_refused(server: Served, pki: Pki,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    answer = _answer(pki, pki.ca_key, pki.ca)
+    server.bodies["/ocsp"] = (200, answer)
+    monkeypatch.setattr(fetched, "MAX_OCSP_BYTES", len(answer) - 1)
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) is None
+    monkeypatch.setattr(fetched, "MAX_OCSP_BYTES", len(answer))
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) == answer
+
+
+def test_only_http_addresses_are_followed(tmp_path: Path, pki: Pki) -> None:
+    # A certificate naming a local file: never read, even if it holds a good CRL.
+    crl = tmp_path / "crl.der"
+    crl.write_bytes(_crl("Test CA", pki.ca_key, next_update=dt.timedelta(days=1)))
+    leaf = _cert("Test Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA", pki.ca_key,
+                 x509.CRLDistributionPoints([x509.DistributionPoint(
+                     [x509.UniformResourceIdentifier(crl.as_uri())], None, None, None)]))
+    assert FetchedRevinfo().crls(NOW, [leaf, pki.ca]) == []
