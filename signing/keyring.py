@@ -29,6 +29,7 @@ from signing.revocation import (
     CaKey,
     DevRevocationAuthority,
     FetchingRevocation,
+    ReusedContext,
     RevocationSource,
 )
 from signing.seal import Sealer, SealKey
@@ -185,9 +186,8 @@ def _long_term_signers(backend: SignerBackend, config: SignerConfig,
     if config.dev_tsa:
         others.append(load_pem_certificates(config.tsa_cert_path)[0])
 
-    def context() -> ValidationContext:
-        return source.validation_context(roots, [*others, backend.certificate])
-
+    context = ReusedContext(
+        lambda: source.validation_context(roots, [*others, backend.certificate]))
     return {level: PadesSigner(backend, bytes_reserved=config.bytes_reserved,
                                timestamper=timestamper, revocation=context,
                                archival=level == "B-LTA")

@@ -153,6 +153,16 @@ class DevTimeStampAuthority:
             "hash_algorithm": {"algorithm": "sha256"},
             "cert_hash": hashlib.sha256(self._cert.dump()).digest(),
         }]})
+        # The parts every token repeats, encoded once: asn1crypto re-encodes a parsed value it
+        # has looked into each time it is dumped again (9 ms a token, mostly certificates), and
+        # decodes a freshly loaded one lazily, so each token loads these afresh.
+        self._certs_der = cms.CertificateSet(
+            [cms.CertificateChoices(name="certificate", value=c) for c in self._certs],
+            implicit=0).dump()  # tagged as SignedData holds it: never retagged (copied)
+        self._tsa_name_der = asn1_x509.GeneralName(
+            name="directory_name", value=self._cert.subject).dump()
+        self._sid_der = cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber(
+            {"issuer": self._cert.issuer, "serial_number": self._cert.serial_number})}).dump()
 
     @classmethod
     def load(cls, key_path: Path, cert_path: Path, chain_paths: Sequence[Path] = (),
@@ -181,7 +191,7 @@ class DevTimeStampAuthority:
             "message_imprint": imprint,
             "serial_number": int.from_bytes(os.urandom(16), "big") >> 1,
             "gen_time": moment,
-            "tsa": asn1_x509.GeneralName(name="directory_name", value=self._cert.subject),
+            "tsa": asn1_x509.GeneralName.load(self._tsa_name_der),
         }
         if request["nonce"].native is not None:
             info["nonce"] = request["nonce"]
@@ -195,8 +205,7 @@ class DevTimeStampAuthority:
         signature = self._key.sign(signed_attrs.dump(), padding.PKCS1v15(), hashes.SHA256())
         signer = cms.SignerInfo({
             "version": "v1",
-            "sid": cms.SignerIdentifier({"issuer_and_serial_number": cms.IssuerAndSerialNumber(
-                {"issuer": self._cert.issuer, "serial_number": self._cert.serial_number})}),
+            "sid": cms.SignerIdentifier.load(self._sid_der),
             "digest_algorithm": algos.DigestAlgorithm({"algorithm": "sha256"}),
             "signature_algorithm": algos.SignedDigestAlgorithm(
                 {"algorithm": "sha256_rsa"}),
@@ -208,11 +217,15 @@ class DevTimeStampAuthority:
             "digest_algorithms": [algos.DigestAlgorithm({"algorithm": "sha256"})],
             "encap_content_info": {"content_type": "tst_info",
                                    "content": cms.ParsableOctetString(content)},
-            "certificates": self._certs,
+            "certificates": cms.CertificateSet.load(self._certs_der, implicit=0),
             "signer_infos": [signer],
         })
-        token = cms.ContentInfo({"content_type": "signed_data", "content": signed_data})
-        return tsp.TimeStampResp({"status": {"status": "granted"}, "time_stamp_token": token})
+        # Each wrapper takes the part below as freshly loaded DER: one it had to copy would be
+        # re-encoded whole, certificates included.
+        token = cms.ContentInfo({"content_type": "signed_data",
+                                 "content": cms.SignedData.load(signed_data.dump())})
+        return tsp.TimeStampResp({"status": {"status": "granted"},
+                                  "time_stamp_token": cms.ContentInfo.load(token.dump())})
 
     def respond_der(self, body: bytes) -> bytes:
         """The DER answer to a DER request (what travels over HTTP); a request that cannot be

@@ -10,10 +10,12 @@ accepts the signature itself."""
 from __future__ import annotations
 
 import datetime as dt
+import threading
 from collections.abc import Iterator
 from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -32,7 +34,7 @@ from signing.errors import SigningError
 from signing.file_backend import load_pem_private_key
 from signing.keyring import Keyring, revocation_of
 from signing.pades import PadesSigner
-from signing.revocation import DevRevocationAuthority, Revoked
+from signing.revocation import CONTEXT_REUSE, DevRevocationAuthority, ReusedContext, Revoked
 from signing.sample_pdf import minimal_pdf
 from signing.timestamps import DevTimeStampAuthority, InProcessTimeStamper
 from signing.validate import validate_pdf
@@ -305,8 +307,6 @@ def test_a_revoked_tsa_or_ca_the_verifier_knows_of_ends_it(signed: dict[str, byt
 
 
 def test_the_validation_clock_is_never_seen_by_another_thread() -> None:
-    import threading
-
     from pyhanko_certvalidator import ValidationContext
 
     from signing.long_term import _clock_at
@@ -363,3 +363,27 @@ def test_a_byte_changed_in_the_document_timestamp_s_contents_is_modified(
     tampered = pdf[:end] + b"1" + pdf[end + 1:]
     report = validate_pdf(tampered, [pki.root_cert])
     assert not report.ok and report.reason == "modified"
+
+
+def test_a_validation_context_serves_one_thread_for_five_minutes() -> None:
+    made: list[object] = []
+    clock = [NOW]
+
+    def make() -> Any:
+        made.append(object())
+        return made[-1]
+
+    context = ReusedContext(make, clock=lambda: clock[0])
+    first = context()
+    clock[0] = NOW + CONTEXT_REUSE - dt.timedelta(seconds=1)
+    assert context() is first and len(made) == 1
+    seen: list[object] = []
+    other = threading.Thread(target=lambda: seen.append(context()))
+    other.start()
+    other.join()
+    assert seen[0] is not first and len(made) == 2  # another thread: its own
+    clock[0] = NOW + CONTEXT_REUSE
+    assert context() is not first and len(made) == 3
+    clock[0] = NOW - dt.timedelta(seconds=1)  # the clock went back: made afresh
+    context()
+    assert len(made) == 4
