@@ -35,9 +35,9 @@ from issuer.fields import IST
 from issuer.models import Certificate, State
 from issuer.runtime import Runtime
 from issuer.settings import Settings
+from signing.errors import ServiceUnavailable
 from signing.qr import qr_svg
 from signing.seal import PRIVATE_CLAIM
-from signing.timestamps import TsaUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,8 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
 
     A failure is counted on the record with its error and re-raised; after `MAX_ATTEMPTS`
     failures the record becomes `failed` (audited), which the sweeper leaves alone until an
-    operator retries or cancels it. A TSA that gives no timestamp is not the record's fault:
+    operator retries or cancels it. A TSA that gives no timestamp (or an OCSP responder or CRL
+    server no current answer: `ServiceUnavailable`) is not the record's fault:
     the error is kept but not counted, nothing was signed or stored, and the sweeper tries
     again (every `pramaan sweep`, once the record has waited its interval)."""
     try:
@@ -159,7 +160,8 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
             stored = runtime.store.put(pdf)
             done = _mark_issued(runtime, intent, stored.sha256, stored.path)
     except Exception as exc:
-        record_failure(runtime, certificate_id, exc, counted=not isinstance(exc, TsaUnavailable))
+        record_failure(runtime, certificate_id, exc,
+                       counted=not isinstance(exc, ServiceUnavailable))
         raise
     if done:
         log.info("issued %s as %s", certificate_id, intent.number)

@@ -67,3 +67,17 @@ class SealError(SigningError):
             raise ValueError(f"unknown seal error reason {reason!r}")
         super().__init__(message or f"seal rejected: {reason}")
         self.reason = reason
+
+
+class ServiceUnavailable(SigningError):
+    """A service outside us (a TSA, an OCSP responder, a CRL server) gave no usable answer:
+    nothing was signed, and it is not the document's fault (the job waits and tries again)."""
+
+    code = "service_unavailable"
+
+
+class RevocationUnavailable(ServiceUnavailable):
+    """No current revocation information for the signer's chain could be had (a responder or
+    CRL server down, or answers out of date); the signer is not known to be revoked."""
+
+    code = "revocation_unavailable"

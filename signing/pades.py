@@ -22,9 +22,10 @@ from pyhanko.sign.signers.pdf_signer import PdfSigningSession
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import InsufficientRevinfoError
 
 from signing.backend import SignerBackend
-from signing.errors import SignatureTooLarge, SigningError
+from signing.errors import RevocationUnavailable, SignatureTooLarge, SigningError
 from signing.timestamps import TsaUnavailable
 
 STANDARD_INFO_KEYS: Final = frozenset(
@@ -149,18 +150,51 @@ class PadesSigner:
         try:
             pdf_signer.sign_pdf(writer, bytes_reserved=self._bytes_reserved, output=output)
         except PyHankoSigningError as exc:
+            _forget(self._revocation)
             if str(exc).startswith(_TOO_LARGE_MESSAGE):
                 raise SignatureTooLarge(
                     f"the signature does not fit in bytes_reserved={self._bytes_reserved}: {exc}"
                 ) from exc
             if self._revocation is not None and "could not be validated" in str(exc):
-                raise SigningError(f"the signer's chain cannot be validated with revocation "
-                                   f"information (revoked, or none to be had): {exc}",
+                if _revocation_missing(exc):
+                    raise RevocationUnavailable(
+                        f"no current revocation information for the signer's chain (a "
+                        f"responder or CRL server did not answer, or answered out of date): "
+                        f"{_cause(exc)}") from exc
+                raise SigningError(f"the signer's chain cannot be validated (revoked, or not "
+                                   f"chaining to a trusted root): {_cause(exc)}",
                                    code="signer_unvalidated") from exc
             raise SigningError(f"PAdES signing failed: {exc}", code="pades_failed") from exc
         except TimestampRequestError as exc:
             raise TsaUnavailable(f"no timestamp from the TSA: {exc}") from exc
         return output.getvalue()
+
+
+def _forget(revocation: object) -> None:
+    # A context kept for reuse (signing.revocation.ReusedContext) is not kept past a failure.
+    forget = getattr(revocation, "forget", None)
+    if callable(forget):
+        forget()
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def _revocation_missing(exc: BaseException) -> bool:
+    """Whether pyHanko could not validate the signer's chain for want of (current) revocation
+    information (certvalidator's InsufficientRevinfoError, StaleRevinfoError among them), not
+    because anything is revoked (RevokedError) or untrusted."""
+    return any(isinstance(c, InsufficientRevinfoError) for c in _causes(exc))
+
+
+def _cause(exc: BaseException) -> str:
+    return str(_causes(exc)[-1])
 
 
 class _PdfSignerAt(PdfSigner):

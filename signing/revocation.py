@@ -179,6 +179,11 @@ class ReusedContext:
         self._reuse = reuse
         self._local = threading.local()
 
+    def forget(self) -> None:
+        """Make the next call build a new context (after a failure: the servers may be back,
+        or the status changed)."""
+        self._local.kept = None
+
     def __call__(self) -> ValidationContext:
         now = self._clock()
         kept: tuple[dt.datetime, ValidationContext] | None = getattr(self._local, "kept", None)

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 
-from signing.errors import BadKeyUsage, SigningError
+from signing.errors import BadKeyUsage, ServiceUnavailable, SigningError
 from signing.file_backend import (
     load_pem_certificate,
     load_pem_certificates,
@@ -49,7 +49,7 @@ _DIGESTS: Final = {"sha256": hashes.SHA256(), "sha384": hashes.SHA384(),
                    "sha512": hashes.SHA512()}
 
 
-class TsaUnavailable(SigningError):
+class TsaUnavailable(ServiceUnavailable):
     """No usable timestamp came back from the TSA; the document was not signed."""
 
     code = "tsa_unavailable"

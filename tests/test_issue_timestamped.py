@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pyhanko_certvalidator import ValidationContext
 from sqlalchemy import update
 
 from issuer.bootstrap import DEV_DEPARTMENT, initialise
@@ -21,6 +22,9 @@ from issuer.runtime import Runtime
 from issuer.submit import submit
 from issuer.verify import verify_pdf
 from signing.devpki import DevPki, ensure_dev_pki
+from signing.errors import RevocationUnavailable
+from signing.file_backend import to_asn1_certificate
+from signing.revocation import REQUIRE_REVINFO, DevRevocationAuthority
 from signing.timestamps import TsaUnavailable, tsa_wsgi_app
 from signing.validate import validate_pdf
 from tests.conftest import make_settings, sample, serve
@@ -114,6 +118,40 @@ def test_a_tsa_outage_signs_nothing_and_the_certificate_waits_for_it(
     report = validate_pdf(pdf, list(runtime.trust.trust_root_paths))
     assert report.ok and report.timestamp is not None
     assert verify_pdf(runtime, pdf).current
+
+
+def test_no_revocation_information_signs_nothing_and_the_certificate_waits_for_it(
+        tmp_path: Path, keys_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The responders and CRL servers give nothing: pyHanko cannot validate the signer's chain
+    # for want of revocation information, which is not the certificate's fault.
+    built = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite'}", keys_dir,
+                                  tsa_url="dev", signature_levels={"birth": "B-LT"}))
+    initialise(built)
+    try:
+        def nothing(self: DevRevocationAuthority, roots: Any, others: Any,
+                    now: Any = None) -> ValidationContext:
+            return ValidationContext(trust_roots=[to_asn1_certificate(c) for c in roots],
+                                     other_certs=[to_asn1_certificate(c) for c in others],
+                                     crls=[], ocsps=[], allow_fetching=False,
+                                     revinfo_policy=REQUIRE_REVINFO)
+
+        monkeypatch.setattr(DevRevocationAuthority, "validation_context", nothing)
+        cert_id = approved(built)
+        for _ in range(MAX_ATTEMPTS + 1):
+            with pytest.raises(RevocationUnavailable):
+                issue_certificate(built, cert_id)
+            with built.sessions() as session, session.begin():
+                session.execute(update(Certificate).where(Certificate.id == cert_id).values(
+                    updated_at=record_of(built, cert_id).updated_at - RESUME_AFTER
+                    - timedelta(seconds=5)))
+        record = record_of(built, cert_id)
+        assert record.state == "signing" and record.attempts == 0 and record.pdf_sha256 is None
+        assert record.last_error is not None and record.last_error.startswith(
+            "RevocationUnavailable: no current revocation information")
+        monkeypatch.undo()  # the servers answer again
+        assert issue_certificate(built, cert_id) is True
+    finally:
+        built.close()
 
 
 def test_an_ordinary_failure_still_counts_towards_failed(runtime: Runtime) -> None:

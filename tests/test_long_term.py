@@ -387,3 +387,6 @@ def test_a_validation_context_serves_one_thread_for_five_minutes() -> None:
     clock[0] = NOW - dt.timedelta(seconds=1)  # the clock went back: made afresh
     context()
     assert len(made) == 4
+    context.forget()  # after a failure
+    context()
+    assert len(made) == 5

@@ -20,7 +20,7 @@ from cryptography import x509
 from signing.archival import ArchivalStamper
 from signing.backend import load_backend
 from signing.config import SignerConfig
-from signing.errors import SigningError
+from signing.errors import RevocationUnavailable, ServiceUnavailable, SigningError
 from signing.fetched_revinfo import FetchedRevinfo
 from signing.pades import PadesSigner
 from signing.revocation import FetchingRevocation
@@ -81,7 +81,17 @@ def test_pdfsig_checks_the_signer_live_against_the_ocsp_responder(
 def test_a_signer_revoked_before_signing_cannot_sign(pki: ServedPki) -> None:
     with pytest.raises(SigningError) as refused:
         signer_for(pki, "revoked").sign(minimal_pdf(), reason="r", location="l")
-    assert refused.value.code == "signer_unvalidated"
+    assert refused.value.code == "signer_unvalidated"  # for good: not a service outage
+    assert not isinstance(refused.value, ServiceUnavailable)
+
+
+def test_with_the_responders_down_signing_waits_for_them(tmp_path: Path) -> None:
+    with served_pki(tmp_path / "pki") as served:
+        signer = signer_for(served, "signer")
+    with pytest.raises(RevocationUnavailable) as waiting:
+        signer.sign(minimal_pdf(), reason="r", location="l")
+    assert waiting.value.code == "revocation_unavailable"
+    assert isinstance(waiting.value, ServiceUnavailable)  # the issue job waits, uncounted
 
 
 def test_with_every_server_stopped_it_still_validates(tmp_path: Path) -> None:
