@@ -105,7 +105,8 @@ def open_document(document: bytes | str, *, typ: str, roots: Sequence[x509.Certi
     s = int.from_bytes(signature[_COORDINATE:], "big")
     try:
         public_key.verify(encode_dss_signature(r, s),
-                          f"{outer['protected']}.{outer['payload']}".encode("ascii"),
+                          f"{outer['protected']}.{outer['payload']}".encode(
+                              "ascii"),  # equivalent: codec names ignore case
                           ec.ECDSA(hashes.SHA256()))
     except (InvalidSignature, ValueError) as exc:
         raise DocumentRefused("the signature does not match the document") from exc
@@ -146,7 +147,8 @@ def _certificates(x5c: object) -> list[x509.Certificate]:
 
 def _json_object(raw: bytes, what: str) -> dict[str, Any]:
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
+        text = raw.decode("utf-8")  # equivalent: codec names ignore case
+        value = json.loads(text, parse_constant=_no_constant)
     except (UnicodeDecodeError, ValueError, RecursionError) as exc:
         raise DocumentRefused(f"{what} is not JSON: {exc}") from exc
     if not isinstance(value, dict):
@@ -166,9 +168,11 @@ def _unb64url(text: str) -> bytes:
     # Unpadded base64url only (RFC 7515 section 2): padding, other alphabets or stray
     # characters are refused rather than skipped.
     if not text or len(text) % 4 == 1 or not all(
-            c.isascii() and (c.isalnum() or c in "-_") for c in text):
+            c.isascii() and (c.isalnum() or c in "-_")  # equivalent: "XX-_XX" adds letters
+            for c in text):
         raise DocumentRefused("not unpadded base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        padding = "=" * (-len(text) % 4)  # equivalent: +len pads more, which is ignored
+        return base64.urlsafe_b64decode(text + padding)
     except (ValueError, binascii.Error) as exc:  # unreachable after the check above
-        raise DocumentRefused("not unpadded base64url") from exc
+        raise DocumentRefused("not unpadded base64url") from exc  # equivalent: unreachable

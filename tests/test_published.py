@@ -13,6 +13,7 @@ import subprocess
 import sys
 import zlib
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -124,33 +125,137 @@ def test_documents_not_signed_exactly_as_we_sign_are_refused(pki: DevPki,
     header = json.loads(base64.urlsafe_b64decode(document["protected"] + "=="))
     roots = [root_of(pki)]
 
-    def refused(doc: object, **kw: object) -> None:
-        with pytest.raises(DocumentRefused):
-            open_document(json.dumps(doc), **{"typ": "t+jws", "roots": roots,
-                                             "organisation": ORG, **kw})  # type: ignore[arg-type]
+    def refused(doc: object, says: str, **kw: object) -> None:
+        with pytest.raises(DocumentRefused) as refusal:
+            open_document(doc if isinstance(doc, str) else json.dumps(doc),
+                          **{"typ": "t+jws", "roots": roots, "organisation": ORG,
+                             **kw})  # type: ignore[arg-type]
+        assert says in str(refusal.value), str(refusal.value)
+
+    def der(cert: x509.Certificate) -> str:
+        return base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode()
 
     body = json.dumps({"a": 2}).encode()
-    refused({**document, "payload": base64.urlsafe_b64encode(body).decode().rstrip("=")})
-    refused({**document, "signature": document["signature"][:-4] + "AAAA"})
-    refused({**document, "payload": document["payload"] + "="})  # padding is not base64url
-    refused({**document, "header": {}})
-    refused(_resigned(document, key, {**header, "alg": "none"}))
-    refused(_resigned(document, key, {**header, "kid": "x"}))
-    refused(_resigned(document, key, {**header, "x5c": []}))
-    refused(_resigned(document, key, payload=b"[1, 2]"))  # not an object
-    refused(_resigned(document, key, payload=b'{"a": NaN}'))
-    refused(document, typ="other+jws")
-    refused(document, organisation="Another Corporation")
-    refused(document, roots=[root_of(stranger)])
-    refused(document, at=dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 30))
+    mismatch = "the signature does not match the document"
+    refused({**document, "payload": base64.urlsafe_b64encode(body).decode().rstrip("=")},
+            mismatch)
+    refused({**document, "signature": document["signature"][:-4] + "AAAA"}, mismatch)
+    refused({**document, "signature": document["signature"] + "="}, "not unpadded base64url")
+    refused({**document, "payload": document["payload"] + "="}, mismatch)  # signed as it is
+    refused({**document, "signature": ""}, "not unpadded base64url")
+    refused({**document, "signature": "AAAAA"}, "not unpadded base64url")  # 5 = 1 mod 4
+    refused({**document, "signature": document["signature"][:-1] + "é"},
+            "not unpadded base64url")
+    refused({**document, "header": {}}, "not a flattened JWS")
+    refused({**document, "payload": 1}, "not a flattened JWS")
+    refused("[1]", "the document is not a JSON object")
+    refused("{", "the document is not JSON")
+    refused('{"a": Infinity}', "Infinity is not JSON")
+    refused(_resigned(document, key, {**header, "alg": "none"}), "the header must be exactly")
+    refused(_resigned(document, key, {**header, "kid": "x"}), "the header must be exactly")
+    refused(_resigned(document, key, {**header, "x5c": []}), "x5c must hold 1 to 4")
+    refused(_resigned(document, key, {**header, "x5c": [der(chain[0])] * 5}),
+            "x5c must hold 1 to 4")
+    refused(_resigned(document, key, {**header, "x5c": ["AAAA"]}),
+            "x5c holds something that is not a certificate")
+    spaced = der(chain[0])
+    refused(_resigned(document, key, {**header, "x5c": [spaced[:40] + "!" + spaced[40:]]}),
+            "x5c holds something that is not a certificate")  # not skipped over
+    refused(_resigned(document, key, payload=b"[1, 2]"), "the payload is not a JSON object")
+    refused(_resigned(document, key, payload=b'{"a": NaN}'), "NaN is not JSON")
+    refused(document, "the header must be exactly alg ES256, typ other+jws", typ="other+jws")
+    subject = key.certificate.subject.rfc4514_string()
+    refused(document, f"signed by {subject}, not by Another Corporation",
+            organisation="Another Corporation")
+    refused(document, "the signer is not trusted", roots=[root_of(stranger)])
+    refused(document, "the signer is not trusted",
+            at=dt.datetime.now(dt.UTC) + dt.timedelta(days=365 * 30))
     # Another PKI's seal key, signing a document naming our organisation, does not chain.
     other, other_chain = seal_of(stranger)
-    refused(sign_document({"a": 1}, typ="t+jws", key=other.private_key, chain=other_chain))
-    # Our root, but a certificate without digitalSignature (the CA's own) cannot be the signer.
-    with pytest.raises(DocumentRefused):
-        open_document(json.dumps(_resigned(document, key, {**header, "x5c": [
-            base64.b64encode(chain[1].public_bytes(serialization.Encoding.DER)).decode()]})),
-            typ="t+jws", roots=roots, organisation=ORG)
+    refused(sign_document({"a": 1}, typ="t+jws", key=other.private_key, chain=other_chain),
+            "the signer is not trusted")
+    # Our root, but the CA's own (RSA) certificate cannot be the signer; nor a short signature.
+    es256 = "the signature must be ES256 by a P-256 key"
+    refused(_resigned(document, key, {**header, "x5c": [der(chain[1])]}), es256)
+    refused({**document, "signature": "AAAA"}, es256)
+    # The seal's own key in a certificate our CA issued without digitalSignature: the
+    # signature matches and it chains, but the key is not for signing.
+    no_usage = _certificate_for(pki, key, x509.KeyUsage(
+        digital_signature=False, content_commitment=False, key_encipherment=False,
+        data_encipherment=False, key_agreement=True, key_cert_sign=False, crl_sign=False,
+        encipher_only=False, decipher_only=False))
+    refused(_resigned(document, key, {**header, "x5c": [der(no_usage), der(chain[1])]}),
+            "the signer is not trusted")
+
+
+def _certificate_for(pki: DevPki, key: SealKey, usage: x509.KeyUsage,
+                     *extensions: x509.ExtensionType) -> x509.Certificate:
+    from cryptography.hazmat.primitives import hashes
+
+    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    now = dt.datetime.now(dt.UTC)
+    builder = (x509.CertificateBuilder().subject_name(key.certificate.subject)
+               .issuer_name(ca.subject).public_key(key.certificate.public_key())
+               .serial_number(x509.random_serial_number())
+               .not_valid_before(now - dt.timedelta(days=1))
+               .not_valid_after(now + dt.timedelta(days=365))
+               .add_extension(x509.BasicConstraints(ca=False, path_length=None), True)
+               .add_extension(usage, True))
+    for extension in extensions:
+        builder = builder.add_extension(extension, False)
+    return builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
+
+
+def test_a_chain_of_four_certificates_and_a_four_letter_payload_are_read(pki: DevPki) -> None:
+    key, chain = seal_of(pki)
+    document = sign_document({}, typ="t+jws", key=key.private_key, chain=[*chain, *chain[1:] * 2])
+    header = json.loads(base64.urlsafe_b64decode(document["protected"] + "=="))
+    assert len(header["x5c"]) == 4
+    spaced = _resigned(document, key, payload=b"{ }")  # "eyB9": four base64url letters
+    opened = open_document(json.dumps(spaced), typ="t+jws", roots=[root_of(pki)],
+                           organisation=ORG)
+    assert opened.payload == {}
+
+
+def test_verifying_a_document_fetches_nothing(pki: DevPki) -> None:
+    # A signer whose certificate names where its issuer's can be fetched, sent without it:
+    # the verifier must not go and get it (it would also be a request to anyone's address).
+    import threading
+
+    from werkzeug.serving import make_server
+
+    asked: list[str] = []
+    ca_der = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes()).public_bytes(
+        serialization.Encoding.DER)
+
+    def app(environ: dict, start: Any) -> list[bytes]:
+        asked.append(environ["PATH_INFO"])
+        start("200 OK", [("Content-Type", "application/pkix-cert")])
+        return [ca_der]
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        key, _ = seal_of(pki)
+        from cryptography.x509.oid import AuthorityInformationAccessOID
+
+        pointing = _certificate_for(pki, key, x509.KeyUsage(
+            digital_signature=True, content_commitment=False, key_encipherment=False,
+            data_encipherment=False, key_agreement=False, key_cert_sign=False,
+            crl_sign=False, encipher_only=False, decipher_only=False),
+            x509.AuthorityInformationAccess([x509.AccessDescription(
+                AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(
+                    f"http://127.0.0.1:{server.server_port}/ca.crt"))]))
+        document = sign_document({"a": 1}, typ="t+jws", key=key.private_key, chain=[pointing])
+        with pytest.raises(DocumentRefused) as refusal:
+            open_document(json.dumps(document), typ="t+jws", roots=[root_of(pki)],
+                          organisation=ORG)
+        assert "the signer is not trusted" in str(refusal.value) and asked == []
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 # --- served, and verified with them alone ----------------------------------------------------
