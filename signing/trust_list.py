@@ -148,7 +148,7 @@ def _entry_of(item: object) -> TrustEntry:
     except (KeyError, TypeError, ValueError) as exc:
         raise SigningError(f"a trust list entry cannot be read: {exc!r}",
                            code="document_refused") from exc
-    entry = TrustEntry.from_certificate(certificate, doc_types=doc_types)
+    entry = TrustEntry.from_certificate(certificate)  # its kid and key; the rest is declared
     if item.get("kid") != entry.kid.hex() or start.tzinfo is None or end.tzinfo is None or not (
             entry.not_before <= start <= end <= entry.not_after):
         raise SigningError(f"trust list entry {item.get('kid')!r}: its kid or window does not "

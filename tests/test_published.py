@@ -60,25 +60,55 @@ def test_the_status_list_packs_two_bits_per_index_as_the_draft_does() -> None:
     assert again == built
 
 
-@pytest.mark.parametrize("claim", [
-    {"bits": 1, "size": 8, "lst": "eNoDAAAAAAE"},
-    {"bits": 2, "size": 12},
-    {"bits": 2, "size": 13, "lst": "eNo76fITAAPfAgc"},  # inflates to 3 bytes, 13 needs 4
-    {"bits": 2, "size": -1, "lst": "eNo76fITAAPfAgc"},
-    {"bits": 2, "size": True, "lst": "eNo76fITAAPfAgc"},
-    {"bits": 2, "size": 12, "lst": "not base64!"},
-    {"bits": 2, "size": 12, "lst": "eNo76fITAAPf"},  # cut short
-    {"bits": 2, "size": 12, "lst": "eNo76fITAAPfAgc", "extra": 1},
+_ZEROS_8 = base64.urlsafe_b64encode(zlib.compress(bytes(8))).decode().rstrip("=")
+_GOOD = "eNo76fITAAPfAgc"
+
+
+@pytest.mark.parametrize(("claim", "says"), [
+    ({"bits": 1, "size": 8, "lst": "eNoDAAAAAAE"}, "only 2-bit status lists are read"),
+    ({"bits": 2.0, "size": 12, "lst": _GOOD}, "only 2-bit status lists are read"),
+    ({"bits": 2, "size": 12}, "a status list holds exactly bits, size and lst"),
+    ({"bits": 2, "size": 12, "lst": _GOOD, "extra": 1},
+     "a status list holds exactly bits, size and lst"),
+    ([], "a status list holds exactly bits, size and lst"),
+    ({"bits": 2, "size": 13, "lst": _GOOD}, "lst does not inflate to exactly 4 bytes"),
+    ({"bits": 2, "size": 12, "lst": "eNo76fITAAPf"}, "lst does not inflate to exactly 3 bytes"),
+    ({"bits": 2, "size": 28, "lst": _ZEROS_8}, "lst does not inflate to exactly 7 bytes"),
+    ({"bits": 2, "size": -1, "lst": _GOOD}, "size must be an integer in 0..67108864"),
+    ({"bits": 2, "size": True, "lst": _GOOD}, "size must be an integer in 0..67108864"),
+    ({"bits": 2, "size": "12", "lst": _GOOD}, "size must be an integer in 0..67108864"),
+    ({"bits": 2, "size": (1 << 26) + 1, "lst": _GOOD}, "size must be an integer in 0..67108864"),
+    ({"bits": 2, "size": 12, "lst": 12}, "size must be an integer in 0..67108864"),
+    ({"bits": 2, "size": 12, "lst": "not base64!"}, "lst is not base64url of zlib data"),
 ])
-def test_a_status_list_that_is_not_exactly_what_it_says_is_refused(claim: dict) -> None:
-    with pytest.raises(StatusListRefused):
+def test_a_status_list_that_is_not_exactly_what_it_says_is_refused(claim: dict,
+                                                                    says: str) -> None:
+    with pytest.raises(StatusListRefused) as refusal:
         StatusList.from_json(claim)
+    assert says in str(refusal.value), str(refusal.value)
+
+
+def test_status_lists_of_no_entries_and_of_the_most_entries_are_read() -> None:
+    empty = base64.urlsafe_b64encode(zlib.compress(b"")).decode().rstrip("=")
+    assert StatusList.from_json({"bits": 2, "size": 0, "lst": empty}).status(0) is None
+    most = 1 << 26
+    full = base64.urlsafe_b64encode(zlib.compress(bytes(most // 4), 9)).decode().rstrip("=")
+    read = StatusList.from_json({"bits": 2, "size": most, "lst": full})
+    assert read.status(most - 1) == Status.CURRENT and read.status(most) is None
 
 
 def test_a_status_list_that_would_inflate_into_a_bomb_is_refused_after_a_bounded_read() -> None:
+    import tracemalloc
+
     bomb = base64.urlsafe_b64encode(zlib.compress(bytes(50_000_000), 9)).decode().rstrip("=")
-    with pytest.raises(StatusListRefused):
-        StatusList.from_json({"bits": 2, "size": 40, "lst": bomb})
+    tracemalloc.start()
+    try:
+        with pytest.raises(StatusListRefused):
+            StatusList.from_json({"bits": 2, "size": 40, "lst": bomb})
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 5_000_000  # read no further than the list can be: not 50 MB
 
 
 # --- the signed documents --------------------------------------------------------------------
@@ -433,20 +463,37 @@ def test_trust_list_entries_that_widen_their_window_or_lie_about_their_kid_are_r
     from signing.trust_list import TrustList
 
     key, _ = seal_of(pki)
-    good = TrustList([key.trust_entry()]).to_json()
-    assert TrustList.from_json(good).entries[0].kid == key.kid
+    good = TrustList([key.trust_entry(doc_types=("birth", "death"))]).to_json()
+    read = TrustList.from_json(good).entries[0]
+    assert read.kid == key.kid and read.doc_types == ("birth", "death")
     entry = good["keys"][0]
     early = (key.certificate.not_valid_before_utc - dt.timedelta(days=1)).isoformat()
     narrowed = (key.certificate.not_valid_after_utc - dt.timedelta(days=1)).isoformat()
     assert TrustList.from_json({**good, "keys": [{**entry, "signing_until": narrowed}]}
                                ).entries[0].not_after.isoformat() == narrowed
-    for bad in ({**entry, "signing_from": early}, {**entry, "kid": "00" * 8},
-                {**entry, "signing_until": "2030-01-01T00:00:00"}, {**entry, "doc_types": [1]},
-                {**entry, "certificate": "***"}):
-        with pytest.raises(SigningError):
+    # A key retired the moment it began: an empty window, still a window.
+    instant = {**entry, "signing_until": entry["signing_from"]}
+    assert TrustList.from_json({**good, "keys": [instant]}).entries[0].doc_types == (
+        "birth", "death")
+    window = f"trust list entry {entry['kid']!r}: its kid or window does not match"
+    unreadable = "a trust list entry cannot be read"
+    stray = entry["certificate"][:40] + "!" + entry["certificate"][40:]
+    for bad, says in (({**entry, "signing_from": early}, window),
+                      ({**entry, "kid": "00" * 8}, "trust list entry '0000000000000000'"),
+                      ({**entry, "signing_until": "2030-01-01T00:00:00"}, window),
+                      ({**entry, "doc_types": [1]}, "an entry is an object with a list of"),
+                      ([], "an entry is an object with a list of doc_types"),
+                      ({**entry, "certificate": "***"}, unreadable),
+                      ({**entry, "certificate": stray}, unreadable)):
+        with pytest.raises(SigningError) as refusal:
             TrustList.from_json({**good, "keys": [bad]})
-    with pytest.raises(SigningError):
-        TrustList.from_json({"version": 2, "keys": []})
+        assert refusal.value.code == "document_refused" and says in str(refusal.value), (
+            str(refusal.value))
+    for not_a_list in ({"version": 2, "keys": []}, {"version": 1}, []):
+        with pytest.raises(SigningError) as refusal:
+            TrustList.from_json(not_a_list)
+        assert refusal.value.code == "document_refused"
+        assert str(refusal.value) == "not a version 1 trust list"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
