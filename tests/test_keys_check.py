@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -59,6 +60,26 @@ def test_a_sound_set_passes_every_check(pki: DevPki) -> None:
     signer = load_pem_certificate(pki.signer_cert)
     assert named["document signer certificate validity"].detail.startswith(
         f"valid until {signer.not_valid_after_utc:%Y-%m-%d} (")
+
+
+def test_the_development_tsa_s_certificates_are_checked_too(pki: DevPki) -> None:
+    config = replace(SignerConfig.from_keys_dir(pki.keys_dir), dev_tsa=True)
+    checks = check_keys(config)
+    assert all(c.ok for c in checks), checks
+    named = by_name(checks)
+    assert named["trust store"].detail == (
+        "1 seal certificate(s) trusted (current, staged and retired)")
+    assert named["TSA certificate tsa.crt"].detail == "1 certificate(s)"
+    assert named["TSA chain certificate tsa-ca.crt"].detail == "1 certificate(s)"
+    tsa = load_pem_certificate(pki.tsa_cert)
+    assert named["TSA certificate tsa.crt validity"].detail.startswith(
+        f"valid until {tsa.not_valid_after_utc:%Y-%m-%d} (")
+    assert named["TSA chain certificate tsa-ca.crt validity"].ok
+    assert named["time-stamping authority"].detail.startswith(
+        "the development TSA (in process) answered (its time: ")
+    # Ten years on the TSA's certificate has expired: a problem, named.
+    later = by_name(check_keys(config, now=tsa.not_valid_after_utc + dt.timedelta(days=1)))
+    assert not later["TSA certificate tsa.crt validity"].ok
 
 
 def test_certificates_expiring_within_the_margin_are_problems(pki: DevPki) -> None:

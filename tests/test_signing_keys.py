@@ -11,7 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from signing.backend import load_backend
 from signing.config import SignerConfig
@@ -83,6 +83,46 @@ def test_dev_pki_has_the_cca_shape(pki: DevPki) -> None:
     assert isinstance(seal_key.curve, ec.SECP256R1)
     lifetime = signer.not_valid_after_utc - signer.not_valid_before_utc
     assert 5 * 365 <= lifetime.days <= 5 * 366
+
+
+def test_dev_pki_extensions_and_names_are_exactly_these(pki: DevPki) -> None:
+    # What RFC 5280 (and the CCA's profile) asks of each certificate, exactly: a CA's basic
+    # constraints and key usage critical, keyCertSign and cRLSign only; an end entity's
+    # critical, not a CA; key identifiers non-critical; the end entities named in Pune.
+    def exts(cert: x509.Certificate) -> dict[str, tuple[bool, object]]:
+        return {e.oid._name: (e.critical, e.value) for e in cert.extensions}
+
+    def key_usage(cert: x509.Certificate) -> set[str]:
+        value = cert.extensions.get_extension_for_class(x509.KeyUsage).value
+        bits = ("digital_signature", "content_commitment", "key_encipherment",
+                "data_encipherment", "key_agreement", "key_cert_sign", "crl_sign")
+        return {b for b in bits if getattr(value, b)}
+
+    root, ca, tsa_ca = _cert(pki.root_cert), _cert(pki.ca_cert), _cert(pki.tsa_ca_cert)
+    signer, seal, tsa = _cert(pki.signer_cert), _cert(pki.seal_cert), _cert(pki.tsa_cert)
+    for authority, depth in ((root, 1), (ca, 0), (tsa_ca, 0)):
+        found = exts(authority)
+        assert found["basicConstraints"][0] and found["keyUsage"][0]
+        assert found["basicConstraints"][1] == x509.BasicConstraints(ca=True, path_length=depth)
+        assert key_usage(authority) == {"key_cert_sign", "crl_sign"}
+        assert not found["subjectKeyIdentifier"][0]
+        assert not found["authorityKeyIdentifier"][0]
+    for entity, usage in ((signer, {"digital_signature", "content_commitment"}),
+                          (seal, {"digital_signature"}), (tsa, {"digital_signature"})):
+        found = exts(entity)
+        assert found["basicConstraints"] == (True, x509.BasicConstraints(ca=False,
+                                                                         path_length=None))
+        assert found["keyUsage"][0] and key_usage(entity) == usage
+        assert not found["subjectKeyIdentifier"][0]
+        assert entity.subject.get_attributes_for_oid(NameOID.LOCALITY_NAME)[0].value == "Pune"
+        assert entity.subject.get_attributes_for_oid(
+            NameOID.STATE_OR_PROVINCE_NAME)[0].value == "Maharashtra"
+        assert entity.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "IN"
+        assert entity.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    for authority in (root, ca, tsa_ca):  # the CAs are not named in a city
+        assert not authority.subject.get_attributes_for_oid(NameOID.LOCALITY_NAME)
+        assert authority.subject.get_attributes_for_oid(NameOID.COUNTRY_NAME)[0].value == "IN"
+        assert authority.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
 
 
 def test_partial_set_is_refused_not_overwritten(tmp_path: Path) -> None:
