@@ -19,7 +19,7 @@ import hashlib
 import os
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import urllib3
 from asn1crypto import algos, cms, core, tsp
@@ -240,24 +240,25 @@ class DevTimeStampAuthority:
         return answer
 
 
-def refusal(fail_info: str, text: str) -> tsp.TimeStampResp:
-    """A TimeStampResp refusing the request, with no token.
+class _Refusal(tsp.TimeStampResp):  # type: ignore[misc]  # asn1crypto is untyped
+    """RFC 3161's TimeStampResp with its token optional, as the RFC has it (asn1crypto's
+    declares it mandatory, so it will neither encode nor read a refusal)."""
 
-    asn1crypto declares the token mandatory and will not encode a response without one, so the
-    outer SEQUENCE is written here around the encoded status."""
-    status = tsp.PKIStatusInfo({
+    _fields: ClassVar[list[tuple[Any, ...]]] = [
+        ("status", tsp.PKIStatusInfo),
+        ("time_stamp_token", cms.ContentInfo, {"optional": True}),
+    ]
+
+
+def refusal(fail_info: str, text: str) -> tsp.TimeStampResp:
+    """A TimeStampResp refusing the request, with no token. (It was once written by hand
+    around the encoded status; asn1crypto then took a length ending in 0x80, as for a status
+    of 128 bytes, for the indefinite form and failed to encode it.)"""
+    return _Refusal({"status": {
         "status": "rejection",
         "status_string": [text],
         "fail_info": tsp.PKIFailureInfo({fail_info}),
-    }).dump()
-    return tsp.TimeStampResp.load(b"\x30" + _der_length(len(status)) + status)
-
-
-def _der_length(length: int) -> bytes:
-    if length < 0x80:
-        return bytes([length])
-    octets = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([0x80 | len(octets)]) + octets
+    }})
 
 
 def _attribute(kind: str, value: object) -> cms.CMSAttribute:

@@ -370,3 +370,23 @@ def test_only_a_time_stamping_certificate_with_its_own_key_makes_an_authority(
     key = load_pem_private_key(pki.signer_key)
     with pytest.raises(Exception, match=r"does not match|belong"):
         DevTimeStampAuthority(key, load_pem_certificate(pki.tsa_cert))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("length", [0, 1, *range(95, 135), 200, 255, 256, 300, 65535, 70000])
+def test_a_refusal_of_any_length_is_encoded_as_der(length: int) -> None:
+    # The outer SEQUENCE is written by hand: short and long length forms, one to three octets
+    # (the lengths around 100 put the encoded status at 127, 128 and 129 bytes).
+    text = "x" * length
+    answer = refusal("system_failure", text)
+    der = answer.dump()
+    assert status_of(der) == ("rejection", {"system_failure"})
+    body = len(der) - 2 if len(der) - 2 < 0x80 else None
+    header = 2 if body is not None else 2 + (der[1] & 0x7F)
+    inner = tsp.PKIStatusInfo.load(der[header:], strict=True)  # exactly what the length says
+    assert inner["status_string"].native == [text]
+    if body is not None:  # the short form: one octet, the length itself
+        assert der[1] == body
+    else:
+        octets = der[1] & 0x7F
+        assert der[1] & 0x80 and int.from_bytes(der[2:2 + octets], "big") == len(der) - 2 - octets
+        assert der[2] != 0  # minimal: no leading zero octet
