@@ -113,9 +113,10 @@ def _load_staged(config: SignerConfig) -> bool:
 
 def _sign_and_validate(config: SignerConfig, backend: SignerBackend) -> str:
     stamper = timestamper_of(config)
-    pdf = PadesSigner(backend, bytes_reserved=config.bytes_reserved,
-                      timestamper=stamper).sign(minimal_pdf(), reason="pramaan keys check",
-                                                location="here")
+    signer = PadesSigner(backend, bytes_reserved=config.bytes_reserved, timestamper=stamper)
+    reason = "pramaan keys check"  # equivalent: any reason and place sign alike
+    place = "here"  # equivalent: any reason and place sign alike
+    pdf = signer.sign(minimal_pdf(), reason=reason, location=place)
     report = validate_pdf(pdf, config.trust_root_paths)
     if not report.ok:
         raise SigningError(f"the test signature does not validate: {report.reason}",

@@ -296,7 +296,7 @@ def _transport_body(cose: bytes) -> tuple[bool, bytes]:
     """(compressed, bytes after the sentinel): DEFLATE at level 9 when it is shorter."""
     compressor = zlib.compressobj(level=9, wbits=-15)
     deflated = compressor.compress(cose) + compressor.flush()
-    if len(deflated) < len(cose):
+    if len(deflated) < len(cose):  # equivalent: `<=` picks another of two texts at a tie
         return True, deflated
     return False, cose
 

@@ -784,3 +784,35 @@ def test_a_body_deflate_cannot_shorten_travels_plain() -> None:
     compressor = zlib.compressobj(level=9, wbits=-15)
     assert len(compressor.compress(body) + compressor.flush()) == len(body)
     assert transport_text(body)[0] == "0"  # the plain flag digit
+
+
+def test_claims_in_another_order_make_the_same_seal(sealer: Sealer) -> None:
+    # The payload is canonical CBOR (map keys in length-first order), whatever order the
+    # caller built its mapping in, so one certificate has one seal.
+    now = int(time.time())
+    claims = {1: "in.gov.pmc", 6: now, -70000: {"z": 1, "a": [2, 3], "m": "x"}}
+    backwards = {-70000: {"m": "x", "a": [2, 3], "z": 1}, 6: now, 1: "in.gov.pmc"}
+    assert sealer.seal(claims) == sealer.seal(backwards)
+
+
+def test_sequences_in_claims_read_back_as_lists(sealer: Sealer, trust: TrustList) -> None:
+    claims = {1: "in.gov.pmc", 6: int(time.time()), -70000: {"d": (("2026", 1), ("x", 2))}}
+    report = verify_seal(sealer.seal(claims), trust)
+    assert report.ok and report.claims == {1: "in.gov.pmc", 6: claims[6],
+                                           -70000: {"d": [["2026", 1], ["x", 2]]}}
+
+
+def test_seal_text_refusals_say_why(sealer: Sealer) -> None:
+    with pytest.raises(SealError) as long:
+        decode_seal("1" * (MAX_DIGITS + 1))
+    assert (long.value.reason, str(long.value)) == (
+        "too_large", f"{MAX_DIGITS + 1} digits, at most {MAX_DIGITS} accepted")
+    # The same COSE message sent plain when DEFLATE is shorter: not its one canonical text.
+    text = sealer.seal({1: "in.gov.pmc", 6: int(time.time()), -70000: {"n": "x" * 200}})
+    decoded = decode_seal(text)
+    assert decoded.compressed
+    plain = "0" + str(int.from_bytes(b"\x01" + decoded.cose, "big"))
+    with pytest.raises(SealError) as other:
+        decode_seal(plain)
+    assert (other.value.reason, str(other.value)) == (
+        "malformed", "the seal text is not in its canonical encoding")
