@@ -36,6 +36,7 @@ from issuer.models import Certificate, State
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 from signing.errors import ServiceUnavailable
+from signing.pades import PadesSigner
 from signing.qr import qr_svg
 from signing.seal import PRIVATE_CLAIM
 
@@ -284,11 +285,7 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
         pdf = runtime.renderer.render(intent.template_version,
                                       render_data(runtime.settings, intent), svg)
     with _stage(timings, "sign"):
-        keys = runtime.keyring.active()
-        settings = runtime.settings
-        level = settings.signature_levels.get(intent.cert_type, settings.signature_level)
-        signer = keys.pades if level is None else keys.pades_at(level)  # see Keyring.pades
-        return signer.sign(
+        return signer_for(runtime, intent).sign(
             pdf,
             reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",
             location=runtime.settings.signing_location,
@@ -296,6 +293,15 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
             # The recorded issue time (the seal's iat), so a resumed job makes the same claim.
             signing_time=intent.issued_at,
         )
+
+
+def signer_for(runtime: Runtime, intent: Intent) -> PadesSigner:
+    """The PAdES signer of the intent's type: its configured level, else the default one
+    (see `Keyring.pades`)."""
+    keys = runtime.keyring.active()
+    settings = runtime.settings
+    level = settings.signature_levels.get(intent.cert_type, settings.signature_level)
+    return keys.pades if level is None else keys.pades_at(level)
 
 
 def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: str) -> bool:
@@ -319,7 +325,7 @@ def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: st
                 raise _LostRace  # rolls the supersession back too
             audit.record(session, actor=_worker_name(), action="sign", certificate_id=intent.id,
                          details={"number": intent.number, "pdf_sha256": pdf_sha256,
-                                  "level": "PAdES-B-B"})
+                                  "level": f"PAdES-{signer_for(runtime, intent).level}"})
             plan_issued(session, intent.id)  # the push to a linked locker, in this transaction
             if corrected is not None:
                 audit.record(session, actor=_worker_name(), action="supersede",

@@ -132,7 +132,7 @@ def test_the_verdict_names_what_the_seal_certifies(runtime: Runtime) -> None:
         "fields_sha256": record.fields_sha256, "template_version": record.template_version,
     }]
     assert audited(runtime, cert_id, "sign") == [
-        {"number": record.number, "pdf_sha256": record.pdf_sha256, "level": "PAdES-B-B"}]
+        {"number": record.number, "pdf_sha256": record.pdf_sha256, "level": "PAdES-B-T"}]
 
 
 def test_the_pdf_verdict_runs_every_check_and_names_a_superseding_certificate(

@@ -88,6 +88,9 @@ def test_a_round_is_added_only_when_due_and_only_with_a_longer_lasting_tsa(
         original = _issued_as(first, "birth-1")
         cert_id = first.sessions().scalars(select(Certificate.id)).one()
         # The dev TSA's certificate lasts ten years: not due within a year.
+        with first.sessions() as session:
+            signed = session.scalars(select(AuditEvent).where(AuditEvent.action == "sign")).one()
+        assert signed.details["level"] == "PAdES-B-LTA"  # what was signed, as configured
         report = refresh(first)
         assert report.refreshed == [] and "beyond the horizon" in report.skipped[cert_id]
         # Due within eleven years, but the same TSA certificate would gain nothing.
