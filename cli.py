@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -364,12 +365,16 @@ def _day_in_india(text: str) -> datetime:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from worker import run_worker
+    from issuer.jobs import DEFAULT_RTS_EVERY_MINUTES
+    from worker import run_worker, run_workers
 
-    if args.rts_every is None:
-        run_worker(burst=args.burst)
-    else:
-        run_worker(burst=args.burst, rts_every_minutes=args.rts_every)
+    every = DEFAULT_RTS_EVERY_MINUTES if args.rts_every is None else args.rts_every
+    processes = args.processes or int(os.environ.get("PRAMAAN_WORKER_PROCESSES", "1"))
+    if not 1 <= processes <= 64:
+        raise SystemExit("--processes (or PRAMAAN_WORKER_PROCESSES) must be 1 to 64")
+    if processes > 1:
+        return run_workers(processes, burst=args.burst, rts_every_minutes=every)
+    run_worker(burst=args.burst, rts_every_minutes=every)
     return 0
 
 
@@ -609,6 +614,9 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--rts-every", type=int, metavar="MINUTES",
                    help="run the RTS escalation at most every MINUTES across all workers "
                    "(default 15; 0: off)")
+    w.add_argument("--processes", type=int, metavar="N",
+                   help="worker processes side by side, so several documents are in flight "
+                   "while one waits for the TSA (default 1, or $PRAMAAN_WORKER_PROCESSES)")
     s = sub.add_parser("sweep", help="re-enqueue certificates stuck approved or signing")
     s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
     r = sub.add_parser("retry", help="retry a failed certificate (after fixing the cause)")

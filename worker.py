@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import functools
 import logging
+import os
 import threading
 from typing import TYPE_CHECKING
 
@@ -198,15 +199,62 @@ def _rts_turn(rt: Runtime, connection: Redis, every_minutes: int) -> None:
         log.info("RTS escalation: %d request(s) escalated", count)
 
 
+def run_workers(processes: int, *, burst: bool = False,
+                rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES) -> int:
+    """`processes` workers side by side, so several documents are in flight at once: while
+    one waits for the TSA (a network round trip, twice at B-LTA) or an OCSP responder, another
+    renders and signs. Each is a process of its own, started fresh (spawned: no key, token
+    session or connection of this one is shared), that loads its keys itself. SIGTERM or
+    SIGINT stops them all (each finishes its job, as RQ does). The exit status is the worst."""
+    import multiprocessing
+    import signal
+
+    context = multiprocessing.get_context("spawn")
+    children = [context.Process(target=_worker_process, args=(burst, rts_every_minutes),
+                                name=f"pramaan-worker-{n}") for n in range(processes)]
+    for child in children:
+        child.start()
+
+    def stop(signum: int, _frame: object) -> None:
+        for child in children:
+            if child.pid is not None and child.is_alive():
+                os.kill(child.pid, signum)
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        for child in children:
+            child.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return max((child.exitcode or 0) for child in children)
+
+
+def _worker_process(burst: bool, rts_every_minutes: int) -> None:
+    logging.basicConfig(level=logging.INFO)
+    redact_logs()
+    run_worker(burst=burst, rts_every_minutes=rts_every_minutes)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Pramaan RQ worker")
     parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
     parser.add_argument("--rts-every", type=int, default=DEFAULT_RTS_EVERY_MINUTES,
                         metavar="MINUTES", help="run the RTS escalation at most every MINUTES "
                         f"across all workers (default {DEFAULT_RTS_EVERY_MINUTES}; 0: off)")
+    parser.add_argument("--processes", type=int,
+                        default=int(os.environ.get("PRAMAAN_WORKER_PROCESSES", "1")),
+                        metavar="N", help="worker processes side by side, so several documents "
+                        "are in flight while one waits for the TSA (default 1, or "
+                        "$PRAMAAN_WORKER_PROCESSES)")
     args = parser.parse_args(argv)
+    if not 1 <= args.processes <= 64:
+        parser.error("--processes must be 1 to 64")
     logging.basicConfig(level=logging.INFO)
     redact_logs()  # no log line carries an Aadhaar-looking number
+    if args.processes > 1:
+        raise SystemExit(run_workers(args.processes, burst=args.burst,
+                                     rts_every_minutes=args.rts_every))
     run_worker(burst=args.burst, rts_every_minutes=args.rts_every)
 
 

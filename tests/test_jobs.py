@@ -185,3 +185,35 @@ def test_signing_interrupted_after_the_intent_is_finished_from_it(live_rq: Live)
             AuditEvent.certificate_id == cert_id, AuditEvent.action == "seal"))
     assert seals == 1
     assert sign_events(live, cert_id) == 1
+
+
+def test_several_worker_processes_share_the_queue_and_each_certificate_is_signed_once(
+        live_rq: Live) -> None:
+    ids = []
+    for n in range(12):
+        request = sample("birth-1")
+        request["registration_number"] = f"B-2026-PMC-{200000 + n}"
+        created = live_rq.post_json("/api/v1/certificates", request)
+        assert created.status_code == 202, created.text
+        ids.append(created.json()["id"])
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst",
+                             "--processes", "2"],
+                            env=worker_env(live_rq.runtime.settings), cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all(state_of(live_rq, cert_id).state == "issued" for cert_id in ids)
+    assert all(sign_events(live_rq, cert_id) == 1 for cert_id in ids)
+    # Two processes of their own (each loads its keys after it starts), not this one.
+    with live_rq.runtime.sessions() as session:
+        actors = set(session.scalars(select(AuditEvent.actor).where(
+            AuditEvent.action == "sign")))
+    pids = {actor.rsplit(":", 1)[1] for actor in actors}
+    assert str(os.getpid()) not in pids
+    assert result.stderr.count(": done, quitting") == 2, result.stderr[-2000:]  # two workers
+    assert 1 <= len(pids) <= 2
+
+
+def test_the_number_of_worker_processes_is_checked() -> None:
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--processes", "0"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and "--processes must be 1 to 64" in result.stderr
