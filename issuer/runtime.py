@@ -116,6 +116,7 @@ def signer_config(settings: Settings) -> SignerConfig:
     reserve = settings.signature_reserve or (16384 if tsa == "none" else 24576)
     return replace(config, tsa_url=tsa if tsa.startswith("http") else None,
                    dev_tsa=tsa == "dev", tsa_timeout=settings.tsa_timeout,
+                   dev_tsa_delay=settings.dev_tsa_delay_ms / 1000,
                    bytes_reserved=reserve,
                    backend=settings.signer_backend, pkcs11_module=settings.pkcs11_module,
                    pkcs11_token_label=settings.pkcs11_token_label,

@@ -38,6 +38,7 @@ class Settings:
     # certificate waits for the sweeper's next try.
     tsa_url: str | None = None
     tsa_timeout: int = 10
+    dev_tsa_delay_ms: int = 0
     # Hex digits reserved in each PDF for the CMS signature (None: 16384, or 24576 when
     # timestamping, which a TSA's token and certificates make larger).
     signature_reserve: int | None = None
@@ -137,6 +138,7 @@ class Settings:
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
             tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
             tsa_timeout=_int(env, "PRAMAAN_TSA_TIMEOUT", 10),
+            dev_tsa_delay_ms=_int(env, "PRAMAAN_DEV_TSA_DELAY_MS", 0),
             signature_reserve=(_int(env, "PRAMAAN_SIGNATURE_RESERVE", 0) or None),
             signature_levels=_pairs(env, "PRAMAAN_SIGNATURE_LEVELS", str),
             signature_level=(env.get("PRAMAAN_SIGNATURE_LEVEL") or "").strip() or None,
@@ -225,6 +227,11 @@ class Settings:
                                   "PRAMAAN_TSA_URL=none")
         if not 1 <= self.tsa_timeout <= 120:
             raise ConfigError("PRAMAAN_TSA_TIMEOUT must be 1-120 seconds")
+        if not 0 <= self.dev_tsa_delay_ms <= 10_000:
+            raise ConfigError("PRAMAAN_DEV_TSA_DELAY_MS must be 0-10000")
+        if self.dev_tsa_delay_ms and not self.development:
+            raise ConfigError("PRAMAAN_DEV_TSA_DELAY_MS simulates a distant TSA with the "
+                              "development one: never in production")
         if self.signer_backend not in ("file", "pkcs11"):
             raise ConfigError(
                 f"PRAMAAN_SIGNER_BACKEND={self.signer_backend!r}: 'file' or 'pkcs11'"

@@ -38,6 +38,7 @@ class SignerConfig:
     tsa_url: str | None = None
     tsa_timeout: float = 10.0
     dev_tsa: bool = False
+    dev_tsa_delay: float = 0.0  # seconds the development TSA waits, as a distant one would
     tsa_key_path: Path = Path("tsa.key")
     tsa_cert_path: Path = Path("tsa.crt")
     tsa_chain_paths: tuple[Path, ...] = ()

@@ -250,7 +250,8 @@ def timestamper_of(config: SignerConfig) -> TimeStamper | None:
         return StrictTimeStamper(config.tsa_url, timeout=config.tsa_timeout)
     if config.dev_tsa:
         return InProcessTimeStamper(DevTimeStampAuthority.load(
-            config.tsa_key_path, config.tsa_cert_path, config.tsa_chain_paths))
+            config.tsa_key_path, config.tsa_cert_path, config.tsa_chain_paths),
+            delay=config.dev_tsa_delay)
     return None
 
 

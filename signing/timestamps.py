@@ -17,6 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar, Final
@@ -96,11 +97,16 @@ class InProcessTimeStamper(TimeStamper):
     """A pyHanko timestamper that asks `authority` directly, without HTTP, with the same
     checks as `StrictTimeStamper`."""
 
-    def __init__(self, authority: DevTimeStampAuthority) -> None:
+    def __init__(self, authority: DevTimeStampAuthority, *, delay: float = 0.0) -> None:
+        """`delay` seconds before each answer: what a distant TSA's round trip costs
+        (PRAMAAN_DEV_TSA_DELAY_MS, to see how it paces issuing; `make bench-overlap`)."""
         super().__init__()  # type: ignore[no-untyped-call]
         self._authority = authority
+        self._delay = delay
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
+        if self._delay:
+            time.sleep(self._delay)  # as the HTTP client's blocking request would wait
         return self._authority.respond(req)
 
     async def async_timestamp(self, message_digest: bytes, md_algorithm: str) -> cms.ContentInfo:

@@ -25,6 +25,7 @@ from signing.devpki import DevPki, ensure_dev_pki
 from signing.errors import RevocationUnavailable
 from signing.file_backend import to_asn1_certificate
 from signing.revocation import REQUIRE_REVINFO, DevRevocationAuthority
+from signing.sample_pdf import minimal_pdf
 from signing.timestamps import TsaUnavailable, tsa_wsgi_app
 from signing.validate import validate_pdf
 from tests.conftest import make_settings, sample, serve
@@ -191,6 +192,36 @@ def test_the_tsa_settings_are_checked(tmp_path: Path, keys_dir: Path, url: str,
 
     with pytest.raises(ConfigError, match="PRAMAAN_TSA_"):
         make_settings(tmp_path, "sqlite://", keys_dir, tsa_url=url, tsa_timeout=timeout)
+
+
+@pytest.mark.parametrize("delay, environment, says", [
+    (-1, "development", "must be 0-10000"), (10_001, "development", "must be 0-10000"),
+    (100, "production", "never in production")])
+def test_the_development_tsa_s_delay_is_checked(tmp_path: Path, keys_dir: Path, delay: int,
+                                                environment: str, says: str) -> None:
+    from issuer.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"PRAMAAN_DEV_TSA_DELAY_MS.*{says}"):
+        make_settings(tmp_path, "sqlite://", keys_dir, dev_tsa_delay_ms=delay,
+                      environment=environment, tsa_url=None,
+                      verify_base_url="https://verify.pmc.example.in",
+                      verify_base_url_configured=True)
+
+
+def test_the_development_tsa_waits_as_a_distant_one_would(tmp_path: Path,
+                                                          keys_dir: Path) -> None:
+    import time
+
+    settings = make_settings(tmp_path, "sqlite://", keys_dir, tsa_url="dev",
+                             dev_tsa_delay_ms=150)
+    built = Runtime(settings)
+    try:
+        started = time.monotonic()
+        signed = built.keyring.pades_at("B-T").sign(minimal_pdf(), reason="r", location="l")
+        assert time.monotonic() - started >= 0.15  # it waited (a lower bound, not a speed)
+        assert validate_pdf(signed, list(built.trust.trust_root_paths)).timestamp is not None
+    finally:
+        built.close()
 
 
 def _issued_pdf(runtime: Runtime) -> bytes:
