@@ -1,0 +1,139 @@
+"""`make bench-overlap`: issuing through the RQ path (PostgreSQL, Redis, `pramaan worker
+--processes N`) while the TSA is a network round trip away, at B-B and at B-LTA, with one worker
+process and with several.
+
+A timestamp costs a round trip per document (two at B-LTA: the signature's, then the document
+timestamp's). The development TSA is told to wait DELAY ms before each answer, as a distant TSA
+would (PRAMAAN_DEV_TSA_DELAY_MS); the revocation information is the dev CAs' own, as in `make
+run`. Several worker processes keep several documents in flight, so while one waits for the TSA
+another renders and signs: the figure is B-LTA certificates per second over B-B's with the same
+processes, and B-LTA's best over B-B's best, in one run (ratios hold on a shared machine;
+absolute rates drift).
+
+The rate is counted between the first and the last `sign` audit event of a run, so the time
+the worker processes take to start and load their keys is not counted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import request  # noqa: E402
+from issuer.bootstrap import DEV_DEPARTMENT, initialise  # noqa: E402
+from issuer.db import as_utc  # noqa: E402
+from issuer.models import AuditEvent, Department  # noqa: E402
+from issuer.runtime import Runtime  # noqa: E402
+from issuer.settings import Settings  # noqa: E402
+from issuer.submit import submit  # noqa: E402
+
+POSTGRES = os.environ.get("PRAMAAN_BENCH_POSTGRES") or os.environ.get(
+    "PRAMAAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("PRAMAAN_BENCH_REDIS", "redis://127.0.0.1:6379/7")
+
+
+def environment(home: Path, keys: Path, database_url: str, level: str,
+                delay_ms: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PRAMAAN_", "DATABASE_", "REDIS_"))}
+    env.update({"PRAMAAN_HOME": str(home), "PRAMAAN_KEYS_DIR": str(keys),
+                "DATABASE_URL": database_url, "REDIS_URL": REDIS,
+                "PRAMAAN_TSA_URL": "dev", "PRAMAAN_SIGNATURE_LEVELS": f"birth={level}",
+                "PRAMAAN_DEV_TSA_DELAY_MS": str(delay_ms)})
+    return env
+
+
+def one_run(tmp: Path, keys: Path, level: str, processes: int, count: int,
+            delay_ms: int) -> float:
+    """Certificates per second for `count` birth certificates at `level`."""
+    schema = f"overlap_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES else "?"
+    database_url = f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
+    home = tmp / f"{level}-{processes}"
+    env = environment(home, keys, database_url, level, delay_ms)
+    try:
+        runtime = Runtime(Settings.from_env(env=env))
+        initialise(runtime)
+        from redis import Redis
+
+        Redis.from_url(REDIS).flushdb()
+        with runtime.sessions() as session, session.begin():
+            department = session.get(Department, DEV_DEPARTMENT)
+            assert department is not None
+            ids = [submit(session, department, "bench:clerk", request(i)).id
+                   for i in range(count)]
+        for cert_id in ids:  # after the commit, as the API does
+            runtime.dispatcher.enqueue_issue(cert_id)
+        done = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst",
+                               "--processes", str(processes)], env=env, cwd=ROOT,
+                              capture_output=True, text=True, timeout=1800, check=False)
+        if done.returncode != 0:
+            raise SystemExit(f"the workers failed:\n{done.stderr[-3000:]}")
+        with runtime.sessions() as session:
+            times = sorted(as_utc(t) for t in session.scalars(
+                sa.select(AuditEvent.at).where(AuditEvent.action == "sign")))
+        runtime.close()
+        if len(times) != count:
+            raise SystemExit(f"{len(times)} of {count} certificates were signed")
+        return (count - 1) / (times[-1] - times[0]).total_seconds()
+    finally:
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--count", type=int, default=60, help="certificates per run")
+    parser.add_argument("--delay-ms", type=int, default=100,
+                        help="the TSA's round trip, in ms (default 100)")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4, 8],
+                        help="worker processes to compare (default 1, 2, 4 and 8)")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    from signing.devpki import ensure_dev_pki
+
+    with tempfile.TemporaryDirectory(prefix="pramaan-bench-overlap-") as tmp_name:
+        tmp = Path(tmp_name)
+        keys = ensure_dev_pki(tmp / "keys").keys_dir
+        rates: dict[str, float] = {}
+        for processes in args.processes:
+            for level in ("B-B", "B-LTA"):
+                rate = one_run(tmp, keys, level, processes, args.count, args.delay_ms)
+                rates[f"{level}, {processes} process(es)"] = round(rate, 1)
+                print(f"{level} with {processes} worker process(es): {rate:.1f} certificates/s",
+                      file=sys.stderr)
+    figures = {
+        "tsa_round_trip_ms": args.delay_ms,
+        "certificates": args.count,
+        "certificates_per_second": rates,
+        "b_lta_vs_b_b_at_the_same_processes": {
+            str(p): round(rates[f"B-LTA, {p} process(es)"] / rates[f"B-B, {p} process(es)"], 2)
+            for p in args.processes},
+        # The target: B-LTA's best rate against B-B's best, each with the processes that suit
+        # it (B-B is CPU-bound: more processes than cores only add overhead).
+        "b_lta_best_vs_b_b_best": round(
+            max(v for k, v in rates.items() if k.startswith("B-LTA"))
+            / max(v for k, v in rates.items() if k.startswith("B-B,")), 2),
+    }
+    print(json.dumps(figures, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
