@@ -42,14 +42,14 @@ bench: install
 	$(BIN)/python bench/seal_refusal.py
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
 
-# DigiLocker Pull Doc under 50 concurrent clients against gunicorn on PostgreSQL (about 35 s with
-# issuing, so `make bench` runs it too; PRAMAAN_BENCH_POSTGRES or PRAMAAN_TEST_POSTGRES names the
-# server).
 # Issuing through RQ while the TSA is 100 ms away, B-B against B-LTA with 1, 2, 4 and 8 worker
 # processes (about 3 min; PostgreSQL and Redis as for the tests).
 bench-overlap: install
 	$(BIN)/python bench/tsa_overlap.py --count 60
 
+# DigiLocker Pull Doc under 50 concurrent clients against gunicorn on PostgreSQL (about 35 s with
+# issuing, so `make bench` runs it too; PRAMAAN_BENCH_POSTGRES or PRAMAAN_TEST_POSTGRES names the
+# server).
 bench-digilocker: install
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20 --rate 300
