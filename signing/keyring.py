@@ -180,12 +180,7 @@ def _long_term_signers(backend: SignerBackend, config: SignerConfig,
                        source: RevocationSource | None) -> dict[str, PadesSigner]:
     if timestamper is None or source is None:
         return {}
-    roots = [c for path in config.trust_root_paths for c in load_pem_certificates(path)]
-    others = [c for path in (*config.chain_paths, *config.tsa_chain_paths)
-              for c in load_pem_certificates(path)]
-    if config.dev_tsa:
-        others.append(load_pem_certificates(config.tsa_cert_path)[0])
-
+    roots, others = _chain_certificates(config)
     context = ReusedContext(
         lambda: source.validation_context(roots, [*others, backend.certificate]))
     return {level: PadesSigner(backend, bytes_reserved=config.bytes_reserved,
@@ -199,12 +194,20 @@ def _archival_stamper(backend: SignerBackend, config: SignerConfig,
                       source: RevocationSource | None) -> ArchivalStamper | None:
     if timestamper is None or source is None:
         return None
+    roots, others = _chain_certificates(config)
+    return ArchivalStamper(timestamper, source, roots, others, backend.certificate.issuer)
+
+
+def _chain_certificates(
+        config: SignerConfig) -> tuple[list[x509.Certificate], list[x509.Certificate]]:
+    """The trust roots, and the other certificates a long-term signature's validation needs:
+    the signer's chain, the TSA's chain, and the development TSA's own certificate."""
     roots = [c for path in config.trust_root_paths for c in load_pem_certificates(path)]
     others = [c for path in (*config.chain_paths, *config.tsa_chain_paths)
               for c in load_pem_certificates(path)]
     if config.dev_tsa:
         others.append(load_pem_certificates(config.tsa_cert_path)[0])
-    return ArchivalStamper(timestamper, source, roots, others, backend.certificate.issuer)
+    return roots, others
 
 
 def revocation_of(config: SignerConfig) -> RevocationSource | None:

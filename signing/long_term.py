@@ -210,13 +210,11 @@ def _tsa_certs(signature: EmbeddedPdfSignature,
                stamps: Sequence[EmbeddedPdfSignature]) -> list[asn1_x509.Certificate]:
     # The TSA certificate of every document timestamp and of the signature's own timestamp.
     found: list[asn1_x509.Certificate] = [stamp.signer_cert for stamp in stamps]
-    for attribute in signature.signer_info["unsigned_attrs"] or ():
-        if attribute["type"].native == "signature_time_stamp_token":
-            signed = attribute["values"][0]["content"]
-            sid = signed["signer_infos"][0]["sid"].chosen
-            found.extend(choice.chosen for choice in signed["certificates"]
-                         if choice.chosen.issuer.dump() == sid["issuer"].dump()
-                         and choice.chosen.serial_number == sid["serial_number"].native)
+    for signed in _token_signed_data(signature):
+        sid = signed["signer_infos"][0]["sid"].chosen
+        found.extend(choice.chosen for choice in signed["certificates"]
+                     if choice.chosen.issuer.dump() == sid["issuer"].dump()
+                     and choice.chosen.serial_number == sid["serial_number"].native)
     return found
 
 
