@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from digilocker.token_vault import check_at_startup as check_token_key
@@ -84,21 +85,31 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
         stop_ltv.set()
 
 
-def start_publish_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
-    """Sign the published trust list and status list when due (issuer/published), one worker
-    at a time: a burst worker once, a long-running one every PUBLISH_POLL_SECONDS."""
+def _every(name: str, turn: Callable[[], None], seconds: float, *, burst: bool,
+           once_in_burst: bool) -> threading.Event:
+    """Run `turn` every `seconds` in a daemon thread named `name` until the returned event is
+    set; a burst worker runs it once, now, if `once_in_burst`, else not at all. Each turn
+    catches and logs its own errors, so the jobs go on."""
     stop = threading.Event()
     if burst:
-        _publish_turn(rt, connection)
+        if once_in_burst:
+            turn()
         return stop
 
     def loop() -> None:
         while not stop.is_set():
-            _publish_turn(rt, connection)
-            stop.wait(PUBLISH_POLL_SECONDS)
+            turn()
+            stop.wait(seconds)
 
-    threading.Thread(target=loop, name="publish", daemon=True).start()
+    threading.Thread(target=loop, name=name, daemon=True).start()
     return stop
+
+
+def start_publish_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
+    """Sign the published trust list and status list when due (issuer/published), one worker
+    at a time: a burst worker once, a long-running one every PUBLISH_POLL_SECONDS."""
+    return _every("publish", lambda: _publish_turn(rt, connection), PUBLISH_POLL_SECONDS,
+                  burst=burst, once_in_burst=True)
 
 
 def _publish_turn(rt: Runtime, connection: Redis) -> None:
@@ -114,17 +125,8 @@ def _publish_turn(rt: Runtime, connection: Redis) -> None:
 def start_ltv_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
     """The archival timestamps (issuer/ltv), once a day across all workers, in a thread of its
     own: a long round never holds up the status list. A burst worker takes no turn."""
-    stop = threading.Event()
-    if burst:
-        return stop
-
-    def loop() -> None:
-        while not stop.is_set():
-            _ltv_turn(rt, connection)
-            stop.wait(LTV_POLL_SECONDS)
-
-    threading.Thread(target=loop, name="ltv-refresh", daemon=True).start()
-    return stop
+    return _every("ltv-refresh", lambda: _ltv_turn(rt, connection), LTV_POLL_SECONDS,
+                  burst=burst, once_in_burst=False)
 
 
 def _ltv_turn(rt: Runtime, connection: Redis) -> None:
@@ -143,18 +145,8 @@ def start_delivery_ticker(rt: Runtime, connection: Redis, burst: bool) -> thread
     """The DigiLocker delivery sweep beside the jobs (issuer/jobs.periodic_delivery_sweep): a
     burst worker takes its turn once, before working the queues; a long-running one asks every
     DEFAULT_DELIVERY_SWEEP_SECONDS in a daemon thread. Set the event to stop."""
-    stop = threading.Event()
-    if burst:
-        _delivery_turn(rt, connection)
-        return stop
-
-    def loop() -> None:
-        while not stop.is_set():
-            _delivery_turn(rt, connection)
-            stop.wait(DEFAULT_DELIVERY_SWEEP_SECONDS)
-
-    threading.Thread(target=loop, name="delivery-sweep", daemon=True).start()
-    return stop
+    return _every("delivery-sweep", lambda: _delivery_turn(rt, connection),
+                  DEFAULT_DELIVERY_SWEEP_SECONDS, burst=burst, once_in_burst=True)
 
 
 def _delivery_turn(rt: Runtime, connection: Redis) -> None:
@@ -172,21 +164,10 @@ def start_rts_ticker(rt: Runtime, connection: Redis, every_minutes: int,
     """The periodic RTS escalation beside the jobs. A burst worker takes its turn once, now; a
     long-running one asks every RTS_POLL_SECONDS in a daemon thread (the Redis key decides whose
     turn it is: issuer/jobs.periodic_rts_escalation). 0 minutes: off. Set the event to stop."""
-    stop = threading.Event()
     if every_minutes <= 0:
-        return stop
-    if burst:
-        _rts_turn(rt, connection, every_minutes)
-        return stop
-    threading.Thread(target=_rts_loop, args=(rt, connection, every_minutes, stop),
-                     name="rts-escalation", daemon=True).start()
-    return stop
-
-
-def _rts_loop(rt: Runtime, connection: Redis, every_minutes: int, stop: threading.Event) -> None:
-    while not stop.is_set():
-        _rts_turn(rt, connection, every_minutes)
-        stop.wait(RTS_POLL_SECONDS)
+        return threading.Event()
+    return _every("rts-escalation", lambda: _rts_turn(rt, connection, every_minutes),
+                  RTS_POLL_SECONDS, burst=burst, once_in_burst=True)
 
 
 def _rts_turn(rt: Runtime, connection: Redis, every_minutes: int) -> None:
