@@ -20,9 +20,7 @@ from dataclasses import dataclass
 from io import BytesIO
 from typing import Final
 
-from asn1crypto import crl as asn1_crl
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
 from pyhanko.pdf_utils.misc import PdfError
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import SigningError as PyHankoSigningError
@@ -32,9 +30,8 @@ from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
 
 from signing.errors import SigningError
-from signing.file_backend import to_asn1_certificate
 from signing.long_term import _clock_at, _tsa_certs
-from signing.revocation import REQUIRE_REVINFO, DevRevocationAuthority, RevocationSource, is_ca
+from signing.revocation import DevRevocationAuthority, RevocationSource, is_ca, offline_context
 from signing.timestamps import TsaUnavailable
 
 DEFAULT_HORIZON: Final = dt.timedelta(days=365)
@@ -145,11 +142,5 @@ class ArchivalStamper:
         crls = [c for c in self._revocation.crls(now) if c.issuer not in issuers]
         answers = [self._revocation.ocsp(c, now) for c in end_entities
                    if c.not_valid_before_utc <= now <= c.not_valid_after_utc]
-        return ValidationContext(
-            trust_roots=[to_asn1_certificate(c) for c in self._roots],
-            other_certs=[to_asn1_certificate(c) for c in self._others],
-            crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
-                  for c in crls],
-            ocsps=[a for a in answers if a], allow_fetching=False,
-            revinfo_policy=REQUIRE_REVINFO, moment=now)
+        return offline_context(self._roots, self._others, crls, answers, now)
 

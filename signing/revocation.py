@@ -151,17 +151,26 @@ class DevRevocationAuthority:
     def validation_context(self, roots: Sequence[x509.Certificate],
                            others: Sequence[x509.Certificate],
                            now: dt.datetime | None = None) -> ValidationContext:
-        return ValidationContext(
-            trust_roots=[to_asn1_certificate(c) for c in roots],
-            other_certs=[to_asn1_certificate(c) for c in others],
-            crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
-                  for c in self.crls(now)],
-            # End entities' status by OCSP as well: pyHanko's past validation takes only an
-            # OCSP answer as evidence of an end entity's status once it has expired (a CRL of
-            # its CA finds no path there; docs/long-term-signatures-spike.md, session 19).
-            ocsps=[answer for answer in (self.ocsp(c, now) for c in others if not is_ca(c))
-                   if answer],
-            allow_fetching=False, revinfo_policy=REQUIRE_REVINFO, moment=now)
+        # End entities' status by OCSP as well: pyHanko's past validation takes only an OCSP
+        # answer as evidence of an end entity's status once it has expired (a CRL of its CA
+        # finds no path there; docs/long-term-signatures-spike.md, session 19).
+        return offline_context(roots, others, self.crls(now),
+                               [self.ocsp(c, now) for c in others if not is_ca(c)], now)
+
+
+def offline_context(roots: Sequence[x509.Certificate], others: Sequence[x509.Certificate],
+                    crls: Sequence[x509.CertificateRevocationList],
+                    ocsps: Sequence[bytes | None],
+                    now: dt.datetime | None) -> ValidationContext:
+    """A validation context with exactly this revocation information (nothing fetched),
+    demanding it for every certificate below the roots; None answers are left out."""
+    return ValidationContext(
+        trust_roots=[to_asn1_certificate(c) for c in roots],
+        other_certs=[to_asn1_certificate(c) for c in others],
+        crls=[asn1_crl.CertificateList.load(c.public_bytes(serialization.Encoding.DER))
+              for c in crls],
+        ocsps=[answer for answer in ocsps if answer],
+        allow_fetching=False, revinfo_policy=REQUIRE_REVINFO, moment=now)
 
 
 class ReusedContext:
