@@ -71,6 +71,17 @@ def fresh(pki: DevPki) -> DevRevocationAuthority:
     return source
 
 
+def revoking(pki: DevPki, certificate: x509.Certificate,
+             since: dt.timedelta) -> DevRevocationAuthority:
+    """The dev CAs' revocation information, naming `certificate` revoked `since` ago."""
+    keys = [(cert(p), load_pem_private_key(k)) for p, k in (
+        (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
+        (pki.tsa_ca_cert, pki.tsa_ca_key))]
+    return DevRevocationAuthority(
+        keys,  # type: ignore[arg-type]
+        revoked={(certificate.issuer, certificate.serial_number): Revoked(NOW - since)})
+
+
 def cert(path: Path) -> x509.Certificate:
     return x509.load_pem_x509_certificate(path.read_bytes())
 
@@ -225,11 +236,7 @@ def test_a_seal_brought_by_a_later_revision_is_never_read(signed: dict[str, byte
 def test_a_signer_revoked_before_signing_cannot_sign_long_term(pki: DevPki,
                                                                 keyring: Keyring) -> None:
     signer = cert(pki.signer_cert)
-    authority = DevRevocationAuthority(
-        [(cert(pki.ca_cert), load_pem_private_key(pki.ca_key)),  # type: ignore[list-item]
-         (cert(pki.root_cert), load_pem_private_key(pki.root_key)),  # type: ignore[list-item]
-         (cert(pki.tsa_ca_cert), load_pem_private_key(pki.tsa_ca_key))],  # type: ignore[list-item]
-        revoked={(signer.issuer, signer.serial_number): Revoked(NOW - dt.timedelta(hours=1))})
+    authority = revoking(pki, signer, dt.timedelta(hours=1))
     roots, others = [cert(pki.root_cert)], [cert(pki.ca_cert), cert(pki.tsa_ca_cert)]
     pades = PadesSigner(keyring.backend, bytes_reserved=24576,
                         timestamper=keyring.pades_at("B-LTA")._timestamper,
@@ -244,13 +251,7 @@ def test_a_signature_whose_signer_was_revoked_before_it_is_reported_revoked(
         signed: dict[str, bytes], pki: DevPki) -> None:
     # A key compromise found later and dated back before the signature: the verifier's current
     # CRL names the signer, so the file's own older CRLs do not save it.
-    signer = cert(pki.signer_cert)
-    keys = [(cert(p), load_pem_private_key(k)) for p, k in (
-        (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
-        (pki.tsa_ca_cert, pki.tsa_ca_key))]
-    authority = DevRevocationAuthority(
-        keys,  # type: ignore[arg-type]
-        revoked={(signer.issuer, signer.serial_number): Revoked(NOW - dt.timedelta(days=1))})
+    authority = revoking(pki, cert(pki.signer_cert), dt.timedelta(days=1))
     report = validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=authority)
     assert not report.ok and report.reason == "revoked"
     assert validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=fresh(pki)).ok
@@ -294,13 +295,7 @@ def test_a_revoked_tsa_or_ca_the_verifier_knows_of_ends_it(signed: dict[str, byt
                                                            which: str) -> None:
     # No fallback to the file's own (older) data past a revocation the verifier knows: a
     # revoked TSA could have backdated its timestamps.
-    revoked = cert(getattr(pki, which))
-    keys = [(cert(p), load_pem_private_key(k)) for p, k in (
-        (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
-        (pki.tsa_ca_cert, pki.tsa_ca_key))]
-    authority = DevRevocationAuthority(
-        keys,  # type: ignore[arg-type]
-        revoked={(revoked.issuer, revoked.serial_number): Revoked(NOW - dt.timedelta(days=1))})
+    authority = revoking(pki, cert(getattr(pki, which)), dt.timedelta(days=1))
     for level in ("B-LT", "B-LTA"):
         report = validate_pdf(signed[level], [pki.root_cert], fresh_revinfo=authority)
         assert not report.ok and report.reason == "revoked", (level, report)
@@ -341,14 +336,8 @@ class _OcspKnowsFirst:
 def test_a_tsa_revoked_in_ocsp_alone_ends_a_b_lt_signature(signed: dict[str, bytes],
                                                           pki: DevPki) -> None:
     # B-LT has no document timestamp: its TSA is the one of the signature's own timestamp.
-    tsa = cert(pki.tsa_cert)
-    keys = [(cert(p), load_pem_private_key(k)) for p, k in (
-        (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
-        (pki.tsa_ca_cert, pki.tsa_ca_key))]
-    revoking = DevRevocationAuthority(
-        keys,  # type: ignore[arg-type]
-        revoked={(tsa.issuer, tsa.serial_number): Revoked(NOW - dt.timedelta(days=1))})
-    verifier = _OcspKnowsFirst(fresh(pki), revoking)
+    verifier = _OcspKnowsFirst(fresh(pki), revoking(pki, cert(pki.tsa_cert),
+                                                    dt.timedelta(days=1)))
     report = validate_pdf(signed["B-LT"], [pki.root_cert], fresh_revinfo=verifier)
     assert not report.ok and report.reason == "revoked"
 
