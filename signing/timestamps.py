@@ -74,8 +74,8 @@ class StrictTimeStamper(TimeStamper):
                                         headers={"Content-Type": QUERY_TYPE},
                                         timeout=self._timeout, preload_content=False)
             try:
-                body = answer.read(_MAX_REPLY + 1)
-                if len(body) > _MAX_REPLY:
+                body = answer.read(_MAX_REPLY + 1)  # equivalent: + 2 (a test measures memory)
+                if len(body) > _MAX_REPLY:  # equivalent: >= only drops a kept connection
                     answer.close()  # the rest is never read: the connection goes with it
             finally:
                 answer.release_conn()
@@ -297,7 +297,7 @@ def tsa_wsgi_app(authority: DevTimeStampAuthority) -> Callable[..., Iterable[byt
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
-            length = -1
+            length = -1  # equivalent: 0, refused alike
         if not 0 < length <= _MAX_QUERY:
             start_response("413 Content Too Large", [("Content-Length", "0")])
             return [b""]

@@ -5,7 +5,9 @@ timestamp. Checked with pyHanko's validator and poppler's pdfsig."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from io import BytesIO
 from pathlib import Path
@@ -305,6 +307,75 @@ def test_every_tsa_failure_is_one_clean_error_and_nothing_is_signed(
         assert str(refused.value).startswith("no timestamp from the TSA: ")
 
 
+def _shaped(authority: DevTimeStampAuthority, *, size: int | None = None,
+            status: str = "200 OK", content_type: str | None = REPLY_TYPE,
+            wait: float = 0.0) -> WsgiApp:
+    """The dev TSA's real answer, padded to `size` bytes, with this status and type (None:
+    no Content-Type), after `wait` seconds."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        answer = authority.respond_der(environ["wsgi.input"].read(
+            int(environ["CONTENT_LENGTH"])))
+        if size is not None:
+            answer += bytes(size - len(answer))
+        time.sleep(wait)
+        headers = [("Content-Length", str(len(answer)))]
+        if content_type is not None:
+            headers.append(("Content-Type", content_type))
+        start_response(status, headers)
+        return [answer]
+    return app
+
+
+@pytest.mark.parametrize("shape, says", [
+    ({"size": 65537}, "answered HTTP 200, application/timestamp-reply, 65537 bytes: not a "
+                      "timestamp reply"),
+    ({"status": "500 Internal Server Error"}, "answered HTTP 500, application/timestamp-reply"),
+    ({"content_type": None}, "answered HTTP 200, no type, "),
+    ({"content_type": "text/html; charset=utf-8"}, "answered HTTP 200, text/html, "),
+])
+def test_an_answer_that_is_not_a_timestamp_reply_says_what_it_was(
+        pki: DevPki, shape: dict[str, Any], says: str) -> None:
+    for url in serve(_shaped(authority_of(pki), **shape)):
+        with pytest.raises(TsaUnavailable) as refused:
+            sign(signer_with(pki, StrictTimeStamper(url, timeout=5)))
+        assert says in str(refused.value), str(refused.value)
+
+
+def test_a_reply_of_the_largest_size_with_parameters_is_taken(pki: DevPki) -> None:
+    # Exactly 64 KiB (the token, then padding), typed with a parameter: a timestamp reply.
+    app = _shaped(authority_of(pki), size=65536,
+                  content_type="application/timestamp-reply; charset=binary")
+    for url in serve(app):
+        report = validate_pdf(sign(signer_with(pki, StrictTimeStamper(url, timeout=5))),
+                              [pki.root_cert])
+        assert report.ok and report.timestamp is not None
+
+
+def test_an_endless_answer_is_read_no_further_than_a_reply_can_be(pki: DevPki) -> None:
+    import tracemalloc
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        start_response("200 OK", [("Content-Type", REPLY_TYPE)])  # no length: streamed
+        return (bytes(65536) for _ in range(500))  # 32 MB, a chunk at a time
+
+    for url in serve(app):
+        tracemalloc.start()
+        try:
+            with pytest.raises(TsaUnavailable, match="65537 bytes: not a timestamp reply"):
+                sign(signer_with(pki, StrictTimeStamper(url, timeout=10)))
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert peak < 8_000_000  # not 32 MB
+
+
+def test_a_tsa_slower_than_the_timeout_is_given_up(pki: DevPki) -> None:
+    for url in serve(_shaped(authority_of(pki), wait=3)):
+        with pytest.raises(TsaUnavailable, match="cannot reach the TSA at"):
+            sign(signer_with(pki, StrictTimeStamper(url, timeout=1)))
+
+
 def test_pyhankos_own_client_would_write_a_token_for_another_digest(pki: DevPki) -> None:
     """Why StrictTimeStamper exists: the plain client signs with a token that does not match,
     and only validation notices."""
@@ -390,3 +461,41 @@ def test_a_refusal_of_any_length_is_encoded_as_der(length: int) -> None:
         octets = der[1] & 0x7F
         assert der[1] & 0x80 and int.from_bytes(der[2:2 + octets], "big") == len(der) - 2 - octets
         assert der[2] != 0  # minimal: no leading zero octet
+
+
+def test_the_dev_tsa_s_http_answers_are_exact(pki: DevPki) -> None:
+    # Called as a WSGI server would: each refusal's status line and headers, then a token.
+    import io
+
+    from signing.timestamps import QUERY_TYPE, REPLY_TYPE
+
+    app = tsa_wsgi_app(authority_of(pki))
+
+    def call(method: str, content_type: str = QUERY_TYPE, length: str | None = None,
+             body: bytes = b"") -> tuple[str, dict[str, str], bytes]:
+        seen: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]]) -> None:
+            seen["status"], seen["headers"] = status, dict(headers)
+
+        environ = {"REQUEST_METHOD": method, "CONTENT_TYPE": content_type,
+                   "CONTENT_LENGTH": str(len(body)) if length is None else length,
+                   "wsgi.input": io.BytesIO(body)}
+        answer = b"".join(app(environ, start_response))
+        return seen["status"], seen["headers"], answer
+
+    empty = {"Content-Length": "0"}
+    assert call("GET") == ("405 Method Not Allowed", {"Allow": "POST", **empty}, b"")
+    assert call("POST", "text/plain", body=b"x") == ("415 Unsupported Media Type", empty, b"")
+    assert call("POST", body=b"") == ("413 Content Too Large", empty, b"")
+    assert call("POST", length="lots", body=b"x") == ("413 Content Too Large", empty, b"")
+    assert call("POST", body=b"x" * 4097) == ("413 Content Too Large", empty, b"")
+    query = tsp.TimeStampReq({"version": 1, "message_imprint": {
+        "hash_algorithm": {"algorithm": "sha256"},
+        "hashed_message": hashlib.sha256(b"page").digest()}, "cert_req": True}).dump()
+    status, headers, answer = call("POST", f"{QUERY_TYPE}; charset=binary", body=query)
+    assert (status, headers) == ("200 OK", {"Content-Type": REPLY_TYPE,
+                                            "Content-Length": str(len(answer))})
+    assert status_of(answer) == ("granted", None)
+    status, _, garbled = call("POST", body=b"x" * 4096)  # the largest query read, unreadable
+    assert status == "200 OK" and status_of(garbled) == ("rejection", {"bad_data_format"})
