@@ -34,10 +34,9 @@ class Served:
 
 
 def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+    from tests.test_digilocker_e2e import free_port as below_the_ephemeral_range
+
+    return below_the_ephemeral_range()
 
 
 @pytest.fixture(scope="module")
