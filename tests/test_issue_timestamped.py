@@ -23,8 +23,7 @@ from issuer.submit import submit
 from issuer.verify import verify_pdf
 from signing.devpki import DevPki, ensure_dev_pki
 from signing.errors import RevocationUnavailable
-from signing.file_backend import to_asn1_certificate
-from signing.revocation import REQUIRE_REVINFO, DevRevocationAuthority
+from signing.revocation import DevRevocationAuthority, offline_context
 from signing.sample_pdf import minimal_pdf
 from signing.timestamps import TsaUnavailable, tsa_wsgi_app
 from signing.validate import validate_pdf
@@ -86,6 +85,14 @@ def record_of(runtime: Runtime, cert_id: str) -> Certificate:
         return found
 
 
+def resume_at_once(runtime: Runtime, cert_id: str) -> None:
+    """Let the next run resume the recorded intent at once (the sweeper waits RESUME_AFTER)."""
+    with runtime.sessions() as session, session.begin():
+        session.execute(update(Certificate).where(Certificate.id == cert_id).values(
+            updated_at=record_of(runtime, cert_id).updated_at - RESUME_AFTER
+            - timedelta(seconds=5)))
+
+
 @pytest.mark.parametrize("down", ["unavailable", "garbage"])
 def test_a_tsa_outage_signs_nothing_and_the_certificate_waits_for_it(
     runtime: Runtime, tsa: tuple[SwitchableTsa, str], down: str,
@@ -98,11 +105,7 @@ def test_a_tsa_outage_signs_nothing_and_the_certificate_waits_for_it(
     for _ in range(MAX_ATTEMPTS + 1):  # more tries than would fail a record
         with pytest.raises(TsaUnavailable):
             issue_certificate(runtime, cert_id)
-        # Let the next run resume the recorded intent at once (the sweeper waits RESUME_AFTER).
-        with runtime.sessions() as session, session.begin():
-            session.execute(update(Certificate).where(Certificate.id == cert_id).values(
-                updated_at=record_of(runtime, cert_id).updated_at - RESUME_AFTER
-                - timedelta(seconds=5)))
+        resume_at_once(runtime, cert_id)
     record = record_of(runtime, cert_id)
     assert record.state == "signing" and record.attempts == 0  # never failed, intent kept
     assert record.pdf_sha256 is None  # nothing stored: not half-signed
@@ -131,20 +134,14 @@ def test_no_revocation_information_signs_nothing_and_the_certificate_waits_for_i
     try:
         def nothing(self: DevRevocationAuthority, roots: Any, others: Any,
                     now: Any = None) -> ValidationContext:
-            return ValidationContext(trust_roots=[to_asn1_certificate(c) for c in roots],
-                                     other_certs=[to_asn1_certificate(c) for c in others],
-                                     crls=[], ocsps=[], allow_fetching=False,
-                                     revinfo_policy=REQUIRE_REVINFO)
+            return offline_context(roots, others, [], [], now)
 
         monkeypatch.setattr(DevRevocationAuthority, "validation_context", nothing)
         cert_id = approved(built)
         for _ in range(MAX_ATTEMPTS + 1):
             with pytest.raises(RevocationUnavailable):
                 issue_certificate(built, cert_id)
-            with built.sessions() as session, session.begin():
-                session.execute(update(Certificate).where(Certificate.id == cert_id).values(
-                    updated_at=record_of(built, cert_id).updated_at - RESUME_AFTER
-                    - timedelta(seconds=5)))
+            resume_at_once(built, cert_id)
         record = record_of(built, cert_id)
         assert record.state == "signing" and record.attempts == 0 and record.pdf_sha256 is None
         assert record.last_error is not None and record.last_error.startswith(
