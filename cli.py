@@ -6,7 +6,6 @@ import argparse
 import getpass
 import json
 import logging
-import os
 import re
 import secrets
 import sys
@@ -366,15 +365,17 @@ def _day_in_india(text: str) -> datetime:
 
 def cmd_worker(args: argparse.Namespace) -> int:
     from issuer.jobs import DEFAULT_RTS_EVERY_MINUTES
-    from worker import run_worker, run_workers
+    from worker import run_worker, run_workers, worker_shape
 
     every = DEFAULT_RTS_EVERY_MINUTES if args.rts_every is None else args.rts_every
-    processes = args.processes or int(os.environ.get("PRAMAAN_WORKER_PROCESSES", "1"))
-    if not 1 <= processes <= 64:
-        raise SystemExit("--processes (or PRAMAAN_WORKER_PROCESSES) must be 1 to 64")
+    try:
+        processes, threads = worker_shape(args.processes, args.threads)
+    except ValueError as exc:
+        raise SystemExit(str(exc)) from None
     if processes > 1:
-        return run_workers(processes, burst=args.burst, rts_every_minutes=every)
-    run_worker(burst=args.burst, rts_every_minutes=every)
+        return run_workers(processes, burst=args.burst, rts_every_minutes=every,
+                           threads=threads)
+    run_worker(burst=args.burst, rts_every_minutes=every, threads=threads)
     return 0
 
 
@@ -615,8 +616,11 @@ def parser() -> argparse.ArgumentParser:
                    help="run the RTS escalation at most every MINUTES across all workers "
                    "(default 15; 0: off)")
     w.add_argument("--processes", type=int, metavar="N",
-                   help="worker processes side by side, so several documents are in flight "
-                   "while one waits for the TSA (default 1, or $PRAMAAN_WORKER_PROCESSES)")
+                   help="worker processes side by side (default 1, or "
+                   "$PRAMAAN_WORKER_PROCESSES)")
+    w.add_argument("--threads", type=int, metavar="N",
+                   help="workers in threads of each process, so several documents are in "
+                   "flight while one waits for the TSA (default 1, or $PRAMAAN_WORKER_THREADS)")
     s = sub.add_parser("sweep", help="re-enqueue certificates stuck approved or signing")
     s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
     r = sub.add_parser("retry", help="retry a failed certificate (after fixing the cause)")

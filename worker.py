@@ -11,7 +11,7 @@ import functools
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from digilocker.token_vault import check_at_startup as check_token_key
@@ -58,9 +58,10 @@ def deliver_job(delivery_id: int) -> str | None:
 
 
 def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIVER_QUEUE),
-               rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES) -> bool:
+               rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES, threads: int = 1) -> bool:
     """Work the queues until stopped (or, with burst, until they are empty), and take turns
-    with the other workers at the RTS escalation (start_rts_ticker)."""
+    with the other workers at the RTS escalation (start_rts_ticker). With `threads` > 1, that
+    many workers in threads of this process share its keys (issuer/job_threads)."""
     from redis import Redis
     from rq import Queue, SimpleWorker
 
@@ -68,15 +69,21 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     if not rt.settings.redis_url:
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run inside the API process")
     rt.keyring  # noqa: B018 - load and check keys before taking the first job
+    rt.renderer  # noqa: B018 - one renderer for every thread
     check_aadhaar_key(rt.settings)  # malformed keys refuse before the first job, as in the API
     check_token_key(rt.settings)
     connection = Redis.from_url(rt.settings.redis_url)
-    worker = SimpleWorker([Queue(q, connection=connection) for q in queues], connection=connection)
     stop = start_rts_ticker(rt, connection, rts_every_minutes, burst)
     stop_deliveries = start_delivery_ticker(rt, connection, burst)
     stop_publishing = start_publish_ticker(rt, connection, burst)
     stop_ltv = start_ltv_ticker(rt, connection, burst)
     try:
+        if threads > 1:
+            from issuer.job_threads import work_in_threads
+
+            return work_in_threads(rt.settings.redis_url, queues, threads, burst=burst)
+        worker = SimpleWorker([Queue(q, connection=connection) for q in queues],
+                              connection=connection)
         return bool(worker.work(burst=burst, logging_level="INFO"))
     finally:
         stop.set()
@@ -181,17 +188,18 @@ def _rts_turn(rt: Runtime, connection: Redis, every_minutes: int) -> None:
 
 
 def run_workers(processes: int, *, burst: bool = False,
-                rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES) -> int:
+                rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES, threads: int = 1) -> int:
     """`processes` workers side by side, so several documents are in flight at once: while
     one waits for the TSA (a network round trip, twice at B-LTA) or an OCSP responder, another
     renders and signs. Each is a process of its own, started fresh (spawned: no key, token
     session or connection of this one is shared), that loads its keys itself. SIGTERM or
-    SIGINT stops them all (each finishes its job, as RQ does). The exit status is the worst."""
+    SIGINT stops them all (each finishes its job, as RQ does). Each runs `threads` workers in
+    threads (issuer/job_threads). The exit status is the worst."""
     import multiprocessing
     import signal
 
     context = multiprocessing.get_context("spawn")
-    children = [context.Process(target=_worker_process, args=(burst, rts_every_minutes),
+    children = [context.Process(target=_worker_process, args=(burst, rts_every_minutes, threads),
                                 name=f"pramaan-worker-{n}") for n in range(processes)]
     for child in children:
         child.start()
@@ -211,10 +219,10 @@ def run_workers(processes: int, *, burst: bool = False,
     return max((child.exitcode or 0) for child in children)
 
 
-def _worker_process(burst: bool, rts_every_minutes: int) -> None:
+def _worker_process(burst: bool, rts_every_minutes: int, threads: int) -> None:
     logging.basicConfig(level=logging.INFO)
     redact_logs()
-    run_worker(burst=burst, rts_every_minutes=rts_every_minutes)
+    run_worker(burst=burst, rts_every_minutes=rts_every_minutes, threads=threads)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -223,21 +231,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rts-every", type=int, default=DEFAULT_RTS_EVERY_MINUTES,
                         metavar="MINUTES", help="run the RTS escalation at most every MINUTES "
                         f"across all workers (default {DEFAULT_RTS_EVERY_MINUTES}; 0: off)")
-    parser.add_argument("--processes", type=int,
-                        default=int(os.environ.get("PRAMAAN_WORKER_PROCESSES", "1")),
-                        metavar="N", help="worker processes side by side, so several documents "
-                        "are in flight while one waits for the TSA (default 1, or "
+    parser.add_argument("--processes", type=int, metavar="N",
+                        help="worker processes side by side (default 1, or "
                         "$PRAMAAN_WORKER_PROCESSES)")
+    parser.add_argument("--threads", type=int, metavar="N",
+                        help="workers in threads of each process, so several documents are in "
+                        "flight while one waits for the TSA (default 1, or "
+                        "$PRAMAAN_WORKER_THREADS)")
     args = parser.parse_args(argv)
-    if not 1 <= args.processes <= 64:
-        parser.error("--processes must be 1 to 64")
+    try:
+        processes, threads = worker_shape(args.processes, args.threads)
+    except ValueError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO)
     redact_logs()  # no log line carries an Aadhaar-looking number
-    if args.processes > 1:
-        raise SystemExit(run_workers(args.processes, burst=args.burst,
-                                     rts_every_minutes=args.rts_every))
-    run_worker(burst=args.burst, rts_every_minutes=args.rts_every)
+    if processes > 1:
+        raise SystemExit(run_workers(processes, burst=args.burst,
+                                     rts_every_minutes=args.rts_every, threads=threads))
+    run_worker(burst=args.burst, rts_every_minutes=args.rts_every, threads=threads)
 
+
+def worker_shape(processes: int | None, threads: int | None,
+                 env: Mapping[str, str] | None = None) -> tuple[int, int]:
+    """How many worker processes, and worker threads in each: as given, else from
+    $PRAMAAN_WORKER_PROCESSES / $PRAMAAN_WORKER_THREADS, else 1. Each must be 1 to 64;
+    ValueError says which is not."""
+    env = os.environ if env is None else env
+
+    def pick(given: int | None, flag: str, name: str) -> int:
+        if given is None:
+            text = env.get(name, "1")
+            try:
+                given = int(text)
+            except ValueError:
+                raise ValueError(f"${name} must be a whole number, not {text!r}") from None
+        if not 1 <= given <= 64:
+            raise ValueError(f"{flag} (or ${name}) must be 1 to 64, not {given}")
+        return given
+
+    return (pick(processes, "--processes", "PRAMAAN_WORKER_PROCESSES"),
+            pick(threads, "--threads", "PRAMAAN_WORKER_THREADS"))
 
 if __name__ == "__main__":
     main()

@@ -1,0 +1,108 @@
+"""Several RQ workers in threads of one process (`pramaan worker --threads N`).
+
+A document waits on the network for most of its signing at B-T and above: a round trip to the
+TSA for the signature's timestamp, another for the document timestamp at B-LTA, and whatever
+OCSP responder it asks. Threads keep several documents in flight in one process: while one
+waits, another renders and signs (typst, the hashes and the RSA signature leave the interpreter
+lock to the others while they wait too). Processes (`--processes`) do the same at the cost of
+a copy of the keys, fonts and compiler each; on a machine with few cores, many processes end up
+slower than a few processes of several threads (`make bench-overlap`).
+
+Each thread is an RQ worker of its own (registered, visible in `rq info`, with its own Redis
+connection), sharing the process's runtime: its keys (a PKCS#11 session serialises its own
+operations), its renderer (one compile at a time per compiler) and its database pool.
+
+Signals reach the main thread only, so the workers install none: SIGTERM or SIGINT asks each
+to stop after its current job (an idle one looks every STOP_POLL_SECONDS), a second one stops
+the process at once, as RQ's cold shutdown does (a record left `signing` is picked up by the
+sweep).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from collections.abc import Sequence
+from types import FrameType
+from typing import Any
+
+from redis import Redis
+from rq import Queue, SimpleWorker
+from rq.exceptions import StopRequested
+from rq.timeouts import TimerDeathPenalty
+
+log = logging.getLogger(__name__)
+STOP_POLL_SECONDS = 1  # how often an idle worker thread looks whether it is asked to stop
+MAX_THREADS = 64
+
+
+class InThreadWorker(SimpleWorker):
+    """RQ's SimpleWorker (the job runs in the worker's own thread), fit to run beside others
+    in threads: job timeouts by a timer, not SIGALRM (which only the main thread may take); no
+    signal handlers; and a stop asked from another thread (`stopping`) is seen between jobs
+    and, when idle, within STOP_POLL_SECONDS."""
+
+    death_penalty_class = TimerDeathPenalty
+
+    def __init__(self, *args: Any, stopping: threading.Event, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.stopping = stopping
+
+    def _install_signal_handlers(self) -> None:
+        """None: the process's main thread takes the signals (work_in_threads)."""
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None,
+                                     max_idle_time: int | None = None) -> Any:
+        """RQ's dequeue (a heartbeat, then a blocking pop), in waits of STOP_POLL_SECONDS so
+        that a stop is seen; raises StopRequested (RQ's own way out of its loop) when asked.
+        A burst worker's single look at the queues is RQ's unchanged."""
+        if timeout is None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        while not self.stopping.is_set():
+            found = super().dequeue_job_and_maintain_ttl(STOP_POLL_SECONDS, STOP_POLL_SECONDS)
+            if found is not None:
+                return found
+        raise StopRequested
+
+
+def work_in_threads(redis_url: str, queues: Sequence[str], threads: int, *,
+                    burst: bool) -> bool:
+    """Run `threads` InThreadWorkers on `queues` until stopped (burst: until the queues are
+    empty) and return whether any of them worked a job. Must be called in the main thread: it
+    takes SIGTERM and SIGINT while it runs (see the module)."""
+    if not 1 <= threads <= MAX_THREADS:
+        raise ValueError(f"threads must be 1 to {MAX_THREADS}, not {threads}")
+    stopping = threading.Event()
+    workers = []
+    for _ in range(threads):
+        connection = Redis.from_url(redis_url)
+        workers.append(InThreadWorker([Queue(q, connection=connection) for q in queues],
+                                      connection=connection, stopping=stopping))
+    worked = [False] * threads
+
+    def work(n: int) -> None:
+        worked[n] = bool(workers[n].work(burst=burst, logging_level="INFO"))
+
+    def stop(signum: int, _frame: FrameType | None) -> None:
+        if stopping.is_set():
+            log.warning("second %s: stopping now, jobs in flight are left to the sweep",
+                        signal.Signals(signum).name)
+            raise SystemExit(1)
+        log.info("%s: each worker thread stops after its current job",
+                 signal.Signals(signum).name)
+        stopping.set()
+
+    previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        pool = [threading.Thread(target=work, args=(n,), name=f"rq-worker-{n}", daemon=True)
+                for n in range(threads)]
+        for thread in pool:
+            thread.start()
+        for thread in pool:
+            while thread.is_alive():
+                thread.join(0.5)  # wakes to let a signal's handler run
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return any(worked)
