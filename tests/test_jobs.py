@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from issuer.issue import issue_certificate
 from issuer.models import AuditEvent, Certificate
 from issuer.settings import Settings
 from tests.conftest import ROOT, Live, make_settings, sample, serve
+from worker import worker_shape
 
 
 def sign_events(live: Live, cert_id: str) -> int:
@@ -216,4 +219,135 @@ def test_several_worker_processes_share_the_queue_and_each_certificate_is_signed
 def test_the_number_of_worker_processes_is_checked() -> None:
     result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--processes", "0"],
                             cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
-    assert result.returncode == 2 and "--processes must be 1 to 64" in result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "--processes (or $PRAMAAN_WORKER_PROCESSES) must be 1 to 64, not 0" in result.stderr
+
+
+@pytest.mark.parametrize(("given", "env", "expected"), [
+    ((None, None), {}, (1, 1)),
+    ((None, None), {"PRAMAAN_WORKER_PROCESSES": "3", "PRAMAAN_WORKER_THREADS": "8"}, (3, 8)),
+    ((2, 4), {"PRAMAAN_WORKER_PROCESSES": "3", "PRAMAAN_WORKER_THREADS": "8"}, (2, 4)),
+    ((64, 64), {}, (64, 64)),
+])
+def test_the_worker_shape_comes_from_the_flags_else_the_environment(
+        given: tuple[int | None, int | None], env: dict[str, str],
+        expected: tuple[int, int]) -> None:
+    assert worker_shape(*given, env=env) == expected
+
+
+@pytest.mark.parametrize(("given", "env", "message"), [
+    ((None, 0), {}, "--threads (or $PRAMAAN_WORKER_THREADS) must be 1 to 64, not 0"),
+    ((None, 65), {}, "--threads (or $PRAMAAN_WORKER_THREADS) must be 1 to 64, not 65"),
+    ((65, None), {}, "--processes (or $PRAMAAN_WORKER_PROCESSES) must be 1 to 64, not 65"),
+    ((None, None), {"PRAMAAN_WORKER_THREADS": "0"},
+     "--threads (or $PRAMAAN_WORKER_THREADS) must be 1 to 64, not 0"),
+    ((None, None), {"PRAMAAN_WORKER_THREADS": "four"},
+     "$PRAMAAN_WORKER_THREADS must be a whole number, not 'four'"),
+    ((None, None), {"PRAMAAN_WORKER_PROCESSES": "2.5"},
+     "$PRAMAAN_WORKER_PROCESSES must be a whole number, not '2.5'"),
+])
+def test_a_worker_shape_out_of_range_is_refused_with_its_name(
+        given: tuple[int | None, int | None], env: dict[str, str], message: str) -> None:
+    with pytest.raises(ValueError) as refused:
+        worker_shape(*given, env=env)
+    assert str(refused.value) == message
+
+
+def test_pramaan_worker_refuses_a_bad_thread_count_cleanly() -> None:
+    env = {**os.environ, "PRAMAAN_WORKER_THREADS": "lots"}
+    result = subprocess.run([sys.executable, str(ROOT / "cli.py"), "worker"], env=env,
+                            cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.strip() == "$PRAMAAN_WORKER_THREADS must be a whole number, not 'lots'"
+
+
+def post_births(live: Live, count: int, first: int) -> list[str]:
+    ids = []
+    for n in range(count):
+        request = sample("birth-1")
+        request["registration_number"] = f"B-2026-PMC-{first + n}"
+        created = live.post_json("/api/v1/certificates", request)
+        assert created.status_code == 202, created.text
+        ids.append(created.json()["id"])
+    return ids
+
+
+def test_worker_threads_share_the_queue_and_each_certificate_is_signed_once(
+        live_rq: Live) -> None:
+    ids = post_births(live_rq, 12, 300000)
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst",
+                             "--threads", "4"],
+                            env=worker_env(live_rq.runtime.settings), cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all(state_of(live_rq, cert_id).state == "issued" for cert_id in ids)
+    assert all(sign_events(live_rq, cert_id) == 1 for cert_id in ids)
+    assert result.stderr.count(": done, quitting") == 4, result.stderr[-2000:]  # four workers
+    with live_rq.runtime.sessions() as session:
+        actors = set(session.scalars(select(AuditEvent.actor).where(
+            AuditEvent.action == "sign")))
+    assert len({actor.rsplit(":", 1)[1] for actor in actors}) == 1  # threads of one process
+
+
+def slow_tsa_env(settings: Settings, delay_ms: int) -> dict[str, str]:
+    """The worker signs at B-T with the development TSA answering after `delay_ms`."""
+    return {**worker_env(settings), "PRAMAAN_TSA_URL": "dev", "PRAMAAN_SIGNATURE_LEVEL": "B-T",
+            "PRAMAAN_SIGNATURE_LEVELS": "", "PRAMAAN_DEV_TSA_DELAY_MS": str(delay_ms)}
+
+
+def audit_times(live: Live, action: str, ids: list[str]) -> list[object]:
+    with live.runtime.sessions() as session:
+        return list(session.scalars(select(AuditEvent.at).where(
+            AuditEvent.action == action, AuditEvent.certificate_id.in_(ids))))
+
+
+def test_worker_threads_keep_several_documents_in_flight_while_the_tsa_answers(
+        live_rq: Live) -> None:
+    # Each document waits 3 s for its timestamp. One at a time, each would be sealed (claimed)
+    # only after the one before was signed; with three threads all three are claimed before
+    # the first is signed.
+    ids = post_births(live_rq, 3, 310000)
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst",
+                             "--threads", "3"],
+                            env=slow_tsa_env(live_rq.runtime.settings, 3000), cwd=ROOT,
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert all(state_of(live_rq, cert_id).state == "issued" for cert_id in ids)
+    sealed, signed = audit_times(live_rq, "seal", ids), audit_times(live_rq, "sign", ids)
+    assert len(sealed) == len(signed) == 3
+    assert max(sealed) < min(signed), (sealed, signed)  # type: ignore[type-var]
+
+
+def test_a_threaded_worker_stopped_mid_job_finishes_it_and_leaves_redis_clean(
+        live_rq: Live) -> None:
+    from redis import Redis
+    from rq import Worker
+
+    settings = live_rq.runtime.settings
+    assert settings.redis_url
+    redis = Redis.from_url(settings.redis_url)
+    worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--threads", "3",
+                               "--rts-every", "0"],
+                              env=slow_tsa_env(settings, 4000), cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while Worker.count(connection=redis) < 3:
+            assert worker.poll() is None and time.monotonic() < deadline, "workers not up"
+            time.sleep(0.1)
+        [cert_id] = post_births(live_rq, 1, 320000)
+        while not audit_times(live_rq, "seal", [cert_id]):  # claimed: waiting for the TSA
+            assert time.monotonic() < deadline, "the job was not taken"
+            time.sleep(0.05)
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=120)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()  # reaped, its pipe closed
+    assert worker.returncode == 0, stderr[-3000:]
+    assert "SIGTERM: each worker thread stops after its current job" in stderr
+    assert state_of(live_rq, cert_id).state == "issued"  # the job in flight was finished
+    assert sign_events(live_rq, cert_id) == 1
+    assert Worker.count(connection=redis) == 0  # every thread's worker said goodbye
+    redis.close()
