@@ -69,8 +69,9 @@ class InThreadWorker(SimpleWorker):
 def work_in_threads(redis_url: str, queues: Sequence[str], threads: int, *,
                     burst: bool) -> bool:
     """Run `threads` InThreadWorkers on `queues` until stopped (burst: until the queues are
-    empty) and return whether any of them worked a job. Must be called in the main thread: it
-    takes SIGTERM and SIGINT while it runs (see the module)."""
+    empty) and return whether any of them worked a job. A worker that fails (Redis gone at
+    start, say) stops the others after their jobs, and its exception is raised here. Must be
+    called in the main thread: it takes SIGTERM and SIGINT while it runs (see the module)."""
     if not 1 <= threads <= MAX_THREADS:
         raise ValueError(f"threads must be 1 to {MAX_THREADS}, not {threads}")
     stopping = threading.Event()
@@ -80,9 +81,15 @@ def work_in_threads(redis_url: str, queues: Sequence[str], threads: int, *,
         workers.append(InThreadWorker([Queue(q, connection=connection) for q in queues],
                                       connection=connection, stopping=stopping))
     worked = [False] * threads
+    failures: list[Exception] = []
 
     def work(n: int) -> None:
-        worked[n] = bool(workers[n].work(burst=burst, logging_level="INFO"))
+        try:
+            worked[n] = bool(workers[n].work(burst=burst, logging_level="INFO"))
+        except Exception as exc:  # e.g. Redis unreachable: the others stop too
+            log.exception("worker thread %d failed; the others stop after their jobs", n)
+            failures.append(exc)
+            stopping.set()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         if stopping.is_set():
@@ -105,4 +112,6 @@ def work_in_threads(redis_url: str, queues: Sequence[str], threads: int, *,
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if failures:
+        raise failures[0]  # as a worker alone would: the process fails, its supervisor sees
     return any(worked)

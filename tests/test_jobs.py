@@ -351,3 +351,22 @@ def test_a_threaded_worker_stopped_mid_job_finishes_it_and_leaves_redis_clean(
     assert sign_events(live_rq, cert_id) == 1
     assert Worker.count(connection=redis) == 0  # every thread's worker said goodbye
     redis.close()
+
+
+def test_worker_threads_that_cannot_reach_redis_fail_the_process_and_restore_signals() -> None:
+    import redis
+
+    from issuer.job_threads import work_in_threads
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    with pytest.raises(redis.exceptions.ConnectionError):
+        work_in_threads("redis://127.0.0.1:1/0", ["sign"], 2, burst=False)
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+@pytest.mark.parametrize("threads", [0, 65])
+def test_work_in_threads_refuses_a_thread_count_out_of_range(threads: int) -> None:
+    from issuer.job_threads import work_in_threads
+
+    with pytest.raises(ValueError, match=f"threads must be 1 to 64, not {threads}"):
+        work_in_threads("redis://127.0.0.1:1/0", ["sign"], threads, burst=True)
