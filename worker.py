@@ -79,9 +79,10 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     stop_ltv = start_ltv_ticker(rt, connection, burst)
     try:
         if threads > 1:
-            from issuer.job_threads import work_in_threads
+            from issuer.job_threads import thread_workers, work_in_threads
 
-            return work_in_threads(rt.settings.redis_url, queues, threads, burst=burst)
+            return work_in_threads(thread_workers(rt.settings.redis_url, queues, threads),
+                                   burst=burst)
         worker = SimpleWorker([Queue(q, connection=connection) for q in queues],
                               connection=connection)
         return bool(worker.work(burst=burst, logging_level="INFO"))

@@ -66,12 +66,9 @@ class InThreadWorker(SimpleWorker):
         raise StopRequested
 
 
-def work_in_threads(redis_url: str, queues: Sequence[str], threads: int, *,
-                    burst: bool) -> bool:
-    """Run `threads` InThreadWorkers on `queues` until stopped (burst: until the queues are
-    empty) and return whether any of them worked a job. A worker that fails (Redis gone at
-    start, say) stops the others after their jobs, and its exception is raised here. Must be
-    called in the main thread: it takes SIGTERM and SIGINT while it runs (see the module)."""
+def thread_workers(redis_url: str, queues: Sequence[str], threads: int) -> list[InThreadWorker]:
+    """`threads` InThreadWorkers on `queues`, each with its own Redis connection, sharing one
+    stop event (work_in_threads sets it)."""
     if not 1 <= threads <= MAX_THREADS:
         raise ValueError(f"threads must be 1 to {MAX_THREADS}, not {threads}")
     stopping = threading.Event()
@@ -80,6 +77,17 @@ def work_in_threads(redis_url: str, queues: Sequence[str], threads: int, *,
         connection = Redis.from_url(redis_url)
         workers.append(InThreadWorker([Queue(q, connection=connection) for q in queues],
                                       connection=connection, stopping=stopping))
+    return workers
+
+
+def work_in_threads(workers: Sequence[InThreadWorker], *, burst: bool) -> bool:
+    """Run each of `workers` (thread_workers) in a thread of its own until stopped (burst:
+    until the queues are empty) and return whether any of them worked a job. A worker that
+    fails (Redis gone, say) stops the others after their jobs, and its exception is raised
+    here. Must be called in the main thread: it takes SIGTERM and SIGINT while it runs (see
+    the module)."""
+    stopping = workers[0].stopping
+    threads = len(workers)
     worked = [False] * threads
     failures: list[Exception] = []
 
@@ -90,6 +98,8 @@ def work_in_threads(redis_url: str, queues: Sequence[str], threads: int, *,
             log.exception("worker thread %d failed; the others stop after their jobs", n)
             failures.append(exc)
             stopping.set()
+        finally:
+            workers[n].connection.close()
 
     def stop(signum: int, _frame: FrameType | None) -> None:
         if stopping.is_set():

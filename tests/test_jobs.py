@@ -353,20 +353,33 @@ def test_a_threaded_worker_stopped_mid_job_finishes_it_and_leaves_redis_clean(
     redis.close()
 
 
-def test_worker_threads_that_cannot_reach_redis_fail_the_process_and_restore_signals() -> None:
-    import redis
+def test_a_worker_thread_that_fails_stops_the_others_and_fails_the_process(
+        redis_url: str) -> None:
+    from issuer.job_threads import thread_workers, work_in_threads
 
-    from issuer.job_threads import work_in_threads
-
+    workers = thread_workers(redis_url, ["pramaan-test-idle"], 3)
+    # The first cannot register: a live worker of its name is there already (RQ refuses).
+    workers[0].connection.hset(workers[0].key, "birth", "2026-12-02T00:00:00Z")
     before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    with pytest.raises(redis.exceptions.ConnectionError):
-        work_in_threads("redis://127.0.0.1:1/0", ["sign"], 2, burst=False)
+    # Should the others not stop, a SIGTERM in 60 s would (and the test then fails).
+    guard = threading.Timer(60, os.kill, (os.getpid(), signal.SIGTERM))
+    guard.start()
+    try:
+        with pytest.raises(ValueError, match="There exists an active worker named"):
+            work_in_threads(workers, burst=False)
+        assert guard.is_alive()  # stopped by the failure, not by the guard's signal
+    finally:
+        guard.cancel()
+        workers[0].connection.delete(workers[0].key)
     assert {sig: signal.getsignal(sig) for sig in before} == before
+    assert all(w.connection.hexists(w.key, "death") for w in workers[1:])  # each said goodbye
+    for w in workers:
+        w.connection.close()
 
 
 @pytest.mark.parametrize("threads", [0, 65])
-def test_work_in_threads_refuses_a_thread_count_out_of_range(threads: int) -> None:
-    from issuer.job_threads import work_in_threads
+def test_thread_workers_refuse_a_count_out_of_range(threads: int) -> None:
+    from issuer.job_threads import thread_workers
 
     with pytest.raises(ValueError, match=f"threads must be 1 to 64, not {threads}"):
-        work_in_threads("redis://127.0.0.1:1/0", ["sign"], threads, burst=True)
+        thread_workers("redis://127.0.0.1:1/0", ["sign"], threads)
