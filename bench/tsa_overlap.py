@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 from bench.pipeline import request  # noqa: E402
 from issuer.bootstrap import DEV_DEPARTMENT, initialise  # noqa: E402
 from issuer.db import as_utc  # noqa: E402
-from issuer.models import AuditEvent, Department  # noqa: E402
+from issuer.models import AuditEvent, Certificate, Department  # noqa: E402
 from issuer.runtime import Runtime  # noqa: E402
 from issuer.settings import Settings  # noqa: E402
 from issuer.submit import submit  # noqa: E402
@@ -107,6 +107,11 @@ def one_run(tmp: Path, keys: Path, level: str, shape: tuple[int, int], count: in
                     sa.select(AuditEvent.at).where(AuditEvent.action == "sign")))
             if len(times) >= count:
                 break
+            with runtime.sessions() as session:
+                failed = session.scalars(sa.select(Certificate.last_error).where(
+                    Certificate.attempts > 0).limit(1)).first()
+            if failed:  # a failed attempt waits for the sweeper: nothing to time
+                raise SystemExit(f"a certificate failed to issue: {failed}")
             if time.monotonic() - started > 1800:
                 raise SystemExit(f"{len(times)} of {count} certificates were signed")
             time.sleep(0.1)

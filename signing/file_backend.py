@@ -126,8 +126,14 @@ def require_valid_now(cert: x509.Certificate, what: str) -> None:
 
 
 def to_asn1_certificate(cert: x509.Certificate) -> asn1_x509.Certificate:
-    """Convert a `cryptography` certificate to the asn1crypto form pyHanko works with."""
-    return asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    """Convert a `cryptography` certificate to the asn1crypto form pyHanko works with, parsed
+    through. asn1crypto parses a loaded value lazily, on first access, and two threads doing
+    so at once can see a half-built part (worker threads sharing the signer's certificate
+    failed a signature with "No field numbered 1 is present in this NameTypeAndValue"); once
+    parsed, a value is only read (0.4 ms a certificate, once)."""
+    loaded = asn1_x509.Certificate.load(cert.public_bytes(serialization.Encoding.DER))
+    loaded.native  # noqa: B018 - parses every part now
+    return loaded
 
 
 class LoadedKeySigner(EncodedSigningCertificateMixin, SimpleSigner):
