@@ -44,10 +44,10 @@ bench: install
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
 
 # Issuing through RQ while the TSA is 100 ms away, B-B against B-LTA with 1, 2 and 4 worker
-# processes of 1, 4 and 8 threads, each three times, the median counted (about 15 min;
+# processes of 1 and 8 threads, each three times, the median counted (about 15 min;
 # PostgreSQL and Redis as for the tests).
 bench-overlap: install
-	$(BIN)/python bench/tsa_overlap.py --count 200 --processes 1 2 4 --threads 1 4 8 --repeats 3
+	$(BIN)/python bench/tsa_overlap.py --count 200 --processes 1 2 4 --threads 1 8 --repeats 3
 
 # DigiLocker Pull Doc under 50 concurrent clients against gunicorn on PostgreSQL (about 35 s with
 # issuing, so `make bench` runs it too; PRAMAAN_BENCH_POSTGRES or PRAMAAN_TEST_POSTGRES names the

@@ -138,8 +138,8 @@ def main() -> None:
                         help="the TSA's round trip, in ms (default 100)")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2, 4],
                         help="worker processes to compare (default 1, 2 and 4)")
-    parser.add_argument("--threads", type=int, nargs="+", default=[1, 4, 8],
-                        help="worker threads in each process to compare (default 1, 4 and 8)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 8],
+                        help="worker threads in each process to compare (default 1 and 8)")
     parser.add_argument("--repeats", type=int, default=3,
                         help="runs of each shape and level, the median reported (default 3)")
     parser.add_argument("--json", help="also write the figures to this file")
