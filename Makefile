@@ -38,7 +38,7 @@ lint: install
 bench: install
 	$(BIN)/python bench/pipeline.py --count 200
 	$(BIN)/python bench/signature_levels.py --count 40
-	$(BIN)/python bench/tsa_overlap.py --count 40 --processes 2 --threads 1 8 --repeats 1
+	$(BIN)/python bench/tsa_overlap.py --count 24 --processes 2 --threads 1 8 --repeats 1
 	$(BIN)/python bench/types.py --count 100
 	$(BIN)/python bench/seal_refusal.py
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
