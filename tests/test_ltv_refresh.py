@@ -24,7 +24,9 @@ from issuer.ltv import refresh
 from issuer.models import AuditEvent, Certificate, PdfRevision
 from issuer.runtime import Runtime
 from issuer.verify import verify_pdf
+from signing.archival import DEFAULT_HORIZON, Due, is_due, newest_timestamp_expiry
 from signing.devpki import DevPki, ensure_dev_pki
+from signing.sample_pdf import minimal_pdf
 from signing.validate import validate_pdf
 from tests.conftest import make_settings
 from tests.test_issue_timestamped import _issued_as
@@ -217,3 +219,32 @@ def test_one_unreadable_file_is_reported_and_the_others_are_refreshed(
         assert report.refreshed == [intact.id]
     finally:
         second.close()
+
+
+def test_a_round_is_due_from_the_horizon_on_and_only_with_a_longer_lasting_tsa(
+        tmp_path: Path, keys: DevPki) -> None:
+    runtime = runtime_of(tmp_path, keys.keys_dir)
+    try:
+        pdf = _issued_as(runtime, "birth-1")
+    finally:
+        runtime.close()
+    tsa = x509.load_pem_x509_certificate(keys.tsa_cert.read_bytes())
+    expires = newest_timestamp_expiry(pdf)
+    assert expires == tsa.not_valid_after_utc
+    second = dt.timedelta(seconds=1)
+    later = tsa_identity(keys, expires + second - YEAR, 1)[1]  # lasts one second longer
+    assert later.not_valid_after_utc == expires + second
+    due = Due(True, "its newest timestamp's TSA certificate expires within the horizon", expires)
+    early = Due(False, "its newest timestamp holds beyond the horizon", expires)
+    for horizon in (dt.timedelta(days=30), DEFAULT_HORIZON):
+        assert is_due(pdf, later, expires - horizon, horizon) == due  # from the horizon on
+        assert is_due(pdf, later, expires - horizon - second, horizon) == early
+    assert is_due(pdf, later, expires - DEFAULT_HORIZON) == due  # the default horizon
+    assert is_due(pdf, later, expires - DEFAULT_HORIZON - second) == early
+    # The same TSA certificate (or one expiring no later) would gain nothing.
+    assert is_due(pdf, tsa, expires, DEFAULT_HORIZON) == Due(
+        False, "the TSA's certificate expires no later than the newest timestamp's: renew the "
+        "TSA first", expires)
+    # A file without a document timestamp has nothing to refresh.
+    assert is_due(minimal_pdf(), later, expires) == Due(False, "no document timestamp (not B-LTA)")
+    assert newest_timestamp_expiry(minimal_pdf()) is None
