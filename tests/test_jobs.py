@@ -48,11 +48,34 @@ def worker_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def run_worker_burst(settings: Settings) -> None:
-    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst"],
-                            env=worker_env(settings), cwd=ROOT, capture_output=True, text=True,
-                            timeout=300, check=False)
+def run_worker_burst(settings: Settings, *flags: str,
+                     env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`worker.py --burst FLAGS` until the queues are empty; it must exit 0."""
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst", *flags],
+                            env=env or worker_env(settings), cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
+    return result
+
+
+def post_births(live: Live, count: int, first: int) -> list[str]:
+    """`count` birth requests, registration numbers from `first` on; their ids."""
+    ids = []
+    for n in range(count):
+        request = sample("birth-1")
+        request["registration_number"] = f"B-2026-PMC-{first + n}"
+        created = live.post_json("/api/v1/certificates", request)
+        assert created.status_code == 202, created.text
+        ids.append(created.json()["id"])
+    return ids
+
+
+def signing_pids(live: Live) -> set[str]:
+    """The process ids in the actors of the `sign` events."""
+    with live.runtime.sessions() as session:
+        actors = set(session.scalars(select(AuditEvent.actor).where(
+            AuditEvent.action == "sign")))
+    return {actor.rsplit(":", 1)[1] for actor in actors}
 
 
 @pytest.fixture
@@ -192,25 +215,12 @@ def test_signing_interrupted_after_the_intent_is_finished_from_it(live_rq: Live)
 
 def test_several_worker_processes_share_the_queue_and_each_certificate_is_signed_once(
         live_rq: Live) -> None:
-    ids = []
-    for n in range(12):
-        request = sample("birth-1")
-        request["registration_number"] = f"B-2026-PMC-{200000 + n}"
-        created = live_rq.post_json("/api/v1/certificates", request)
-        assert created.status_code == 202, created.text
-        ids.append(created.json()["id"])
-    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst",
-                             "--processes", "2"],
-                            env=worker_env(live_rq.runtime.settings), cwd=ROOT,
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    ids = post_births(live_rq, 12, 200000)
+    result = run_worker_burst(live_rq.runtime.settings, "--processes", "2")
     assert all(state_of(live_rq, cert_id).state == "issued" for cert_id in ids)
     assert all(sign_events(live_rq, cert_id) == 1 for cert_id in ids)
     # Two processes of their own (each loads its keys after it starts), not this one.
-    with live_rq.runtime.sessions() as session:
-        actors = set(session.scalars(select(AuditEvent.actor).where(
-            AuditEvent.action == "sign")))
-    pids = {actor.rsplit(":", 1)[1] for actor in actors}
+    pids = signing_pids(live_rq)
     assert str(os.getpid()) not in pids
     assert result.stderr.count(": done, quitting") == 2, result.stderr[-2000:]  # two workers
     assert 1 <= len(pids) <= 2
@@ -261,32 +271,14 @@ def test_pramaan_worker_refuses_a_bad_thread_count_cleanly() -> None:
     assert result.stderr.strip() == "$PRAMAAN_WORKER_THREADS must be a whole number, not 'lots'"
 
 
-def post_births(live: Live, count: int, first: int) -> list[str]:
-    ids = []
-    for n in range(count):
-        request = sample("birth-1")
-        request["registration_number"] = f"B-2026-PMC-{first + n}"
-        created = live.post_json("/api/v1/certificates", request)
-        assert created.status_code == 202, created.text
-        ids.append(created.json()["id"])
-    return ids
-
-
 def test_worker_threads_share_the_queue_and_each_certificate_is_signed_once(
         live_rq: Live) -> None:
     ids = post_births(live_rq, 12, 300000)
-    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst",
-                             "--threads", "4"],
-                            env=worker_env(live_rq.runtime.settings), cwd=ROOT,
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_worker_burst(live_rq.runtime.settings, "--threads", "4")
     assert all(state_of(live_rq, cert_id).state == "issued" for cert_id in ids)
     assert all(sign_events(live_rq, cert_id) == 1 for cert_id in ids)
     assert result.stderr.count(": done, quitting") == 4, result.stderr[-2000:]  # four workers
-    with live_rq.runtime.sessions() as session:
-        actors = set(session.scalars(select(AuditEvent.actor).where(
-            AuditEvent.action == "sign")))
-    assert len({actor.rsplit(":", 1)[1] for actor in actors}) == 1  # threads of one process
+    assert len(signing_pids(live_rq)) == 1  # threads of one process
 
 
 def slow_tsa_env(settings: Settings, delay_ms: int) -> dict[str, str]:
@@ -307,11 +299,8 @@ def test_worker_threads_keep_several_documents_in_flight_while_the_tsa_answers(
     # only after the one before was signed; with three threads all three are claimed before
     # the first is signed.
     ids = post_births(live_rq, 3, 310000)
-    result = subprocess.run([sys.executable, str(ROOT / "worker.py"), "--burst",
-                             "--threads", "3"],
-                            env=slow_tsa_env(live_rq.runtime.settings, 3000), cwd=ROOT,
-                            capture_output=True, text=True, timeout=300, check=False)
-    assert result.returncode == 0, result.stderr[-3000:]
+    run_worker_burst(live_rq.runtime.settings, "--threads", "3",
+                     env=slow_tsa_env(live_rq.runtime.settings, 3000))
     assert all(state_of(live_rq, cert_id).state == "issued" for cert_id in ids)
     sealed, signed = audit_times(live_rq, "seal", ids), audit_times(live_rq, "sign", ids)
     assert len(sealed) == len(signed) == 3
