@@ -307,12 +307,14 @@ def test_worker_threads_keep_several_documents_in_flight_while_the_tsa_answers(
     assert max(sealed) < min(signed), (sealed, signed)  # type: ignore[type-var]
 
 
-def test_a_threaded_worker_stopped_mid_job_finishes_it_and_leaves_redis_clean(
-        live_rq: Live) -> None:
+def stop_threaded_worker_mid_job(live: Live, first: int, *,
+                                 signals: int) -> tuple[int, str, str]:
+    """Start `worker.py --threads 3` (TSA 4 s away), post one birth, and once its job waits for
+    the TSA send SIGTERM `signals` times; the worker's exit status, stderr and the record's id."""
     from redis import Redis
     from rq import Worker
 
-    settings = live_rq.runtime.settings
+    settings = live.runtime.settings
     assert settings.redis_url
     redis = Redis.from_url(settings.redis_url)
     worker = subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--threads", "3",
@@ -324,22 +326,44 @@ def test_a_threaded_worker_stopped_mid_job_finishes_it_and_leaves_redis_clean(
         while Worker.count(connection=redis) < 3:
             assert worker.poll() is None and time.monotonic() < deadline, "workers not up"
             time.sleep(0.1)
-        [cert_id] = post_births(live_rq, 1, 320000)
-        while not audit_times(live_rq, "seal", [cert_id]):  # claimed: waiting for the TSA
+        [cert_id] = post_births(live, 1, first)
+        while not audit_times(live, "seal", [cert_id]):  # claimed: waiting for the TSA
             assert time.monotonic() < deadline, "the job was not taken"
             time.sleep(0.05)
-        worker.send_signal(signal.SIGTERM)
+        for _ in range(signals):
+            worker.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
         _, stderr = worker.communicate(timeout=120)
     finally:
         if worker.poll() is None:
             worker.kill()
         worker.communicate()  # reaped, its pipe closed
-    assert worker.returncode == 0, stderr[-3000:]
+        redis.close()
+    return worker.returncode, stderr, cert_id
+
+
+def test_a_threaded_worker_stopped_mid_job_finishes_it_and_leaves_redis_clean(
+        live_rq: Live) -> None:
+    from redis import Redis
+    from rq import Worker
+
+    status, stderr, cert_id = stop_threaded_worker_mid_job(live_rq, 320000, signals=1)
+    assert status == 0, stderr[-3000:]
     assert "SIGTERM: each worker thread stops after its current job" in stderr
     assert state_of(live_rq, cert_id).state == "issued"  # the job in flight was finished
     assert sign_events(live_rq, cert_id) == 1
-    assert Worker.count(connection=redis) == 0  # every thread's worker said goodbye
-    redis.close()
+    assert live_rq.runtime.settings.redis_url
+    with Redis.from_url(live_rq.runtime.settings.redis_url) as redis:
+        assert Worker.count(connection=redis) == 0  # every thread's worker said goodbye
+
+
+def test_a_second_sigterm_stops_a_threaded_worker_at_once(live_rq: Live) -> None:
+    status, stderr, cert_id = stop_threaded_worker_mid_job(live_rq, 330000, signals=2)
+    assert status == 1, stderr[-3000:]
+    assert "second SIGTERM: stopping now, jobs in flight are left to the sweep" in stderr
+    record = state_of(live_rq, cert_id)
+    assert record.state == "signing"  # not finished: the sweep resumes it
+    assert sign_events(live_rq, cert_id) == 0
 
 
 def test_a_worker_thread_that_fails_stops_the_others_and_fails_the_process(
