@@ -18,14 +18,20 @@ from pyhanko.pdf_utils.writer import BasePdfFileWriter
 from pyhanko.sign.fields import SigSeedSubFilter
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 from pyhanko.sign.signers import PdfSignatureMetadata, PdfSigner, Signer
-from pyhanko.sign.signers.pdf_signer import PdfSigningSession
+from pyhanko.sign.signers.pdf_signer import (
+    DSSContentSettings,
+    PdfSigningSession,
+    TimestampDSSContentSettings,
+)
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
 from pyhanko_certvalidator.errors import InsufficientRevinfoError
+from pyhanko_certvalidator.path import ValidationPath
 
 from signing.backend import SignerBackend
 from signing.errors import RevocationUnavailable, SignatureTooLarge, SigningError
+from signing.kept_paths import KeptPaths
 from signing.timestamps import TsaUnavailable
 
 STANDARD_INFO_KEYS: Final = frozenset(
@@ -48,6 +54,17 @@ _MAX_INFO_VALUE: Final = 8192
 _DIGEST: Final = "sha256"
 # pyHanko reports an undersized reservation only through this message.
 _TOO_LARGE_MESSAGE: Final = "Final ByteRange payload larger than expected"
+# B-LTA: the validation data in the revision of the document timestamp, the TSA's written
+# before the stamp, so the stamp covers it: two revisions (signed, then validation data and
+# document timestamp), not four. No VRI dictionary: PAdES deprecates it (ETSI EN 319 142-1),
+# and with it the TSA's data must follow the stamp in a revision of its own.
+_DSS: Final = DSSContentSettings(
+    include_vri=False,
+    next_ts_settings=TimestampDSSContentSettings(
+        include_vri=False,
+        # equivalent in output while one TSA makes both timestamps (pyHanko then finds nothing
+        # new to add after the stamp); without it pyHanko re-reads the file to find that out.
+        update_before_ts=True))
 
 
 class PadesSigner:
@@ -71,10 +88,11 @@ class PadesSigner:
         """Sign with `backend`, reserving `bytes_reserved` hex digits for the CMS container.
 
         With `revocation` (which needs a timestamper), each signature is B-LT: the context it
-        returns, made afresh per document, validates the signer's chain with revocation
+        returns (kept for a while: signing.revocation.ReusedContext, and the paths it
+        validated with it: signing/kept_paths.py) validates the signer's chain with revocation
         information, and that information goes into the document security store; with
-        `archival` as well it is B-LTA: a document timestamp closes it, and the TSA's own
-        revocation information follows it.
+        `archival` as well it is B-LTA: the TSA's revocation information joins it, and a
+        document timestamp closes it.
 
         A fixed reservation spares pyHanko's sizing dry run (SIGNING.md, trap 2); a signature
         that does not fit fails loudly with `SignatureTooLarge`. A B-T signature of the dev
@@ -96,6 +114,7 @@ class PadesSigner:
         self._timestamper = timestamper
         self._revocation = revocation
         self._archival = archival
+        self._paths = KeptPaths()
 
     @property
     def level(self) -> str:
@@ -116,8 +135,8 @@ class PadesSigner:
         signing_time: dt.datetime | None = None,
     ) -> bytes:
         """Return `pdf` with one incremental revision adding `info` and a PAdES signature (B-LT
-        adds a revision holding the validation data; B-LTA then one with a document timestamp
-        and one with the TSA's validation data).
+        adds a revision holding the validation data; at B-LTA that revision holds the TSA's
+        too, and a document timestamp over it all).
 
         `info` entries become custom keys of the document information dictionary in the signed
         revision, so the signature covers them (e.g. {"PramaanSeal": qr_text}).
@@ -144,8 +163,10 @@ class PadesSigner:
             use_pades_lta=self._archival,
             validation_context=self._revocation() if self._revocation is not None else None,
             signer_key_usage={"digital_signature", "non_repudiation"},
+            dss_settings=_DSS,
         )
-        pdf_signer = _PdfSignerAt(metadata, self._signer, moment, self._timestamper)
+        pdf_signer = _PdfSignerAt(metadata, self._signer, moment, self._timestamper,
+                                  self._paths)
         output = BytesIO()
         try:
             pdf_signer.sign_pdf(writer, bytes_reserved=self._bytes_reserved, output=output)
@@ -198,7 +219,9 @@ def _cause(exc: BaseException) -> str:
 
 
 class _PdfSignerAt(PdfSigner):
-    """A `PdfSigner` whose signing time is given instead of read from the clock.
+    """A `PdfSigner` whose signing time is given instead of read from the clock, and whose
+    check of the signer's chain (B-LT, B-LTA) is kept with the validation context
+    (signing/kept_paths.py).
 
     pyHanko 0.38 takes the time from `PdfSigningSession.system_time`, which
     `init_signing_session` always sets to now; we overwrite it before anything reads it.
@@ -206,10 +229,11 @@ class _PdfSignerAt(PdfSigner):
 
     def __init__(
         self, metadata: PdfSignatureMetadata, signer: Signer, signing_time: dt.datetime,
-        timestamper: TimeStamper | None,
+        timestamper: TimeStamper | None, paths: KeptPaths,
     ) -> None:
         super().__init__(metadata, signer, timestamper=timestamper)
         self._signing_time = signing_time
+        self._paths = paths
 
     # pyHanko 0.38 always passes existing_fields_only, and `sign` never asks for existing
     # fields only (it is False), so its default, None or leaving it out change nothing.
@@ -218,6 +242,18 @@ class _PdfSignerAt(PdfSigner):
     ) -> PdfSigningSession:
         session = super().init_signing_session(pdf_out, existing_fields_only)  # equivalent
         session.system_time = self._signing_time
+        validate = session._perform_presign_signer_validation
+
+        async def kept(context: ValidationContext, key_usage: set[str]) -> ValidationPath:
+            async def one() -> list[ValidationPath]:
+                return [await validate(context, key_usage)]  # type: ignore[no-untyped-call]
+
+            paths = await self._paths.paths(context, frozenset(key_usage), one)
+            return paths[0]
+
+        # pyHanko 0.38 validates the signer's chain in this one method (perform_presign_
+        # validation); tests/test_kept_paths.py fails if it stops calling it.
+        session._perform_presign_signer_validation = kept  # type: ignore[method-assign]
         return session
 
 

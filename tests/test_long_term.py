@@ -96,8 +96,17 @@ def test_each_level_has_the_revisions_and_signatures_it_should(signed: dict[str,
     assert (len(lta.embedded_regular_signatures), len(lta.embedded_timestamp_signatures)) == (1, 1)
     for reader in (lt, lta):
         dss = reader.root["/DSS"]
-        # Revocation information for the chain: the dev CAs' CRLs.
-        assert len(dss["/CRLs"]) >= 2 and len(dss["/Certs"]) >= 2
+        # Revocation information for the chain: the dev CAs' CRLs, and OCSP answers on the
+        # signer and the TSA. No VRI dictionary (deprecated by PAdES).
+        assert len(dss["/CRLs"]) == 3 and len(dss["/Certs"]) >= 2 and len(dss["/OCSPs"]) == 2
+        assert "/VRI" not in dss
+        # The unsigned input, the signed revision, then one with the validation data (B-LT);
+        # at B-LTA the same revision holds the document timestamp, which covers it all.
+        assert reader.xrefs.total_revisions == 3
+        assert "/DSS" not in reader.get_historical_resolver(1).root
+    stamp = lta.embedded_timestamp_signatures[0]
+    assert stamp.signed_revision == 2
+    assert stamp.evaluate_signature_coverage().name == "ENTIRE_FILE"
 
 
 @pytest.mark.parametrize("level", ["B-LT", "B-LTA"])
