@@ -5,6 +5,7 @@ embedded as well (signing/revocation.py), and B-LTA with a document timestamp ov
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import re
 from collections.abc import Callable, Mapping
 from io import BytesIO
@@ -115,6 +116,8 @@ class PadesSigner:
         self._revocation = revocation
         self._archival = archival
         self._paths = KeptPaths()
+        if revocation is not None:
+            _quiet_offline_notice()
 
     @property
     def level(self) -> str:
@@ -189,6 +192,24 @@ class PadesSigner:
         except TimestampRequestError as exc:
             raise TsaUnavailable(f"no timestamp from the TSA: {exc}") from exc
         return output.getvalue()
+
+
+_OFFLINE_NOTICE: Final = "Validation/revocation info will be embedded, but fetching is not allowed"
+
+
+class _DropOfflineNotice(logging.Filter):
+    """pyHanko warns on every long-term signature whose validation context may not fetch:
+    ours are meant so (the dev CAs' own revocation information, or what a kept context
+    fetched), so the notice would fill the workers' logs with a line per document."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(_OFFLINE_NOTICE)
+
+
+def _quiet_offline_notice() -> None:
+    logger = logging.getLogger("pyhanko.sign.signers.pdf_signer")
+    if not any(isinstance(f, _DropOfflineNotice) for f in logger.filters):
+        logger.addFilter(_DropOfflineNotice())
 
 
 def _forget(revocation: object) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import logging
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -172,3 +173,13 @@ def test_a_path_expires_with_its_root_when_the_root_expires_first(pki: DevPki) -
     leaf = to_asn1_certificate(cert(pki.signer_cert))  # valid for years
     path = ValidationPath(CertTrustAnchor(to_asn1_certificate(root)), [], leaf)
     assert expiry([path]) == start + dt.timedelta(days=1)
+
+
+def test_pyhankos_notice_of_an_offline_context_is_not_logged_per_document(
+        lta_signer: tuple[PadesSigner, ReusedContext], caplog: pytest.LogCaptureFixture) -> None:
+    signer, _ = lta_signer
+    with caplog.at_level(logging.INFO):
+        signer.sign(minimal_pdf(), reason="r", location="Pune")
+        logging.getLogger("pyhanko.sign.signers.pdf_signer").warning("another warning")
+    assert [r.getMessage() for r in caplog.records if r.name.startswith("pyhanko")] == [
+        "another warning"]
