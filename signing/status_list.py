@@ -70,8 +70,11 @@ class StatusList:
         """The `status_list` claim: bits, the compressed list, and how many indices it holds
         (`size`, ours: the draft pads to whole bytes, so the last byte may hold unused slots)."""
         compressed = zlib.compress(self.packed, 9)
+        # base64 never starts with "=" (lstrip would do the same), and codec names are
+        # case-insensitive ("ASCII" the same).
+        encoded = base64.urlsafe_b64encode(compressed).rstrip(b"=")  # equivalent: lstrip
         return {"bits": BITS, "size": self.size,
-                "lst": base64.urlsafe_b64encode(compressed).rstrip(b"=").decode("ascii")}
+                "lst": encoded.decode("ascii")}  # equivalent: "ASCII"
 
     @classmethod
     def from_json(cls, claim: object) -> StatusList:

@@ -88,6 +88,42 @@ def test_a_status_list_that_is_not_exactly_what_it_says_is_refused(claim: dict,
     assert says in str(refusal.value), str(refusal.value)
 
 
+@pytest.mark.parametrize(("statuses", "size"), [
+    ({}, -1), ({}, (1 << 26) + 1), ({10: Status.REVOKED}, 10), ({-1: Status.REVOKED}, 10),
+])
+def test_a_status_list_is_not_built_with_indices_it_cannot_hold(statuses: dict,
+                                                                size: int) -> None:
+    with pytest.raises(SigningError) as refusal:
+        StatusList.build(statuses, size)
+    assert refusal.value.code == "invalid_status_list"
+    assert str(refusal.value) == (f"status indices must lie in 0..{size - 1} "
+                                  f"(size at most {1 << 26})")
+
+
+def test_the_largest_list_is_built_and_its_last_index_set() -> None:
+    most = 1 << 26
+    built = StatusList.build({most - 1: Status.SUPERSEDED}, most)
+    assert len(built.packed) == most // 4 and built.status(most - 1) == Status.SUPERSEDED
+    assert len(StatusList.build({}, 13).packed) == 4  # 26 bits: whole bytes
+
+
+def test_a_published_list_is_unpadded_base64url_of_zlib_at_its_best_compression() -> None:
+    # Lists whose encoding needs padding (which the draft leaves out), and one whose encoding
+    # ends in "X" (a base64 letter, which stripping the padding must leave).
+    seen = set()
+    for size in range(1, 2000):
+        built = StatusList.build({i: Status.REVOKED for i in range(0, size, 7)}, size)
+        claim = built.to_json()
+        full = base64.urlsafe_b64encode(zlib.compress(built.packed, 9)).decode()
+        assert claim == {"bits": 2, "size": size, "lst": full.rstrip("=")}
+        assert StatusList.from_json(claim) == built
+        seen |= {"padded"} if full.endswith("=") else {"X"} if full.endswith("X") else set()
+        if seen == {"padded", "X"}:
+            break
+    else:
+        raise AssertionError(f"only {seen} among these lists")
+
+
 def test_status_lists_of_no_entries_and_of_the_most_entries_are_read() -> None:
     empty = base64.urlsafe_b64encode(zlib.compress(b"")).decode().rstrip("=")
     assert StatusList.from_json({"bits": 2, "size": 0, "lst": empty}).status(0) is None
