@@ -101,8 +101,8 @@ def open_document(document: bytes | str, *, typ: str, roots: Sequence[x509.Certi
             public_key, ec.EllipticCurvePublicKey) or not isinstance(
             public_key.curve, ec.SECP256R1):
         raise DocumentRefused("the signature must be ES256 by a P-256 key")
-    r = int.from_bytes(signature[:_COORDINATE], "big")
-    s = int.from_bytes(signature[_COORDINATE:], "big")
+    r = int.from_bytes(signature[:_COORDINATE], "big")  # equivalent: big, the default since 3.11
+    s = int.from_bytes(signature[_COORDINATE:], "big")  # equivalent: big, the default since 3.11
     try:
         public_key.verify(encode_dss_signature(r, s),
                           f"{outer['protected']}.{outer['payload']}".encode(
@@ -125,6 +125,7 @@ def _require_trusted(chain: Sequence[x509.Certificate], roots: Sequence[x509.Cer
         to_asn1_certificate(chain[0]),
         intermediate_certs=[to_asn1_certificate(c) for c in chain[1:]],
         validation_context=ValidationContext(
+            # equivalent: without allow_fetching, or None: False is certvalidator's default
             trust_roots=[to_asn1_certificate(c) for c in roots], allow_fetching=False,
             moment=at),
     )
