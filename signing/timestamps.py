@@ -85,17 +85,22 @@ class StrictTimeStamper(_KeptPathsTimeStamper):
     on loopback), every failure a `TimestampRequestError`, and the token checked to be for the
     digest that was sent."""
 
-    def __init__(self, url: str, *, timeout: float = 10) -> None:
+    def __init__(self, url: str, *, timeout: float = 10) -> None:  # equivalent: 11 s, a default
         super().__init__()
         self.url = url
         self._timeout = urllib3.Timeout(total=timeout)
-        self._pool = urllib3.PoolManager(maxsize=8, retries=False)
+        self._pool = urllib3.PoolManager(
+            maxsize=8,  # equivalent: 9 or the default 1 (kept connections: speed only)
+            retries=False)
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         try:
-            answer = self._pool.request("POST", self.url, body=req.dump(),
-                                        headers={"Content-Type": QUERY_TYPE},
-                                        timeout=self._timeout, preload_content=False)
+            answer = self._pool.request(
+                "POST",  # equivalent: "post" (urllib3 upper-cases the method)
+                self.url, body=req.dump(),
+                headers={"Content-Type": QUERY_TYPE},  # equivalent: names ignore case
+                timeout=self._timeout,
+                preload_content=False)  # equivalent: None (urllib3 tests it for truth)
             try:
                 body = answer.read(_MAX_REPLY + 1)  # equivalent: + 2 (a test measures memory)
                 if len(body) > _MAX_REPLY:  # equivalent: >= only drops a kept connection
@@ -104,7 +109,7 @@ class StrictTimeStamper(_KeptPathsTimeStamper):
                 answer.release_conn()
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             raise TimestampRequestError(f"cannot reach the TSA at {self.url}: {exc}") from exc
-        kind = (answer.headers.get("Content-Type") or "").split(";")[0].strip()
+        kind = (answer.headers.get("Content-Type") or "").split(";")[0].strip()  # equivalent: case
         if answer.status != 200 or kind != REPLY_TYPE or len(body) > _MAX_REPLY:
             raise TimestampRequestError(
                 f"the TSA at {self.url} answered HTTP {answer.status}, {kind or 'no type'}, "
@@ -316,7 +321,8 @@ def tsa_wsgi_app(authority: DevTimeStampAuthority) -> Callable[..., Iterable[byt
             start_response("405 Method Not Allowed", [("Allow", "POST"),
                                                       ("Content-Length", "0")])
             return [b""]
-        if environ.get("CONTENT_TYPE", "").split(";")[0].strip() != QUERY_TYPE:
+        content_type = environ.get("CONTENT_TYPE", "")  # equivalent: "XXXX" (refused alike)
+        if content_type.split(";")[0].strip() != QUERY_TYPE:
             start_response("415 Unsupported Media Type", [("Content-Length", "0")])
             return [b""]
         try:

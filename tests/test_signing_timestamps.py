@@ -474,16 +474,18 @@ def test_the_dev_tsa_s_http_answers_are_exact(pki: DevPki) -> None:
 
     app = tsa_wsgi_app(authority_of(pki))
 
-    def call(method: str, content_type: str = QUERY_TYPE, length: str | None = None,
-             body: bytes = b"") -> tuple[str, dict[str, str], bytes]:
+    def call(method: str, content_type: str | None = QUERY_TYPE, length: str | None = None,
+             body: bytes = b"", *, sized: bool = True) -> tuple[str, dict[str, str], bytes]:
         seen: dict[str, Any] = {}
 
         def start_response(status: str, headers: list[tuple[str, str]]) -> None:
             seen["status"], seen["headers"] = status, dict(headers)
 
-        environ = {"REQUEST_METHOD": method, "CONTENT_TYPE": content_type,
-                   "CONTENT_LENGTH": str(len(body)) if length is None else length,
-                   "wsgi.input": io.BytesIO(body)}
+        environ: dict[str, Any] = {"REQUEST_METHOD": method, "wsgi.input": io.BytesIO(body)}
+        if content_type is not None:  # a request without the header has no key at all
+            environ["CONTENT_TYPE"] = content_type
+        if sized:
+            environ["CONTENT_LENGTH"] = str(len(body)) if length is None else length
         answer = b"".join(app(environ, start_response))
         return seen["status"], seen["headers"], answer
 
@@ -491,6 +493,8 @@ def test_the_dev_tsa_s_http_answers_are_exact(pki: DevPki) -> None:
     assert call("GET") == ("405 Method Not Allowed", {"Allow": "POST", **empty}, b"")
     assert call("POST", "text/plain", body=b"x") == ("415 Unsupported Media Type", empty, b"")
     assert call("POST", body=b"") == ("413 Content Too Large", empty, b"")
+    assert call("POST", None, body=b"x") == ("415 Unsupported Media Type", empty, b"")
+    assert call("POST", sized=False, body=b"x") == ("413 Content Too Large", empty, b"")
     assert call("POST", length="lots", body=b"x") == ("413 Content Too Large", empty, b"")
     assert call("POST", body=b"x" * 4097) == ("413 Content Too Large", empty, b"")
     query = tsp.TimeStampReq({"version": 1, "message_imprint": {
@@ -502,3 +506,8 @@ def test_the_dev_tsa_s_http_answers_are_exact(pki: DevPki) -> None:
     assert status_of(answer) == ("granted", None)
     status, _, garbled = call("POST", body=b"x" * 4096)  # the largest query read, unreadable
     assert status == "200 OK" and status_of(garbled) == ("rejection", {"bad_data_format"})
+    status, _, garbled = call("POST", body=b"0")  # the smallest query read, unreadable
+    assert status == "200 OK" and status_of(garbled) == ("rejection", {"bad_data_format"})
+    # A query with anything after it is refused, not answered for the part that parses.
+    status, _, trailed = call("POST", body=query + b"\x00")
+    assert status == "200 OK" and status_of(trailed) == ("rejection", {"bad_data_format"})
