@@ -241,8 +241,11 @@ def test_a_run_with_nothing_to_do_says_why(runtime: Runtime,
                                            caplog: pytest.LogCaptureFixture) -> None:
     cert_id = approved(runtime)
     assert issue_certificate(runtime, cert_id) is True
+    waiting = approved(runtime, "birth-2")  # another record, workable: it claims nothing here
     caplog.set_level(logging.INFO, logger="issuer.issue")
     assert issue_certificate(runtime, cert_id) is False
+    assert len(audited(runtime, cert_id, "sign")) == 1
+    assert record_of(runtime, waiting).state == "approved"
     unknown = "00000000-0000-4000-8000-000000000000"
     assert issue_certificate(runtime, unknown) is False
     messages = [r.getMessage() for r in caplog.records]
