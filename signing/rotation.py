@@ -90,7 +90,11 @@ def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, 
                                "`pramaan keys promote` it once that moment has passed",
                                code="invalid_rotation")
         files = _copied(source) if source is not None else _made_from_dev_ca(keys_dir)
-        staging = Path(tempfile.mkdtemp(prefix=".next-", dir=keys_dir))
+        # Beside keys/next (one rename, one file system); the name only tells a person what a
+        # folder left by a crash was.
+        staging = Path(tempfile.mkdtemp(
+            prefix=".next-",  # equivalent: another prefix (nothing reads the name)
+            dir=keys_dir))
         try:
             for name, data in files.items():
                 _write(staging / name, data, 0o600 if name.endswith(".key") else 0o644)
@@ -169,7 +173,9 @@ def _check(folder: Path, config: SignerConfig, verify_base_url: str,
                 f"({activate_at:%Y-%m-%d %H:%M:%S} UTC)", code="invalid_rotation")
     candidate = replace(config, key_path=folder / "signer.key", cert_path=folder / "signer.crt",
                         seal_key_path=folder / "seal.key", seal_cert_path=folder / "seal.crt",
-                        pending_dir=None, tsa_url=None, dev_tsa=False)
+                        # equivalent: none is pending while staging, and the TSA is not
+                        # rotated (loading it too only takes longer)
+                        pending_dir=None, tsa_url=None, dev_tsa=False)  # equivalent
     Keyring.from_config(candidate, verify_base_url=verify_base_url).close()
 
 

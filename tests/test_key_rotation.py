@@ -171,9 +171,11 @@ def test_issue_rotate_issue_and_both_verify_offline(tmp_path: Path, keys: Path) 
 def test_one_rotation_is_staged_at_a_time_and_promoted_only_when_due(keys: Path) -> None:
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     stage(keys, later)
-    with pytest.raises(SigningError, match="a rotation is already staged for") as refused:
+    with pytest.raises(SigningError) as refused:
         stage(keys, later + dt.timedelta(days=1))
     assert refused.value.code == "invalid_rotation"
+    assert str(refused.value) == (f"a rotation is already staged for {later:%Y-%m-%d %H:%M:%S}"
+                                  " UTC: `pramaan keys promote` it once that moment has passed")
     assert promote(keys) is False  # not due: nothing moves
     (keys / "next" / "activate-at").write_text(
         (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat())
@@ -208,10 +210,15 @@ def test_what_cannot_be_rotated_is_refused_before_anything_is_staged(
     keys: Path, tmp_path: Path, stranger: DevPki
 ) -> None:
     now = dt.datetime.now(dt.UTC)
-    with pytest.raises(SigningError, match="needs a time zone"):
-        stage(keys, dt.datetime(2030, 1, 1))
-    with pytest.raises(SigningError, match="PKCS#11 token are not rotated here"):
-        stage(keys, now, backend="pkcs11")
+    pkcs11 = ("keys in a PKCS#11 token are not rotated here: install the new key and "
+              "certificate in place")
+    for when, changes, says in ((dt.datetime(2030, 1, 1), {}, "the activation time needs a "
+                                 "time zone"),
+                                (now, {"backend": "pkcs11"}, pkcs11),
+                                (now, {"pkcs11_seal_key_label": "seal"}, pkcs11)):
+        with pytest.raises(SigningError) as refused:
+            stage(keys, when, **changes)
+        assert (str(refused.value), refused.value.code) == (says, "invalid_rotation")
     new = tmp_path / "new"
     new.mkdir()
     (new / "seal.crt").write_bytes(b"x")
@@ -309,3 +316,98 @@ def test_a_retired_seal_key_vouches_for_nothing_sealed_after_it_stopped_signing(
     marker.write_text("yesterday")
     with pytest.raises(SigningError, match="does not hold an ISO 8601 time"):
         TrustStore.from_config(SignerConfig.from_keys_dir(keys))
+
+
+def test_times_are_kept_in_utc_whatever_the_machines_zone(keys: Path,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        ist = dt.timezone(dt.timedelta(hours=5, minutes=30))
+        moment = (dt.datetime.now(ist) + dt.timedelta(days=1)).replace(microsecond=0)
+        too_late = moment + dt.timedelta(days=6 * 365)  # past the new certificates
+        with pytest.raises(SigningError) as refused:
+            stage(keys, too_late)
+        assert str(refused.value).endswith(f"({too_late.astimezone(dt.UTC):%Y-%m-%d %H:%M:%S} UTC)")
+        staged = stage(keys, moment)
+        assert staged.activate_at.utcoffset() == dt.timedelta(0) and staged.activate_at == moment
+        text = (keys / "next" / "activate-at").read_text()
+        assert text == moment.astimezone(dt.UTC).isoformat() and text.endswith("+00:00")
+        assert rotation.pending(keys) == staged
+        (keys / "next" / "activate-at").write_text(
+            (dt.datetime.now(ist) - dt.timedelta(seconds=1)).isoformat())
+        assert rotation.pending(keys).activate_at.utcoffset() == dt.timedelta(0)  # type: ignore[union-attr]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def test_a_retired_at_marker_is_read_exactly(keys: Path) -> None:
+    cert = keys / "seal-retired" / "k.crt"
+    cert.parent.mkdir(exist_ok=True)
+    marker = cert.with_suffix(rotation.RETIRED_AT_SUFFIX)
+    assert rotation.retired_at(cert) is None
+    marker.write_text("2030-01-01T00:00:00+05:30\n")
+    assert rotation.retired_at(cert) == dt.datetime(2029, 12, 31, 18, 30, tzinfo=dt.UTC)
+    for text, says in (("soon", f"{marker} does not hold an ISO 8601 time"),
+                       ("2030-01-01T00:00:00", f"{marker} names no time zone")):
+        marker.write_text(text)
+        with pytest.raises(SigningError) as refused:
+            rotation.retired_at(cert)
+        assert (str(refused.value), refused.value.code) == (says, "invalid_rotation")
+
+
+def test_new_certificates_are_taken_from_their_first_moment_to_before_their_last(
+        keys: Path, tmp_path: Path, pki: DevPki) -> None:
+    from cryptography import x509
+
+    source = tmp_path / "new"
+    source.mkdir()
+    for name in ("signer.key", "signer.crt", "seal.key", "seal.crt"):
+        shutil.copy(keys / name, source / name)
+    bounds = [x509.load_pem_x509_certificate((source / f"{kind}.crt").read_bytes())
+              for kind in ("seal", "signer")]
+    first = max(c.not_valid_before_utc for c in bounds)
+    last = min(c.not_valid_after_utc for c in bounds)
+    with pytest.raises(SigningError, match="not at the moment it takes over"):
+        stage(keys, last, source)
+    assert stage(keys, first, source).activate_at == first
+
+
+def test_keys_are_staged_beside_the_keys_not_in_the_temporary_folder(
+        keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The temporary folder is often another file system (tmpfs) than keys/: a set staged
+    # there could not be moved into keys/next in one rename.
+    import tempfile
+
+    elsewhere = Path("/dev/shm")
+    assert elsewhere.is_dir() and os.stat(elsewhere).st_dev != os.stat(keys).st_dev
+    before = set(elsewhere.iterdir())
+    monkeypatch.setattr(tempfile, "tempdir", str(elsewhere))
+    stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    assert (keys / "next" / "seal.crt").exists() and set(elsewhere.iterdir()) == before
+    assert not [p for p in keys.iterdir() if p.name.startswith(".next-")]
+
+
+def test_a_staged_private_key_is_never_readable_by_others_even_for_a_moment(
+        keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each file is created with its final mode: a key file opened by another user in the
+    # moment before a later chmod could be read once the key is written.
+    created: dict[str, int] = {}
+    chmod = os.fchmod
+
+    def watched(fd: int, mode: int) -> None:
+        created[os.readlink(f"/proc/self/fd/{fd}")] = os.fstat(fd).st_mode & 0o777
+        chmod(fd, mode)
+
+    monkeypatch.setattr(os, "fchmod", watched)
+    old_umask = os.umask(0)
+    try:
+        stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    finally:
+        os.umask(old_umask)
+    keys_made = {Path(p).name: m for p, m in created.items() if p.endswith(".key")}
+    assert keys_made == {"signer.key": 0o600, "seal.key": 0o600}
+    assert {p.stat().st_mode & 0o777 for p in (keys / "next").glob("*.key")} == {0o600}
