@@ -575,10 +575,18 @@ def test_transport_refusals_say_why(sealer: Sealer) -> None:
             "truncated DEFLATE data or bytes after it"
         ),
     }
+    # The same message in another form than the one it is made in: not another text of it.
+    cases["0" + _digits(decode_seal(digits).cose)] = (
+        "the seal text is not in its canonical encoding")  # plain, where DEFLATE is shorter
     for text, message in cases.items():
         with pytest.raises(SealError) as caught:
             decode_seal(text)
         assert (caught.value.reason, str(caught.value)) == ("malformed", message), text
+    too_long = "1" * (MAX_DIGITS + 1)
+    with pytest.raises(SealError) as caught:
+        decode_seal(too_long)
+    assert (caught.value.reason, str(caught.value)) == (
+        "too_large", f"{MAX_DIGITS + 1} digits, at most {MAX_DIGITS} accepted")
     with pytest.raises(SealError) as caught:
         decode_seal("1" + _digits(b"\xff\xff\xff"))  # reserved DEFLATE block type
     assert caught.value.reason == "malformed"
@@ -816,3 +824,14 @@ def test_seal_text_refusals_say_why(sealer: Sealer) -> None:
         decode_seal(plain)
     assert (other.value.reason, str(other.value)) == (
         "malformed", "the seal text is not in its canonical encoding")
+
+
+def test_claims_are_sealed_in_canonical_cbor_whatever_their_order_and_shapes(
+        sealer: Sealer) -> None:
+    # Keys out of order, a tuple of tuples: the payload is canonical CBOR of plain lists, and
+    # the seal reads back equal to what was given.
+    claims = {PRIVATE_CLAIM: {9: ("b", ("c", 1)), 1: "x"}, 6: ISSUED_AT, 1: "in.gov.pmc"}
+    payload = decode_seal(sealer.seal(claims)).message.payload
+    plain = {1: "in.gov.pmc", 6: ISSUED_AT, PRIVATE_CLAIM: {1: "x", 9: ["b", ["c", 1]]}}
+    assert payload == cbor2.dumps(plain, canonical=True)
+    assert payload != cbor2.dumps(claims)  # the order given would have been another text
