@@ -106,7 +106,8 @@ def _check_all(config: SignerConfig, moment: dt.datetime, margin: dt.timedelta,
 def _load_staged(config: SignerConfig) -> bool:
     from signing.keyring import Keyring
 
-    keyring = Keyring.from_config(config, verify_base_url="https://check.invalid")
+    base = "https://check.invalid"  # equivalent: in capitals (only the seal links use it)
+    keyring = Keyring.from_config(config, verify_base_url=base)
     keyring.close()
     return keyring.pending is not None
 
@@ -146,7 +147,7 @@ def _chain(backend: SignerBackend, config: SignerConfig) -> None:
 def _stamp(config: SignerConfig) -> dt.datetime:
     stamper = timestamper_of(config)
     assert stamper is not None
-    digest = hashlib.sha256(b"pramaan keys check").digest()
+    digest = hashlib.sha256(b"pramaan keys check").digest()  # equivalent: any digest asks the same
     try:
         token = asyncio.run(stamper.async_timestamp(digest, "sha256"))
     except OSError as exc:  # TimestampRequestError is an OSError

@@ -192,3 +192,23 @@ def test_the_test_signature_catches_an_untrusted_tsa_and_a_reservation_too_small
     small = dataclasses.replace(SignerConfig.from_keys_dir(pki.keys_dir), bytes_reserved=4096)
     test = by_name(check_keys(small))["test signature"]
     assert not test.ok and test.detail.endswith("[signature_too_large]")
+
+
+def test_a_certificate_s_validity_is_judged_exactly_at_its_edges(pki: DevPki) -> None:
+    from signing.key_check import _lifetime
+
+    cert = load_pem_certificate(pki.signer_cert)
+    start, until = cert.not_valid_before_utc, cert.not_valid_after_utc
+    margin = dt.timedelta(days=30)
+    second = dt.timedelta(seconds=1)
+    day = f"({until:%Y-%m-%d}): renew it before then"
+    assert _lifetime("x", cert, start - second, margin) == KeyCheck(
+        "x validity", False, f"not valid before {start:%Y-%m-%d %H:%M} UTC")
+    assert _lifetime("x", cert, start, margin).ok  # valid from its first moment
+    # Within the margin from its last second of it; expired at its end, and after.
+    assert _lifetime("x", cert, until - margin - second, margin).ok
+    assert _lifetime("x", cert, until - margin, margin) == KeyCheck(
+        "x validity", False, f"expires in 30 day(s) {day}")
+    assert _lifetime("x", cert, until - second, margin).detail == f"expires in 0 day(s) {day}"
+    assert _lifetime("x", cert, until, margin).detail == f"expired {day}"
+    assert _lifetime("x", cert, until + dt.timedelta(days=3), margin).detail == f"expired {day}"
