@@ -1,0 +1,44 @@
+"""The development PKI's certificates, extension by extension: what pdfsig, NSS, pyHanko and the
+keys check rely on (critical basic constraints and key usage, path lengths, the CAs' usages,
+each end entity's own usages, and names an operator can read)."""
+
+from __future__ import annotations
+
+import pytest
+from cryptography import x509
+
+from signing.devpki import DevPki
+
+USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
+          "key_agreement", "key_cert_sign", "crl_sign")
+ORG = "O=Pune Municipal Corporation (DEVELOPMENT)"
+PUNE = "L=Pune,ST=Maharashtra,C=IN"
+
+PROFILE = {
+    # file: (subject, CA, path length, key usages)
+    "root_cert": ("CN=Pramaan Dev Root CA,OU=Certifying Authority," + ORG + ",C=IN",
+                  True, 1, {"key_cert_sign", "crl_sign"}),
+    "ca_cert": ("CN=Pramaan Dev Sub CA for Document Signer,OU=Sub-CA," + ORG + ",C=IN",
+                True, 0, {"key_cert_sign", "crl_sign"}),
+    "tsa_ca_cert": ("CN=Pramaan Dev CA for Time Stamping,OU=Sub-CA," + ORG + ",C=IN",
+                    True, 0, {"key_cert_sign", "crl_sign"}),
+    "signer_cert": ("CN=Pramaan Dev Document Signer,OU=Birth and Death Registration," + ORG
+                    + "," + PUNE, False, None, {"digital_signature", "content_commitment"}),
+    "seal_cert": ("CN=Pramaan Dev QR Seal,OU=Certificate Verification," + ORG + "," + PUNE,
+                  False, None, {"digital_signature"}),
+    "tsa_cert": ("CN=Pramaan Dev Time Stamping Authority,OU=Time Stamping," + ORG + "," + PUNE,
+                 False, None, {"digital_signature"}),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROFILE))
+def test_each_development_certificate_has_its_profile(pki: DevPki, name: str) -> None:
+    subject, is_ca, path_length, usages = PROFILE[name]
+    cert = x509.load_pem_x509_certificate(getattr(pki, name).read_bytes())
+    assert cert.subject.rfc4514_string() == subject
+    constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
+    assert (constraints.critical, constraints.value.ca, constraints.value.path_length) == (
+        True, is_ca, path_length)
+    usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
+    assert usage.critical
+    assert {flag for flag in USAGES if getattr(usage.value, flag)} == usages
