@@ -175,3 +175,18 @@ def test_an_info_value_of_exactly_the_limit_is_written(signer: PadesSigner, pki:
     pdf = signer.sign(minimal_pdf(), reason="r", location="Pune",
                       info={"PramaanSeal": "x" * 8192})
     assert validate_pdf(pdf, [pki.root_cert]).info == {"PramaanSeal": "x" * 8192}
+
+
+def test_a_mechanism_that_does_not_fit_the_key_is_refused_by_name(pki: DevPki) -> None:
+    from asn1crypto import algos
+
+    certificate = load_pem_certificate(pki.signer_cert)  # an RSA certificate
+    p256 = LoadedKeySigner(ec.generate_private_key(ec.SECP256R1()), certificate)
+    unknown = LoadedKeySigner(load_pem_private_key(pki.signer_key), certificate)
+    unknown._signature_mechanism = algos.SignedDigestAlgorithm({"algorithm": "1.2.3.4"})
+    for signer, says in ((p256, "signature mechanism rsassa_pkcs1v15 does not fit a "
+                                "ECPrivateKey"),
+                         (unknown, "signature mechanism 1.2.3.4 does not fit a RSAPrivateKey")):
+        with pytest.raises(SigningError) as refused:
+            signer.sign_raw(b"data", "sha256")
+        assert (refused.value.code, str(refused.value)) == ("unsupported_key", says)
