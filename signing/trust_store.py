@@ -50,6 +50,6 @@ class TrustStore:
 
 def _until(entry: TrustEntry, end: dt.datetime | None) -> TrustEntry:
     # A key retired (or to be) at `end` signs nothing after it, whatever its expiry.
-    if end is None or end >= entry.not_after:
+    if end is None or end >= entry.not_after:  # equivalent: `>` (at equality the same entry)
         return entry
     return replace(entry, not_after=max(end, entry.not_before))
