@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import io
 import json
 import os
 import shutil
@@ -14,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -380,3 +382,42 @@ def test_token_certificates_refused_before_the_token_is_opened_say_which(
         load_backend(hsm_config(token, cert_path=expired_signer))
     assert refused.value.code == "certificate_not_valid"
     assert str(refused.value).startswith("signer certificate: CN=old-signer is valid only from")
+
+
+def test_certificates_stored_in_the_token_stay_out_of_the_signature(
+        token: Token, pin: str, tmp_path: Path) -> None:
+    # An HSM often holds other certificates (other departments', old ones): the signature
+    # carries the signer's and its chain only, never whatever else the token holds.
+    import pkcs11
+    from cryptography.hazmat.primitives import serialization
+    from pkcs11 import Attribute, CertificateType, ObjectClass
+    from pyhanko.pdf_utils.reader import PdfFileReader
+
+    def open_session() -> Any:
+        return pkcs11.lib(MODULE).get_token(token_label="pramaan").open(rw=True, user_pin=pin)
+
+    made = _made(token.keys, tmp_path, "stray", ec.generate_private_key(ec.SECP256R1()))
+    stray = x509.load_pem_x509_certificate(made.read_bytes())
+    session = open_session()
+    try:
+        stored = session.create_object({
+            Attribute.CLASS: ObjectClass.CERTIFICATE,
+            Attribute.CERTIFICATE_TYPE: CertificateType.X_509, Attribute.TOKEN: True,
+            Attribute.LABEL: "stray", Attribute.ID: b"\x09",
+            Attribute.SUBJECT: stray.subject.public_bytes(),
+            Attribute.VALUE: stray.public_bytes(serialization.Encoding.DER)})
+    finally:
+        session.close()
+    try:
+        pdf = sign(load_backend(hsm_config(token)))
+    finally:
+        session = open_session()
+        try:
+            for found in session.get_objects({Attribute.LABEL: "stray"}):
+                found.destroy()
+        finally:
+            session.close()
+    assert stored is not None
+    signed = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0].signed_data
+    names = {c.chosen.subject.native["common_name"] for c in signed["certificates"]}
+    assert names == {"Pramaan Dev Document Signer", "Pramaan Dev Sub CA for Document Signer"}
