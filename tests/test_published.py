@@ -247,6 +247,11 @@ def test_documents_not_signed_exactly_as_we_sign_are_refused(pki: DevPki,
     spaced = der(chain[0])
     refused(_resigned(document, key, {**header, "x5c": [spaced[:40] + "!" + spaced[40:]]}),
             "x5c holds something that is not a certificate")  # not skipped over
+    # A certificate whose key is of a type nobody reads (id-ecPublicKey's arc, .9).
+    unknown_key = base64.b64encode(chain[0].public_bytes(serialization.Encoding.DER).replace(
+        bytes.fromhex("06072A8648CE3D0201"), bytes.fromhex("06072A8648CE3D0209"))).decode()
+    refused(_resigned(document, key, {**header, "x5c": [unknown_key]}),
+            "the signer's key cannot be read: Unknown key type: 1.2.840.10045.2.9")
     refused(_resigned(document, key, payload=b"[1, 2]"), "the payload is not a JSON object")
     refused(_resigned(document, key, payload=b'{"a": NaN}'),
             "the payload is not JSON: NaN is not JSON")
