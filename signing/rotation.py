@@ -207,7 +207,7 @@ def _made_from_dev_ca(keys_dir: Path) -> dict[str, bytes]:
         raise KeyMaterialMissing(f"the dev CA key {pki.ca_key} is not an RSA key")
     ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
     files: dict[str, bytes] = {}
-    for kind, key in (("signer", rsa.generate_private_key(65537, 2048)),
+    for kind, key in (("signer", rsa.generate_private_key(65537, 2048)),  # equivalent: 2049
                       ("seal", ec.generate_private_key(ec.SECP256R1()))):
         old = x509.load_pem_x509_certificate((keys_dir / f"{kind}.crt").read_bytes())
         files[f"{kind}.key"] = key.private_bytes(serialization.Encoding.PEM,

@@ -411,3 +411,39 @@ def test_a_staged_private_key_is_never_readable_by_others_even_for_a_moment(
     keys_made = {Path(p).name: m for p, m in created.items() if p.endswith(".key")}
     assert keys_made == {"signer.key": 0o600, "seal.key": 0o600}
     assert {p.stat().st_mode & 0o777 for p in (keys / "next").glob("*.key")} == {0o600}
+
+
+def due(keys: Path) -> None:
+    (keys / "next" / "activate-at").write_text(
+        (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat())
+
+
+def test_two_rotations_in_a_row_each_retire_their_predecessor(keys: Path) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    for _ in range(2):
+        stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+        signer = x509.load_pem_x509_certificate((keys / "next" / "signer.crt").read_bytes())
+        key = signer.public_key()
+        assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
+        identifier = signer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
+        assert not identifier.critical  # RFC 5280: never critical
+        assert identifier.value == x509.SubjectKeyIdentifier.from_public_key(key)
+        due(keys)
+        assert promote(keys) is True
+    for kind in ("seal", "signer"):
+        markers = sorted((keys / f"{kind}-retired").glob(f"*{rotation.RETIRED_AT_SUFFIX}"))
+        assert len(markers) == 2 and len(list((keys / f"{kind}-retired").glob("*.crt"))) == 2
+        for marker in markers:
+            assert marker.stat().st_mode & 0o777 == 0o644
+            assert marker.read_text().endswith("+00:00")
+
+
+def test_without_a_development_ca_the_message_says_what_to_give(keys: Path) -> None:
+    (keys / "ca.key").unlink()
+    with pytest.raises(KeyMaterialMissing) as refused:
+        stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    assert str(refused.value) == (f"no development CA key in {keys}: give the new keys with "
+                                  "--from DIR (signer.key, signer.crt, seal.key, seal.crt from "
+                                  "your CA)")
