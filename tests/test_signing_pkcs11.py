@@ -423,3 +423,22 @@ def test_certificates_stored_in_the_token_stay_out_of_the_signature(
     signed = PdfFileReader(io.BytesIO(pdf)).embedded_signatures[0].signed_data
     names = {c.chosen.subject.native["common_name"] for c in signed["certificates"]}
     assert names == {"Pramaan Dev Document Signer", "Pramaan Dev Sub CA for Document Signer"}
+
+
+def test_keys_check_closes_the_token_sessions_it_opened(token: Token, pin: str,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from signing.key_check import check_keys
+    from signing.pkcs11_backend import TokenEcKey
+
+    closed: list[str] = []
+    for kind in (Pkcs11Backend, TokenEcKey):
+        real = kind.close
+
+        def watched(self: Any, real: Any = real, name: str = kind.__name__) -> None:
+            closed.append(name)
+            real(self)
+
+        monkeypatch.setattr(kind, "close", watched)
+    checks = check_keys(hsm_config(token, pkcs11_seal_key_label="seal"))
+    assert [c.name for c in checks if not c.ok] == []
+    assert sorted(closed) == ["Pkcs11Backend", "TokenEcKey"]
