@@ -111,7 +111,10 @@ def test_each_problem_is_reported_and_the_rest_still_checked(keys: DevPki,
     named = by_name(check_keys(SignerConfig.from_keys_dir(keys.keys_dir)))
     assert not named["document signer"].ok
     assert named["document signer"].detail.endswith("[key_material_missing]")
-    assert not named["chain certificate ca.crt"].ok
+    assert named["chain certificate ca.crt"] == KeyCheck(
+        "chain certificate ca.crt", False,
+        f"cannot read chain certificate {keys.ca_cert}: No such file or directory "
+        "[key_material_missing]")
     assert named["seal key"].ok and named["trust root root.crt"].ok
     assert "signer chain" not in named  # nothing to chain without a signer
     keys.ca_cert.write_bytes(ca)
