@@ -91,7 +91,9 @@ class StrictTimeStamper(_KeptPathsTimeStamper):
         self._timeout = urllib3.Timeout(total=timeout)
         self._pool = urllib3.PoolManager(
             maxsize=8,  # equivalent: 9 or the default 1 (kept connections: speed only)
-            retries=False)
+            # equivalent: True or None (urllib3 never re-sends a POST after a read error, and
+            # a refused connection asked again at once fails alike); the job retries instead
+            retries=False)  # equivalent
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         try:

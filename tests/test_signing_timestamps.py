@@ -379,6 +379,37 @@ def test_a_tsa_slower_than_the_timeout_is_given_up(pki: DevPki) -> None:
             sign(signer_with(pki, StrictTimeStamper(url, timeout=1)))
 
 
+def test_a_dropped_connection_is_one_failure_not_retried_in_the_client(pki: DevPki) -> None:
+    # The job retries with backoff (the record stays approved); the client asking again at
+    # once would hide a failing TSA and stack requests on it.
+    import socket
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[int] = []
+
+    def drop() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            accepted.append(1)
+            conn.recv(65536)
+            conn.close()  # no answer at all
+
+    thread = threading.Thread(target=drop, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/tsa"
+        with pytest.raises(TsaUnavailable, match=f"cannot reach the TSA at {url}"):
+            sign(signer_with(pki, StrictTimeStamper(url, timeout=5)))
+        time.sleep(0.2)  # a retry would have connected by now
+        assert accepted == [1]
+    finally:
+        listener.close()
+        thread.join(timeout=5)
+
+
 def test_pyhankos_own_client_would_write_a_token_for_another_digest(pki: DevPki) -> None:
     """Why StrictTimeStamper exists: the plain client signs with a token that does not match,
     and only validation notices."""
