@@ -210,7 +210,7 @@ def load_token_seal_key(config: SignerConfig, session: Any | None = None) -> Sea
 def _require_key_of(signer: Pkcs11DocumentSigner, certificate: x509.Certificate,
                     label: str) -> None:
     try:
-        signature = asyncio.run(signer.async_sign_raw(_PROBE, "sha256"))
+        signature = asyncio.run(signer.async_sign_raw(_PROBE, "sha256"))  # equivalent: SHA256
     except Exception as exc:  # no such key, or a key that cannot sign: python-pkcs11's types
         raise KeyMaterialMissing(
             f"the token has no usable signing key labelled {label!r}: "
