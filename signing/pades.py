@@ -65,7 +65,7 @@ _DSS: Final = DSSContentSettings(
         include_vri=False,
         # equivalent in output while one TSA makes both timestamps (pyHanko then finds nothing
         # new to add after the stamp); without it pyHanko re-reads the file to find that out.
-        update_before_ts=True))
+        update_before_ts=True))  # equivalent (see above)
 
 
 class PadesSigner:
