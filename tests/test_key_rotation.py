@@ -74,6 +74,12 @@ def stage(keys: Path, at: dt.datetime, source: Path | None = None,
                           verify_base_url="http://127.0.0.1:8000")
 
 
+def due(keys: Path) -> None:
+    """Make the staged rotation due: its moment a second ago."""
+    (keys / "next" / "activate-at").write_text(
+        (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat())
+
+
 def promote(keys: Path) -> bool:
     return rotation.promote(keys, config=SignerConfig.from_keys_dir(keys),
                             verify_base_url="http://127.0.0.1:8000")
@@ -177,8 +183,7 @@ def test_one_rotation_is_staged_at_a_time_and_promoted_only_when_due(keys: Path)
     assert str(refused.value) == (f"a rotation is already staged for {later:%Y-%m-%d %H:%M:%S}"
                                   " UTC: `pramaan keys promote` it once that moment has passed")
     assert promote(keys) is False  # not due: nothing moves
-    (keys / "next" / "activate-at").write_text(
-        (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat())
+    due(keys)
     staged_seal = (keys / "next" / "seal.crt").read_bytes()
     assert promote(keys) is True
     assert (keys / "seal.crt").read_bytes() == staged_seal
@@ -411,11 +416,6 @@ def test_a_staged_private_key_is_never_readable_by_others_even_for_a_moment(
     keys_made = {Path(p).name: m for p, m in created.items() if p.endswith(".key")}
     assert keys_made == {"signer.key": 0o600, "seal.key": 0o600}
     assert {p.stat().st_mode & 0o777 for p in (keys / "next").glob("*.key")} == {0o600}
-
-
-def due(keys: Path) -> None:
-    (keys / "next" / "activate-at").write_text(
-        (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)).isoformat())
 
 
 def test_two_rotations_in_a_row_each_retire_their_predecessor(keys: Path) -> None:

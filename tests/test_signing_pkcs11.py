@@ -329,61 +329,37 @@ def test_a_failed_load_leaves_no_token_session_behind(token: Token, pin: str) ->
         backend.close()
 
 
-def _made(keys: DevPki, folder: Path, name: str, key: object, *, expired: bool = False,
-          digital_signature: bool = True) -> Path:
-    """A certificate from the dev CA for `key`: expired, or without digitalSignature."""
-    from cryptography.hazmat.primitives import hashes, serialization
-
-    ca = x509.load_pem_x509_certificate(keys.ca_cert.read_bytes())
-    ca_key = serialization.load_pem_private_key(keys.ca_key.read_bytes(), None)
-    now = dt.datetime.now(dt.UTC)
-    start = now - dt.timedelta(days=30 if expired else 1)
-    usage = x509.KeyUsage(digital_signature=digital_signature, content_commitment=True,
-                          key_encipherment=False, data_encipherment=False, key_agreement=False,
-                          key_cert_sign=False, crl_sign=False, encipher_only=False,
-                          decipher_only=False)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca.subject).public_key(key.public_key())  # type: ignore[attr-defined]
-            .serial_number(x509.random_serial_number()).not_valid_before(start)
-            .not_valid_after(now - dt.timedelta(days=1) if expired else now + dt.timedelta(
-                days=30))
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(usage, critical=True)
-            .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
-    path = folder / f"{name}.crt"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return path
-
-
 def test_token_certificates_refused_before_the_token_is_opened_say_which(
         token: Token, pin: str, tmp_path: Path) -> None:
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     keys = token.keys
     p256 = ec.generate_private_key(ec.SECP256R1())
-    expired_seal = _made(keys, tmp_path, "old-seal", p256, expired=True)
-    unusable_seal = _made(keys, tmp_path, "no-usage-seal", p256, digital_signature=False)
-    expired_signer = _made(keys, tmp_path, "old-signer",
-                           rsa.generate_private_key(65537, 2048), expired=True)
+    _, expired_seal = issue_end_entity(keys, tmp_path, name="old-seal", key=p256, expired=True)
+    _, unusable_seal = issue_end_entity(keys, tmp_path, name="no-usage-seal", key=p256,
+                                        digital_signature=False)
+    _, expired_signer = issue_end_entity(keys, tmp_path, name="old-signer",
+                                         key=rsa.generate_private_key(65537, 2048), expired=True)
     backend = load_backend(hsm_config(token))
     try:
         with pytest.raises(SigningError) as refused:
             load_seal_key(hsm_config(token, pkcs11_seal_key_label="seal",
                                      seal_cert_path=expired_seal), backend)
         assert refused.value.code == "certificate_not_valid"
-        assert str(refused.value).startswith("seal certificate: CN=old-seal is valid only from")
+        assert str(refused.value).startswith(
+            "seal certificate: CN=old-seal,C=IN is valid only from")
         with pytest.raises(SigningError) as refused:
             load_seal_key(hsm_config(token, pkcs11_seal_key_label="seal",
                                      seal_cert_path=unusable_seal), backend)
-        assert str(refused.value) == ("seal certificate: CN=no-usage-seal lacks keyUsage "
+        assert str(refused.value) == ("seal certificate: CN=no-usage-seal,C=IN lacks keyUsage "
                                       "digitalSignature")
     finally:
         backend.close()
     with pytest.raises(SigningError) as refused:
         load_backend(hsm_config(token, cert_path=expired_signer))
     assert refused.value.code == "certificate_not_valid"
-    assert str(refused.value).startswith("signer certificate: CN=old-signer is valid only from")
+    assert str(refused.value).startswith(
+        "signer certificate: CN=old-signer,C=IN is valid only from")
 
 
 def test_certificates_stored_in_the_token_stay_out_of_the_signature(
@@ -398,7 +374,8 @@ def test_certificates_stored_in_the_token_stay_out_of_the_signature(
     def open_session() -> Any:
         return pkcs11.lib(MODULE).get_token(token_label="pramaan").open(rw=True, user_pin=pin)
 
-    made = _made(token.keys, tmp_path, "stray", ec.generate_private_key(ec.SECP256R1()))
+    _, made = issue_end_entity(token.keys, tmp_path, name="stray",
+                               key=ec.generate_private_key(ec.SECP256R1()))
     stray = x509.load_pem_x509_certificate(made.read_bytes())
     session = open_session()
     try:

@@ -54,8 +54,10 @@ def issue_end_entity(
     digital_signature: bool = True,
     non_repudiation: bool = True,
     ca: bool = False,
+    expired: bool = False,
 ) -> tuple[Path, Path]:
-    """Issue a certificate for `key` from the dev intermediate CA; return (key path, cert path)."""
+    """Issue a certificate for `key` from the dev intermediate CA (valid for 30 days, or, if
+    `expired`, until yesterday); return (key path, cert path)."""
     ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
     assert isinstance(ca_key, rsa.RSAPrivateKey)
     ca_cert = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
@@ -84,8 +86,8 @@ def issue_end_entity(
         .issuer_name(ca_cert.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=30))
+        .not_valid_before(now - dt.timedelta(days=30 if expired else 0, minutes=5))
+        .not_valid_after(now - dt.timedelta(days=1) if expired else now + dt.timedelta(days=30))
         .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
         .add_extension(usage, critical=True)
         .sign(ca_key, hashes.SHA256())
