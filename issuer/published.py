@@ -168,14 +168,11 @@ def status_list_payload(runtime: Runtime, session: Session, now: dt.datetime) ->
 def _signed(runtime: Runtime, payload: dict[str, Any], typ: str, now: dt.datetime) -> str:
     import json
 
-    from issuer.runtime import signer_config
-    from signing.file_backend import load_pem_certificates
     from signing.signed_json import sign_document
 
-    seal = runtime.keyring.active(now).seal_key
-    chain = [seal.certificate, *(cert for path in signer_config(runtime.settings).chain_paths
-                                 for cert in load_pem_certificates(path, "chain certificate"))]
-    return json.dumps(sign_document(payload, typ=typ, key=seal.private_key, chain=chain))
+    keys = runtime.keyring.active(now)
+    chain = [keys.seal_key.certificate, *keys.backend.chain]
+    return json.dumps(sign_document(payload, typ=typ, key=keys.seal_key.private_key, chain=chain))
 
 
 def _store(session: Session, name: str, body: str, issued_at: dt.datetime,

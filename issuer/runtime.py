@@ -105,7 +105,8 @@ class Runtime:
 
 
 def signer_config(settings: Settings) -> SignerConfig:
-    """The signing configuration of `settings`: the keys in keys/, and which TSA timestamps
+    """The signing configuration of `settings`: the keys in keys/ (or the key files
+    PRAMAAN_SIGNER_KEY_FILE and PRAMAAN_SEAL_KEY_FILE name), and which TSA timestamps
     (PRAMAAN_TSA_URL; unset: the development TSA in development when keys/ has one)."""
     from signing.config import SignerConfig
 
@@ -121,4 +122,6 @@ def signer_config(settings: Settings) -> SignerConfig:
                    backend=settings.signer_backend, pkcs11_module=settings.pkcs11_module,
                    pkcs11_token_label=settings.pkcs11_token_label,
                    pkcs11_key_label=settings.pkcs11_key_label,
-                   pkcs11_seal_key_label=settings.pkcs11_seal_key_label)
+                   pkcs11_seal_key_label=settings.pkcs11_seal_key_label,
+                   key_path=settings.signer_key_file or config.key_path,
+                   seal_key_path=settings.seal_key_file or config.seal_key_path)

@@ -54,6 +54,11 @@ class Settings:
     pkcs11_token_label: str = "pramaan"  # noqa: S105 - a label, not a secret
     pkcs11_key_label: str = "signer"
     pkcs11_seal_key_label: str | None = None
+    # The key files when not keys/signer.key and keys/seal.key: a PKCS#12 file (.p12, .pfx;
+    # for the signer it brings the certificate and chain) or a PEM file, either one protected
+    # by the password in PRAMAAN_KEY_PASSWORD (read only by signing/, never stored here).
+    signer_key_file: Path | None = None
+    seal_key_file: Path | None = None
     issuer_name_en: str = "Pune Municipal Corporation"
     issuer_name_mr: str = "पुणे महानगरपालिका"
     signing_location: str = "Pune, Maharashtra, India"
@@ -146,6 +151,10 @@ class Settings:
             pkcs11_token_label=env.get("PRAMAAN_PKCS11_TOKEN_LABEL") or "pramaan",
             pkcs11_key_label=env.get("PRAMAAN_PKCS11_KEY_LABEL") or "signer",
             pkcs11_seal_key_label=env.get("PRAMAAN_PKCS11_SEAL_KEY_LABEL") or None,
+            signer_key_file=Path(env["PRAMAAN_SIGNER_KEY_FILE"])
+            if env.get("PRAMAAN_SIGNER_KEY_FILE") else None,
+            seal_key_file=Path(env["PRAMAAN_SEAL_KEY_FILE"])
+            if env.get("PRAMAAN_SEAL_KEY_FILE") else None,
             web_workers=_int(env, "PRAMAAN_WEB_WORKERS", 2),
             web_threads=_int(env, "PRAMAAN_WEB_THREADS", 4),
             web_timeout=_int(env, "PRAMAAN_WEB_TIMEOUT", 30),
@@ -242,6 +251,12 @@ class Settings:
         if self.pkcs11_seal_key_label and not self.pkcs11_module:
             raise ConfigError("PRAMAAN_PKCS11_SEAL_KEY_LABEL needs PRAMAAN_PKCS11_MODULE, the "
                               "path of the token's PKCS#11 library")
+        if self.signer_key_file and self.signer_backend != "file":
+            raise ConfigError("PRAMAAN_SIGNER_KEY_FILE names the signer's key file: one key, "
+                              "so not with PRAMAAN_SIGNER_BACKEND=pkcs11")
+        if self.seal_key_file and self.pkcs11_seal_key_label:
+            raise ConfigError("PRAMAAN_SEAL_KEY_FILE names the seal's key file: one key, so "
+                              "not with PRAMAAN_PKCS11_SEAL_KEY_LABEL")
 
 
 def _pairs(env: Mapping[str, str], name: str, kind: type[Any]) -> dict[str, Any]:

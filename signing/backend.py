@@ -27,6 +27,11 @@ class SignerBackend(Protocol):
         """The document-signer certificate."""
         ...
 
+    @property
+    def chain(self) -> tuple[x509.Certificate, ...]:
+        """The intermediate certificates each signature carries (no roots)."""
+        ...
+
 
 def load_backend(config: SignerConfig) -> SignerBackend:
     """Load exactly the backend named by `config.backend`, with its startup checks.

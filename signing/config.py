@@ -20,6 +20,9 @@ class SignerConfig:
     With `backend` "pkcs11" the signer's private key is in a PKCS#11 token: `pkcs11_module`
     (the library), `pkcs11_token_label` (the token's label), `pkcs11_key_label`, and the PIN
     read from the environment variable named `pkcs11_pin_env` (never stored here).
+    `key_path` (and `seal_key_path`) may be an encrypted PEM or a PKCS#12 file (.p12, .pfx),
+    opened with the password in the environment variable named `key_password_env`; a PKCS#12
+    signer key brings its certificate and chain, and `cert_path` and `chain_paths` are unread.
     `pending_dir` holds a staged key rotation (signing/rotation.py), if there is one.
     `tsa_url`, when set, is the RFC 3161 TSA that timestamps every signature (PAdES B-T),
     waiting at most `tsa_timeout` seconds for it; with `dev_tsa` instead, the development TSA
@@ -48,6 +51,7 @@ class SignerConfig:
     pkcs11_pin_env: str = "PRAMAAN_PKCS11_PIN"
     pkcs11_seal_key_label: str | None = None
     pending_dir: Path | None = None
+    key_password_env: str = "PRAMAAN_KEY_PASSWORD"  # noqa: S105 - a variable's name
 
     def __post_init__(self) -> None:
         """Reject settings that could only fail later, at the first signature."""

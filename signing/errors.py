@@ -50,6 +50,13 @@ class KeyMaterialMissing(SigningError):
     code = "key_material_missing"
 
 
+class KeyPasswordError(KeyMaterialMissing):
+    """An encrypted key file (PEM or PKCS#12) has no password in the environment
+    ("key_password_missing") or does not open with the one there ("key_password_wrong")."""
+
+    code = "key_password_missing"
+
+
 class SignatureTooLarge(SigningError):
     """The CMS signature did not fit the space reserved in the PDF (`bytes_reserved`)."""
 

@@ -1,6 +1,8 @@
-"""File backend: key material in PEM files, loaded once at startup and kept as key objects.
+"""File backend: key material in files, loaded once at startup and kept as key objects.
 
-Also holds the PEM loading and certificate checks shared by the seal key and the trust list, so
+The signer key is a PEM file (encrypted or not) beside the PEM certificate and chain, or a
+PKCS#12 file holding key, certificate and chain (signing/key_files.py). Also holds the PEM
+loading and certificate checks shared by the seal key and the trust list, so
 every key and certificate in `signing/` is read and checked the same way.
 
 pyHanko's stock `SimpleSigner.sign_raw` re-parses the DER private key (with OpenSSL's RSA key
@@ -28,8 +30,7 @@ from pyhanko_certvalidator.util import get_pyca_cryptography_hash, process_pss_p
 from signing.cms_attributes import EncodedSigningCertificateMixin
 from signing.config import SignerConfig
 from signing.errors import BadKeyUsage, KeyCertMismatch, KeyMaterialMissing, SigningError
-
-PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+from signing.key_files import PrivateKey, load_key_file, read_file
 
 DOCUMENT_SIGNER_USAGE: Final = ("digital_signature", "content_commitment")
 """keyUsage bits a PDF signer certificate needs (content_commitment is nonRepudiation)."""
@@ -38,15 +39,6 @@ _USAGE_NAMES: Final = {
     "digital_signature": "digitalSignature",
     "content_commitment": "nonRepudiation",
 }
-_MIN_RSA_BITS: Final = 2048
-
-
-def read_file(path: Path, what: str) -> bytes:
-    """Read a key or certificate file, raising `KeyMaterialMissing` with the path if it fails."""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise KeyMaterialMissing(f"cannot read {what} {path}: {exc.strerror}") from exc
 
 
 def load_pem_certificate(path: Path, what: str = "certificate") -> x509.Certificate:
@@ -62,24 +54,6 @@ def load_pem_certificates(path: Path, what: str = "certificate") -> list[x509.Ce
     except ValueError as exc:
         raise KeyMaterialMissing(f"{what} {path} holds no valid PEM certificate") from exc
     return certs
-
-
-def load_pem_private_key(path: Path, what: str = "private key") -> PrivateKey:
-    """Load an unencrypted PEM private key (RSA or EC) into a `cryptography` key object."""
-    data = read_file(path, what)
-    try:
-        key = serialization.load_pem_private_key(data, password=None)
-    except (ValueError, TypeError) as exc:
-        raise KeyMaterialMissing(f"{what} {path} is not an unencrypted PEM private key") from exc
-    if not isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
-        raise SigningError(
-            f"{what} {path}: only RSA and EC keys are supported", code="unsupported_key"
-        )
-    if isinstance(key, rsa.RSAPrivateKey) and key.key_size < _MIN_RSA_BITS:
-        raise SigningError(
-            f"{what} {path}: RSA key of {key.key_size} bits is too short", code="unsupported_key"
-        )
-    return key
 
 
 def require_key_matches(key: PrivateKey, cert: x509.Certificate, what: str) -> None:
@@ -200,24 +174,33 @@ class LoadedKeySigner(EncodedSigningCertificateMixin, SimpleSigner):
 
 @dataclass(frozen=True)
 class FileBackend:
-    """The document signer backed by PEM files (`SignerConfig.backend == "file"`)."""
+    """The document signer backed by key files (`SignerConfig.backend == "file"`)."""
 
     signer: LoadedKeySigner = field(repr=False)
     certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
 
     @classmethod
     def load(cls, config: SignerConfig) -> FileBackend:
-        """Load and check the signer key, certificate and chain named by `config`, once.
+        """Load and check the signer key, certificate and chain named by `config`, once: from
+        the PKCS#12 file `config.key_path` when it is one, else the key from that PEM file
+        (its password, if encrypted, from `config.key_password_env`) and the certificate and
+        chain from `config.cert_path` and `config.chain_paths`.
 
-        Raises `KeyMaterialMissing`, `KeyCertMismatch` or `BadKeyUsage` with a clear message.
+        Raises `KeyMaterialMissing` (`KeyPasswordError` for a missing or wrong password),
+        `KeyCertMismatch` or `BadKeyUsage` with a clear message.
         """
-        certificate = load_pem_certificate(config.cert_path, "signer certificate")
-        key = load_pem_private_key(config.key_path, "signer key")
-        require_key_matches(key, certificate, "signer key")
+        key_file = load_key_file(config.key_path, "signer key", config.key_password_env)
+        if key_file.certificate is not None:  # a PKCS#12 file: its certificate and chain
+            certificate, chain = key_file.certificate, key_file.chain
+        else:
+            certificate = load_pem_certificate(config.cert_path, "signer certificate")
+            chain = tuple(load_chain(config))
+        require_key_matches(key_file.key, certificate, "signer key")
         require_end_entity(certificate, DOCUMENT_SIGNER_USAGE, "signer certificate")
         require_valid_now(certificate, "signer certificate")
-        return cls(signer=LoadedKeySigner(key, certificate, load_chain(config)),
-                   certificate=certificate)
+        return cls(signer=LoadedKeySigner(key_file.key, certificate, list(chain)),
+                   certificate=certificate, chain=chain)
 
 
 def load_chain(config: SignerConfig) -> list[x509.Certificate]:

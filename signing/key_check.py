@@ -19,6 +19,7 @@ from signing.backend import SignerBackend, load_backend
 from signing.config import SignerConfig
 from signing.errors import SigningError
 from signing.file_backend import load_pem_certificates
+from signing.key_files import is_pkcs12
 from signing.keyring import load_seal_key, require_chain, timestamper_of
 from signing.pades import PadesSigner
 from signing.sample_pdf import minimal_pdf
@@ -71,7 +72,12 @@ def _check_all(config: SignerConfig, moment: dt.datetime, margin: dt.timedelta,
     if seal is not None:
         opened.append(seal.private_key)
         checks.append(_lifetime("seal certificate", seal.certificate, moment, margin))
-    for label, paths in (("chain certificate", config.chain_paths),
+    # A PKCS#12 signer key carries its chain (checked with the key above); else chain files.
+    chain_files = () if is_pkcs12(config.key_path) else config.chain_paths
+    for cert in backend.chain if backend is not None and not chain_files else ():
+        checks.append(_lifetime(f"chain certificate {cert.subject.rfc4514_string()}", cert,
+                                moment, margin))
+    for label, paths in (("chain certificate", chain_files),
                          ("trust root", config.trust_root_paths)):
         for path in paths:
             certs = _attempt(checks, f"{label} {path.name}", _loader(path, label),

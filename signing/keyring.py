@@ -21,9 +21,9 @@ from signing.errors import SigningError
 from signing.file_backend import (
     load_pem_certificate,
     load_pem_certificates,
-    load_pem_private_key,
     to_asn1_certificate,
 )
+from signing.key_files import load_pem_private_key
 from signing.pades import PadesSigner
 from signing.revocation import (
     CaKey,
@@ -159,14 +159,12 @@ class Keyring:
 def _staged(config: SignerConfig, verify_base_url: str) -> tuple[Keyring, dt.datetime] | None:
     if config.pending_dir is None:
         return None
-    from signing.rotation import pending
+    from signing.rotation import pending, require_rotatable
 
     staged = pending(config.pending_dir.parent)
     if staged is None:
         return None
-    if config.backend != "file" or config.pkcs11_seal_key_label:
-        raise SigningError("a staged rotation of keys in a PKCS#11 token is not supported yet: "
-                           "install the new keys in place", code="invalid_rotation")
+    require_rotatable(config, config.pending_dir.parent)
     folder = staged.directory
     successor = replace(config, key_path=folder / "signer.key", cert_path=folder / "signer.crt",
                         seal_key_path=folder / "seal.key", seal_cert_path=folder / "seal.crt",
@@ -244,7 +242,8 @@ def load_seal_key(config: SignerConfig, backend: SignerBackend | None = None) ->
         from signing.pkcs11_backend import load_token_seal_key
 
         return load_token_seal_key(config, getattr(backend, "session", None))
-    return SealKey.load(config.seal_key_path, config.seal_cert_path)
+    return SealKey.load(config.seal_key_path, config.seal_cert_path,
+                        password_env=config.key_password_env)
 
 
 def timestamper_of(config: SignerConfig) -> TimeStamper | None:
@@ -260,18 +259,14 @@ def timestamper_of(config: SignerConfig) -> TimeStamper | None:
 
 def require_chain(backend: SignerBackend, config: SignerConfig) -> None:
     """Raise `SigningError` (code "signer_untrusted") unless the signer certificate chains
-    through `config.chain_paths` to one of `config.trust_root_paths`."""
+    through the backend's chain (`config.chain_paths`, or a PKCS#12 file's) to one of
+    `config.trust_root_paths`."""
     roots = [
         to_asn1_certificate(cert)
         for path in config.trust_root_paths
         for cert in load_pem_certificates(path, "trust root")
     ]
-    chain = [
-        to_asn1_certificate(cert)
-        for path in config.chain_paths
-        # `load_backend` has already read these files with this label: equivalent mutants.
-        for cert in load_pem_certificates(path, "chain certificate")  # equivalent: label
-    ]
+    chain = [to_asn1_certificate(cert) for cert in backend.chain]
     validator = CertificateValidator(
         to_asn1_certificate(backend.certificate),
         intermediate_certs=chain,

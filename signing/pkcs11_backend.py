@@ -74,6 +74,7 @@ class Pkcs11Backend:
 
     signer: Pkcs11DocumentSigner = field(repr=False)
     certificate: x509.Certificate
+    chain: tuple[x509.Certificate, ...] = ()
 
     @classmethod
     def load(cls, config: SignerConfig) -> Pkcs11Backend:
@@ -99,7 +100,7 @@ class Pkcs11Backend:
         except BaseException:
             session.close()  # the token's login lasts while a session of ours is open
             raise
-        return cls(signer=signer, certificate=certificate)
+        return cls(signer=signer, certificate=certificate, chain=tuple(chain))
 
     @property
     def session(self) -> Any:

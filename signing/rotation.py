@@ -79,9 +79,7 @@ def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, 
     # Whole seconds, as seals' issue times are: the seal and the PDF signature of one
     # certificate never straddle the switch.
     activate_at = activate_at.astimezone(dt.UTC).replace(microsecond=0)
-    if config.backend != "file" or config.pkcs11_seal_key_label:
-        raise SigningError("keys in a PKCS#11 token are not rotated here: install the new key "
-                           "and certificate in place", code="invalid_rotation")
+    require_rotatable(config, keys_dir)
     with _locked(keys_dir):
         waiting = pending(keys_dir)
         if waiting is not None:
@@ -108,6 +106,21 @@ def stage(keys_dir: Path, activate_at: dt.datetime, source: Path | None = None, 
     staged = pending(keys_dir)
     assert staged is not None
     return staged
+
+
+def require_rotatable(config: SignerConfig, keys_dir: Path) -> None:
+    """Raise `SigningError` ("invalid_rotation") unless the keys are the files a rotation
+    replaces, keys/signer.key and keys/seal.key: not keys in a PKCS#11 token, nor key files
+    elsewhere (PRAMAAN_SIGNER_KEY_FILE, PRAMAAN_SEAL_KEY_FILE), which a promotion would leave
+    signing on."""
+    if config.backend != "file" or config.pkcs11_seal_key_label:
+        raise SigningError("keys in a PKCS#11 token are not rotated here: install the new key "
+                           "and certificate in place", code="invalid_rotation")
+    for path, name in ((config.key_path, "signer.key"), (config.seal_key_path, "seal.key")):
+        if path.resolve() != (keys_dir / name).resolve():
+            raise SigningError(f"a rotation replaces {keys_dir / name}, but the key in use is "
+                               f"{path}: install the new key file in its place instead",
+                               code="invalid_rotation")
 
 
 RETIRED_AT_SUFFIX = ".retired-at"

@@ -34,11 +34,11 @@ from signing.cose import EcdsaKey, Sign1, decode1, sign1, verify1
 from signing.errors import SealError, SigningError
 from signing.file_backend import (
     load_pem_certificate,
-    load_pem_private_key,
     require_end_entity,
     require_key_matches,
     require_valid_now,
 )
+from signing.key_files import load_key_file
 from signing.trust_list import SEAL_USAGE, TrustEntry, TrustList, kid_for
 
 CLAIM_ISS: Final = 1
@@ -80,11 +80,16 @@ class SealKey:
     kid: bytes
 
     @classmethod
-    def load(cls, key_path: Path, cert_path: Path) -> SealKey:
+    def load(cls, key_path: Path, cert_path: Path, *,
+             password_env: str = "PRAMAAN_KEY_PASSWORD") -> SealKey:  # noqa: S107 - a name
         """Load the seal key and certificate once, checking that they match, that the key is
-        P-256 and that the certificate has keyUsage digitalSignature and is valid now."""
+        P-256 and that the certificate has keyUsage digitalSignature and is valid now.
+
+        The key file is PEM, encrypted or not, or PKCS#12 (signing/key_files.py), its password
+        in the environment variable `password_env`; the certificate stays `cert_path`, the one
+        the trust list publishes."""
         certificate = load_pem_certificate(cert_path, "seal certificate")
-        key = load_pem_private_key(key_path, "seal key")
+        key = load_key_file(key_path, "seal key", password_env).key
         if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(
             key.curve, ec.SECP256R1
         ):

@@ -37,11 +37,11 @@ from signing.errors import BadKeyUsage, ServiceUnavailable, SigningError
 from signing.file_backend import (
     load_pem_certificate,
     load_pem_certificates,
-    load_pem_private_key,
     require_key_matches,
     to_asn1_certificate,
 )
 from signing.kept_paths import KeptPaths
+from signing.key_files import load_pem_private_key
 
 QUERY_TYPE: Final = "application/timestamp-query"
 REPLY_TYPE: Final = "application/timestamp-reply"

@@ -31,7 +31,7 @@ from signing.archival import ArchivalStamper
 from signing.config import SignerConfig
 from signing.devpki import DevPki
 from signing.errors import SigningError
-from signing.file_backend import load_pem_private_key
+from signing.key_files import load_pem_private_key
 from signing.keyring import Keyring, revocation_of
 from signing.pades import PadesSigner
 from signing.revocation import CONTEXT_REUSE, DevRevocationAuthority, ReusedContext, Revoked

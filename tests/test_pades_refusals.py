@@ -20,8 +20,8 @@ from signing.file_backend import (
     FileBackend,
     LoadedKeySigner,
     load_pem_certificate,
-    load_pem_private_key,
 )
+from signing.key_files import load_pem_private_key
 from signing.pades import PadesSigner
 from signing.validate import validate_pdf
 from tests.test_signing_support import issue_end_entity, minimal_pdf

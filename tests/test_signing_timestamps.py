@@ -26,7 +26,8 @@ from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.devpki import DevPki
 from signing.errors import BadKeyUsage
-from signing.file_backend import load_pem_certificate, load_pem_private_key, to_asn1_certificate
+from signing.file_backend import load_pem_certificate, to_asn1_certificate
+from signing.key_files import load_pem_private_key
 from signing.pades import PadesSigner
 from signing.timestamps import (
     QUERY_TYPE,
