@@ -397,6 +397,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     ran = sum(counts.values()) - counts["not checked"] - counts["equivalent"]
     score = 100 * sum(counts[s] for s in DETECTED) / ran if ran else 100.0
     summary = {"score": round(score, 2), "files": table}
+    (ROOT / "mutants").mkdir(exist_ok=True)  # --report-only before any run on this machine
     (ROOT / "mutants" / "score.json").write_text(json.dumps(summary, indent=2))
     if score < args.fail_under:
         print(f"mutation: score {score:.1f}% is below {args.fail_under}%")
