@@ -89,6 +89,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     app.register_blueprint(admin_api())
     app.register_blueprint(digilocker_link_pages())
     app.register_blueprint(digilocker_api())
+    from api_batches import batches_api  # it builds on this module's request helpers
+
+    app.register_blueprint(batches_api())
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -50,6 +50,15 @@ def issue_job(certificate_id: str) -> bool:
     return issue_certificate(current_runtime(), certificate_id)
 
 
+def batch_job(batch_id: str) -> int:
+    """RQ entry for an approved batch: make its certificates a chunk at a time, each chunk's
+    issue jobs enqueued in one round trip once it is committed."""
+    from issuer.batches import make_certificates
+
+    rt = current_runtime()
+    return make_certificates(rt.sessions, batch_id, rt.settings, rt.dispatcher.enqueue_issues)
+
+
 def deliver_job(delivery_id: int) -> str | None:
     """RQ entry for one DigiLocker push attempt: the row id only; the job re-reads the row."""
     from digilocker.deliveries import deliver

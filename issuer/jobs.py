@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import socket
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -24,6 +25,7 @@ SIGN_QUEUE = "sign"
 DELIVER_QUEUE = "deliver"
 ISSUE_JOB = "worker.issue_job"
 DELIVER_JOB = "worker.deliver_job"
+BATCH_JOB = "worker.batch_job"
 
 
 def issue_job_id(certificate_id: str) -> str:
@@ -34,10 +36,18 @@ def delivery_job_id(delivery_id: int) -> str:
     return f"deliver-{delivery_id}"
 
 
+def batch_job_id(batch_id: str) -> str:
+    return f"batch-{batch_id}"
+
+
 class Dispatcher(Protocol):
     def enqueue_issue(self, certificate_id: str) -> None: ...
 
+    def enqueue_issues(self, certificate_ids: Sequence[str]) -> None: ...
+
     def enqueue_delivery(self, delivery_id: int) -> None: ...
+
+    def enqueue_batch(self, batch_id: str) -> None: ...
 
 
 class InlineDispatcher:
@@ -54,6 +64,22 @@ class InlineDispatcher:
             issue_certificate(self.runtime, certificate_id)
         except Exception:
             log.exception("issuing %s failed; the sweeper retries it", certificate_id)
+
+    def enqueue_issues(self, certificate_ids: Sequence[str]) -> None:
+        for certificate_id in certificate_ids:
+            self.enqueue_issue(certificate_id)
+
+    def enqueue_batch(self, batch_id: str) -> None:
+        """Make an approved batch's certificates and issue them now, in this process (a
+        laptop's batch; workers take large ones). Stopped halfway, `pramaan sweep` resumes."""
+        from issuer.batches import make_certificates
+
+        try:
+            make_certificates(self.runtime.sessions, batch_id, self.runtime.settings,
+                              self.enqueue_issues)
+        except Exception:
+            log.exception("making the certificates of batch %s failed; the sweeper resumes it",
+                          batch_id)
 
     def enqueue_delivery(self, delivery_id: int) -> None:
         """Push now, in this process. An unreachable DigiLocker is recorded on the row (pending,
@@ -86,6 +112,34 @@ class RQDispatcher:
             # to a worker once Redis is back.
             log.warning("could not enqueue %s (Redis unavailable); the sweeper will retry",
                         certificate_id, exc_info=True)
+
+    def enqueue_issues(self, certificate_ids: Sequence[str]) -> None:
+        """Issue jobs for new certificates (a batch's chunk), in one pipelined round trip.
+        Redis down: the records are committed and approved, and the sweeper enqueues them."""
+        from redis.exceptions import RedisError
+        from rq import Queue
+
+        try:
+            with self.queue.connection.pipeline() as pipe:
+                self.queue.enqueue_many([
+                    Queue.prepare_data(ISSUE_JOB, args=(certificate_id,),
+                                       job_id=issue_job_id(certificate_id), result_ttl=3600,
+                                       failure_ttl=7 * 24 * 3600)
+                    for certificate_id in certificate_ids], pipeline=pipe)
+                pipe.execute()
+        except RedisError:
+            log.warning("could not enqueue %d certificates (Redis unavailable); the sweeper "
+                        "will retry", len(certificate_ids), exc_info=True)
+
+    def enqueue_batch(self, batch_id: str) -> None:
+        """The job making an approved batch's certificates, once (its id is the batch's)."""
+        from redis.exceptions import RedisError
+
+        try:
+            enqueue_once(self.queue, BATCH_JOB, batch_id, batch_job_id(batch_id))
+        except RedisError:
+            log.warning("could not enqueue batch %s (Redis unavailable); the sweeper will "
+                        "retry", batch_id, exc_info=True)
 
     def _enqueue(self, certificate_id: str) -> None:
         from rq.exceptions import DuplicateJobError

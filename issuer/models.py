@@ -300,6 +300,60 @@ class Delivery(Base):
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
+class Batch(Base):
+    """An uploaded file of certificate requests (issuer/batches.py), approved as a whole.
+
+    `state`: awaiting_approval, refused (nothing to issue: every row bad, or one bad row with
+    mode all_or_nothing), rejected (by an officer), approved (certificates being made from its
+    rows), issuing (every row has its certificate, or its reason for having none)."""
+
+    __tablename__ = "batches"
+    __table_args__ = (
+        UniqueConstraint("department_id", "content_sha256", name="uq_batches_content"),
+        UniqueConstraint("department_id", "idempotency_key", name="uq_batches_idempotency"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    department_id: Mapped[str] = mapped_column(ForeignKey("departments.id"))
+    cert_type: Mapped[str] = mapped_column(String(32))
+    file_name: Mapped[str] = mapped_column(String(200))
+    file_format: Mapped[str] = mapped_column(String(8))
+    content_sha256: Mapped[str] = mapped_column(String(64))
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
+    mode: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(20))
+    total_rows: Mapped[int] = mapped_column(Integer)
+    valid_rows: Mapped[int] = mapped_column(Integer)
+    # The bad rows: [{"line": n, "errors": [{"field", "code", "message"}]}], in file order.
+    row_errors: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    uploaded_by: Mapped[str] = mapped_column(String(100))
+    decided_by: Mapped[str | None] = mapped_column(String(100))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class BatchRow(Base):
+    """A valid row of a batch, kept as prepared (Aadhaar already out of it) until approval makes
+    its certificate; `error` says why it got none (a duplicate that came in meanwhile)."""
+
+    __tablename__ = "batch_rows"
+    __table_args__ = (UniqueConstraint("batch_id", "line", name="uq_batch_rows_line"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    batch_id: Mapped[str] = mapped_column(ForeignKey("batches.id"), index=True)
+    line: Mapped[int] = mapped_column(Integer)
+    request: Mapped[dict[str, Any]] = mapped_column(JSON)
+    registration_number: Mapped[str] = mapped_column(String(64))
+    ward_code: Mapped[str] = mapped_column(String(16))
+    aadhaar_last4: Mapped[str | None] = mapped_column(String(4))
+    aadhaar_hmac: Mapped[str | None] = mapped_column(String(64))
+    certificate_id: Mapped[str | None] = mapped_column(ForeignKey("certificates.id"),
+                                                       unique=True)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
 class AuditHead(Base):
     """The single row locked while appending to the audit chain, so the chain never forks."""
 

@@ -58,6 +58,8 @@ class Settings:
     # for the signer it brings the certificate and chain) or a PEM file, either one protected
     # by the password in PRAMAAN_KEY_PASSWORD (read only by signing/, never stored here).
     signer_key_file: Path | None = None
+    # The largest batch file (POST /api/v1/batches) in bytes; other bodies: max_body_bytes.
+    max_batch_bytes: int = 64 * 1024 * 1024
     seal_key_file: Path | None = None
     issuer_name_en: str = "Pune Municipal Corporation"
     issuer_name_mr: str = "पुणे महानगरपालिका"
@@ -139,6 +141,7 @@ class Settings:
             ),
             environment=env.get("PRAMAAN_ENV") or "development",
             max_body_bytes=_int(env, "PRAMAAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
+            max_batch_bytes=_int(env, "PRAMAAN_MAX_BATCH_BYTES", 64 * 1024 * 1024),
             issuer_id=env.get("PRAMAAN_ISSUER_ID", "in.gov.pmc"),
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
             tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
@@ -210,6 +213,8 @@ class Settings:
             raise ConfigError("PORT must be between 1 and 65535")
         if self.max_body_bytes < 1024:
             raise ConfigError("PRAMAAN_MAX_BODY_BYTES must be at least 1024")
+        if self.max_batch_bytes < self.max_body_bytes:
+            raise ConfigError("PRAMAAN_MAX_BATCH_BYTES must be at least PRAMAAN_MAX_BODY_BYTES")
         if self.tsa_url not in (None, "none", "dev") and not self.tsa_url.startswith(
                 ("http://", "https://")):
             raise ConfigError(f"PRAMAAN_TSA_URL={self.tsa_url!r}: the http:// or https:// URL "

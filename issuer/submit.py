@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -82,10 +83,25 @@ def find_active(session: Session, department_id: str, code: str,
     ).first()
 
 
-def submit(session: Session, department: Department, actor: str, data: Any,
-           settings: Settings | None = None) -> Certificate:
-    """Record a valid request (or a correction) as submitted; a department with automatic
-    approval also approves it here. The caller commits, then enqueues the issue job."""
+@dataclass(frozen=True)
+class Prepared:
+    """A valid request ready to be recorded: its type, the clean fields (Aadhaar taken out,
+    only its last four digits and HMAC kept), registration number, ward office and, for a
+    correction, the certificate it corrects."""
+
+    code: str
+    clean: dict[str, Any]
+    aadhaar_last4: str | None
+    aadhaar_hmac: str | None
+    registration: str
+    ward: str
+    corrects: str | None
+
+
+def prepare(session: Session, department: Department, data: Any,
+            settings: Settings | None = None) -> Prepared:
+    """Validate `data` for `department` (ValidationFailed lists every problem), without
+    recording anything."""
     target_id = corrects_of(data)
     code, clean = validate(data)
     # aadhaar: out of the request before anything else sees it; only last4 + HMAC are kept.
@@ -98,6 +114,25 @@ def submit(session: Session, department: Department, actor: str, data: Any,
         )
     registration = kind.registration_number(clean)
     ward = _ward_code(session, department.id, kind.ward_office(clean)["en"])
+    return Prepared(code, clean, aadhaar_last4, aadhaar_hmac, registration, ward, target_id)
+
+
+def submit(session: Session, department: Department, actor: str, data: Any,
+           settings: Settings | None = None) -> Certificate:
+    """Record a valid request (or a correction) as submitted; a department with automatic
+    approval also approves it here. The caller commits, then enqueues the issue job."""
+    return record_request(session, department, actor, prepare(session, department, data,
+                                                               settings), settings)
+
+
+def record_request(session: Session, department: Department, actor: str, ready: Prepared,
+                   settings: Settings | None = None, *,
+                   audit_details: dict[str, Any] | None = None) -> Certificate:
+    """Record a prepared request as submitted (approved too, with automatic approval), after
+    refusing a duplicate: DuplicateCertificate, or InvalidTransition for a correction."""
+    code, registration, target_id = ready.code, ready.registration, ready.corrects
+    kind = cert_type(code)
+    assert kind is not None
     if target_id is not None:
         _check_correction(session, department.id, target_id, code, registration)
     else:
@@ -111,12 +146,12 @@ def submit(session: Session, department: Department, actor: str, data: Any,
         cert_type=code,
         registration_number=registration,
         state=State.SUBMITTED.value,
-        request=clean,
+        request=ready.clean,
         submitted_by=actor,
         corrects=target_id,
-        ward_code=ward,
-        aadhaar_last4=aadhaar_last4,
-        aadhaar_hmac=aadhaar_hmac,
+        ward_code=ready.ward,
+        aadhaar_last4=ready.aadhaar_last4,
+        aadhaar_hmac=ready.aadhaar_hmac,
         due_at=_due_at(settings, kind, now),
         created_at=now,
         updated_at=now,
@@ -134,8 +169,8 @@ def submit(session: Session, department: Department, actor: str, data: Any,
         winner = find_active(session, department.id, code, registration)
         raise _duplicate(winner, department.id) from None
     audit.record(session, actor=actor, action="submit", certificate_id=record.id,
-                 details={"type": code, "registration_number": registration, "ward": ward,
-                          "corrects": target_id})
+                 details={"type": code, "registration_number": registration,
+                          "ward": ready.ward, "corrects": target_id, **(audit_details or {})})
     if department.approval == "automatic":
         approve(session, record, AUTO_APPROVER, rule="automatic")
     return record

@@ -1,4 +1,5 @@
-"""Re-enqueue work that got stuck: certificates approved or signing but not issued in time.
+"""Re-enqueue work that got stuck: certificates approved or signing but not issued in time,
+and approved batches whose certificates are not all made.
 
 Nothing is lost when a worker dies or Redis restarts: the record stays approved in the database
 and this sweeper (run from cron or a loop) hands it to a worker again; the job is idempotent.
@@ -10,8 +11,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
+from issuer.batches import BatchState
 from issuer.db import utcnow
-from issuer.models import Certificate, State
+from issuer.models import Batch, Certificate, State
 from issuer.runtime import Runtime
 
 # Approved but never picked up (Redis lost the job), or signing but never finished (a worker
@@ -28,6 +30,12 @@ def sweep(runtime: Runtime, older_than_seconds: int = 300) -> int:
             select(Certificate.id).where(Certificate.state.in_(STUCK),
                                          Certificate.updated_at < cutoff)
         ))
+        # Approved batches whose certificates are not all made (the job died or was lost).
+        batches = list(session.scalars(
+            select(Batch.id).where(Batch.state == BatchState.APPROVED,
+                                   Batch.updated_at < cutoff)))
     for cert_id in ids:
         runtime.dispatcher.enqueue_issue(cert_id)  # logs and carries on if Redis is down
-    return len(ids)
+    for batch_id in batches:
+        runtime.dispatcher.enqueue_batch(batch_id)
+    return len(ids) + len(batches)

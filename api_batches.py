@@ -1,0 +1,179 @@
+"""The batch endpoints (issuer/batches.py over HTTP): upload a CSV or JSON Lines file, follow
+its progress, download the report of bad rows, approve or reject it as a whole.
+
+    POST /api/v1/batches?type=birth&mode=valid_rows   the file as the body (text/csv or
+         application/x-ndjson) or as the `file` field of a multipart form; Idempotency-Key
+    GET  /api/v1/batches/<id>                          counts, rate, ETA, the bad rows
+    GET  /api/v1/batches/<id>/report.csv               the bad rows, one field error a line
+    POST /api/v1/batches/<id>/approve | /reject        an officer who did not upload it
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request, stream_with_context
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from api import _optional_body, db, principal, runtime
+from issuer.batch_files import format_of
+from issuer.batches import (
+    BatchState,
+    Upload,
+    approve_batch,
+    error_report,
+    progress,
+    reject_batch,
+    upload,
+)
+from issuer.errors import FieldError, NotFound, UnsupportedMedia, ValidationFailed
+from issuer.models import Batch
+from issuer.permissions import Action, deny, require
+from issuer.tokens import Principal
+from issuer.workflow import reason_of
+
+
+def batches_api() -> Blueprint:
+    bp = Blueprint("batches", __name__, url_prefix="/api/v1")
+
+    @bp.post("/batches")
+    def create() -> tuple[Response, int, dict[str, str]]:
+        who = principal()
+        require(runtime().sessions, who, Action.SUBMIT)
+        sent = _upload_of_request()
+        session = db()
+        try:
+            batch, created = upload(session, who.department, who.actor, sent,
+                                    runtime().settings)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        if created and batch.state == BatchState.APPROVED:  # a department approving itself
+            runtime().dispatcher.enqueue_batch(batch.id)
+        body = batch_view(batch)
+        return jsonify(body), 201 if created else 200, {"Location": body["links"]["self"]}
+
+    @bp.get("/batches/<batch_id>")
+    def show(batch_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.READ)
+        return jsonify(batch_view(_owned(batch_id, who, Action.READ)))
+
+    @bp.get("/batches/<batch_id>/report.csv")
+    def report(batch_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.READ)
+        batch = _owned(batch_id, who, Action.READ)
+        response = Response(stream_with_context(_csv_lines(error_report(batch))),
+                            mimetype="text/csv")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="batch-{batch.id}-report.csv"')
+        return response
+
+    @bp.post("/batches/<batch_id>/approve")
+    def approve(batch_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.APPROVE)
+        batch = _decided(batch_id, who, Action.APPROVE,
+                         lambda b: approve_batch(db(), b, who.actor))
+        runtime().dispatcher.enqueue_batch(batch.id)  # after the commit
+        db().refresh(batch)
+        return jsonify(batch_view(batch))
+
+    @bp.post("/batches/<batch_id>/reject")
+    def reject(batch_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.REJECT)
+        reason = reason_of(_optional_body())
+        return jsonify(batch_view(_decided(batch_id, who, Action.REJECT,
+                                           lambda b: reject_batch(db(), b, who.actor, reason))))
+
+    return bp
+
+
+def _upload_of_request() -> Upload:
+    """The file and its settings from the request; the body may be up to max_batch_bytes."""
+    request.max_content_length = runtime().settings.max_batch_bytes + 1
+    errors = []
+    if request.mimetype == "multipart/form-data":
+        sent = request.files.get("file")
+        if sent is None:
+            raise ValidationFailed([FieldError("file", "required", "send the file as the "
+                                               "`file` field of the form")])
+        data, name, media = sent.read(), sent.filename or "upload", sent.mimetype
+        fields: Any = request.form
+    else:
+        data = request.get_data(cache=False)
+        name, media, fields = "upload", request.mimetype, {}
+    if len(data) > runtime().settings.max_batch_bytes:
+        raise RequestEntityTooLarge()
+    file_format = format_of(name, media)
+    if file_format is None:
+        raise UnsupportedMedia("send the batch as text/csv or application/x-ndjson (JSON "
+                               "Lines), or a .csv or .jsonl file in a multipart form")
+    kind = request.args.get("type") or fields.get("type")
+    if not kind:
+        errors.append(FieldError("type", "required", "the type of every row, e.g. ?type=birth"))
+    if errors:
+        raise ValidationFailed(errors)
+    return Upload(data=data, file_format=file_format, cert_type=kind,
+                  mode=request.args.get("mode") or fields.get("mode") or "valid_rows",
+                  file_name=name, idempotency_key=request.headers.get("Idempotency-Key"))
+
+
+def batch_view(batch: Batch) -> dict[str, Any]:
+    """A batch as its department sees it: what was sent, its state and progress, bad rows."""
+    link = f"/api/v1/batches/{batch.id}"
+    return {
+        "id": batch.id, "type": batch.cert_type, "state": batch.state, "mode": batch.mode,
+        "file_name": batch.file_name, "sha256": batch.content_sha256,
+        "rows": {"total": batch.total_rows, "valid": batch.valid_rows,
+                 "invalid": len(batch.row_errors)},
+        "progress": progress(db(), batch),
+        "uploaded_by": batch.uploaded_by, "decided_by": batch.decided_by,
+        "decision_reason": batch.decision_reason,
+        "row_errors": batch.row_errors[:100],
+        "links": {"self": link, "report": f"{link}/report.csv",
+                  "approve": f"{link}/approve"},
+    }
+
+
+def _owned(batch_id: str, who: Principal, action: Action, lock: bool = False) -> Batch:
+    try:
+        uuid.UUID(batch_id)
+    except ValueError:
+        raise NotFound(f"no batch {batch_id}") from None
+    batch = db().get(Batch, batch_id, with_for_update=lock)
+    if batch is None:
+        raise NotFound(f"no batch {batch_id}")
+    if batch.department_id != who.department.id:
+        deny(runtime().sessions, who, action, "other_department", batch=batch_id)
+        raise NotFound(f"no batch {batch_id}")  # its existence does not leak
+    return batch
+
+
+def _decided(batch_id: str, who: Principal, action: Action, change: Any) -> Batch:
+    session = db()
+    try:
+        batch = _owned(batch_id, who, action, lock=True)
+        change(batch)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    return batch
+
+
+def _csv_lines(rows: Iterator[list[str]] | Any) -> Iterator[str]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    for row in rows:
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()

@@ -1,0 +1,353 @@
+"""Bulk issuance (issuer/batches.py, api_batches.py): a CSV or JSON Lines file becomes a batch,
+each bad row is reported by line and field, the same file or Idempotency-Key never makes a
+second batch, an officer who did not upload it approves it, and every valid row is issued once,
+in process and through real RQ workers, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import copy
+import csv
+import io
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sqlalchemy import func, select
+
+from issuer.batch_files import read_rows
+from issuer.batches import BatchState, Upload, approve_batch, make_certificates, upload
+from issuer.bootstrap import DEV_DEPARTMENT
+from issuer.departments import add_department
+from issuer.errors import InvalidTransition, ValidationFailed
+from issuer.models import AuditEvent, Batch, BatchRow, Certificate, Department, State
+from issuer.sweep import sweep
+from issuer.tokens import create_token
+from signing.validate import validate_pdf
+from tests.conftest import Live, make_settings, sample, serve
+from tests.test_jobs import run_worker_burst
+
+OFFICE = "pmc-births"
+
+
+def flat(data: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """{"child": {"sex": "male"}} as {"child.sex": "male"}: a CSV row's columns."""
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, dict):
+            out.update(flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = str(value)
+    return out
+
+
+def births(count: int, first: int = 1) -> list[dict[str, Any]]:
+    rows = []
+    for n in range(first, first + count):
+        row = copy.deepcopy(sample("birth-1"))
+        row["registration_number"] = f"B-2026-PMC-{n:06d}"
+        rows.append(row)
+    return rows
+
+
+def as_csv(rows: list[dict[str, Any]]) -> bytes:
+    columns = list(flat(rows[0]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(columns)
+    for row in rows:
+        cells = flat(row)
+        writer.writerow([cells.get(c, "") for c in columns])
+    return buffer.getvalue().encode()
+
+
+def as_jsonl(rows: list[dict[str, Any]]) -> bytes:
+    return b"".join(json.dumps(row, ensure_ascii=False).encode() + b"\n" for row in rows)
+
+
+# --- reading files -----------------------------------------------------------------------
+
+def test_a_csv_with_marathi_nested_columns_and_a_bom_reads_as_the_json_request() -> None:
+    row = sample("birth-1")
+    data = "\ufeff".encode() + as_csv([row]) + b"\r\n"  # Excel's BOM, a trailing blank line
+    [read] = read_rows(data, "csv")
+    expected = {k: v for k, v in row.items()}
+    assert read.problem is None and read.line == 2
+    assert read.data == expected
+    assert read.data["child"]["name"]["mr"] == "आरव संदीप कुलकर्णी"
+
+
+def test_bad_rows_are_numbered_and_a_bad_file_is_refused_whole() -> None:
+    text = "registration_number,child.sex\nB-1,male\nB-2\n\nB-3,female\n"
+    rows = read_rows(text.encode(), "csv")
+    assert [(r.line, r.problem.code if r.problem else None) for r in rows] == [
+        (2, None), (3, "columns"), (5, None)]
+    lines = read_rows(b'{"a": 1}\nnot json\n[1]\n{"a": 1, "a": 2}\n', "jsonl")
+    assert [(r.line, r.problem.code if r.problem else None) for r in lines] == [
+        (1, None), (2, "json"), (3, "type"), (4, "json")]
+    assert "duplicate key" in str(lines[3].problem)
+    for data, fmt, code in ((b"\xff\xfe,", "csv", "encoding"), (b"", "csv", "no_header"),
+                            (b"a,b\n", "csv", "empty"),
+                            (b"a,a\n1,2\n", "csv", "header"), (b"a,a.b\n1,2\n", "csv", "header"),
+                            (b"a,.b\n1,2\n", "csv", "header"), (b"\n\n", "jsonl", "empty")):
+        with pytest.raises(ValidationFailed) as refused:
+            read_rows(data, fmt)
+        assert refused.value.errors[0].code == code, data
+
+
+# --- over HTTP ---------------------------------------------------------------------------
+
+def ensure_department(live: Live) -> None:
+    """A births office with maker-checker approval."""
+    with live.runtime.sessions() as session, session.begin():
+        if session.get(Department, OFFICE) is None:
+            add_department(session, OFFICE, "Births office", "जन्म नोंदणी कार्यालय",
+                           approval="officer", types=["birth"], actor="test")
+
+
+def officer_department(live: Live) -> dict[str, requests.Session]:
+    """The births office's clerk's and two officers' sessions."""
+    ensure_department(live)
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, OFFICE)
+        assert department is not None
+        tokens = {role: create_token(session, department, f"{role}-batch", role.rstrip("2"))
+                  for role in ("clerk", "officer", "officer2")}
+    sessions = {}
+    for role, token in tokens.items():
+        http = requests.Session()
+        http.headers["Authorization"] = f"Bearer {token}"
+        sessions[role] = http
+    return sessions
+
+
+def post_batch(live: Live, http: requests.Session, data: bytes, media: str = "text/csv",
+               **params: str) -> requests.Response:
+    headers = {"Content-Type": media}
+    if "key" in params:
+        headers["Idempotency-Key"] = params.pop("key")
+    return http.post(live.url("/api/v1/batches"), data=data, headers=headers,
+                     params={"type": "birth", **params}, timeout=120)
+
+
+def test_a_batch_is_validated_reported_approved_as_a_whole_and_issued_once(
+        live: Live, tmp_path: Path) -> None:
+    people = officer_department(live)
+    rows = births(4)
+    rows[1]["child"]["sex"] = "unknown"  # line 3: a field error
+    rows[3]["registration_number"] = rows[0]["registration_number"]  # line 5: repeats line 2
+    rows.append(births(1, first=9)[0])  # line 6: valid
+    sent = post_batch(live, people["clerk"], as_csv(rows))
+    assert sent.status_code == 201, sent.text
+    batch = sent.json()
+    assert sent.headers["Location"] == f"/api/v1/batches/{batch['id']}"
+    assert (batch["state"], batch["rows"]) == (
+        "awaiting_approval", {"total": 5, "valid": 3, "invalid": 2})
+    errors = {e["line"]: [x["code"] for x in e["errors"]] for e in batch["row_errors"]}
+    assert errors[5] == ["duplicate_in_file"] and 3 in errors and set(errors) == {3, 5}
+    assert batch["progress"]["pending"] == 3 and batch["progress"]["failed"] == 2
+    report = people["clerk"].get(live.url(batch["links"]["report"]), timeout=60)
+    assert report.status_code == 200 and report.headers["Content-Type"].startswith("text/csv")
+    lines = list(csv.reader(io.StringIO(report.text)))
+    assert lines[0] == ["line", "field", "code", "message"]
+    assert ["5", "registration_number", "duplicate_in_file",
+            "line 2 has the same registration number"] in lines
+
+    # The same file again, or the same key again: the same batch, nothing new.
+    again = post_batch(live, people["clerk"], as_csv(rows), key="upload-1")
+    assert again.status_code == 200 and again.json()["id"] == batch["id"]
+    keyed = post_batch(live, people["clerk"], as_jsonl(births(1, first=20)), "application/x-ndjson",
+                       key="upload-2")
+    assert keyed.status_code == 201
+    replay = post_batch(live, people["clerk"], as_jsonl(births(1, first=20)),
+                        "application/x-ndjson", key="upload-2")
+    assert replay.status_code == 200 and replay.json()["id"] == keyed.json()["id"]
+    reused = post_batch(live, people["clerk"], as_csv(births(1, first=30)), key="upload-2")
+    assert reused.status_code == 409, reused.text
+    with live.runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Batch)) == 2
+
+    # Only an officer approves; then every valid row is issued, each once.
+    url = live.url(f"/api/v1/batches/{batch['id']}/approve")
+    assert people["clerk"].post(url, timeout=60).status_code == 403
+    approved = people["officer"].post(url, timeout=300)
+    assert approved.status_code == 200, approved.text
+    done = approved.json()
+    assert done["state"] == "issuing" and done["decided_by"] == f"token:{OFFICE}/officer-batch"
+    assert done["progress"] == {"pending": 0, "issued": 3, "failed": 2, "done": True,
+                                "rate_per_second": done["progress"]["rate_per_second"],
+                                "eta_seconds": None}
+    twice = people["officer2"].post(url, timeout=60)
+    assert twice.status_code == 409 and twice.json()["code"] == "invalid_state"
+    with live.runtime.sessions() as session:
+        made = session.scalars(select(Certificate).join(
+            BatchRow, BatchRow.certificate_id == Certificate.id).where(
+            BatchRow.batch_id == batch["id"])).all()
+        assert sorted(c.registration_number for c in made) == [
+            "B-2026-PMC-000001", "B-2026-PMC-000003", "B-2026-PMC-000009"]
+        assert {c.state for c in made} == {State.ISSUED.value}
+        assert len({c.number for c in made}) == 3
+        assert {c.approved_by for c in made} == {done["decided_by"]}
+        actions = session.scalars(select(AuditEvent.action).where(
+            AuditEvent.action.like("batch_%"))).all()
+        assert sorted(actions) == ["batch_approve", "batch_upload", "batch_upload"]
+        pdf = live.runtime.store.get(made[0].pdf_path or "", made[0].pdf_sha256 or "")
+    assert validate_pdf(pdf, live.runtime.trust.trust_root_paths).ok
+
+
+def test_all_or_nothing_refuses_a_batch_with_one_bad_row(live: Live) -> None:
+    people = officer_department(live)
+    rows = births(3, first=40)
+    del rows[2]["child"]["date_of_birth"]
+    sent = post_batch(live, people["clerk"], as_jsonl(rows), "application/x-ndjson",
+                      mode="all_or_nothing")
+    assert sent.status_code == 201, sent.text
+    body = sent.json()
+    assert body["state"] == "refused" and body["progress"]["pending"] == 0
+    assert body["row_errors"][0]["line"] == 3
+    assert body["row_errors"][0]["errors"][0]["field"] == "child.date_of_birth"
+    approve = people["officer"].post(live.url(f"/api/v1/batches/{body['id']}/approve"),
+                                     timeout=60)
+    assert approve.status_code == 409
+    with live.runtime.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(BatchRow)) == 0
+        assert session.scalar(select(func.count()).select_from(Certificate)) == 0
+
+
+def test_what_a_client_gets_wrong_is_a_clear_error(live: Live) -> None:
+    people = officer_department(live)
+    clerk = people["clerk"]
+    cases = [
+        (post_batch(live, clerk, b"a,b\n1,2\n", "application/pdf"), 415, None),
+        (clerk.post(live.url("/api/v1/batches"), data=b"x", headers={
+            "Content-Type": "text/csv"}, timeout=60), 422, "type"),
+        (post_batch(live, clerk, as_csv(births(1)), type="death"), 422, "type"),
+        (post_batch(live, clerk, as_csv(births(1)), mode="some"), 422, "mode"),
+        (post_batch(live, clerk, b"\xff\xfe", "text/csv"), 422, "file"),
+    ]
+    for response, status, field in cases:
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"] == "application/problem+json"
+        if field is not None:
+            assert response.json()["errors"][0]["field"] == field
+    multipart = clerk.post(live.url("/api/v1/batches"), files={
+        "file": ("births.csv", as_csv(births(2, first=50)), "text/csv")},
+        data={"type": "birth"}, timeout=60)
+    assert multipart.status_code == 201, multipart.text
+    assert multipart.json()["file_name"] == "births.csv"
+    unknown = clerk.get(live.url("/api/v1/batches/not-an-id"), timeout=60)
+    assert unknown.status_code == 404
+
+
+def test_another_department_cannot_see_a_batch(live: Live) -> None:
+    people = officer_department(live)
+    batch = post_batch(live, people["clerk"], as_csv(births(1, first=60))).json()
+    theirs = live.get(f"/api/v1/batches/{batch['id']}")  # the development department's clerk
+    assert theirs.status_code == 404
+    with live.runtime.sessions() as session:
+        denied = session.scalars(select(AuditEvent).where(AuditEvent.action == "denied")).all()
+        assert any(e.details.get("batch") == batch["id"] for e in denied)
+
+
+def test_a_self_approving_department_issues_at_upload(live: Live) -> None:
+    sent = live.http.post(live.url("/api/v1/batches"), data=as_csv(births(2, first=70)),
+                          headers={"Content-Type": "text/csv"}, params={"type": "birth"},
+                          timeout=300)
+    assert sent.status_code == 201, sent.text
+    with live.runtime.sessions() as session:
+        batch = session.get(Batch, sent.json()["id"])
+        assert batch is not None and batch.state == BatchState.ISSUING
+        assert batch.department_id == DEV_DEPARTMENT
+
+
+# --- in process: the rules ---------------------------------------------------------------
+
+def _batch(live: Live, rows: list[dict[str, Any]], actor: str = "clerk-a") -> str:
+    ensure_department(live)
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, OFFICE)
+        assert department is not None
+        batch, created = upload(session, department, actor,
+                                Upload(as_csv(rows), "csv", "birth"), live.runtime.settings)
+        assert created
+        return batch.id
+
+
+def test_the_uploader_never_approves_and_aadhaar_is_never_kept(live: Live) -> None:
+    rows = births(1, first=80)
+    rows[0]["applicant"]["aadhaar"] = "234123412346"
+    batch_id = _batch(live, rows)
+    with live.runtime.sessions() as session, session.begin():
+        batch = session.get(Batch, batch_id)
+        assert batch is not None and batch.valid_rows == 1, batch.row_errors
+        with pytest.raises(InvalidTransition):
+            approve_batch(session, batch, "clerk-a")
+        row = session.scalars(select(BatchRow).where(BatchRow.batch_id == batch_id)).one()
+        assert "234123412346" not in json.dumps(row.request)
+        assert row.aadhaar_last4 == "2346" and row.aadhaar_hmac
+
+
+def test_a_registration_issued_meanwhile_is_a_failed_row_and_the_rest_are_issued(
+        live: Live) -> None:
+    rows = births(3, first=90)
+    batch_id = _batch(live, rows)
+    # A single request for line 3's registration, issued before the batch is approved.
+    people = officer_department(live)
+    single = people["clerk"].post(live.url("/api/v1/certificates"), json=rows[1], timeout=60)
+    assert single.status_code == 202, single.text
+    people["officer"].post(live.url(f"/api/v1/certificates/{single.json()['id']}/approve"),
+                           timeout=120)
+    with live.runtime.sessions() as session, session.begin():
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        approve_batch(session, batch, "officer-b")
+    issued: list[str] = []
+    made = make_certificates(live.runtime.sessions, batch_id, live.runtime.settings,
+                             issued.extend)
+    assert made == 2 and len(issued) == 2
+    assert make_certificates(live.runtime.sessions, batch_id, live.runtime.settings,
+                             issued.extend) == 0  # a repeat makes nothing
+    with live.runtime.sessions() as session:
+        failed = session.scalars(select(BatchRow).where(BatchRow.batch_id == batch_id,
+                                                        BatchRow.error.is_not(None))).one()
+        assert failed.line == 3 and "meanwhile" in (failed.error or "")
+
+
+def test_a_stopped_batch_is_resumed_by_the_sweeper(live: Live) -> None:
+    batch_id = _batch(live, births(3, first=100))
+    with live.runtime.sessions() as session, session.begin():
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        approve_batch(session, batch, "officer-b")  # and the job never ran
+    assert sweep(live.runtime, older_than_seconds=0) >= 1
+    with live.runtime.sessions() as session:
+        states = session.scalars(select(Certificate.state).join(
+            BatchRow, BatchRow.certificate_id == Certificate.id).where(
+            BatchRow.batch_id == batch_id)).all()
+        assert sorted(states) == [State.ISSUED.value] * 3
+        assert session.get(Batch, batch_id).state == BatchState.ISSUING  # type: ignore[union-attr]
+
+
+# --- through RQ workers ------------------------------------------------------------------
+
+@pytest.fixture
+def live_rq(tmp_path: Path, database_url: str, keys_dir: Path, redis_url: str) -> Iterator[Live]:
+    yield from serve(make_settings(tmp_path, database_url, keys_dir, redis_url=redis_url))
+
+
+def test_rq_workers_make_and_issue_a_batch_each_row_once(live_rq: Live) -> None:
+    people = officer_department(live_rq)
+    batch = post_batch(live_rq, people["clerk"], as_csv(births(12, first=200))).json()
+    approved = people["officer"].post(live_rq.url(f"/api/v1/batches/{batch['id']}/approve"),
+                                      timeout=60)
+    assert approved.status_code == 200 and approved.json()["state"] == "approved"
+    ran = run_worker_burst(live_rq.runtime.settings, "--processes", "2")
+    body = people["clerk"].get(live_rq.url(f"/api/v1/batches/{batch['id']}"), timeout=60).json()
+    assert body["state"] == "issuing", ran.stderr[-8000:]
+    assert (body["progress"]["issued"], body["progress"]["pending"]) == (12, 0)
+    with live_rq.runtime.sessions() as session:
+        signs = session.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action == "sign"))
+        assert signs == 12
