@@ -164,6 +164,9 @@ def run_mutmut(names: Sequence[str], time_limit: float | None) -> bool:
     env = dict(os.environ)
     children = os.environ.get("MUTATION_CHILDREN", "1")
     env["PRAMAAN_TEST_DATABASES"] = "sqlite"
+    # A Redis database of its own: a test run beside it (flushing database 9) must not take
+    # the jobs of its clean run away, nor the other way round.
+    env.setdefault("PRAMAAN_TEST_REDIS", "redis://127.0.0.1:6379/10")
     log = ROOT / "mutants" / "mutmut-run.log"
     log.parent.mkdir(exist_ok=True)
     mutmut = Path(sys.executable).with_name("mutmut")
