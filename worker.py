@@ -86,6 +86,7 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     stop_deliveries = start_delivery_ticker(rt, connection, burst)
     stop_publishing = start_publish_ticker(rt, connection, burst)
     stop_ltv = start_ltv_ticker(rt, connection, burst)
+    stop_sweeping = start_sweep_ticker(rt, connection, burst)
     try:
         if threads > 1:
             from issuer.job_threads import thread_workers, work_in_threads
@@ -100,6 +101,7 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
         stop_deliveries.set()
         stop_publishing.set()
         stop_ltv.set()
+        stop_sweeping.set()
 
 
 def _every(name: str, turn: Callable[[], None], seconds: float, *, burst: bool,
@@ -174,6 +176,29 @@ def _delivery_turn(rt: Runtime, connection: Redis) -> None:
         return
     if count:
         log.info("delivery sweep: %d push(es) due, enqueued", count)
+
+
+def start_sweep_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
+    """The sweeper beside the jobs (issuer/jobs.periodic_issue_sweep): stuck certificates and
+    half-made batches go back to the queue, one worker a turn every PRAMAAN_SWEEP_SECONDS. A
+    burst worker takes no turn (`pramaan sweep` is the command for that)."""
+    seconds = rt.settings.sweep_seconds
+    if seconds <= 0:
+        return threading.Event()
+    return _every("issue-sweep", lambda: _sweep_turn(rt, connection), seconds, burst=burst,
+                  once_in_burst=False)
+
+
+def _sweep_turn(rt: Runtime, connection: Redis) -> None:
+    from issuer.jobs import periodic_issue_sweep
+
+    try:
+        count = periodic_issue_sweep(rt, connection)
+    except Exception:  # logged; the jobs go on and the next turn tries again
+        log.exception("the sweep failed; the next turn tries again")
+        return
+    if count:
+        log.info("sweep: %d stuck certificate(s) or batch(es) handed to the queue", count)
 
 
 def start_rts_ticker(rt: Runtime, connection: Redis, every_minutes: int,

@@ -49,6 +49,8 @@ class Dispatcher(Protocol):
 
     def enqueue_batch(self, batch_id: str) -> None: ...
 
+    def reap_abandoned(self) -> int: ...
+
 
 class InlineDispatcher:
     """Embedded mode: run the job now, in this process. A failure is counted on the record
@@ -64,6 +66,10 @@ class InlineDispatcher:
             issue_certificate(self.runtime, certificate_id)
         except Exception:
             log.exception("issuing %s failed; the sweeper retries it", certificate_id)
+
+    def reap_abandoned(self) -> int:
+        """Nothing to reap: no job outlives this process."""
+        return 0
 
     def enqueue_issues(self, certificate_ids: Sequence[str]) -> None:
         for certificate_id in certificate_ids:
@@ -130,6 +136,20 @@ class RQDispatcher:
         except RedisError:
             log.warning("could not enqueue %d certificates (Redis unavailable); the sweeper "
                         "will retry", len(certificate_ids), exc_info=True)
+
+    def reap_abandoned(self) -> int:
+        """Mark failed the jobs of workers that died holding them (SIGKILL, a lost machine):
+        their heartbeat stopped (a started job lives for its heartbeat TTL after the last beat:
+        up to the job's timeout and a minute, 4 minutes for ours). Until then it counts as
+        running and is not enqueued again; RQ reaps only every ten minutes. How many found."""
+        from rq.registry import StartedJobRegistry
+
+        found = 0
+        for queue in (self.queue, self.deliver_queue):
+            registry = StartedJobRegistry(queue=queue)
+            found += len(registry.get_expired_job_ids())
+            registry.cleanup()
+        return found
 
     def enqueue_batch(self, batch_id: str) -> None:
         """The job making an approved batch's certificates, once (its id is the batch's)."""
@@ -259,3 +279,19 @@ def periodic_delivery_sweep(runtime: Runtime, redis: Redis, every_seconds: int,
                      ex=max(1, every_seconds)):
         return None
     return sweep_due(runtime, now)
+
+
+# The sweeper (issuer/sweep.py) in the RQ workers, the same way: one worker per interval hands
+# stuck certificates and half-made batches to the queue again. Jobs re-check their record, so an
+# overlap costs a look, never a second certificate.
+ISSUE_SWEEP_KEY = "pramaan:issue-sweep"
+
+
+def periodic_issue_sweep(runtime: Runtime, redis: Redis) -> int | None:
+    """Sweep if it is this worker's turn: how many were handed on, or None (not our turn)."""
+    from issuer.sweep import sweep
+
+    every = runtime.settings.sweep_seconds
+    if every <= 0 or not redis.set(ISSUE_SWEEP_KEY, socket.gethostname(), nx=True, ex=every):
+        return None
+    return sweep(runtime, older_than_seconds=runtime.settings.sweep_after_seconds)

@@ -58,6 +58,10 @@ class Settings:
     # for the signer it brings the certificate and chain) or a PEM file, either one protected
     # by the password in PRAMAAN_KEY_PASSWORD (read only by signing/, never stored here).
     signer_key_file: Path | None = None
+    # The sweeper inside the workers (issuer/sweep.py): how often one of them looks (0: never),
+    # and how long work must have been stuck (approved, signing, a batch half made) before.
+    sweep_seconds: int = 60
+    sweep_after_seconds: int = 300
     # The largest batch file (POST /api/v1/batches) in bytes; other bodies: max_body_bytes.
     max_batch_bytes: int = 64 * 1024 * 1024
     seal_key_file: Path | None = None
@@ -142,6 +146,8 @@ class Settings:
             environment=env.get("PRAMAAN_ENV") or "development",
             max_body_bytes=_int(env, "PRAMAAN_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES),
             max_batch_bytes=_int(env, "PRAMAAN_MAX_BATCH_BYTES", 64 * 1024 * 1024),
+            sweep_seconds=_int(env, "PRAMAAN_SWEEP_SECONDS", 60),
+            sweep_after_seconds=_int(env, "PRAMAAN_SWEEP_AFTER_SECONDS", 300),
             issuer_id=env.get("PRAMAAN_ISSUER_ID", "in.gov.pmc"),
             signer_backend=env.get("PRAMAAN_SIGNER_BACKEND", "file"),
             tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
@@ -213,6 +219,9 @@ class Settings:
             raise ConfigError("PORT must be between 1 and 65535")
         if self.max_body_bytes < 1024:
             raise ConfigError("PRAMAAN_MAX_BODY_BYTES must be at least 1024")
+        if self.sweep_seconds < 0 or self.sweep_after_seconds < 0:
+            raise ConfigError("PRAMAAN_SWEEP_SECONDS and PRAMAAN_SWEEP_AFTER_SECONDS must not "
+                              "be negative")
         if self.max_batch_bytes < self.max_body_bytes:
             raise ConfigError("PRAMAAN_MAX_BATCH_BYTES must be at least PRAMAAN_MAX_BODY_BYTES")
         if self.tsa_url not in (None, "none", "dev") and not self.tsa_url.startswith(

@@ -7,6 +7,7 @@ and this sweeper (run from cron or a loop) hands it to a worker again; the job i
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 
 from sqlalchemy import select
@@ -15,6 +16,8 @@ from issuer.batches import BatchState
 from issuer.db import utcnow
 from issuer.models import Batch, Certificate, State
 from issuer.runtime import Runtime
+
+log = logging.getLogger(__name__)
 
 # Approved but never picked up (Redis lost the job), or signing but never finished (a worker
 # died between recording the intent and marking the record issued).
@@ -25,6 +28,10 @@ def sweep(runtime: Runtime, older_than_seconds: int = 300) -> int:
     """Re-enqueue stuck records; returns how many. A `signing` record is resumed by the job
     only once it has been untouched for `issue.RESUME_AFTER`."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    try:  # jobs whose worker died: failed now, so they can be enqueued again below
+        runtime.dispatcher.reap_abandoned()
+    except Exception:  # Redis down: the enqueues below log it too, and nothing is lost
+        log.warning("could not look for abandoned jobs", exc_info=True)
     with runtime.sessions() as session:
         ids = list(session.scalars(
             select(Certificate.id).where(Certificate.state.in_(STUCK),

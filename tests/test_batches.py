@@ -9,25 +9,32 @@ import copy
 import csv
 import io
 import json
-from collections.abc import Iterator
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from issuer.batch_files import read_rows
 from issuer.batches import BatchState, Upload, approve_batch, make_certificates, upload
 from issuer.bootstrap import DEV_DEPARTMENT
+from issuer.db import utcnow
 from issuer.departments import add_department
 from issuer.errors import InvalidTransition, ValidationFailed
 from issuer.models import AuditEvent, Batch, BatchRow, Certificate, Department, State
+from issuer.settings import Settings
 from issuer.sweep import sweep
 from issuer.tokens import create_token
 from signing.validate import validate_pdf
-from tests.conftest import Live, make_settings, sample, serve
-from tests.test_jobs import run_worker_burst
+from tests.conftest import ROOT, Live, make_settings, sample, serve
+from tests.test_jobs import run_worker_burst, worker_env
 
 OFFICE = "pmc-births"
 
@@ -281,7 +288,8 @@ def test_the_uploader_never_approves_and_aadhaar_is_never_kept(live: Live) -> No
     batch_id = _batch(live, rows)
     with live.runtime.sessions() as session, session.begin():
         batch = session.get(Batch, batch_id)
-        assert batch is not None and batch.valid_rows == 1, batch.row_errors
+        assert batch is not None
+        assert batch.valid_rows == 1, batch.row_errors
         with pytest.raises(InvalidTransition):
             approve_batch(session, batch, "clerk-a")
         row = session.scalars(select(BatchRow).where(BatchRow.batch_id == batch_id)).one()
@@ -351,3 +359,118 @@ def test_rq_workers_make_and_issue_a_batch_each_row_once(live_rq: Live) -> None:
         signs = session.scalar(select(func.count()).select_from(AuditEvent).where(
             AuditEvent.action == "sign"))
         assert signs == 12
+
+
+# --- the pipeline under failure ----------------------------------------------------------
+
+def start_worker(settings: Settings, **env: str) -> subprocess.Popen[str]:
+    """A long-running worker (not burst) sweeping every second: work stuck for no time at all
+    goes back to the queue."""
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "worker.py"), "--rts-every", "0"],
+        env={**worker_env(settings), "PRAMAAN_SWEEP_SECONDS": "1",
+             "PRAMAAN_SWEEP_AFTER_SECONDS": "0", **env},
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def stop(worker: subprocess.Popen[str]) -> str:
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = worker.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        _, stderr = worker.communicate()
+    return stderr
+
+
+def batch_states(live: Live, batch_id: str) -> list[str]:
+    with live.runtime.sessions() as session:
+        return list(session.scalars(select(Certificate.state).join(
+            BatchRow, BatchRow.certificate_id == Certificate.id).where(
+            BatchRow.batch_id == batch_id)))
+
+
+def wait_until(check: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_a_worker_sweeps_up_an_approved_batch_nobody_enqueued(live_rq: Live) -> None:
+    batch_id = _batch(live_rq, births(5, first=300))
+    with live_rq.runtime.sessions() as session, session.begin():
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        approve_batch(session, batch, "officer-b")  # Redis never heard of it
+    worker = start_worker(live_rq.runtime.settings)
+    try:
+        wait_until(lambda: batch_states(live_rq, batch_id) == [State.ISSUED.value] * 5, 120,
+                   "the worker's sweeper did not hand the batch on")
+    finally:
+        stderr = stop(worker)
+    assert "sweep: " in stderr
+
+
+def test_a_worker_killed_mid_batch_loses_no_row_and_issues_none_twice(live_rq: Live) -> None:
+    from redis import Redis
+    from rq import Queue
+    from rq.registry import FailedJobRegistry, StartedJobRegistry
+
+    people = officer_department(live_rq)
+    rows = 40
+    batch = post_batch(live_rq, people["clerk"], as_csv(births(rows, first=400))).json()
+    # The TSA 300 ms away (B-T): a job spends most of its time waiting, so the kill lands in
+    # the middle of one.
+    slow = {"PRAMAAN_TSA_URL": "dev", "PRAMAAN_SIGNATURE_LEVEL": "B-T",
+            "PRAMAAN_SIGNATURE_LEVELS": "", "PRAMAAN_DEV_TSA_DELAY_MS": "300"}
+    first = start_worker(live_rq.runtime.settings, PRAMAAN_SWEEP_SECONDS="0", **slow)
+    try:
+        approved = people["officer"].post(
+            live_rq.url(f"/api/v1/batches/{batch['id']}/approve"), timeout=60)
+        assert approved.status_code == 200
+
+        def mid_job() -> bool:
+            states = batch_states(live_rq, batch["id"])
+            return states.count(State.ISSUED.value) >= 5 and State.SIGNING.value in states
+
+        wait_until(mid_job, 120, "the first worker issued nothing")
+        first.kill()  # SIGKILL: no goodbye, a job in its hands
+        first.communicate()
+    finally:
+        stop(first)
+    issued_at_kill = batch_states(live_rq, batch["id"]).count(State.ISSUED.value)
+    assert issued_at_kill < rows, "killed too late to prove anything"
+    # What the dead worker held stays `signing`, its job `started`; as if five minutes passed
+    # (issue.RESUME_AFTER; RQ's heartbeat TTL, the job's timeout and a minute), no worker alive.
+    with live_rq.runtime.sessions() as session, session.begin():
+        session.execute(update(Certificate).where(Certificate.state == State.SIGNING.value)
+                        .values(updated_at=utcnow() - timedelta(minutes=5)))
+    redis = Redis.from_url(live_rq.runtime.settings.redis_url or "")
+    queue = Queue("sign", connection=redis)
+    abandoned = StartedJobRegistry(queue=queue).get_expired_job_ids(time.time() + 300)
+    assert len(abandoned) == 1, abandoned  # the job it died with
+    with redis.pipeline() as pipe:  # its heartbeat expired
+        pipe.zadd(StartedJobRegistry(queue=queue).key, {abandoned[0]: time.time() - 1})
+        pipe.execute()
+    second = start_worker(live_rq.runtime.settings, PRAMAAN_SWEEP_SECONDS="2")
+    try:
+        wait_until(lambda: batch_states(live_rq, batch["id"]) == [State.ISSUED.value] * rows,
+                   300, "the batch did not complete after the kill")
+    finally:
+        stop(second)
+    with live_rq.runtime.sessions() as session:
+        made = session.scalars(select(Certificate).join(
+            BatchRow, BatchRow.certificate_id == Certificate.id).where(
+            BatchRow.batch_id == batch["id"])).all()
+        serials = sorted(int((c.number or "").rsplit("/", 1)[1]) for c in made)
+        assert serials == list(range(serials[0], serials[0] + rows))  # no gap, no repeat
+        signs = session.execute(select(AuditEvent.certificate_id, func.count()).where(
+            AuditEvent.action == "sign").group_by(AuditEvent.certificate_id)).all()
+        assert sorted(count for _, count in signs) == [1] * rows  # each signed once
+    failed = FailedJobRegistry(queue=queue).get_job_ids()
+    # The job that died was reaped (failed) by the sweeper, then replaced by a new one that
+    # finished its certificate: nothing is left failed.
+    assert failed == [], failed
+    redis.close()
