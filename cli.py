@@ -6,6 +6,7 @@ import argparse
 import getpass
 import json
 import logging
+import os
 import re
 import secrets
 import sys
@@ -870,6 +871,48 @@ def _rts_parser(sub: Any) -> None:
     escalate.add_argument("--second-after-days", type=int, default=30, metavar="DAYS",
                           help="days after the first escalation before the second "
                           "(default 30: the first appellate officer's time to decide)")
+    bulk = sub.add_parser(
+        "bulk", help="send a batch file (CSV or JSON Lines) to the service and follow it; "
+        "PRAMAAN_API_TOKEN holds the department's token",
+        description="pramaan bulk FILE --type T [--wait]: upload (a clerk's token); "
+        "pramaan bulk BATCH-ID [--wait]: its state; pramaan bulk BATCH-ID --approve: approve "
+        "it as a whole (an officer's token, not the uploader's)")
+    bulk.add_argument("target", help="a .csv or .jsonl file, or a batch id")
+    bulk.add_argument("--type", dest="cert_type", help="the certificate type of every row")
+    bulk.add_argument("--mode", choices=("valid_rows", "all_or_nothing"), default="valid_rows",
+                      help="issue the valid rows (default), or nothing unless all are valid")
+    bulk.add_argument("--wait", action="store_true",
+                      help="follow with a progress bar until every row is issued or failed")
+    bulk.add_argument("--approve", action="store_true", help="approve the batch BATCH-ID")
+    bulk.add_argument("--url", default=None,
+                      help="the service (default: PRAMAAN_API_URL, else http://127.0.0.1:8000)")
+
+
+def cmd_bulk(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from issuer import bulk_client as bulk
+
+    console = Console(stderr=True)
+    url = args.url or os.environ.get("PRAMAAN_API_URL") or "http://127.0.0.1:8000"
+    try:
+        client = bulk.Client.connect(url, os.environ)
+        path = Path(args.target)
+        if path.suffix.lower() in bulk.MEDIA:
+            if not args.cert_type:
+                raise bulk.BulkError("--type names the certificate type of the rows")
+            batch = bulk.upload(client, path, args.cert_type, args.mode)
+        elif args.approve:
+            batch = bulk.approve(client, args.target)
+        else:
+            _, batch = client.call("GET", f"/api/v1/batches/{args.target}")
+        if args.wait:
+            batch = bulk.follow(client, batch["id"], console)
+    except bulk.BulkError as exc:
+        print(f"pramaan bulk: {exc}", file=sys.stderr)
+        return 2
+    print(bulk.summary(batch))
+    return 1 if batch["state"] in bulk.ENDED or batch["progress"]["failed"] else 0
 
 
 COMMANDS = {
@@ -880,7 +923,7 @@ COMMANDS = {
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
     "ward": cmd_ward, "rts": cmd_rts,
     "digilocker": cmd_digilocker, "keys": cmd_keys,
-    "digilocker-emulator": cmd_digilocker_emulator,
+    "digilocker-emulator": cmd_digilocker_emulator, "bulk": cmd_bulk,
 }
 
 

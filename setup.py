@@ -36,6 +36,7 @@ setup(
         "argon2-cffi==25.1.0",
         "urllib3==2.8.0",
         "python-pkcs11==0.9.5",
+        "rich==15.0.0",
     ],
     extras_require={
         "dev": [
