@@ -5,6 +5,8 @@ its progress, download the report of bad rows, approve or reject it as a whole.
          application/x-ndjson) or as the `file` field of a multipart form; Idempotency-Key
     GET  /api/v1/batches/<id>                          counts, rate, ETA, the bad rows
     GET  /api/v1/batches/<id>/report.csv               the bad rows, one field error a line
+    GET  /api/v1/batches/<id>/certificates.zip         signed PDFs and a CSV of every row
+    POST /api/v1/batches/<id>/retry                    the failed certificates, again
     POST /api/v1/batches/<id>/approve | /reject        an officer who did not upload it
 """
 
@@ -20,6 +22,7 @@ from flask import Blueprint, Response, jsonify, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api import _optional_body, db, principal, runtime
+from issuer.batch_archive import archive
 from issuer.batch_files import format_of
 from issuer.batches import (
     BatchState,
@@ -28,6 +31,7 @@ from issuer.batches import (
     error_report,
     progress,
     reject_batch,
+    retry_failed_rows,
     upload,
 )
 from issuer.errors import FieldError, NotFound, UnsupportedMedia, ValidationFailed
@@ -74,6 +78,27 @@ def batches_api() -> Blueprint:
         response.headers["Content-Disposition"] = (
             f'attachment; filename="batch-{batch.id}-report.csv"')
         return response
+
+    @bp.get("/batches/<batch_id>/certificates.zip")
+    def certificates_zip(batch_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.READ)
+        batch = _owned(batch_id, who, Action.READ)
+        response = Response(archive(runtime().sessions, batch.id, runtime().store.get),
+                            mimetype="application/zip")
+        response.headers["Content-Disposition"] = (
+            f'attachment; filename="batch-{batch.id}.zip"')
+        return response
+
+    @bp.post("/batches/<batch_id>/retry")
+    def retry_failed(batch_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.RETRY)
+        batch = _owned(batch_id, who, Action.RETRY)
+        ids = retry_failed_rows(db(), batch, who.actor)  # committed, one by one
+        runtime().dispatcher.enqueue_issues(ids)
+        db().refresh(batch)
+        return jsonify({**batch_view(batch), "retried": len(ids)})
 
     @bp.post("/batches/<batch_id>/approve")
     def approve(batch_id: str) -> Response:
@@ -139,7 +164,7 @@ def batch_view(batch: Batch) -> dict[str, Any]:
         "decision_reason": batch.decision_reason,
         "row_errors": batch.row_errors[:100],
         "links": {"self": link, "report": f"{link}/report.csv",
-                  "approve": f"{link}/approve"},
+                  "approve": f"{link}/approve", "certificates": f"{link}/certificates.zip"},
     }
 
 

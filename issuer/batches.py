@@ -266,6 +266,28 @@ def _prepared(batch: Batch, row: BatchRow) -> Prepared:
                     row.registration_number, row.ward_code, None)
 
 
+def retry_failed_rows(session: Session, batch: Batch, actor: str) -> list[str]:
+    """Retry every failed certificate of the batch (issuer/recovery.retry: audited, refused for
+    one whose registration got another certificate meanwhile), each committed on its own; the
+    ids to enqueue. Rows that were invalid or got no certificate stay as they are."""
+    from issuer.recovery import retry
+
+    failed = session.scalars(select(Certificate.id).join(
+        BatchRow, BatchRow.certificate_id == Certificate.id).where(
+        BatchRow.batch_id == batch.id, Certificate.state == State.FAILED.value)
+        .order_by(BatchRow.line)).all()
+    retried = []
+    for certificate_id in failed:
+        try:
+            retry(session, certificate_id, actor)
+            session.commit()
+        except InvalidTransition:
+            session.rollback()
+            continue
+        retried.append(certificate_id)
+    return retried
+
+
 def progress(session: Session, batch: Batch, now: dt.datetime | None = None) -> dict[str, Any]:
     """Counts of the batch's rows by where they are (pending, issued, failed: invalid rows,
     rows that got no certificate, and failed certificates), with the rate of issue so far and

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
 import json
 import os
@@ -14,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -203,6 +205,27 @@ def test_a_batch_is_validated_reported_approved_as_a_whole_and_issued_once(
         assert sorted(actions) == ["batch_approve", "batch_upload", "batch_upload"]
         pdf = live.runtime.store.get(made[0].pdf_path or "", made[0].pdf_sha256 or "")
     assert validate_pdf(pdf, live.runtime.trust.trust_root_paths).ok
+
+    # The result as one ZIP, streamed (no Content-Length): the signed PDFs and a CSV.
+    zipped = people["clerk"].get(live.url(done["links"]["certificates"]), timeout=120,
+                                 stream=True)
+    assert zipped.status_code == 200 and "Content-Length" not in zipped.headers
+    assert zipped.headers["Content-Type"] == "application/zip"
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        assert archive.testzip() is None
+        names = sorted(archive.namelist())
+        table = list(csv.DictReader(io.StringIO(archive.read("certificates.csv").decode())))
+        pdfs = {name: archive.read(name) for name in names if name.endswith(".pdf")}
+    by_number = {c.number: c for c in made}
+    assert sorted(pdfs) == sorted(f"{n.replace('/', '-')}.pdf" for n in by_number if n)
+    for name, data in pdfs.items():
+        record = next(c for c in made if f"{(c.number or '').replace('/', '-')}.pdf" == name)
+        assert hashlib.sha256(data).hexdigest() == record.pdf_sha256
+    assert [(r["line"], r["state"]) for r in table] == [
+        ("2", "issued"), ("4", "issued"), ("6", "issued"), ("3", "invalid"), ("5", "invalid")]
+    assert all(r["pdf_sha256"] == by_number[r["number"]].pdf_sha256
+               for r in table if r["state"] == "issued")
+    assert "duplicate" in table[-1]["error"]
 
 
 def test_all_or_nothing_refuses_a_batch_with_one_bad_row(live: Live) -> None:
@@ -521,3 +544,27 @@ def test_pramaan_bulk_uploads_waits_for_approval_and_follows_to_the_end(
     assert missing.returncode == 2 and "PRAMAAN_API_TOKEN" in missing.stderr
     untyped = pramaan_bulk(live, str(path), token=tokens["clerk"])
     assert untyped.returncode == 2 and "--type" in untyped.stderr
+
+
+def test_a_batch_s_failed_certificates_are_retried_by_an_officer(live: Live) -> None:
+    people = officer_department(live)
+    batch = post_batch(live, people["clerk"], as_csv(births(2, first=600))).json()
+    url = live.url(f"/api/v1/batches/{batch['id']}")
+    people["officer"].post(url + "/approve", timeout=120)
+    with live.runtime.sessions() as session, session.begin():  # one of them failed for good
+        row = session.scalars(select(BatchRow).where(BatchRow.batch_id == batch["id"],
+                                                     BatchRow.line == 3)).one()
+        record = session.get(Certificate, row.certificate_id)
+        assert record is not None
+        record.state, record.last_error, record.attempts = State.FAILED.value, "disk full", 3
+    failed = people["clerk"].get(url, timeout=60).json()["progress"]
+    assert (failed["issued"], failed["failed"]) == (1, 1)
+    assert people["clerk"].post(url + "/retry", timeout=60).status_code == 403
+    retried = people["officer"].post(url + "/retry", timeout=120)
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["retried"] == 1
+    assert retried.json()["progress"] == {**failed, "issued": 2, "failed": 0,
+                                          "rate_per_second": retried.json()["progress"][
+                                              "rate_per_second"]}
+    again = people["officer"].post(url + "/retry", timeout=60).json()
+    assert again["retried"] == 0
