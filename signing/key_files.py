@@ -26,9 +26,6 @@ PKCS12_SUFFIXES: Final = (".p12", ".pfx")
 """File name endings read as PKCS#12; any other key file is read as PEM."""
 
 _MIN_RSA_BITS: Final = 2048
-# Both PEM forms of an encrypted key: PKCS#8 ("BEGIN ENCRYPTED PRIVATE KEY") and OpenSSL's
-# traditional one ("Proc-Type: 4,ENCRYPTED").
-_ENCRYPTED_PEM_MARKS: Final = (b"-----BEGIN ENCRYPTED PRIVATE KEY-----", b"Proc-Type: 4,ENCRYPTED")
 
 
 @dataclass(frozen=True)
@@ -71,16 +68,19 @@ def load_pem_private_key(path: Path, what: str = "private key", *,
     """Load a PEM private key (RSA or EC) into a `cryptography` key object; an encrypted one
     only with `password_env` naming the environment variable that holds its password."""
     data = read_file(path, what)
-    password = None
-    if any(mark in data for mark in _ENCRYPTED_PEM_MARKS):
-        password = _password(path, what, password_env)
     try:
-        key = serialization.load_pem_private_key(data, password=password)
-    except (ValueError, TypeError) as exc:
-        if password is not None:
+        # cryptography says which keys are encrypted (both PEM forms, PKCS#8 and OpenSSL's
+        # traditional one): a TypeError when one comes without a password.
+        key = serialization.load_pem_private_key(data, password=None)
+    except TypeError:
+        password = _password(path, what, password_env)
+        try:
+            key = serialization.load_pem_private_key(data, password=password)
+        except ValueError as exc:
             raise KeyPasswordError(
                 f"{what} {path} does not open with the password in ${password_env}: wrong "
                 "password, or a damaged file", code="key_password_wrong") from exc
+    except ValueError as exc:
         raise KeyMaterialMissing(f"{what} {path} is not a PEM private key") from exc
     return _supported(key, path, what)
 

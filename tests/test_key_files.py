@@ -58,8 +58,7 @@ def write_pkcs12(pki: DevPki, path: Path, password: str | None = PASSWORD, *,
 
 
 def write_encrypted_pem(source: Path, path: Path, form: str, password: str = PASSWORD) -> Path:
-    """`source`'s key as PKCS#8 "BEGIN ENCRYPTED PRIVATE KEY" or OpenSSL's traditional
-    "Proc-Type: 4,ENCRYPTED" PEM."""
+    """`source`'s key as an encrypted PEM: PKCS#8, or OpenSSL's traditional form."""
     formats = {"pkcs8": serialization.PrivateFormat.PKCS8,
                "traditional": serialization.PrivateFormat.TraditionalOpenSSL}
     path.write_bytes(load_pem_private_key(source).private_bytes(
