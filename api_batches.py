@@ -5,9 +5,12 @@ its progress, download the report of bad rows, approve or reject it as a whole.
          application/x-ndjson) or as the `file` field of a multipart form; Idempotency-Key
     GET  /api/v1/batches/<id>                          counts, rate, ETA, the bad rows
     GET  /api/v1/batches/<id>/report.csv               the bad rows, one field error a line
+    GET  /api/v1/batches/<id>/sample                   lines of rows spread through the file
+    GET  /api/v1/batches/<id>/sample/<line>.pdf        a row rendered as a specimen (unsigned)
     GET  /api/v1/batches/<id>/certificates.zip         signed PDFs and a CSV of every row
     POST /api/v1/batches/<id>/retry                    the failed certificates, again
-    POST /api/v1/batches/<id>/approve | /reject        an officer who did not upload it
+    POST /api/v1/batches/<id>/approve | /reject        an officer who did not upload it (and
+                                                       opened a specimen, to approve)
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api import _optional_body, db, principal, runtime
 from issuer.batch_archive import archive
 from issuer.batch_files import format_of
+from issuer.batch_sample import sample_lines, specimen
 from issuer.batches import (
     BatchState,
     Upload,
@@ -88,6 +92,34 @@ def batches_api() -> Blueprint:
                             mimetype="application/zip")
         response.headers["Content-Disposition"] = (
             f'attachment; filename="batch-{batch.id}.zip"')
+        return response
+
+    @bp.get("/batches/<batch_id>/sample")
+    def sample(batch_id: str) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.READ)
+        batch = _owned(batch_id, who, Action.READ)
+        link = f"/api/v1/batches/{batch.id}/sample"
+        return jsonify({"batch": batch.id, "specimens": [
+            {"line": line, "pdf": f"{link}/{line}.pdf"}
+            for line in sample_lines(db(), batch)]})
+
+    @bp.get("/batches/<batch_id>/sample/<int:line>.pdf")
+    def specimen_pdf(batch_id: str, line: int) -> Response:
+        who = principal()
+        require(runtime().sessions, who, Action.READ)
+        session = db()
+        try:
+            batch = _owned(batch_id, who, Action.READ, lock=True)
+            pdf = specimen(session, runtime().renderer, runtime().settings, batch, line,
+                           who.actor)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        response = Response(pdf, mimetype="application/pdf")
+        response.headers["Content-Disposition"] = (
+            f'inline; filename="batch-{batch.id}-line-{line}-specimen.pdf"')
         return response
 
     @bp.post("/batches/<batch_id>/retry")
@@ -160,11 +192,13 @@ def batch_view(batch: Batch) -> dict[str, Any]:
         "rows": {"total": batch.total_rows, "valid": batch.valid_rows,
                  "invalid": len(batch.row_errors)},
         "progress": progress(db(), batch),
-        "uploaded_by": batch.uploaded_by, "decided_by": batch.decided_by,
+        "uploaded_by": batch.uploaded_by, "sample_seen_by": batch.sample_seen_by,
+        "decided_by": batch.decided_by,
         "decision_reason": batch.decision_reason,
         "row_errors": batch.row_errors[:100],
         "links": {"self": link, "report": f"{link}/report.csv",
-                  "approve": f"{link}/approve", "certificates": f"{link}/certificates.zip"},
+                  "sample": f"{link}/sample", "approve": f"{link}/approve",
+                  "certificates": f"{link}/certificates.zip"},
     }
 
 

@@ -883,7 +883,11 @@ def _rts_parser(sub: Any) -> None:
                       help="issue the valid rows (default), or nothing unless all are valid")
     bulk.add_argument("--wait", action="store_true",
                       help="follow with a progress bar until every row is issued or failed")
-    bulk.add_argument("--approve", action="store_true", help="approve the batch BATCH-ID")
+    bulk.add_argument("--sample", metavar="DIR", default=None,
+                      help="save specimens of rows spread through batch BATCH-ID (rendered, "
+                      "unsigned PDFs) into DIR, to look at before approving it")
+    bulk.add_argument("--approve", action="store_true",
+                      help="approve the batch BATCH-ID (after opening its --sample)")
     bulk.add_argument("--url", default=None,
                       help="the service (default: PRAMAAN_API_URL, else http://127.0.0.1:8000)")
 
@@ -902,6 +906,12 @@ def cmd_bulk(args: argparse.Namespace) -> int:
             if not args.cert_type:
                 raise bulk.BulkError("--type names the certificate type of the rows")
             batch = bulk.upload(client, path, args.cert_type, args.mode)
+        elif args.sample is not None and args.approve:
+            raise bulk.BulkError("look at the sample first (--sample DIR), then approve")
+        elif args.sample is not None:
+            for written in bulk.save_sample(client, args.target, Path(args.sample)):
+                print(f"specimen: {written}")
+            _, batch = client.call("GET", f"/api/v1/batches/{args.target}")
         elif args.approve:
             batch = bulk.approve(client, args.target)
         else:
@@ -912,6 +922,8 @@ def cmd_bulk(args: argparse.Namespace) -> int:
         print(f"pramaan bulk: {exc}", file=sys.stderr)
         return 2
     print(bulk.summary(batch))
+    if args.sample is not None and not args.wait:
+        return 0  # the specimens were saved: what was asked
     return 1 if batch["state"] in bulk.ENDED or batch["progress"]["failed"] else 0
 
 

@@ -29,6 +29,7 @@ from issuer.errors import (
     DuplicateCertificate,
     FieldError,
     InvalidTransition,
+    SampleNotSeen,
     ValidationFailed,
 )
 from issuer.models import Batch, BatchRow, Certificate, Department, State
@@ -177,8 +178,9 @@ def _row_values(batch_id: str, line: int, ready: Prepared) -> dict[str, Any]:
 
 
 def approve_batch(session: Session, batch: Batch, actor: str) -> None:
-    """awaiting_approval -> approved, by someone other than the uploader (audited). The caller
-    commits, then has the certificates made (`make_certificates`, a job)."""
+    """awaiting_approval -> approved, by someone other than the uploader who has opened a
+    specimen of its rows (issuer/batch_sample.py; audited). The caller commits, then has the
+    certificates made (`make_certificates`, a job)."""
     _decide(session, batch, actor, BatchState.APPROVED, rule="officer")
 
 
@@ -195,6 +197,9 @@ def _decide(session: Session, batch: Batch, actor: str, state: str, *, rule: str
     if actor == batch.uploaded_by:
         raise InvalidTransition("the approver must not be the person who uploaded the batch",
                                 state=batch.state)
+    if state == BatchState.APPROVED and rule == "officer" and actor not in batch.sample_seen_by:
+        raise SampleNotSeen(f"open a specimen of the batch's rows first: GET /api/v1/batches/"
+                            f"{batch.id}/sample", batch_id=batch.id)
     batch.state, batch.decided_by, batch.decided_at = state, actor, utcnow()
     batch.decision_reason = reason
     batch.updated_at = batch.decided_at

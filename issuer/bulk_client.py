@@ -46,6 +46,21 @@ class Client:
         return cls(base_url.rstrip("/"), token, urllib3.PoolManager(
             timeout=urllib3.Timeout(connect=10, read=600), retries=False))
 
+    def download(self, path: str) -> bytes:
+        """The body of a GET (a PDF), or BulkError with the service's problem."""
+        try:
+            response = self.http.request("GET", self.base_url + path,
+                                         headers={"Authorization": f"Bearer {self.token}"})
+        except urllib3.exceptions.HTTPError as exc:
+            raise BulkError(f"cannot reach {self.base_url}: {exc}") from None
+        if response.status >= 400:
+            try:
+                data = json.loads(response.data or b"{}")
+            except ValueError:
+                data = {"detail": response.data[:200].decode(errors="replace")}
+            raise BulkError(_problem(response.status, data))
+        return bytes(response.data)
+
     def call(self, method: str, path: str, *, body: bytes | None = None,
              headers: Mapping[str, str] | None = None,
              fields: Mapping[str, str] | None = None) -> tuple[int, dict[str, Any]]:
@@ -102,6 +117,22 @@ def follow(client: Client, batch_id: str, console: Console, *, poll: float = 1.0
             _, batch = client.call("GET", f"/api/v1/batches/{batch_id}")
 
 
+def save_sample(client: Client, batch_id: str, directory: Path) -> list[Path]:
+    """Write the specimens of the batch's sample rows (rendered, unsigned) into `directory`,
+    one PDF per row, named by file line; their paths. An officer opens them before approving."""
+    _, sample = client.call("GET", f"/api/v1/batches/{batch_id}/sample")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BulkError(f"cannot make {directory}: {exc.strerror}") from None
+    written = []
+    for shown in sample["specimens"]:
+        path = directory / f"batch-{batch_id}-line-{shown['line']}-specimen.pdf"
+        path.write_bytes(client.download(shown["pdf"]))
+        written.append(path)
+    return written
+
+
 def approve(client: Client, batch_id: str) -> dict[str, Any]:
     _, batch = client.call("POST", f"/api/v1/batches/{batch_id}/approve")
     return batch
@@ -118,8 +149,9 @@ def summary(batch: dict[str, Any]) -> str:
     if rows["invalid"]:
         lines.append(f"  the bad rows, line by line: {batch['links']['report']}")
     if batch["state"] == "awaiting_approval":
-        lines.append(f"  waiting for an officer: POST {batch['links']['approve']} "
-                     f"(or `pramaan bulk {batch['id']} --approve` with an officer's token)")
+        lines.append(f"  waiting for an officer, who looks at a sample first "
+                     f"(`pramaan bulk {batch['id']} --sample DIR`), then approves "
+                     f"(`pramaan bulk {batch['id']} --approve`) with an officer's token")
     return "\n".join(lines)
 
 

@@ -86,6 +86,11 @@ class InvalidTransition(Conflict):
     title = "The certificate is not in a state that allows this"
 
 
+class SampleNotSeen(Conflict):
+    code = "sample_not_seen"
+    title = "Approve a batch only after seeing a sample of its rendered rows"
+
+
 class NotReady(Conflict):
     code = "not_issued"
     title = "The certificate is not issued yet"

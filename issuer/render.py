@@ -15,12 +15,26 @@ import threading
 import unicodedata
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import typst
 
 import templates
 from issuer.certtypes import cert_type, template_file
+
+SPECIMEN_WRAPPER: Final = """
+#set page(foreground: place(center + horizon, rotate(-40deg, text(
+  size: 58pt, weight: "bold", fill: rgb(190, 30, 30, 90),
+  font: ("Noto Sans", "Noto Sans Devanagari"))[SPECIMEN · नमुना])))
+#include sys.inputs.template
+""".encode()
+"""The main file of a specimen render (typst source; the template's path in sys.inputs)."""
+
+NO_SEAL_SVG: Final = (
+    '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 100 100">'
+    '<rect x="1" y="1" width="98" height="98" fill="#f2f2f2" stroke="#b0b0b0" stroke-width="2"/>'
+    '<path d="M1 1L99 99M99 1L1 99" stroke="#c8c8c8" stroke-width="2"/></svg>')
+"""Where a specimen's QR would be: an empty crossed box (a specimen has no seal)."""
 
 
 def nfc(value: Any) -> Any:
@@ -70,6 +84,24 @@ class Renderer:
             compiler = self._compiler(root, template)
             # typst-py re-reads its main input only when given on each call (RENDERING.md).
             pdf = compiler.compile(input=template, format="pdf", sys_inputs=sys_inputs)
+        if not isinstance(pdf, bytes):
+            raise TypeError(f"typst returned {type(pdf).__name__}, expected PDF bytes")
+        return pdf
+
+    def render_specimen(self, template_version: str, data: Mapping[str, Any]) -> bytes:
+        """The PDF `render` would make, as a specimen: SPECIMEN · नमुना across every page and
+        an empty crossed box where the seal QR goes. For showing what a row will look like
+        before anyone approves it; it carries no seal and is never signed. The template file
+        is not touched: a wrapper sets the page foreground and includes it."""
+        root, template = self._template(template_version)
+        sys_inputs = {
+            "data": json.dumps(nfc(data), ensure_ascii=False),
+            "qr": NO_SEAL_SVG,
+            "template": "/" + template.relative_to(root).as_posix(),
+        }
+        with self._lock:
+            compiler = self._compiler(root, template)
+            pdf = compiler.compile(input=SPECIMEN_WRAPPER, format="pdf", sys_inputs=sys_inputs)
         if not isinstance(pdf, bytes):
             raise TypeError(f"typst returned {type(pdf).__name__}, expected PDF bytes")
         return pdf

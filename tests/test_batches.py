@@ -24,6 +24,7 @@ from typing import Any
 import pytest
 import requests
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
 from issuer.batch_files import read_rows
 from issuer.batches import BatchState, Upload, approve_batch, make_certificates, upload
@@ -36,6 +37,7 @@ from issuer.settings import Settings
 from issuer.sweep import sweep
 from issuer.tokens import create_token
 from signing.validate import validate_pdf
+from tests.certificate_pdfs import squash, text_of
 from tests.conftest import ROOT, Live, make_settings, sample, serve
 from tests.test_jobs import run_worker_burst, worker_env
 
@@ -142,6 +144,38 @@ def post_batch(live: Live, http: requests.Session, data: bytes, media: str = "te
                      params={"type": "birth", **params}, timeout=120)
 
 
+def watermark_pixels(pdf: Path) -> int:
+    """How many pixels of the page at 50 dpi are the specimen watermark's pale red (white
+    under translucent red: the template itself prints no such colour)."""
+    raw = subprocess.run(["pdftoppm", "-r", "50", "-f", "1", "-l", "1", str(pdf)],
+                         capture_output=True, check=True).stdout
+    magic, width, height, depth, pixels = raw.split(maxsplit=4)
+    assert (magic, depth) == (b"P6", b"255")
+    assert len(pixels) == int(width) * int(height) * 3
+    return sum(1 for i in range(0, len(pixels), 3)
+               if pixels[i] > 225 and 150 < pixels[i + 1] < 215 and 150 < pixels[i + 2] < 215
+               and pixels[i] - pixels[i + 1] > 25)
+
+
+def look_at_sample(live: Live, http: requests.Session, batch_id: str) -> None:
+    """What an officer does before approving: open a specimen of the batch's rows."""
+    shown = http.get(live.url(f"/api/v1/batches/{batch_id}/sample"), timeout=60)
+    assert shown.status_code == 200, shown.text
+    specimen = http.get(live.url(shown.json()["specimens"][0]["pdf"]), timeout=120)
+    assert specimen.status_code == 200, specimen.text
+
+
+def approve_over_http(live: Live, http: requests.Session, batch_id: str) -> requests.Response:
+    look_at_sample(live, http, batch_id)
+    return http.post(live.url(f"/api/v1/batches/{batch_id}/approve"), timeout=300)
+
+
+def seen_and_approved(session: Session, batch: Batch, actor: str) -> None:
+    """approve_batch in process, as by an officer who has opened a specimen."""
+    batch.sample_seen_by = [*batch.sample_seen_by, actor]
+    approve_batch(session, batch, actor)
+
+
 def test_a_batch_is_validated_reported_approved_as_a_whole_and_issued_once(
         live: Live, tmp_path: Path) -> None:
     people = officer_department(live)
@@ -182,7 +216,9 @@ def test_a_batch_is_validated_reported_approved_as_a_whole_and_issued_once(
     # Only an officer approves; then every valid row is issued, each once.
     url = live.url(f"/api/v1/batches/{batch['id']}/approve")
     assert people["clerk"].post(url, timeout=60).status_code == 403
-    approved = people["officer"].post(url, timeout=300)
+    unseen = people["officer"].post(url, timeout=60)
+    assert unseen.status_code == 409 and unseen.json()["code"] == "sample_not_seen"
+    approved = approve_over_http(live, people["officer"], batch["id"])
     assert approved.status_code == 200, approved.text
     done = approved.json()
     assert done["state"] == "issuing" and done["decided_by"] == f"token:{OFFICE}/officer-batch"
@@ -226,6 +262,52 @@ def test_a_batch_is_validated_reported_approved_as_a_whole_and_issued_once(
     assert all(r["pdf_sha256"] == by_number[r["number"]].pdf_sha256
                for r in table if r["state"] == "issued")
     assert "duplicate" in table[-1]["error"]
+
+
+def test_an_officer_sees_specimens_spread_through_the_file_that_can_never_pass_as_certificates(
+        live: Live, tmp_path: Path) -> None:
+    people = officer_department(live)
+    rows = births(12, first=700)
+    rows[4]["child"]["sex"] = "unknown"  # line 6 is bad: never shown
+    rows[-1]["child"]["name"] = {"en": "Tanvi Shrikant Deshpande", "mr": "तन्वी श्रीकांत देशपांडे"}
+    batch = post_batch(live, people["clerk"], as_csv(rows)).json()
+    shown = people["officer"].get(live.url(f"/api/v1/batches/{batch['id']}/sample"), timeout=60)
+    lines = [s["line"] for s in shown.json()["specimens"]]
+    # 11 valid rows (lines 2-5, 7-13): the first, the last and three evenly between.
+    assert lines == [2, 4, 8, 11, 13], lines
+    specimen = people["officer"].get(live.url(shown.json()["specimens"][-1]["pdf"]), timeout=120)
+    assert specimen.status_code == 200 and specimen.headers["Content-Type"] == "application/pdf"
+    pdf = tmp_path / "specimen.pdf"
+    pdf.write_bytes(specimen.content)
+    text = squash(text_of(tmp_path, specimen.content))
+    assert squash("Tanvi Shrikant Deshpande") in text and squash("तन्वी श्रीकांत देशपांडे") in text
+    assert squash("SPECIMEN · नमुना") in text  # where the number goes
+    assert watermark_pixels(pdf) > 1500  # across the page (poppler reads no rotated text)
+    assert "PMC/B/" not in text  # no certificate number
+    unsigned = subprocess.run(["pdfsig", str(pdf)], capture_output=True, text=True, check=False)
+    assert "does not contain any signatures" in unsigned.stdout + unsigned.stderr
+    subprocess.run(["pdftoppm", "-r", "100", "-png", str(pdf), str(tmp_path / "page")],
+                   check=True)
+    scan = subprocess.run(["zbarimg", "-q", str(tmp_path / "page-1.png")],
+                          capture_output=True, text=True, check=False)
+    assert scan.stdout == "", scan.stdout  # no seal to scan
+    with live.runtime.sessions() as session:
+        seen = session.get(Batch, batch["id"])
+        assert seen is not None and seen.sample_seen_by == [f"token:{OFFICE}/officer-batch"]
+        assert session.scalar(select(func.count()).select_from(Certificate)) == 0
+
+    for wrong in ("6", "1", "14", "99999"):  # a bad row, the header, past the end
+        missing = people["officer"].get(
+            live.url(f"/api/v1/batches/{batch['id']}/sample/{wrong}.pdf"), timeout=60)
+        assert missing.status_code == 404, (wrong, missing.text)
+        assert missing.json()["code"] == "not_found"
+    # The uploader looking changes nothing: only the approver's own look counts.
+    look_at_sample(live, people["clerk"], batch["id"])
+    unseen = people["officer2"].post(live.url(f"/api/v1/batches/{batch['id']}/approve"),
+                                     timeout=60)
+    assert unseen.status_code == 409 and unseen.json()["code"] == "sample_not_seen"
+    approved = approve_over_http(live, people["officer2"], batch["id"])
+    assert approved.status_code == 200, approved.text
 
 
 def test_all_or_nothing_refuses_a_batch_with_one_bad_row(live: Live) -> None:
@@ -334,7 +416,7 @@ def test_a_registration_issued_meanwhile_is_a_failed_row_and_the_rest_are_issued
     with live.runtime.sessions() as session, session.begin():
         batch = session.get(Batch, batch_id)
         assert batch is not None
-        approve_batch(session, batch, "officer-b")
+        seen_and_approved(session, batch, "officer-b")
     issued: list[str] = []
     made = make_certificates(live.runtime.sessions, batch_id, live.runtime.settings,
                              issued.extend)
@@ -352,7 +434,7 @@ def test_a_stopped_batch_is_resumed_by_the_sweeper(live: Live) -> None:
     with live.runtime.sessions() as session, session.begin():
         batch = session.get(Batch, batch_id)
         assert batch is not None
-        approve_batch(session, batch, "officer-b")  # and the job never ran
+        seen_and_approved(session, batch, "officer-b")  # and the job never ran
     assert sweep(live.runtime, older_than_seconds=0) >= 1
     with live.runtime.sessions() as session:
         states = session.scalars(select(Certificate.state).join(
@@ -372,8 +454,7 @@ def live_rq(tmp_path: Path, database_url: str, keys_dir: Path, redis_url: str) -
 def test_rq_workers_make_and_issue_a_batch_each_row_once(live_rq: Live) -> None:
     people = officer_department(live_rq)
     batch = post_batch(live_rq, people["clerk"], as_csv(births(12, first=200))).json()
-    approved = people["officer"].post(live_rq.url(f"/api/v1/batches/{batch['id']}/approve"),
-                                      timeout=60)
+    approved = approve_over_http(live_rq, people["officer"], batch["id"])
     assert approved.status_code == 200 and approved.json()["state"] == "approved"
     ran = run_worker_burst(live_rq.runtime.settings, "--processes", "2")
     body = people["clerk"].get(live_rq.url(f"/api/v1/batches/{batch['id']}"), timeout=60).json()
@@ -427,7 +508,7 @@ def test_a_worker_sweeps_up_an_approved_batch_nobody_enqueued(live_rq: Live) -> 
     with live_rq.runtime.sessions() as session, session.begin():
         batch = session.get(Batch, batch_id)
         assert batch is not None
-        approve_batch(session, batch, "officer-b")  # Redis never heard of it
+        seen_and_approved(session, batch, "officer-b")  # Redis never heard of it
     worker = start_worker(live_rq.runtime.settings)
     try:
         wait_until(lambda: batch_states(live_rq, batch_id) == [State.ISSUED.value] * 5, 120,
@@ -451,8 +532,7 @@ def test_a_worker_killed_mid_batch_loses_no_row_and_issues_none_twice(live_rq: L
             "PRAMAAN_SIGNATURE_LEVELS": "", "PRAMAAN_DEV_TSA_DELAY_MS": "300"}
     first = start_worker(live_rq.runtime.settings, PRAMAAN_SWEEP_SECONDS="0", **slow)
     try:
-        approved = people["officer"].post(
-            live_rq.url(f"/api/v1/batches/{batch['id']}/approve"), timeout=60)
+        approved = approve_over_http(live_rq, people["officer"], batch["id"])
         assert approved.status_code == 200
 
         def mid_job() -> bool:
@@ -535,6 +615,19 @@ def test_pramaan_bulk_uploads_waits_for_approval_and_follows_to_the_end(
 
     refused = pramaan_bulk(live, batch_id, "--approve", token=tokens["clerk"])
     assert refused.returncode == 2 and "HTTP 403" in refused.stderr
+    unseen = pramaan_bulk(live, batch_id, "--approve", token=tokens["officer"])
+    assert unseen.returncode == 2 and "sample_not_seen" in unseen.stderr
+    both = pramaan_bulk(live, batch_id, "--sample", str(tmp_path / "s"), "--approve",
+                        token=tokens["officer"])
+    assert both.returncode == 2 and "sample first" in both.stderr
+    looked = pramaan_bulk(live, batch_id, "--sample", str(tmp_path / "sample"),
+                          token=tokens["officer"])
+    assert looked.returncode == 0, looked.stderr
+    specimens = sorted((tmp_path / "sample").glob("*.pdf"))
+    assert [p.name for p in specimens] == [
+        f"batch-{batch_id}-line-{line}-specimen.pdf" for line in (2, 3, 4)]
+    assert all(p.read_bytes().startswith(b"%PDF-") for p in specimens)
+    assert str(specimens[0]) in looked.stdout
     done = pramaan_bulk(live, batch_id, "--approve", "--wait", token=tokens["officer"])
     assert done.returncode == 1, done.stderr  # one row failed: not a clean run
     assert "issued 3, failed 1, pending 0" in done.stdout
@@ -550,7 +643,7 @@ def test_a_batch_s_failed_certificates_are_retried_by_an_officer(live: Live) -> 
     people = officer_department(live)
     batch = post_batch(live, people["clerk"], as_csv(births(2, first=600))).json()
     url = live.url(f"/api/v1/batches/{batch['id']}")
-    people["officer"].post(url + "/approve", timeout=120)
+    approve_over_http(live, people["officer"], batch["id"])
     with live.runtime.sessions() as session, session.begin():  # one of them failed for good
         row = session.scalars(select(BatchRow).where(BatchRow.batch_id == batch["id"],
                                                      BatchRow.line == 3)).one()
