@@ -5,7 +5,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 DEBIAN_TOOLS := poppler-utils zbar-tools libnss3-tools softhsm2
 
-.PHONY: run init test test-fast lint bench install debian-tools clean bench-digilocker bench-overlap
+.PHONY: run init test test-fast lint bench install debian-tools clean bench-digilocker bench-overlap \
+	bench-bulk
 
 run: init
 	$(BIN)/pramaan serve
@@ -42,6 +43,14 @@ bench: install
 	$(BIN)/python bench/types.py --count 100
 	$(BIN)/python bench/seal_refusal.py
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
+	$(BIN)/python bench/bulk.py --rows 300 --floor-count 40
+
+# A batch of 10,000 birth certificates from one CSV through PostgreSQL, Redis and RQ worker
+# processes at B-B, with 1 worker and with 2: certificates/s, the scaling, peak and drift of
+# each worker's RSS, waits on the audit head, against the single-process stage floors (about
+# 20 min; PostgreSQL and Redis as for the tests).
+bench-bulk: install
+	$(BIN)/python bench/bulk.py --rows 10000 --workers 1 2
 
 # Issuing through RQ while the TSA is 100 ms away, B-B against B-LTA with 1, 2 and 4 worker
 # processes of 1 and 8 threads, each three times, the median counted (about 15 min;

@@ -1,0 +1,329 @@
+"""`make bench-bulk`: a batch of N birth certificates from one CSV through the real pipeline
+(PostgreSQL, Redis, RQ worker processes, PAdES B-B, the local store), with 1 worker and with 2,
+and in the same run the single-process stage floors (QR + render + sign + store), so the
+pipeline's own cost (queue, database, storage, the batch's chunks) shows as a ratio.
+
+For each worker count: the CSV is uploaded and validated as `POST /api/v1/batches` does it
+(issuer/batches.upload: the time is reported), the workers are started and registered (keys
+loaded), then the batch is handed to the queue (the development department approves at
+upload); the clock runs from then to the last `sign` audit event. Every worker's RSS is sampled
+throughout (peak, and the second tenth of the run against the last: memory must stay flat).
+PostgreSQL's activity is sampled every 20 ms for backends waiting on the audit head's row lock
+(issuer/audit.py: every audited transaction takes it), to show whether the one chain limits
+throughput.
+
+`--rows 300` is the quick form `make bench` runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.pipeline import request  # noqa: E402
+from issuer.batches import Upload, approve_batch, upload  # noqa: E402
+from issuer.bootstrap import DEV_DEPARTMENT, initialise  # noqa: E402
+from issuer.db import as_utc  # noqa: E402
+from issuer.issue import issue_certificate  # noqa: E402
+from issuer.models import AuditEvent, Batch, Certificate, Department  # noqa: E402
+from issuer.runtime import Runtime  # noqa: E402
+from issuer.settings import Settings  # noqa: E402
+from issuer.submit import submit  # noqa: E402
+
+POSTGRES = os.environ.get("PRAMAAN_BENCH_POSTGRES") or os.environ.get(
+    "PRAMAAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS = os.environ.get("PRAMAAN_BENCH_REDIS", "redis://127.0.0.1:6379/7")
+FLOOR_STAGES = ("qr", "render", "sign", "store")
+
+
+def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
+    """A request as CSV cells: nested fields under dotted names."""
+    cells: dict[str, str] = {}
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            cells.update(flat(value, f"{prefix}{key}."))
+        elif value is not None:
+            cells[f"{prefix}{key}"] = str(value)
+    return cells
+
+
+def births_csv(rows: int, first: int) -> bytes:
+    records = [flat(request(first + i)) for i in range(rows)]
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(records[0]))
+    writer.writeheader()
+    writer.writerows(records)
+    return out.getvalue().encode("utf-8")
+
+
+def environment(home: Path, keys: Path, database_url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("PRAMAAN_", "DATABASE_", "REDIS_"))}
+    env.update({"PRAMAAN_HOME": str(home), "PRAMAAN_KEYS_DIR": str(keys),
+                "DATABASE_URL": database_url, "REDIS_URL": REDIS, "PRAMAAN_TSA_URL": "none"})
+    return env
+
+
+def stage_floors(tmp: Path, keys: Path, count: int) -> dict[str, float]:
+    """Median ms of each stage issuing `count` certificates in this one process (SQLite),
+    after five unmeasured ones."""
+    home = tmp / "floors"
+    runtime = Runtime(Settings.from_env(env={"PRAMAAN_HOME": str(home), "PRAMAAN_TSA_URL": "none",
+                                             "PRAMAAN_KEYS_DIR": str(keys)}))
+    initialise(runtime)
+    times: dict[str, list[float]] = {stage: [] for stage in FLOOR_STAGES}
+    for i in range(count + 5):
+        with runtime.sessions() as session, session.begin():
+            department = session.get(Department, DEV_DEPARTMENT)
+            assert department is not None
+            cert_id = submit(session, department, "bench", request(900000 + i)).id
+        timings: dict[str, float] = {}
+        assert issue_certificate(runtime, cert_id, timings=timings)
+        if i >= 5:
+            for stage in FLOOR_STAGES:
+                times[stage].append(timings[stage])
+    runtime.close()
+    return {stage: statistics.median(values) * 1000 for stage, values in times.items()}
+
+
+def memory_kb(pid: int) -> tuple[int, int] | None:
+    """(RSS, peak RSS) of a process in KiB, None once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    values = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    return int(values["VmRSS"].split()[0]), int(values["VmHWM"].split()[0])
+
+
+class Sampler:
+    """Every worker's memory and PostgreSQL's waits on the audit head, in a thread."""
+
+    def __init__(self, pids: list[int], admin: sa.Engine, schema: str) -> None:
+        self.pids, self.admin, self.schema = pids, admin, schema
+        self.memory: dict[int, list[tuple[float, int, int]]] = {pid: [] for pid in pids}
+        self.lock_samples = 0
+        self.head_waiters: list[int] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> Sampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        query = sa.text(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            "AND query ILIKE '%audit_head%' AND query NOT ILIKE '%pg_stat_activity%'")
+        last_memory = 0.0
+        with self.admin.connect() as conn:
+            while not self._stop.wait(0.02):
+                self.head_waiters.append(int(conn.execute(query).scalar_one()))
+                conn.commit()
+                now = time.monotonic()
+                if now - last_memory >= 1:
+                    last_memory = now
+                    for pid in self.pids:
+                        seen = memory_kb(pid)
+                        if seen is not None:
+                            self.memory[pid].append((now, *seen))
+
+
+def one_run(tmp: Path, keys: Path, rows: int, workers: int) -> dict[str, Any]:
+    """Issue `rows` certificates from one CSV batch with `workers` worker processes."""
+    import signal
+
+    from redis import Redis
+    from rq import Worker
+
+    schema = f"bulk_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(POSTGRES)
+    with admin.begin() as conn:
+        conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    sep = "&" if "?" in POSTGRES else "?"
+    database_url = f"{POSTGRES}{sep}options=-csearch_path%3D{schema}"
+    env = environment(tmp / f"w{workers}", keys, database_url)
+    redis = Redis.from_url(REDIS)
+    redis.flushdb()
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        runtime = Runtime(Settings.from_env(env=env))
+        initialise(runtime)
+        data = births_csv(rows, first=workers * 1_000_000)
+        started = time.monotonic()
+        with runtime.sessions() as session, session.begin():
+            department = session.get(Department, DEV_DEPARTMENT)
+            assert department is not None
+            batch, _ = upload(session, department, "bench:clerk",
+                              Upload(data, "csv", "birth", file_name="births.csv"),
+                              runtime.settings)
+            batch_id = batch.id
+            assert batch.valid_rows == rows, batch.row_errors[:3]
+        upload_seconds = time.monotonic() - started
+        logs = [(tmp / f"worker-{workers}-{n}.log").open("w") for n in range(workers)]
+        procs = [subprocess.Popen([sys.executable, str(ROOT / "worker.py"), "--rts-every", "0"],
+                                  env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=log)
+                 for log in logs]
+        deadline = time.monotonic() + 180
+        while Worker.count(connection=redis) < workers:  # keys loaded, listening
+            if time.monotonic() > deadline or any(p.poll() is not None for p in procs):
+                raise SystemExit("the workers did not start")
+            time.sleep(0.2)
+        with Sampler([p.pid for p in procs], admin, schema) as sampler:
+            with runtime.sessions() as session, session.begin():
+                batch = session.get(Batch, batch_id)
+                assert batch is not None
+                if batch.state == "awaiting_approval":  # else approved at upload (automatic)
+                    batch.sample_seen_by = ["bench:officer"]  # the officer saw specimens
+                    approve_batch(session, batch, "bench:officer")
+            began = as_utc(dt_now())
+            runtime.dispatcher.enqueue_batch(batch_id)
+            last = wait_for_signatures(runtime, rows, began)
+        seconds = (last - began).total_seconds()
+        runtime.close()
+        return {"rows": rows, "workers": workers, "upload_validate_seconds": upload_seconds,
+                "seconds": seconds, "certificates_per_second": rows / seconds,
+                "memory": memory_figures(sampler.memory),
+                "audit_head": {
+                    "samples": len(sampler.head_waiters),
+                    "share_with_a_waiter": (sum(1 for w in sampler.head_waiters if w)
+                                            / max(1, len(sampler.head_waiters))),
+                    "mean_waiters": statistics.fmean(sampler.head_waiters or [0])}}
+    finally:
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        redis.flushdb()
+        redis.close()
+        with admin.begin() as conn:
+            conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def dt_now() -> Any:
+    import datetime as dt
+
+    return dt.datetime.now(dt.UTC)
+
+
+def wait_for_signatures(runtime: Runtime, rows: int, began: Any) -> Any:
+    """The time of the last `sign` audit event, once there are `rows` of them."""
+    shown = 0.0
+    while True:
+        with runtime.sessions() as session:
+            signed = session.scalar(sa.select(sa.func.count()).select_from(AuditEvent).where(
+                AuditEvent.action == "sign")) or 0
+            if signed >= rows:
+                return as_utc(session.scalar(sa.select(sa.func.max(AuditEvent.at)).where(
+                    AuditEvent.action == "sign")))
+            failed = session.scalars(sa.select(Certificate.last_error).where(
+                Certificate.attempts > 0).limit(1)).first()
+        if failed:  # a failed attempt waits for the sweeper: nothing to time
+            raise SystemExit(f"a certificate failed to issue: {failed}")
+        if time.monotonic() - shown > 5:
+            shown = time.monotonic()
+            elapsed = (dt_now() - began).total_seconds()
+            print(f"  {signed}/{rows} signed after {elapsed:.0f} s", file=sys.stderr)
+        time.sleep(0.5)
+
+
+def memory_figures(samples: Mapping[int, list[tuple[float, int, int]]]) -> list[dict[str, float]]:
+    """Per worker: peak RSS, and the median RSS of the second tenth of the samples (the first
+    holds the start: typst's first compile, the first pages of fonts) and of the last."""
+    figures = []
+    for series in samples.values():
+        if not series:
+            continue
+        tenth = max(1, len(series) // 10)
+        first = statistics.median(rss for _, rss, _ in series[tenth:2 * tenth] or series) / 1024
+        last = statistics.median(rss for _, rss, _ in series[-tenth:]) / 1024
+        figures.append({"peak_rss_mb": round(max(peak for *_, peak in series) / 1024, 1),
+                        "rss_second_tenth_mb": round(first, 1),
+                        "rss_last_tenth_mb": round(last, 1),
+                        "growth_mb": round(last - first, 1)})
+    return figures
+
+
+def rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 3)
+    if isinstance(value, dict):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [rounded(v) for v in value]
+    return value
+
+
+def report(floors: Mapping[str, float], runs: list[dict[str, Any]]) -> Iterator[str]:
+    floor_ms = sum(floors.values())
+    yield f"stage floors (one process, ms): {json.dumps(rounded(dict(floors)))} = {floor_ms:.1f}"
+    for run in runs:
+        ideal = run["workers"] * 1000 / floor_ms
+        yield (f"{run['workers']} worker(s): {run['certificates_per_second']:.1f} certificates/s "
+               f"(stage floors allow {ideal:.1f}: overhead "
+               f"{(ideal / run['certificates_per_second'] - 1) * 100:.0f} % of the floors)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=10_000, help="rows of the CSV (10,000)")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2],
+                        help="worker processes to compare (default 1 and 2)")
+    parser.add_argument("--floor-count", type=int, default=100,
+                        help="certificates issued in one process for the stage floors")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args()
+    from signing.devpki import ensure_dev_pki
+
+    with tempfile.TemporaryDirectory(prefix="pramaan-bench-bulk-") as tmp_name:
+        tmp = Path(tmp_name)
+        keys = ensure_dev_pki(tmp / "keys").keys_dir
+        floors = stage_floors(tmp, keys, args.floor_count)
+        runs = []
+        for workers in args.workers:
+            print(f"{args.rows} rows, {workers} worker(s):", file=sys.stderr)
+            runs.append(one_run(tmp, keys, args.rows, workers))
+    figures: dict[str, Any] = {"stage_floor_ms": floors, "stage_floor_sum_ms": sum(floors.values()),
+                               "runs": runs}
+    rates = {run["workers"]: run["certificates_per_second"] for run in runs}
+    if 1 in rates and 2 in rates:
+        figures["scaling_2_vs_1"] = rates[2] / rates[1]
+    for run in runs:
+        ideal = run["workers"] * 1000 / figures["stage_floor_sum_ms"]
+        run["overhead_vs_floors"] = ideal / run["certificates_per_second"] - 1
+    for line in report(floors, runs):
+        print(line, file=sys.stderr)
+    print(json.dumps(rounded(figures), indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(rounded(figures), indent=2))
+
+
+if __name__ == "__main__":
+    main()
