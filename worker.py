@@ -1,7 +1,8 @@
 """Thin RQ worker entry: `pramaan worker` / `python worker.py`.
 
 Uses RQ's SimpleWorker (no fork per job) so the document-signer key, seal key and typst compiler
-are loaded once per worker process, after any fork, and reused for every job.
+are loaded once per worker process, after any fork, and reused for every job; as PatientWorker
+(issuer/patient_worker.py), which waits out a Redis restart instead of quitting.
 """
 
 from __future__ import annotations
@@ -45,9 +46,13 @@ def current_runtime() -> Runtime:
 
 def issue_job(certificate_id: str) -> bool:
     """RQ entry for issuing: the id only; the job re-reads the record."""
+    from issuer.db import OUTAGE_PATIENCE_SECONDS
     from issuer.issue import issue_certificate
 
-    return issue_certificate(current_runtime(), certificate_id)
+    # A database restarted under the job costs it a wait, not a failure (and, from `signing`,
+    # the two minutes before the sweeper may resume it: issue.RESUME_AFTER).
+    return issue_certificate(current_runtime(), certificate_id,
+                             db_patience=OUTAGE_PATIENCE_SECONDS)
 
 
 def batch_job(batch_id: str) -> int:
@@ -72,7 +77,9 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
     with the other workers at the RTS escalation (start_rts_ticker). With `threads` > 1, that
     many workers in threads of this process share its keys (issuer/job_threads)."""
     from redis import Redis
-    from rq import Queue, SimpleWorker
+    from rq import Queue
+
+    from issuer.patient_worker import PatientWorker
 
     rt = current_runtime()
     if not rt.settings.redis_url:
@@ -93,8 +100,8 @@ def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIV
 
             return work_in_threads(thread_workers(rt.settings.redis_url, queues, threads),
                                    burst=burst)
-        worker = SimpleWorker([Queue(q, connection=connection) for q in queues],
-                              connection=connection)
+        worker = PatientWorker([Queue(q, connection=connection) for q in queues],
+                               connection=connection)
         return bool(worker.work(burst=burst, logging_level="INFO"))
     finally:
         stop.set()
@@ -124,6 +131,21 @@ def _every(name: str, turn: Callable[[], None], seconds: float, *, burst: bool,
     return stop
 
 
+def _turn_failed(message: str, exc: Exception) -> None:
+    """Log a periodic turn's failure: one line when Redis or the database is out of reach (a
+    restart: the next turn will do), the traceback for anything else."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from issuer.db import lost_connection
+
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError) or lost_connection(exc):
+        log.warning("%s (%s: %s)", message, type(exc).__name__,
+                    str(exc).strip().split("\n", 1)[0])
+    else:
+        log.error(message, exc_info=exc)
+
+
 def start_publish_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
     """Sign the published trust list and status list when due (issuer/published), one worker
     at a time: a burst worker once, a long-running one every PUBLISH_POLL_SECONDS."""
@@ -137,8 +159,9 @@ def _publish_turn(rt: Runtime, connection: Redis) -> None:
     try:
         if publish_if_due(rt, connection):
             log.info("published the trust list and status list")
-    except Exception:  # logged; the jobs go on and the next turn tries again
-        log.exception("publishing the trust list and status list failed; the next turn tries")
+    except Exception as exc:  # noqa: BLE001 - logged (_turn_failed); the next turn tries
+        _turn_failed("publishing the trust list and status list failed; the next turn tries",
+                     exc)
 
 
 def start_ltv_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
@@ -156,8 +179,8 @@ def _ltv_turn(rt: Runtime, connection: Redis) -> None:
         if report is not None and (report.refreshed or report.failed):
             log.info("archival timestamps: %d added, %d failed", len(report.refreshed),
                      len(report.failed))
-    except Exception:  # logged; the jobs go on and the next turn tries again
-        log.exception("the archival timestamp round failed; tomorrow's turn tries again")
+    except Exception as exc:  # noqa: BLE001 - logged (_turn_failed); the next turn tries
+        _turn_failed("the archival timestamp round failed; tomorrow's turn tries again", exc)
 
 
 def start_delivery_ticker(rt: Runtime, connection: Redis, burst: bool) -> threading.Event:
@@ -171,8 +194,8 @@ def start_delivery_ticker(rt: Runtime, connection: Redis, burst: bool) -> thread
 def _delivery_turn(rt: Runtime, connection: Redis) -> None:
     try:
         count = periodic_delivery_sweep(rt, connection, DEFAULT_DELIVERY_SWEEP_SECONDS)
-    except Exception:  # logged; the jobs go on and the next turn tries again
-        log.exception("the delivery sweep failed; the next turn tries again")
+    except Exception as exc:  # noqa: BLE001 - logged (_turn_failed); the next turn tries
+        _turn_failed("the delivery sweep failed; the next turn tries again", exc)
         return
     if count:
         log.info("delivery sweep: %d push(es) due, enqueued", count)
@@ -194,8 +217,8 @@ def _sweep_turn(rt: Runtime, connection: Redis) -> None:
 
     try:
         count = periodic_issue_sweep(rt, connection)
-    except Exception:  # logged; the jobs go on and the next turn tries again
-        log.exception("the sweep failed; the next turn tries again")
+    except Exception as exc:  # noqa: BLE001 - logged (_turn_failed); the next turn tries
+        _turn_failed("the sweep failed; the next turn tries again", exc)
         return
     if count:
         log.info("sweep: %d stuck certificate(s) or batch(es) handed to the queue", count)
@@ -215,8 +238,8 @@ def start_rts_ticker(rt: Runtime, connection: Redis, every_minutes: int,
 def _rts_turn(rt: Runtime, connection: Redis, every_minutes: int) -> None:
     try:
         count = periodic_rts_escalation(rt, connection, every_minutes)
-    except Exception:  # logged; the jobs go on and the next turn tries again
-        log.exception("the RTS escalation failed; the next turn tries again")
+    except Exception as exc:  # noqa: BLE001 - logged (_turn_failed); the next turn tries
+        _turn_failed("the RTS escalation failed; the next turn tries again", exc)
         return
     if count:
         log.info("RTS escalation: %d request(s) escalated", count)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def utcnow() -> datetime:
@@ -81,3 +86,58 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions that do not expire objects on commit (records are read after commit)."""
     return sessionmaker(engine, expire_on_commit=False)
+
+
+# How long a job waits for a database that went away (a restart, a failover) before it fails and
+# leaves its record to the sweeper. Well inside RQ's job timeout (180 s), twice over.
+OUTAGE_PATIENCE_SECONDS = 60.0
+_FIRST_PAUSE_SECONDS = 0.25
+_LONGEST_PAUSE_SECONDS = 5.0
+
+
+def lost_connection(exc: BaseException) -> bool:
+    """Whether `exc` says the database server is out of reach (stopped, restarting, failing
+    over, the network), not that anything is wrong with the statement: worth waiting for.
+    PostgreSQL's connection errors (SQLSTATE class 08, or none: the client could not connect)
+    and its shutdown ones (57P01-57P03); never SQLite's (a file does not go away for a while)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated:
+        return True
+    if not isinstance(exc, OperationalError):
+        return False
+    state = getattr(exc.orig, "sqlstate", "")  # psycopg's errors have it; sqlite3's do not
+    return state is None or str(state).startswith(("08", "57P"))
+
+
+def outlasting_outages(what: str, transaction: Callable[[], T], *,
+                       patience: float = OUTAGE_PATIENCE_SECONDS) -> T:
+    """`transaction()` (a whole transaction: it must be safe to run again after a rollback),
+    run again with backoff while the database is out of reach (`lost_connection`), for up to
+    `patience` seconds: a database restarted for a few seconds costs a job a wait, not a
+    failure. Any other error, or one after `patience`, is raised."""
+    started = time.monotonic()
+    pause, tries = _FIRST_PAUSE_SECONDS, 0
+    while True:
+        try:
+            result = transaction()
+        except DBAPIError as exc:
+            left = patience - (time.monotonic() - started)
+            if not lost_connection(exc) or left <= 0:
+                raise
+            if not tries:
+                log.warning("the database is out of reach while %s (%s); trying again for up "
+                            "to %d s", what, _first_line(exc.orig or exc), patience)
+            tries += 1
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, _LONGEST_PAUSE_SECONDS)
+            continue
+        if tries:
+            log.info("the database answers again after %.1f s; %s done",
+                     time.monotonic() - started, what)
+        return result
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

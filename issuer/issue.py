@@ -29,7 +29,7 @@ from digilocker.deliveries import enqueue_pending, plan_issued
 from issuer import audit, published
 from issuer.canonical import canonical_request
 from issuer.certtypes import cert_type
-from issuer.db import as_utc, utcnow
+from issuer.db import as_utc, lost_connection, outlasting_outages, utcnow
 from issuer.errors import IssuanceFailed
 from issuer.fields import IST
 from issuer.models import Certificate, State
@@ -142,7 +142,7 @@ class Intent:
 
 
 def issue_certificate(runtime: Runtime, certificate_id: str, *,
-                      timings: Timings | None = None) -> bool:
+                      timings: Timings | None = None, db_patience: float = 0.0) -> bool:
     """Issue one approved (or interrupted `signing`) certificate. True if this call issued it,
     False if there was nothing to do (unknown id, already issued, failed, cancelled, ...).
 
@@ -151,23 +151,45 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
     operator retries or cancels it. A TSA that gives no timestamp (or an OCSP responder or CRL
     server no current answer: `ServiceUnavailable`) is not the record's fault:
     the error is kept but not counted, nothing was signed or stored, and the sweeper tries
-    again (every `pramaan sweep`, once the record has waited its interval)."""
+    again (every `pramaan sweep`, once the record has waited its interval).
+
+    Neither is a database out of reach: each of the two transactions is tried again for up to
+    `db_patience` seconds (a worker's job waits out a restart; 0, the default, waits for
+    nothing), and if the outage lasts longer the failure is not counted either."""
     try:
-        intent = record_intent(runtime, certificate_id, timings)
+        intent = outlasting_outages(
+            f"recording the intent to issue {certificate_id}",
+            lambda: record_intent(runtime, certificate_id, timings), patience=db_patience)
         if intent is None:
             return False
         pdf = produce(runtime, intent, timings)
         with _stage(timings, "store"):
             stored = runtime.store.put(pdf)
-            done = _mark_issued(runtime, intent, stored.sha256, stored.path)
+            done = outlasting_outages(
+                f"marking {certificate_id} issued",
+                lambda: _mark_issued(runtime, intent, stored.sha256, stored.path),
+                patience=db_patience)
     except Exception as exc:
         record_failure(runtime, certificate_id, exc,
-                       counted=not isinstance(exc, ServiceUnavailable))
+                       counted=not (isinstance(exc, ServiceUnavailable) or lost_connection(exc)))
         raise
     if done:
         log.info("issued %s as %s", certificate_id, intent.number)
-        enqueue_pending(runtime, certificate_id)  # its DigiLocker push, if linked (after commit)
+        _enqueue_deliveries(runtime, certificate_id)
     return done
+
+
+def _enqueue_deliveries(runtime: Runtime, certificate_id: str) -> None:
+    """The certificate's DigiLocker push, if linked (after the commit). The certificate is
+    issued whatever happens here: a push not handed on now stays pending in the database, and
+    the workers' delivery sweep hands it on."""
+    try:
+        enqueue_pending(runtime, certificate_id)
+    except Exception as exc:
+        if not lost_connection(exc):
+            raise
+        log.warning("the DigiLocker push of %s waits for the delivery sweep: the database is "
+                    "out of reach (%s)", certificate_id, type(exc).__name__)
 
 
 def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException, *,

@@ -28,20 +28,23 @@ from types import FrameType
 from typing import Any
 
 from redis import Redis
-from rq import Queue, SimpleWorker
+from rq import Queue
 from rq.exceptions import StopRequested
 from rq.timeouts import TimerDeathPenalty
+
+from issuer.patient_worker import PatientWorker
 
 log = logging.getLogger(__name__)
 STOP_POLL_SECONDS = 1  # how often an idle worker thread looks whether it is asked to stop
 MAX_THREADS = 64
 
 
-class InThreadWorker(SimpleWorker):
-    """RQ's SimpleWorker (the job runs in the worker's own thread), fit to run beside others
-    in threads: job timeouts by a timer, not SIGALRM (which only the main thread may take); no
-    signal handlers; and a stop asked from another thread (`stopping`) is seen between jobs
-    and, when idle, within STOP_POLL_SECONDS."""
+class InThreadWorker(PatientWorker):
+    """RQ's SimpleWorker (the job runs in the worker's own thread; waiting out a Redis outage:
+    issuer/patient_worker), fit to run beside others in threads: job timeouts by a timer, not
+    SIGALRM (which only the main thread may take); no signal handlers; and a stop asked from
+    another thread (`stopping`) is seen between jobs and, when idle, within
+    STOP_POLL_SECONDS."""
 
     death_penalty_class = TimerDeathPenalty
 
@@ -51,6 +54,9 @@ class InThreadWorker(SimpleWorker):
 
     def _install_signal_handlers(self) -> None:
         """None: the process's main thread takes the signals (work_in_threads)."""
+
+    def stop_asked(self) -> bool:
+        return self.stopping.is_set() or super().stop_asked()
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None,
                                      max_idle_time: int | None = None) -> Any:
