@@ -7,10 +7,11 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
+from sqlalchemy import event as orm_events
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.db import as_utc, utcnow
 from issuer.models import AuditEvent, AuditHead
@@ -27,23 +28,67 @@ def _digest(seq: int, at: datetime, actor: str, action: str, certificate_id: str
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+PENDING: Final = "audit_pending"
+AT_COMMIT: Final = "audit_at_commit"
+"""session.info keys: the events a transaction recorded; that its factory chains them at commit."""
+
+
+@dataclass(frozen=True)
+class _Pending:
+    at: datetime
+    actor: str
+    action: str
+    certificate_id: str | None
+    details: dict[str, Any]
+
+
 def record(session: Session, *, actor: str, action: str, certificate_id: str | None = None,
-           details: Mapping[str, Any] | None = None) -> AuditEvent:
-    """Append one event. The head row (seeded by migration 0002) is locked so concurrent writers
-    never fork the chain."""
+           details: Mapping[str, Any] | None = None) -> None:
+    """Record one event of the session's transaction: it joins the chain as the transaction
+    commits (`append_at_commit`), in the order recorded, or not at all if it rolls back.
+
+    The head row (seeded by migration 0002) is locked so concurrent writers never fork the
+    chain, and only for the moment of the commit: locked at the first event, every audited
+    write in the corporation queued behind a long transaction (a batch's chunk of 200
+    certificates held it for seconds while workers waited to mark certificates issued).
+    A session from a factory without the hook appends at once."""
+    item = _Pending(utcnow(), actor, action, certificate_id, dict(details or {}))
+    if session.info.get(AT_COMMIT):
+        session.info.setdefault(PENDING, []).append(item)
+    else:
+        _append(session, [item])
+
+
+def append_at_commit(factory: sessionmaker[Session]) -> None:
+    """Have the factory's sessions chain their recorded events as they commit."""
+    factory.kw.setdefault("info", {})[AT_COMMIT] = True
+    orm_events.listen(factory, "before_commit", _chain_pending)
+    orm_events.listen(factory, "after_soft_rollback", _forget_pending)
+
+
+def _chain_pending(session: Session) -> None:
+    pending = session.info.pop(PENDING, None)
+    if pending:
+        _append(session, pending)
+
+
+def _forget_pending(session: Session, _previous: object) -> None:
+    session.info.pop(PENDING, None)
+
+
+def _append(session: Session, pending: list[_Pending]) -> None:
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
-    at = utcnow()
-    seq = head.seq + 1
-    payload = dict(details or {})
-    digest = _digest(seq, at, actor, action, certificate_id, payload, head.hash)
-    event = AuditEvent(seq=seq, at=at, actor=actor, action=action, certificate_id=certificate_id,
-                       details=payload, prev_hash=head.hash, hash=digest)
-    head.seq, head.hash = seq, digest
-    session.add(event)
+    for item in pending:
+        seq = head.seq + 1
+        digest = _digest(seq, item.at, item.actor, item.action, item.certificate_id,
+                         item.details, head.hash)
+        session.add(AuditEvent(seq=seq, at=item.at, actor=item.actor, action=item.action,
+                               certificate_id=item.certificate_id, details=item.details,
+                               prev_hash=head.hash, hash=digest))
+        head.seq, head.hash = seq, digest
     session.flush()
-    return event
 
 
 @dataclass(frozen=True)

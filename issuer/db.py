@@ -84,8 +84,13 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:
-    """Sessions that do not expire objects on commit (records are read after commit)."""
-    return sessionmaker(engine, expire_on_commit=False)
+    """Sessions that do not expire objects on commit (records are read after commit) and
+    chain the audit events they record as they commit (issuer/audit.py)."""
+    from issuer.audit import append_at_commit
+
+    factory = sessionmaker(engine, expire_on_commit=False)
+    append_at_commit(factory)
+    return factory
 
 
 # How long a job waits for a database that went away (a restart, a failover) before it fails and
