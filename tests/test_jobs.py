@@ -396,3 +396,36 @@ def test_thread_workers_refuse_a_count_out_of_range(threads: int) -> None:
 
     with pytest.raises(ValueError, match=f"threads must be 1 to 64, not {threads}"):
         thread_workers("redis://127.0.0.1:1/0", ["sign"], threads)
+
+
+COUNTING_WORKER = """
+import atexit, sys
+from cryptography.hazmat.primitives import serialization
+loads = []
+real = serialization.load_pem_private_key
+def counted(*args, **kwargs):
+    loads.append(1)
+    return real(*args, **kwargs)
+serialization.load_pem_private_key = counted
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w").write(str(len(loads))))
+sys.argv = ["worker.py", "--burst", "--rts-every", "0"]
+import worker
+worker.main(sys.argv[1:])
+"""
+
+
+def test_a_worker_opens_its_keys_once_not_once_per_job(live_rq: Live, tmp_path: Path) -> None:
+    """A real worker process counts the private keys it reads: the same for one job as for
+    five (keys are loaded once per process, at its start, and reused by every job)."""
+    loads = []
+    for batch, first in ((1, 9100), (5, 9200)):
+        ids = post_births(live_rq, batch, first)
+        count_file = tmp_path / f"loads-{batch}"
+        done = subprocess.run([sys.executable, "-c", COUNTING_WORKER, str(count_file)],
+                              env=worker_env(live_rq.runtime.settings), cwd=ROOT,
+                              capture_output=True, text=True, timeout=300, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert [state_of(live_rq, i).state for i in ids] == ["issued"] * batch, done.stderr
+        loads.append(int(count_file.read_text()))
+    assert loads[0] == loads[1] and loads[0] >= 2, loads  # the signer's and the seal's keys
