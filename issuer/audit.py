@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import event as orm_events
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from issuer.db import as_utc, utcnow
@@ -80,14 +80,18 @@ def _append(session: Session, pending: list[_Pending]) -> None:
     head = session.execute(
         select(AuditHead).where(AuditHead.id == 1).with_for_update()
     ).scalar_one()
+    rows = []
     for item in pending:
         seq = head.seq + 1
         digest = _digest(seq, item.at, item.actor, item.action, item.certificate_id,
                          item.details, head.hash)
-        session.add(AuditEvent(seq=seq, at=item.at, actor=item.actor, action=item.action,
-                               certificate_id=item.certificate_id, details=item.details,
-                               prev_hash=head.hash, hash=digest))
+        rows.append({"seq": seq, "at": item.at, "actor": item.actor, "action": item.action,
+                     "certificate_id": item.certificate_id, "details": item.details,
+                     "prev_hash": head.hash, "hash": digest})
         head.seq, head.hash = seq, digest
+    # One INSERT for them all (a chunk of a batch records 400): the ORM's unit of work cost
+    # a millisecond an event.
+    session.execute(insert(AuditEvent), rows)
     session.flush()
 
 

@@ -34,7 +34,14 @@ from issuer.errors import (
 )
 from issuer.models import Batch, BatchRow, Certificate, Department, State
 from issuer.settings import Settings
-from issuer.submit import CORRECTS, Prepared, find_active, prepare, record_request
+from issuer.submit import (
+    CORRECTS,
+    Prepared,
+    active_registrations,
+    find_active,
+    prepare,
+    record_request,
+)
 from issuer.workflow import AUTO_APPROVER, approve
 
 MODES: Final = ("valid_rows", "all_or_nothing")
@@ -249,15 +256,17 @@ def _make_chunk(session: Session, batch_id: str, settings: Settings | None) -> l
             return None
         department = session.get(Department, batch.department_id)
         assert department is not None and batch.decided_by is not None
+        taken = active_registrations(session, department.id, batch.cert_type,
+                                     [row.registration_number for row in rows])
         made = []
         for row in rows:
-            if find_active(session, department.id, batch.cert_type,
-                           row.registration_number) is not None:
+            if row.registration_number in taken:
                 row.error = "a current certificate for this registration was made meanwhile"
                 continue
             record = record_request(session, department, batch.uploaded_by,
                                     _prepared(batch, row), settings,
-                                    audit_details={"batch": batch.id, "line": row.line})
+                                    audit_details={"batch": batch.id, "line": row.line},
+                                    checked=True)
             if record.state == State.SUBMITTED.value:
                 approve(session, record, batch.decided_by, rule="batch")
             row.certificate_id = record.id
