@@ -7,6 +7,7 @@ worker's log has no traceback but of a lost connection."""
 
 from __future__ import annotations
 
+import glob
 import os
 import pwd
 import re
@@ -47,7 +48,9 @@ SLOW_TSA = {"PRAMAAN_TSA_URL": "dev", "PRAMAAN_SIGNATURE_LEVEL": "B-T",
 
 def binary(name: str) -> str:
     """The path of a server's program: a test fails in CI when it is missing, skips elsewhere."""
-    found = shutil.which(name) or shutil.which(name, path="/usr/local/bin")
+    # Debian keeps PostgreSQL's server programs out of PATH, under its version's directory.
+    places = ["/usr/local/bin", *sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True)]
+    found = shutil.which(name) or shutil.which(name, path=os.pathsep.join(places))
     if found:
         return found
     message = f"{name} is not installed"
