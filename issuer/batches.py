@@ -227,9 +227,10 @@ def make_certificates(sessions: Callable[[], Session], batch_id: str,
         try:
             with sessions() as session:
                 chunk = _make_chunk(session, batch_id, settings)
-        except (DuplicateCertificate, InvalidTransition):
-            # A request for a row's registration came in between our check and insert: the
-            # chunk was rolled back whole; the next pass gives that row its reason instead.
+        except (DuplicateCertificate, InvalidTransition, IntegrityError):
+            # A request for a row's registration came in between our check and insert (the
+            # unique index refused ours): the chunk was rolled back whole; the next pass gives
+            # that row its reason instead.
             raced += 1
             if raced > 3:  # equivalent bound: each pass settles at least one such row
                 raise

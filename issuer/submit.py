@@ -182,6 +182,8 @@ def record_request(session: Session, department: Department, actor: str, ready: 
     except IntegrityError:
         # Another request for the same registration (or another correction of the same
         # certificate) won the race between our check and insert.
+        if checked:  # the caller's transaction: it rolls back whole and checks again
+            raise
         session.rollback()
         if target_id is not None:
             raise InvalidTransition(f"certificate {target_id} already has a correction in "

@@ -429,6 +429,40 @@ def test_a_registration_issued_meanwhile_is_a_failed_row_and_the_rest_are_issued
         assert failed.line == 3 and "meanwhile" in (failed.error or "")
 
 
+def test_a_registration_taken_between_a_chunk_s_check_and_insert_is_a_failed_row(
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race a chunk can lose: its one query finds the registration free, then another
+    request's certificate commits before the chunk inserts. Here the query is made to answer
+    as it would have a moment earlier (free) while the other certificate already exists: the
+    unique index refuses the insert, the chunk rolls back whole, the next pass marks the row."""
+    import issuer.batches as batches
+
+    rows = births(3, first=95)
+    batch_id = _batch(live, rows)
+    people = officer_department(live)
+    single = people["clerk"].post(live.url("/api/v1/certificates"), json=rows[2], timeout=60)
+    assert single.status_code == 202, single.text
+    real, passes = batches.active_registrations, []
+
+    def a_moment_earlier(*args: Any) -> set[str]:
+        passes.append(1)
+        return set() if len(passes) == 1 else real(*args)
+
+    monkeypatch.setattr(batches, "active_registrations", a_moment_earlier)
+    with live.runtime.sessions() as session, session.begin():
+        batch = session.get(Batch, batch_id)
+        assert batch is not None
+        seen_and_approved(session, batch, "officer-b")
+    issued: list[str] = []
+    assert make_certificates(live.runtime.sessions, batch_id, live.runtime.settings,
+                             issued.extend) == 2
+    assert len(passes) >= 2 and len(issued) == 2
+    with live.runtime.sessions() as session:
+        failed = session.scalars(select(BatchRow).where(BatchRow.batch_id == batch_id,
+                                                        BatchRow.error.is_not(None))).one()
+        assert failed.line == 4 and "meanwhile" in (failed.error or "")
+
+
 def test_a_stopped_batch_is_resumed_by_the_sweeper(live: Live) -> None:
     batch_id = _batch(live, births(3, first=100))
     with live.runtime.sessions() as session, session.begin():
