@@ -38,7 +38,6 @@ from issuer.submit import (
     CORRECTS,
     Prepared,
     active_registrations,
-    find_active,
     prepare,
     record_request,
 )
@@ -143,8 +142,7 @@ def _validated(session: Session, department: Department, code: str, rows: Sequen
                ) -> tuple[list[tuple[int, Prepared]], list[dict[str, Any]]]:
     """The valid rows (line, prepared) and the bad ones' errors, in file order. A row repeating
     an earlier row's registration, or one that already has a current certificate, is bad."""
-    valid: list[tuple[int, Prepared]] = []
-    errors: list[dict[str, Any]] = []
+    judged: list[tuple[int, Prepared | list[FieldError]]] = []
     first_line: dict[str, int] = {}
     for row in rows:
         problems = _row_problems(session, department, code, row, settings)
@@ -153,13 +151,22 @@ def _validated(session: Session, department: Department, code: str, rows: Sequen
             if earlier != row.line:
                 problems = [FieldError("registration_number", "duplicate_in_file",
                                        f"line {earlier} has the same registration number")]
-            elif find_active(session, department.id, code, problems.registration) is not None:
-                problems = [FieldError("registration_number", "duplicate",
-                                       "a current certificate exists for this registration")]
-            else:
-                valid.append((row.line, problems))
+        judged.append((row.line, problems))
+    registrations = list(first_line)
+    taken: set[str] = set()
+    for start in range(0, len(registrations), 500):  # one query per 500 rows, not one a row
+        taken |= active_registrations(session, department.id, code,
+                                      registrations[start:start + 500])
+    valid: list[tuple[int, Prepared]] = []
+    errors: list[dict[str, Any]] = []
+    for line, problems in judged:
+        if isinstance(problems, Prepared):
+            if problems.registration not in taken:
+                valid.append((line, problems))
                 continue
-        errors.append({"line": row.line, "errors": [e.as_dict() for e in problems]})
+            problems = [FieldError("registration_number", "duplicate",
+                                   "a current certificate exists for this registration")]
+        errors.append({"line": line, "errors": [e.as_dict() for e in problems]})
     return valid, errors
 
 

@@ -429,6 +429,21 @@ def test_a_registration_issued_meanwhile_is_a_failed_row_and_the_rest_are_issued
         assert failed.line == 3 and "meanwhile" in (failed.error or "")
 
 
+def test_a_row_whose_registration_has_a_current_certificate_is_refused_at_upload(
+        live: Live) -> None:
+    people = officer_department(live)
+    rows = births(3, first=120)
+    single = people["clerk"].post(live.url("/api/v1/certificates"), json=rows[1], timeout=60)
+    assert single.status_code == 202, single.text
+    batch_id = _batch(live, rows)
+    with live.runtime.sessions() as session:
+        batch = session.get(Batch, batch_id)
+        assert batch is not None and batch.valid_rows == 2
+        assert batch.row_errors == [{"line": 3, "errors": [{
+            "field": "registration_number", "code": "duplicate",
+            "message": "a current certificate exists for this registration"}]}]
+
+
 def test_a_registration_taken_between_a_chunk_s_check_and_insert_is_a_failed_row(
         live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     """The race a chunk can lose: its one query finds the registration free, then another
