@@ -77,22 +77,16 @@ def batches_api() -> Blueprint:
         who = principal()
         require(runtime().sessions, who, Action.READ)
         batch = _owned(batch_id, who, Action.READ)
-        response = Response(stream_with_context(_csv_lines(error_report(batch))),
-                            mimetype="text/csv")
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="batch-{batch.id}-report.csv"')
-        return response
+        return _download(Response(stream_with_context(_csv_lines(error_report(batch))),
+                                  mimetype="text/csv"), f"batch-{batch.id}-report.csv")
 
     @bp.get("/batches/<batch_id>/certificates.zip")
     def certificates_zip(batch_id: str) -> Response:
         who = principal()
         require(runtime().sessions, who, Action.READ)
         batch = _owned(batch_id, who, Action.READ)
-        response = Response(archive(runtime().sessions, batch.id, runtime().store.get),
-                            mimetype="application/zip")
-        response.headers["Content-Disposition"] = (
-            f'attachment; filename="batch-{batch.id}.zip"')
-        return response
+        return _download(Response(archive(runtime().sessions, batch.id, runtime().store.get),
+                                  mimetype="application/zip"), f"batch-{batch.id}.zip")
 
     @bp.get("/batches/<batch_id>/sample")
     def sample(batch_id: str) -> Response:
@@ -117,10 +111,8 @@ def batches_api() -> Blueprint:
         except BaseException:
             session.rollback()
             raise
-        response = Response(pdf, mimetype="application/pdf")
-        response.headers["Content-Disposition"] = (
-            f'inline; filename="batch-{batch.id}-line-{line}-specimen.pdf"')
-        return response
+        return _download(Response(pdf, mimetype="application/pdf"),
+                         f"batch-{batch.id}-line-{line}-specimen.pdf", disposition="inline")
 
     @bp.post("/batches/<batch_id>/retry")
     def retry_failed(batch_id: str) -> Response:
@@ -226,6 +218,11 @@ def _decided(batch_id: str, who: Principal, action: Action, change: Any) -> Batc
         session.rollback()
         raise
     return batch
+
+
+def _download(response: Response, name: str, disposition: str = "attachment") -> Response:
+    response.headers["Content-Disposition"] = f'{disposition}; filename="{name}"'
+    return response
 
 
 def _csv_lines(rows: Iterator[list[str]] | Any) -> Iterator[str]:

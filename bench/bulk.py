@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -198,7 +199,7 @@ def one_run(tmp: Path, keys: Path, rows: int, workers: int) -> dict[str, Any]:
                 if batch.state == "awaiting_approval":  # else approved at upload (automatic)
                     batch.sample_seen_by = ["bench:officer"]  # the officer saw specimens
                     approve_batch(session, batch, "bench:officer")
-            began = as_utc(dt_now())
+            began = as_utc(dt.datetime.now(dt.UTC))
             runtime.dispatcher.enqueue_batch(batch_id)
             last = wait_for_signatures(runtime, rows, began)
         seconds = (last - began).total_seconds()
@@ -226,12 +227,6 @@ def one_run(tmp: Path, keys: Path, rows: int, workers: int) -> dict[str, Any]:
         admin.dispose()
 
 
-def dt_now() -> Any:
-    import datetime as dt
-
-    return dt.datetime.now(dt.UTC)
-
-
 def wait_for_signatures(runtime: Runtime, rows: int, began: Any) -> Any:
     """The time of the last `sign` audit event, once there are `rows` of them."""
     shown = 0.0
@@ -248,7 +243,7 @@ def wait_for_signatures(runtime: Runtime, rows: int, began: Any) -> Any:
             raise SystemExit(f"a certificate failed to issue: {failed}")
         if time.monotonic() - shown > 5:
             shown = time.monotonic()
-            elapsed = (dt_now() - began).total_seconds()
+            elapsed = (dt.datetime.now(dt.UTC) - began).total_seconds()
             print(f"  {signed}/{rows} signed after {elapsed:.0f} s", file=sys.stderr)
         time.sleep(0.5)
 

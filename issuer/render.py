@@ -80,13 +80,7 @@ class Renderer:
             "data": json.dumps(nfc(data), ensure_ascii=False),
             "qr": qr_svg.decode("utf-8"),
         }
-        with self._lock:
-            compiler = self._compiler(root, template)
-            # typst-py re-reads its main input only when given on each call (RENDERING.md).
-            pdf = compiler.compile(input=template, format="pdf", sys_inputs=sys_inputs)
-        if not isinstance(pdf, bytes):
-            raise TypeError(f"typst returned {type(pdf).__name__}, expected PDF bytes")
-        return pdf
+        return self._compile(root, template, template, sys_inputs)
 
     def render_specimen(self, template_version: str, data: Mapping[str, Any]) -> bytes:
         """The PDF `render` would make, as a specimen: SPECIMEN · नमुना across every page and
@@ -99,9 +93,16 @@ class Renderer:
             "qr": NO_SEAL_SVG,
             "template": "/" + template.relative_to(root).as_posix(),
         }
+        return self._compile(root, template, SPECIMEN_WRAPPER, sys_inputs)
+
+    def _compile(self, root: Path, template: Path, main: Path | bytes,
+                 sys_inputs: dict[str, str]) -> bytes:
+        """Compile `main` (the template's file, or typst source) with the root's compiler."""
         with self._lock:
             compiler = self._compiler(root, template)
-            pdf = compiler.compile(input=SPECIMEN_WRAPPER, format="pdf", sys_inputs=sys_inputs)
+            # typst-py re-reads its main input only when given on each call (RENDERING.md).
+            pdf = compiler.compile(input=main,  # type: ignore[type-var]  # a Path or bytes
+                                   format="pdf", sys_inputs=sys_inputs)
         if not isinstance(pdf, bytes):
             raise TypeError(f"typst returned {type(pdf).__name__}, expected PDF bytes")
         return pdf
