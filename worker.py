@@ -55,6 +55,15 @@ def issue_job(certificate_id: str) -> bool:
                              db_patience=OUTAGE_PATIENCE_SECONDS)
 
 
+def issue_group_job(certificate_ids: list[str]) -> int:
+    """RQ entry for a group of a batch's certificates (issuer/issue_group.py): how many issued."""
+    from issuer.db import OUTAGE_PATIENCE_SECONDS
+    from issuer.issue_group import issue_certificates
+
+    return issue_certificates(current_runtime(), certificate_ids,
+                              db_patience=OUTAGE_PATIENCE_SECONDS)
+
+
 def batch_job(batch_id: str) -> int:
     """RQ entry for an approved batch: make its certificates a chunk at a time, each chunk's
     issue jobs enqueued in one round trip once it is committed."""

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from issuer import audit
 from issuer.batch_files import Row, read_rows
+from issuer.batch_records import Origin, record_approved
 from issuer.certtypes import cert_type
 from issuer.db import utcnow
 from issuer.errors import (
@@ -39,9 +40,8 @@ from issuer.submit import (
     Prepared,
     active_registrations,
     prepare,
-    record_request,
 )
-from issuer.workflow import AUTO_APPROVER, approve
+from issuer.workflow import AUTO_APPROVER
 
 MODES: Final = ("valid_rows", "all_or_nothing")
 CHUNK: Final = 200
@@ -266,19 +266,17 @@ def _make_chunk(session: Session, batch_id: str, settings: Settings | None) -> l
         assert department is not None and batch.decided_by is not None
         taken = active_registrations(session, department.id, batch.cert_type,
                                      [row.registration_number for row in rows])
-        made = []
+        fresh = []
         for row in rows:
             if row.registration_number in taken:
                 row.error = "a current certificate for this registration was made meanwhile"
-                continue
-            record = record_request(session, department, batch.uploaded_by,
-                                    _prepared(batch, row), settings,
-                                    audit_details={"batch": batch.id, "line": row.line},
-                                    checked=True)
-            if record.state == State.SUBMITTED.value:
-                approve(session, record, batch.decided_by, rule="batch")
-            row.certificate_id = record.id
-            made.append(record.id)
+            else:
+                fresh.append(row)
+        made = record_approved(session, department,
+                               Origin(batch.id, batch.uploaded_by, batch.decided_by),
+                               [(row.line, _prepared(batch, row)) for row in fresh], settings)
+        for row, certificate_id in zip(fresh, made, strict=True):
+            row.certificate_id = certificate_id
         batch.updated_at = utcnow()
     return made
 

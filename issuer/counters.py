@@ -12,8 +12,9 @@ from issuer.models import Counter, ReleasedNumber
 SERIAL_DIGITS = 6
 
 
-def next_value(session: Session, name: str) -> int:
-    """Increment counter `name` (creating it at 1) and return the new value, in one statement.
+def next_value(session: Session, name: str, by: int = 1) -> int:
+    """Increment counter `name` by `by` (creating it at `by`) and return the new value, in one
+    statement: the values drawn are the `by` ending there.
 
     One upsert with RETURNING is atomic on both SQLite and PostgreSQL, so two workers can never
     draw the same value, and the row lock is held only until the caller's transaction ends.
@@ -21,9 +22,9 @@ def next_value(session: Session, name: str) -> int:
     dialect = session.get_bind().dialect.name
     # equivalent: PostgreSQL's insert on SQLite too (its ON CONFLICT compiles the same there)
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert  # equivalent
-    stmt = insert(Counter).values(name=name, value=1)
+    stmt = insert(Counter).values(name=name, value=by)
     upsert: Insert = stmt.on_conflict_do_update(
-        index_elements=[Counter.name], set_={"value": Counter.value + 1}
+        index_elements=[Counter.name], set_={"value": Counter.value + by}
     ).returning(Counter.value)
     return int(session.execute(upsert).scalar_one())
 
@@ -51,6 +52,25 @@ def certificate_number(session: Session, prefix: str, year: int, ward: str = "")
     return f"{name}/{serial:0{SERIAL_DIGITS}d}"
 
 
+def certificate_numbers(session: Session, prefix: str, year: int, ward: str,
+                        count: int) -> list[str]:
+    """The next `count` numbers of a series, as `certificate_number` draws them one at a time
+    (released numbers first, lowest first, then serials), in at most three statements."""
+    name = series(prefix, year, ward)
+    released = list(session.scalars(
+        select(ReleasedNumber.number).where(ReleasedNumber.series == name)
+        .order_by(ReleasedNumber.serial).limit(count).with_for_update(skip_locked=True)))
+    if released:
+        session.execute(delete(ReleasedNumber).where(ReleasedNumber.series == name,
+                                                     ReleasedNumber.number.in_(released)))
+    fresh = count - len(released)
+    if not fresh:
+        return released
+    last = next_value(session, f"number:{name}", by=fresh)
+    return released + [f"{name}/{serial:0{SERIAL_DIGITS}d}"
+                       for serial in range(last - fresh + 1, last + 1)]
+
+
 def release(session: Session, number: str) -> None:
     """Give back the number of a request that will never be issued (cancelled): the next
     approval in its series takes it."""
@@ -62,3 +82,9 @@ def status_index(session: Session) -> int:
     """The next position in the published status list (revocation/supersession bits)."""
     # equivalent: any counter name of its own (no other code reads this counter by name)
     return next_value(session, "status_index") - 1  # equivalent
+
+
+def status_indices(session: Session, count: int) -> list[int]:
+    """The next `count` positions in the status list, in one statement."""
+    last = next_value(session, "status_index", by=count)
+    return list(range(last - count, last))

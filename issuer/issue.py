@@ -22,7 +22,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 import cbor2
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from digilocker.deliveries import enqueue_pending, plan_issued
@@ -52,7 +52,7 @@ _MAX_ERROR_TEXT = 1000
 
 
 @contextmanager
-def _stage(timings: Timings | None, name: str) -> Iterator[None]:
+def stage(timings: Timings | None, name: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     if timings is not None:
@@ -163,11 +163,11 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
         if intent is None:
             return False
         pdf = produce(runtime, intent, timings)
-        with _stage(timings, "store"):
+        with stage(timings, "store"):
             stored = runtime.store.put(pdf)
             done = outlasting_outages(
                 f"marking {certificate_id} issued",
-                lambda: _mark_issued(runtime, intent, stored.sha256, stored.path),
+                lambda: mark_issued(runtime, intent, stored.sha256, stored.path),
                 patience=db_patience)
     except Exception as exc:
         record_failure(runtime, certificate_id, exc,
@@ -175,11 +175,11 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
         raise
     if done:
         log.info("issued %s as %s", certificate_id, intent.number)
-        _enqueue_deliveries(runtime, certificate_id)
+        enqueue_deliveries(runtime, certificate_id)
     return done
 
 
-def _enqueue_deliveries(runtime: Runtime, certificate_id: str) -> None:
+def enqueue_deliveries(runtime: Runtime, certificate_id: str) -> None:
     """The certificate's DigiLocker push, if linked (after the commit). The certificate is
     issued whatever happens here: a push not handed on now stays pending in the database, and
     the workers' delivery sweep hands it on."""
@@ -213,7 +213,7 @@ def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException, *,
             record.attempts = (record.attempts or 0) + 1
             if record.attempts >= MAX_ATTEMPTS:
                 record.state = State.FAILED.value
-                audit.record(session, actor=_worker_name(), action="fail",
+                audit.record(session, actor=worker_name(), action="fail",
                              certificate_id=record.id,
                              details={"attempts": record.attempts, "error": error})
                 log.error("issue %s failed %d times, now failed: %s", certificate_id,
@@ -237,8 +237,19 @@ def record_intent(runtime: Runtime, certificate_id: str,
         if record is None:
             return None
         if record.state == State.APPROVED.value:
-            _seal(runtime, session, record, timings)
+            seal_record(runtime, session, record, timings)
         return Intent.of(record)
+
+
+def workable() -> ColumnElement[bool]:
+    """Records a run may take: approved ones, and `signing` ones abandoned (untouched for
+    RESUME_AFTER)."""
+    return or_(
+        Certificate.state == State.APPROVED.value,
+        and_(Certificate.state == State.SIGNING.value,
+             # equivalent: `<=` (an updated_at equal to the cut-off, to the microsecond)
+             Certificate.updated_at < utcnow() - RESUME_AFTER),  # equivalent
+    )
 
 
 def _claim(session: Session, certificate_id: str) -> Certificate | None:
@@ -248,21 +259,15 @@ def _claim(session: Session, certificate_id: str) -> Certificate | None:
     so a concurrent run waits and then no longer matches. A `signing` record is resumed only
     once nobody has touched it for RESUME_AFTER, and resuming touches it, so one run at a time
     signs it."""
-    workable = or_(
-        Certificate.state == State.APPROVED.value,
-        and_(Certificate.state == State.SIGNING.value,
-             # equivalent: `<=` (an updated_at equal to the cut-off, to the microsecond)
-             Certificate.updated_at < utcnow() - RESUME_AFTER),  # equivalent
-    )
     claimed = session.execute(
         update(Certificate)
-        .where(Certificate.id == certificate_id, workable)
+        .where(Certificate.id == certificate_id, workable())
         .values(updated_at=Certificate.updated_at)
         .execution_options(synchronize_session=False)
     )
     # equivalent: without populate_existing while record_intent's session is new (empty map)
     record = session.get(Certificate, certificate_id, populate_existing=True)  # equivalent
-    if not _rowcount(claimed) or record is None:
+    if not rowcount(claimed) or record is None:
         log.info("issue %s: nothing to do (%s)", certificate_id,
                  record.state if record else "unknown id")
         return None
@@ -275,12 +280,12 @@ def _claim(session: Session, certificate_id: str) -> Certificate | None:
     return record
 
 
-def _seal(runtime: Runtime, session: Session, record: Certificate,
+def seal_record(runtime: Runtime, session: Session, record: Certificate,
           timings: Timings | None) -> None:
     issued_at = utcnow().replace(microsecond=0)
     digest = fields_digest(certified_fields(record, issued_at.astimezone(IST).date()))
     keyring = runtime.keyring.active(issued_at)  # after a rotation's moment, its new keys
-    with _stage(timings, "seal"):
+    with stage(timings, "seal"):
         seal_text = keyring.sealer.seal(
             seal_claims(record, runtime.settings.issuer_id, issued_at, digest)
         )
@@ -293,7 +298,7 @@ def _seal(runtime: Runtime, session: Session, record: Certificate,
     assert kind is not None  # _claim checked
     record.template_version = kind.template_version
     record.updated_at = utcnow()
-    audit.record(session, actor=_worker_name(), action="seal", certificate_id=record.id,
+    audit.record(session, actor=worker_name(), action="seal", certificate_id=record.id,
                  details={"number": record.number, "seal_kid": record.seal_kid,
                           "iat": int(issued_at.timestamp()), "fields_sha256": digest.hex(),
                           "template_version": record.template_version})
@@ -301,12 +306,12 @@ def _seal(runtime: Runtime, session: Session, record: Certificate,
 
 def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) -> bytes:
     """QR, render and PAdES-sign the recorded intent: no database access, no transaction."""
-    with _stage(timings, "qr"):
+    with stage(timings, "qr"):
         svg = qr_svg(intent.seal_text)
-    with _stage(timings, "render"):
+    with stage(timings, "render"):
         pdf = runtime.renderer.render(intent.template_version,
                                       render_data(runtime.settings, intent), svg)
-    with _stage(timings, "sign"):
+    with stage(timings, "sign"):
         return signer_for(runtime, intent).sign(
             pdf,
             reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",
@@ -326,7 +331,7 @@ def signer_for(runtime: Runtime, intent: Intent) -> PadesSigner:
     return keys.pades if level is None else keys.pades_at(level)
 
 
-def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: str) -> bool:
+def mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: str) -> bool:
     """Transaction 2: signing -> issued, once. A run that loses the race leaves only an
     unreferenced file in the content-addressed store."""
     now = utcnow()
@@ -343,14 +348,14 @@ def _mark_issued(runtime: Runtime, intent: Intent, pdf_sha256: str, pdf_path: st
                 # None, like False, skips synchronising the session (nothing of it is loaded)
                 .execution_options(synchronize_session=False)  # equivalent: None
             )
-            if not _rowcount(result):
+            if not rowcount(result):
                 raise _LostRace  # rolls the supersession back too
-            audit.record(session, actor=_worker_name(), action="sign", certificate_id=intent.id,
+            audit.record(session, actor=worker_name(), action="sign", certificate_id=intent.id,
                          details={"number": intent.number, "pdf_sha256": pdf_sha256,
                                   "level": f"PAdES-{signer_for(runtime, intent).level}"})
             plan_issued(session, intent.id)  # the push to a linked locker, in this transaction
             if corrected is not None:
-                audit.record(session, actor=_worker_name(), action="supersede",
+                audit.record(session, actor=worker_name(), action="supersede",
                              certificate_id=corrected.id,
                              details={"number": corrected.number, "superseded_by": intent.id,
                                       "by_number": intent.number})
@@ -378,18 +383,18 @@ def _supersede(session: Session, certificate_id: str, now: datetime) -> Certific
         update(Certificate)
         .where(Certificate.id == corrects, Certificate.state == State.ISSUED.value)
         .values(state=State.SUPERSEDED.value, superseded_by=certificate_id, updated_at=now)
-        .execution_options(synchronize_session=False)  # equivalent: None (see _mark_issued)
+        .execution_options(synchronize_session=False)  # equivalent: None (see mark_issued)
     )
-    if not _rowcount(done):
+    if not rowcount(done):
         return None
     published.mark_status_changed(session)  # offline verifiers learn it at the next turn
     return session.get(Certificate, corrects)
 
 
-def _rowcount(result: object) -> int:
+def rowcount(result: object) -> int:
     # An UPDATE's result always has a rowcount; the default only satisfies the type checker.
     return int(getattr(result, "rowcount", 0) or 0)  # equivalent: see above
 
 
-def _worker_name() -> str:
+def worker_name() -> str:
     return f"system:signer@{socket.gethostname()}:{os.getpid()}"

@@ -21,15 +21,37 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# RQ's statuses of a job that is queued, running or about to be (rq.job.JobStatus values).
+_WAITING = ("queued", "started", "deferred", "scheduled")
+
 SIGN_QUEUE = "sign"
 DELIVER_QUEUE = "deliver"
 ISSUE_JOB = "worker.issue_job"
+ISSUE_GROUP_JOB = "worker.issue_group_job"
 DELIVER_JOB = "worker.deliver_job"
 BATCH_JOB = "worker.batch_job"
 
 
 def issue_job_id(certificate_id: str) -> str:
     return f"issue-{certificate_id}"
+
+
+GROUP_JOB_PREFIX = "issue-group-"
+
+
+def issue_group_job_id(certificate_ids: Sequence[str]) -> str:
+    """A group's job: named for its first record (a record is in one group: its batch chunk's)."""
+    return f"{GROUP_JOB_PREFIX}{certificate_ids[0]}"
+
+
+def group_key(certificate_id: str) -> str:
+    """The Redis key naming the group job a record was handed to (see `enqueue_issues`)."""
+    return f"pramaan:issue-group:{certificate_id}"
+
+
+# How long a record's group stays known: past a day in the queue, the sweeper may hand the record
+# to a job of its own (the two runs are idempotent: one issues it, the other finds it issued).
+GROUP_KEY_SECONDS = 24 * 3600
 
 
 def delivery_job_id(delivery_id: int) -> str:
@@ -72,8 +94,16 @@ class InlineDispatcher:
         return 0
 
     def enqueue_issues(self, certificate_ids: Sequence[str]) -> None:
-        for certificate_id in certificate_ids:
-            self.enqueue_issue(certificate_id)
+        """A batch's chunk: issued a group at a time (issuer/issue_group.py)."""
+        from issuer.issue_group import GROUP, issue_certificates
+
+        for start in range(0, len(certificate_ids), GROUP):
+            group = certificate_ids[start:start + GROUP]
+            try:
+                issue_certificates(self.runtime, group)
+            except Exception:
+                log.exception("issuing a group of %d failed; the sweeper retries what is left",
+                              len(group))
 
     def enqueue_batch(self, batch_id: str) -> None:
         """Make an approved batch's certificates and issue them now, in this process (a
@@ -120,18 +150,27 @@ class RQDispatcher:
                         certificate_id, exc_info=True)
 
     def enqueue_issues(self, certificate_ids: Sequence[str]) -> None:
-        """Issue jobs for new certificates (a batch's chunk), in one pipelined round trip.
-        Redis down: the records are committed and approved, and the sweeper enqueues them."""
+        """Group jobs for new certificates (a batch's chunk; issuer/issue_group.py), with each
+        record's group noted for the sweeper, in one pipelined round trip. Redis down: the
+        records are committed and approved, and the sweeper enqueues them."""
         from redis.exceptions import RedisError
         from rq import Queue
 
+        from issuer.issue_group import GROUP
+
+        groups = [list(certificate_ids[start:start + GROUP])
+                  for start in range(0, len(certificate_ids), GROUP)]
         try:
             with self.queue.connection.pipeline() as pipe:
+                for group in groups:
+                    for certificate_id in group:
+                        pipe.set(group_key(certificate_id), issue_group_job_id(group),
+                                 ex=GROUP_KEY_SECONDS)
                 self.queue.enqueue_many([
-                    Queue.prepare_data(ISSUE_JOB, args=(certificate_id,),
-                                       job_id=issue_job_id(certificate_id), result_ttl=3600,
+                    Queue.prepare_data(ISSUE_GROUP_JOB, args=(group,),
+                                       job_id=issue_group_job_id(group), result_ttl=3600,
                                        failure_ttl=7 * 24 * 3600)
-                    for certificate_id in certificate_ids], pipeline=pipe)
+                    for group in groups], pipeline=pipe)
                 pipe.execute()
         except RedisError:
             log.warning("could not enqueue %d certificates (Redis unavailable); the sweeper "
@@ -142,13 +181,23 @@ class RQDispatcher:
         their heartbeat stopped (a started job lives for its heartbeat TTL after the last beat:
         up to the job's timeout and a minute, 4 minutes for ours). Until then it counts as
         running and is not enqueued again; RQ reaps only every ten minutes. How many found."""
-        from rq.registry import StartedJobRegistry
+        from rq.exceptions import InvalidJobOperation, NoSuchJobError
+        from rq.registry import FailedJobRegistry, StartedJobRegistry
 
         found = 0
         for queue in (self.queue, self.deliver_queue):
             registry = StartedJobRegistry(queue=queue)
-            found += len(registry.get_expired_job_ids())
+            expired = registry.get_expired_job_ids()
+            found += len(expired)
             registry.cleanup()
+            # A group job goes back to the queue whole (its records are not each in a job of
+            # their own that the sweep below would replace); it resumes what its worker began.
+            for job_id in expired:
+                if job_id.startswith(GROUP_JOB_PREFIX):
+                    try:
+                        FailedJobRegistry(queue=queue).requeue(job_id)
+                    except (InvalidJobOperation, NoSuchJobError):
+                        log.info("abandoned group job %s is gone already", job_id)
         return found
 
     def enqueue_batch(self, batch_id: str) -> None:
@@ -164,6 +213,9 @@ class RQDispatcher:
     def _enqueue(self, certificate_id: str) -> None:
         from rq.exceptions import DuplicateJobError
 
+        if self._in_waiting_group(certificate_id):
+            log.info("issue of %s is queued in its group", certificate_id)
+            return
         try:
             self._enqueue_unique(certificate_id)
         except DuplicateJobError:
@@ -174,20 +226,25 @@ class RQDispatcher:
                                 job_id=issue_job_id(certificate_id), unique=True,
                                 result_ttl=3600, failure_ttl=7 * 24 * 3600)
 
+    def _in_waiting_group(self, certificate_id: str) -> bool:
+        """Whether the record's group job (if it has one) is still queued or running."""
+        group = self.queue.connection.get(group_key(certificate_id))
+        if group is None:
+            return False
+        return _waiting(self.queue, group.decode() if isinstance(group, bytes) else str(group))
+
     def _requeue_if_done(self, certificate_id: str) -> None:
         """A job that already ran (finished or failed) may be re-run: the job is idempotent.
         One still queued or running is left alone."""
         from rq.exceptions import DuplicateJobError, NoSuchJobError
-        from rq.job import Job, JobStatus
+        from rq.job import Job
 
         job_id = issue_job_id(certificate_id)
         try:
             job = Job.fetch(job_id, connection=self.queue.connection)
         except NoSuchJobError:
             job = None
-        if job is not None and job.get_status(refresh=True) in (
-            JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED
-        ):
+        if job is not None and job.get_status(refresh=True) in _WAITING:
             log.info("issue job for %s is already queued", certificate_id)
             return
         if job is not None:
@@ -212,10 +269,21 @@ class RQDispatcher:
                         "retry", delivery_id, exc_info=True)
 
 
+def _waiting(queue: Queue, job_id: str) -> bool:
+    """Whether job `job_id` is queued, running or about to be."""
+    from rq.exceptions import NoSuchJobError
+    from rq.job import Job
+
+    try:
+        return Job.fetch(job_id, connection=queue.connection).get_status(refresh=True) in _WAITING
+    except NoSuchJobError:
+        return False
+
+
 def enqueue_once(queue: Queue, func: str, arg: object, job_id: str) -> None:
     """Enqueue `func(arg)` as `job_id` unless a job of that id is queued or running."""
     from rq.exceptions import DuplicateJobError, NoSuchJobError
-    from rq.job import Job, JobStatus
+    from rq.job import Job
 
     for _ in range(2):
         try:
@@ -227,8 +295,7 @@ def enqueue_once(queue: Queue, func: str, arg: object, job_id: str) -> None:
                 job = Job.fetch(job_id, connection=queue.connection)
             except NoSuchJobError:
                 continue
-            if job.get_status(refresh=True) in (JobStatus.QUEUED, JobStatus.STARTED,
-                                                JobStatus.DEFERRED, JobStatus.SCHEDULED):
+            if job.get_status(refresh=True) in _WAITING:
                 return
             job.delete()
     log.info("job %s was enqueued concurrently", job_id)

@@ -142,20 +142,16 @@ def submit(session: Session, department: Department, actor: str, data: Any,
 
 
 def record_request(session: Session, department: Department, actor: str, ready: Prepared,
-                   settings: Settings | None = None, *,
-                   audit_details: dict[str, Any] | None = None,
-                   checked: bool = False) -> Certificate:
+                   settings: Settings | None = None) -> Certificate:
     """Record a prepared request as submitted (approved too, with automatic approval), after
-    refusing a duplicate: DuplicateCertificate, or InvalidTransition for a correction.
-    `checked`: the caller found no current certificate for the registration in this
-    transaction (a batch, for its chunk in one query); the unique index still refuses one that
-    came in since."""
+    refusing a duplicate: DuplicateCertificate, or InvalidTransition for a correction. (A
+    batch's chunk is recorded at once: issuer/batch_records.py.)"""
     code, registration, target_id = ready.code, ready.registration, ready.corrects
     kind = cert_type(code)
     assert kind is not None
     if target_id is not None:
         _check_correction(session, department.id, target_id, code, registration)
-    elif not checked:
+    else:
         existing = find_active(session, department.id, code, registration)
         if existing is not None:
             raise _duplicate(existing, department.id)
@@ -172,7 +168,7 @@ def record_request(session: Session, department: Department, actor: str, ready: 
         ward_code=ready.ward,
         aadhaar_last4=ready.aadhaar_last4,
         aadhaar_hmac=ready.aadhaar_hmac,
-        due_at=_due_at(settings, kind, now),
+        due_at=due_for(settings, kind, now),
         created_at=now,
         updated_at=now,
     )
@@ -182,8 +178,6 @@ def record_request(session: Session, department: Department, actor: str, ready: 
     except IntegrityError:
         # Another request for the same registration (or another correction of the same
         # certificate) won the race between our check and insert.
-        if checked:  # the caller's transaction: it rolls back whole and checks again
-            raise
         session.rollback()
         if target_id is not None:
             raise InvalidTransition(f"certificate {target_id} already has a correction in "
@@ -192,7 +186,7 @@ def record_request(session: Session, department: Department, actor: str, ready: 
         raise _duplicate(winner, department.id) from None
     audit.record(session, actor=actor, action="submit", certificate_id=record.id,
                  details={"type": code, "registration_number": registration,
-                          "ward": ready.ward, "corrects": target_id, **(audit_details or {})})
+                          "ward": ready.ward, "corrects": target_id})
     if department.approval == "automatic":
         approve(session, record, AUTO_APPROVER, rule="automatic")
     return record
@@ -206,7 +200,7 @@ def _ward_code(session: Session, department_id: str, name_en: str) -> str:
     return office if isinstance(office, str) else office.code
 
 
-def _due_at(settings: Settings | None, kind: CertType, now: datetime) -> datetime:
+def due_for(settings: Settings | None, kind: CertType, now: datetime) -> datetime:
     """The RTS deadline: the type's time limit (PRAMAAN_RTS_DAYS overrides it) in working days
     of the holiday calendar (PRAMAAN_HOLIDAYS_FILE, else the shipped one)."""
     if settings is None:

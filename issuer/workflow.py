@@ -36,7 +36,12 @@ def request_digest(record: Certificate) -> str:
     """SHA-256 of the stored request as shown to an officer, with the HMAC of the Aadhaar number
     it carried (kept out of the request), as canonical JSON. An approval that names a digest
     approves exactly these fields: an amendment of either changes it."""
-    body = json.dumps({"request": record.request, "aadhaar_hmac": record.aadhaar_hmac},
+    return digest_of(record.request, record.aadhaar_hmac)
+
+
+def digest_of(request: Any, aadhaar_hmac: str | None) -> str:
+    """`request_digest` of a request not (yet) in a record."""
+    body = json.dumps({"request": request, "aadhaar_hmac": aadhaar_hmac},
                       # equivalent: ensure_ascii=None (falsy, the same as False)
                       sort_keys=True, ensure_ascii=False, separators=(",", ":"))  # equivalent
     return hashlib.sha256(body.encode()).hexdigest()
