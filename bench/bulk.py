@@ -45,6 +45,7 @@ from issuer.batches import Upload, approve_batch, upload  # noqa: E402
 from issuer.bootstrap import DEV_DEPARTMENT, initialise  # noqa: E402
 from issuer.db import as_utc  # noqa: E402
 from issuer.issue import issue_certificate  # noqa: E402
+from issuer.issue_group import GROUP_TIMES  # noqa: E402
 from issuer.models import AuditEvent, Batch, Certificate, Department  # noqa: E402
 from issuer.runtime import Runtime  # noqa: E402
 from issuer.settings import Settings  # noqa: E402
@@ -54,6 +55,7 @@ POSTGRES = os.environ.get("PRAMAAN_BENCH_POSTGRES") or os.environ.get(
     "PRAMAAN_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("PRAMAAN_BENCH_REDIS", "redis://127.0.0.1:6379/7")
 FLOOR_STAGES = ("qr", "render", "sign", "store")
+WARM_UP = 30
 
 
 def flat(data: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
@@ -86,20 +88,20 @@ def environment(home: Path, keys: Path, database_url: str) -> dict[str, str]:
 
 def stage_floors(tmp: Path, keys: Path, count: int) -> dict[str, float]:
     """Median ms of each stage issuing `count` certificates in this one process (SQLite),
-    after five unmeasured ones."""
+    after WARM_UP unmeasured ones (a fresh process's first few dozen are slower)."""
     home = tmp / "floors"
     runtime = Runtime(Settings.from_env(env={"PRAMAAN_HOME": str(home), "PRAMAAN_TSA_URL": "none",
                                              "PRAMAAN_KEYS_DIR": str(keys)}))
     initialise(runtime)
     times: dict[str, list[float]] = {stage: [] for stage in FLOOR_STAGES}
-    for i in range(count + 5):
+    for i in range(count + WARM_UP):
         with runtime.sessions() as session, session.begin():
             department = session.get(Department, DEV_DEPARTMENT)
             assert department is not None
             cert_id = submit(session, department, "bench", request(900000 + i)).id
         timings: dict[str, float] = {}
         assert issue_certificate(runtime, cert_id, timings=timings)
-        if i >= 5:
+        if i >= WARM_UP:
             for stage in FLOOR_STAGES:
                 times[stage].append(timings[stage])
     runtime.close()
@@ -205,7 +207,10 @@ def one_run(tmp: Path, keys: Path, rows: int, workers: int) -> dict[str, Any]:
             last = wait_for_signatures(runtime, rows, began)
         seconds = (last - began).total_seconds()
         runtime.close()
+        for log in logs:
+            log.close()
         return {"rows": rows, "workers": workers, "upload_validate_seconds": upload_seconds,
+                "in_run_stage_ms": in_run_stages([Path(log.name) for log in logs]),
                 "seconds": seconds, "certificates_per_second": rows / seconds,
                 "memory": memory_figures(sampler.memory),
                 "audit_head": {
@@ -226,6 +231,23 @@ def one_run(tmp: Path, keys: Path, rows: int, workers: int) -> dict[str, Any]:
         with admin.begin() as conn:
             conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
+
+
+def in_run_stages(logs: list[Path]) -> dict[str, float]:
+    """Milliseconds per certificate each stage took inside the workers during the run, from the
+    line each group job logs (issuer/issue_group.py): the floors' stages measured under the
+    run's own conditions, beside the bookkeeping (intents, with the seal, and mark)."""
+    totals: dict[str, float] = {}
+    issued = 0
+    for path in logs:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            head, mark, figures = line.partition(f" {GROUP_TIMES} ")
+            if not mark:
+                continue
+            issued += int(head.rsplit(": ", 1)[1].split()[0])
+            for name, ms in json.loads(figures).items():
+                totals[name] = totals.get(name, 0.0) + ms
+    return {name: total / max(1, issued) for name, total in sorted(totals.items())}
 
 
 def wait_for_signatures(runtime: Runtime, rows: int, began: Any) -> Any:
@@ -288,6 +310,10 @@ def report(floors: Mapping[str, float], runs: list[dict[str, Any]]) -> Iterator[
         yield (f"{run['workers']} worker(s): {run['certificates_per_second']:.1f} certificates/s "
                f"(stage floors allow {ideal:.1f}: overhead "
                f"{(ideal / run['certificates_per_second'] - 1) * 100:.0f} % of the floors)")
+        if "in_run_stage_sum_ms" in run:
+            yield (f"  the same stages inside its workers: {run['in_run_stage_sum_ms']:.1f} ms a "
+                   f"certificate: overhead {run['overhead_vs_in_run_stages'] * 100:.0f} % of "
+                   f"them; {json.dumps(rounded(run['in_run_stage_ms']))}")
 
 
 def main() -> None:
@@ -324,6 +350,11 @@ def main() -> None:
     for run in runs:
         ideal = run["workers"] * 1000 / figures["stage_floor_sum_ms"]
         run["overhead_vs_floors"] = ideal / run["certificates_per_second"] - 1
+        in_run = sum(run["in_run_stage_ms"].get(stage, 0.0) for stage in FLOOR_STAGES)
+        if in_run:
+            run["in_run_stage_sum_ms"] = in_run
+            run["overhead_vs_in_run_stages"] = (run["workers"] * 1000 / in_run
+                                                / run["certificates_per_second"] - 1)
     for line in report(floors, runs):
         print(line, file=sys.stderr)
     print(json.dumps(rounded(figures), indent=2))

@@ -16,6 +16,7 @@ the others go on, and the first error is raised once all are done (the job is re
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,6 +54,8 @@ log = logging.getLogger(__name__)
 # the bookkeeping is spread thin, small enough that a group is done in about a second at B-B and
 # that a worker killed in the middle leaves few records for the sweeper.
 GROUP: Final = 25
+# The mark of the stage-time line each group logs (see `_log_group`).
+GROUP_TIMES: Final = "stage ms:"
 
 
 @dataclass
@@ -68,10 +71,12 @@ def issue_certificates(runtime: Runtime, certificate_ids: Sequence[str], *,
     passed over, as `issue_certificate` does."""
     ids = list(dict.fromkeys(certificate_ids))
     outcome = _Outcome()
+    spent: dict[str, float] = {}  # this group's stage times, logged (and added to `timings`)
     try:
-        intents, alone = outlasting_outages(
-            f"recording the intents to issue {len(ids)} certificates",
-            lambda: record_intents(runtime, ids, timings), patience=db_patience)
+        with stage(spent, "intents"):
+            intents, alone = outlasting_outages(
+                f"recording the intents to issue {len(ids)} certificates",
+                lambda: record_intents(runtime, ids, spent), patience=db_patience)
     except Exception as exc:
         if lost_connection(exc):  # an outage longer than our patience: nothing is counted
             for certificate_id in ids:
@@ -80,8 +85,13 @@ def issue_certificates(runtime: Runtime, certificate_ids: Sequence[str], *,
         log.warning("recording a group's intents failed (%s); issuing its %d certificates "
                     "one at a time", exc, len(ids))
         intents, alone = [], ids
-    made = _produce_all(runtime, intents, timings, outcome)
-    corrections = _mark_all(runtime, made, db_patience, outcome)
+    made = _produce_all(runtime, intents, spent, outcome)
+    with stage(spent, "mark"):
+        corrections = _mark_all(runtime, made, db_patience, outcome)
+    _log_group(len(ids), len(outcome.issued), spent)
+    if timings is not None:
+        for name, seconds in spent.items():
+            timings[name] = timings.get(name, 0.0) + seconds
     for intent, stored in corrections:
         _mark_alone(runtime, intent, stored, db_patience, outcome)
     for certificate_id in alone:
@@ -94,6 +104,15 @@ def issue_certificates(runtime: Runtime, certificate_ids: Sequence[str], *,
     if outcome.errors:
         raise outcome.errors[0]
     return len(outcome.issued)
+
+
+def _log_group(size: int, issued: int, spent: Timings) -> None:
+    """One line per group: how many it issued, and the milliseconds its stages took (QR, render,
+    sign, store: the stage floors' own work; seal, intents, mark: the bookkeeping). `make
+    bench-bulk` reads these lines to set each run's pipeline against its own stage times."""
+    log.info("group of %d: %d issued; %s %s", size, issued, GROUP_TIMES,
+             json.dumps({name: round(seconds * 1000, 2) for name, seconds in spent.items()},
+                        sort_keys=True))
 
 
 def record_intents(runtime: Runtime, certificate_ids: Sequence[str],

@@ -27,7 +27,7 @@ from sqlalchemy import func, select
 
 from issuer.models import AuditEvent, BatchRow, Certificate, State
 from issuer.settings import Settings
-from tests.conftest import IN_CI, ROOT, Live, _postgres_schema, make_settings, serve
+from tests.conftest import IN_CI, POSTGRES_URL, ROOT, Live, _postgres_schema, make_settings, serve
 from tests.test_batches import (
     as_csv,
     batch_states,
@@ -406,6 +406,7 @@ def test_only_a_database_out_of_reach_is_waited_for(tmp_path: Path) -> None:
 
     nobody = sa.create_engine(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none")
     local = sa.create_engine(f"sqlite:///{tmp_path / 'x.db'}")
+    reachable = sa.create_engine(POSTGRES_URL)
 
     def connect(engine: sa.Engine, sql: str) -> None:
         with engine.connect() as conn:
@@ -420,6 +421,14 @@ def test_only_a_database_out_of_reach_is_waited_for(tmp_path: Path) -> None:
         with pytest.raises(sa.exc.OperationalError) as no_table:
             outlasting_outages("reading", lambda: connect(local, "SELECT * FROM nothing"))
         assert not lost_connection(no_table.value) and time.monotonic() - started < 1
+        # A statement psycopg itself refuses carries no SQLSTATE, like a refused connection,
+        # but it is a ProgrammingError, not an OperationalError: a bug, never waited for.
+        started = time.monotonic()
+        with pytest.raises(sa.exc.ProgrammingError) as bad_call, reachable.connect() as conn:
+            outlasting_outages("reading", lambda: conn.exec_driver_sql("SELECT %s", ()))
+        assert getattr(bad_call.value.orig, "sqlstate", "") is None
+        assert not lost_connection(bad_call.value) and time.monotonic() - started < 1
     finally:
         nobody.dispose()
         local.dispose()
+        reachable.dispose()

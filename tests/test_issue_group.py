@@ -14,7 +14,7 @@ from sqlalchemy import event, func, select, update
 import issuer.issue_group as issue_group
 from issuer.audit import verify_chain
 from issuer.bootstrap import DEV_DEPARTMENT
-from issuer.db import utcnow
+from issuer.db import as_utc, utcnow
 from issuer.issue import RESUME_AFTER, Intent, issue_certificate
 from issuer.issue_group import GROUP, issue_certificates
 from issuer.jobs import (
@@ -87,7 +87,7 @@ def test_a_group_is_issued_in_two_transactions_each_record_once_with_its_events(
 
 
 def test_a_group_passes_over_what_is_not_workable_and_resumes_what_was_abandoned(
-        live: Live) -> None:
+        live: Live, monkeypatch: pytest.MonkeyPatch) -> None:
     runtime = live.runtime
     fresh, abandoned, busy, done = approved(runtime, 4)
     assert issue_certificate(runtime, done)
@@ -101,8 +101,20 @@ def test_a_group_passes_over_what_is_not_workable_and_resumes_what_was_abandoned
             record.template_version = "birth/1"
     set_record(runtime, abandoned, updated_at=utcnow() - RESUME_AFTER - timedelta(seconds=5))
     set_record(runtime, busy, updated_at=utcnow())  # still being signed by its worker
+    real_produce = issue_group.produce
+    touched: list[bool] = []
 
+    def produce_and_look(rt: Runtime, intent: Intent, *args: object) -> bytes:
+        if intent.id == abandoned:  # resuming touched it: no third run takes it meanwhile
+            with rt.sessions() as session:
+                record = session.get(Certificate, abandoned)
+                assert record is not None
+                touched.append(as_utc(record.updated_at) > utcnow() - RESUME_AFTER)
+        return real_produce(rt, intent, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(issue_group, "produce", produce_and_look)
     issued = issue_certificates(runtime, [fresh, abandoned, busy, done, "no-such-id"])
+    assert touched == [True]
 
     assert issued == 2
     assert states(runtime, [fresh, abandoned, busy, done]) == [
@@ -134,7 +146,7 @@ def test_a_record_whose_pdf_cannot_be_made_fails_alone_and_the_group_goes_on(
 
 
 def test_a_record_without_a_number_goes_alone_and_fails_there_with_its_reason(
-        live: Live) -> None:
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
     runtime = live.runtime
     good, unnumbered = approved(runtime, 2)
     set_record(runtime, unnumbered, number=None)
@@ -142,13 +154,16 @@ def test_a_record_without_a_number_goes_alone_and_fails_there_with_its_reason(
     with pytest.raises(Exception, match="lacks a number"):
         issue_certificates(runtime, [good, unnumbered])
 
+    assert "one at a time" not in caplog.text, "the group itself went on without it"
+
     assert states(runtime, [good, unnumbered]) == ["issued", "approved"]
     with runtime.sessions() as session:
         failed = session.get(Certificate, unnumbered)
         assert failed is not None and failed.attempts == 1
 
 
-def test_a_correction_in_a_group_supersedes_the_certificate_it_corrects(live: Live) -> None:
+def test_a_correction_in_a_group_supersedes_the_certificate_it_corrects(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
     runtime = live.runtime
     (original,) = approved(runtime, 1)
     assert issue_certificate(runtime, original)
@@ -163,6 +178,7 @@ def test_a_correction_in_a_group_supersedes_the_certificate_it_corrects(live: Li
     assert issue_certificates(runtime, [correction, plain]) == 2
 
     assert states(runtime, [original, correction, plain]) == ["superseded", "issued", "issued"]
+    assert "one at a time" not in caplog.text, "the correction went alone, the group on"
     assert events(runtime, original, "supersede") == 1
     with runtime.sessions() as session:
         assert verify_chain(session).ok
