@@ -108,6 +108,30 @@ def stage_floors(tmp: Path, keys: Path, count: int) -> dict[str, float]:
     return {stage: statistics.median(values) * 1000 for stage, values in times.items()}
 
 
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy() -> float:
+    """CPU seconds the machine has spent busy (all cores; /proc/stat less idle and iowait)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / TICK
+
+
+def workers_cpu(pids: list[int]) -> float:
+    """CPU seconds the worker processes have used (user + system)."""
+    total = 0
+    for pid in pids:
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total += int(stat[11]) + int(stat[12])  # utime, stime (fields 14 and 15)
+    return total / TICK
+
+
+def own_cpu() -> float:
+    """CPU seconds this benchmark process has used (its sampler and polling included)."""
+    times = os.times()
+    return times.user + times.system
+
+
 def memory_kb(pid: int) -> tuple[int, int] | None:
     """(RSS, peak RSS) of a process in KiB, None once it is gone."""
     try:
@@ -202,10 +226,15 @@ def one_run(tmp: Path, keys: Path, rows: int, workers: int) -> dict[str, Any]:
                 if batch.state == "awaiting_approval":  # else approved at upload (automatic)
                     batch.sample_seen_by = ["bench:officer"]  # the officer saw specimens
                     approve_batch(session, batch, "bench:officer")
+            pids = [p.pid for p in procs]
+            cpu_before = machine_busy(), workers_cpu(pids), own_cpu()
             began = as_utc(dt.datetime.now(dt.UTC))
             runtime.dispatcher.enqueue_batch(batch_id)
             last = wait_for_signatures(runtime, rows, began)
+            cpu_after = machine_busy(), workers_cpu(pids), own_cpu()
         seconds = (last - began).total_seconds()
+        machine, in_workers, here = (after - before
+                                     for before, after in zip(cpu_before, cpu_after, strict=True))
         runtime.close()
         for log in logs:
             log.close()
@@ -213,6 +242,10 @@ def one_run(tmp: Path, keys: Path, rows: int, workers: int) -> dict[str, Any]:
                 "in_run_stage_ms": in_run_stages([Path(log.name) for log in logs]),
                 "seconds": seconds, "certificates_per_second": rows / seconds,
                 "memory": memory_figures(sampler.memory),
+                "cpu_ms_per_certificate": {
+                    "workers": in_workers * 1000 / rows, "bench": here * 1000 / rows,
+                    "others": (machine - in_workers - here) * 1000 / rows},
+                "machine_busy_share": machine / (seconds * (os.cpu_count() or 1)),
                 "audit_head": {
                     "samples": len(sampler.head_waiters),
                     "share_with_a_waiter": (sum(1 for w in sampler.head_waiters if w)
@@ -268,7 +301,7 @@ def wait_for_signatures(runtime: Runtime, rows: int, began: Any) -> Any:
             shown = time.monotonic()
             elapsed = (dt.datetime.now(dt.UTC) - began).total_seconds()
             print(f"  {signed}/{rows} signed after {elapsed:.0f} s", file=sys.stderr)
-        time.sleep(0.5)
+        time.sleep(2)  # the end time is the last event's own, not when we look
 
 
 def memory_figures(samples: Mapping[int, list[tuple[float, int, int]]]) -> list[dict[str, Any]]:
@@ -310,6 +343,10 @@ def report(floors: Mapping[str, float], runs: list[dict[str, Any]]) -> Iterator[
         yield (f"{run['workers']} worker(s): {run['certificates_per_second']:.1f} certificates/s "
                f"(stage floors allow {ideal:.1f}: overhead "
                f"{(ideal / run['certificates_per_second'] - 1) * 100:.0f} % of the floors)")
+        cpu = run["cpu_ms_per_certificate"]
+        yield (f"  CPU per certificate: workers {cpu['workers']:.1f} ms, everything else "
+               f"(PostgreSQL, Redis, the system) {cpu['others']:.1f} ms, this benchmark "
+               f"{cpu['bench']:.1f} ms; the machine {run['machine_busy_share'] * 100:.0f} % busy")
         if "in_run_stage_sum_ms" in run:
             yield (f"  the same stages inside its workers: {run['in_run_stage_sum_ms']:.1f} ms a "
                    f"certificate: overhead {run['overhead_vs_in_run_stages'] * 100:.0f} % of "

@@ -386,7 +386,9 @@ def test_a_batch_completes_across_a_postgresql_stop(
         live_on_private_postgres: Live, private_postgres: PostgresCluster,
         private_redis: RedisServer, tmp_path: Path) -> None:
     live, log = live_on_private_postgres, tmp_path / "worker.log"
-    outcome = batch_through_outage(live, log, private_postgres.stop, private_postgres.start, 5)
+    # Longer than a group job's PDFs take (15 at B-T, about 5 s: issuer/issue_group.py makes
+    # them with no transaction open), so the job reaches its next transaction in the outage.
+    outcome = batch_through_outage(live, log, private_postgres.stop, private_postgres.start, 12)
     assert outcome.pending_at_stop >= 10, "stopped too late to prove anything"
     assert_issued_once(live, outcome.batch_id)
     assert_rq_clean(private_redis.url)

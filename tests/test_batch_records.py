@@ -12,9 +12,10 @@ from sqlalchemy import select
 from issuer import counters
 from issuer.audit import verify_chain
 from issuer.batch_records import Origin, record_approved
+from issuer.bootstrap import DEV_DEPARTMENT
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.submit import Prepared, prepare, record_request
-from issuer.workflow import approve, request_digest
+from issuer.workflow import AUTO_APPROVER, approve, request_digest
 from tests.conftest import Live
 from tests.test_batches import OFFICE, births, ensure_department
 
@@ -97,7 +98,7 @@ def test_records_written_at_once_are_those_recorded_and_approved_one_at_a_time(
 
 def test_released_numbers_are_taken_first_then_the_series_goes_on(live: Live) -> None:
     ensure_department(live)
-    ready = prepared(live, births(4, first=900))
+    ready = prepared(live, births(5, first=900))
     with live.runtime.sessions() as session, session.begin():
         department = session.get(Department, OFFICE)
         assert department is not None
@@ -111,4 +112,24 @@ def test_released_numbers_are_taken_first_then_the_series_goes_on(live: Live) ->
         ids = record_approved(session, department, ORIGIN,
                               [(3, ready[1]), (4, ready[2]), (5, ready[3])], None)
         numbers = [session.get(Certificate, i).number for i in ids]  # type: ignore[union-attr]
-    assert numbers == [released, f"{base}{serial + 1:06d}", f"{base}{serial + 2:06d}"]
+        # The released number drew no serial: the series goes on without a gap.
+        (later,) = record_approved(session, department, ORIGIN, [(6, ready[4])], None)
+        numbers.append(session.get(Certificate, later).number)  # type: ignore[union-attr]
+    assert numbers == [released, f"{base}{serial + 1:06d}", f"{base}{serial + 2:06d}",
+                       f"{base}{serial + 3:06d}"]
+
+
+def test_a_department_that_approves_automatically_approves_the_batch_rows_itself(
+        live: Live) -> None:
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None and department.approval == "automatic"
+        ready = [prepare(session, department, row) for row in births(2, first=950)]
+        ids = record_approved(session, department, ORIGIN, [(2, ready[0]), (3, ready[1])],
+                              None)
+        approvers = [session.get(Certificate, i).approved_by  # type: ignore[union-attr]
+                     for i in ids]
+    assert approvers == [AUTO_APPROVER, AUTO_APPROVER]
+    for cert_id in ids:
+        action, actor, details = events_of(live, cert_id)[1]
+        assert (action, actor, details["rule"]) == ("approve", AUTO_APPROVER, "automatic")
