@@ -9,7 +9,7 @@ For each worker count: the CSV is uploaded and validated as `POST /api/v1/batche
 loaded), then the batch is handed to the queue (the development department approves at
 upload); the clock runs from then to the last `sign` audit event. Every worker's RSS is sampled
 throughout (peak, and at each quarter of the run: memory must stay flat).
-PostgreSQL's activity is sampled every 20 ms for backends waiting on the audit head's row lock
+PostgreSQL's activity is sampled every 50 ms for backends waiting on the audit head's row lock
 (issuer/audit.py: every audited transaction takes it), to show whether the one chain limits
 throughput.
 
@@ -167,7 +167,7 @@ class Sampler:
             "AND query ILIKE '%audit_head%' AND query NOT ILIKE '%pg_stat_activity%'")
         last_memory = 0.0
         with self.admin.connect() as conn:
-            while not self._stop.wait(0.02):
+            while not self._stop.wait(0.05):
                 self.head_waiters.append(int(conn.execute(query).scalar_one()))
                 conn.commit()
                 now = time.monotonic()
