@@ -42,6 +42,9 @@ TARGETS: dict[str, frozenset[str] | None] = {
     "issuer/permissions.py": None,
     "issuer/workflow.py": None,
     "issuer/counters.py": None,
+    # A batch's certificates: recorded at once, issued a group at a time, each exactly once.
+    "issuer/batch_records.py": None,
+    "issuer/issue_group.py": None,
     # The department checks: which record blocks a registration, what a 409 reveals, and the
     # department's own types (in submit).
     "issuer/submit.py": frozenset({"find_active", "_duplicate", "submit"}),
