@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
-DEBIAN_TOOLS := poppler-utils zbar-tools libnss3-tools softhsm2
+DEBIAN_TOOLS := poppler-utils zbar-tools libnss3-tools softhsm2 chromium
 
 .PHONY: run init test test-fast lint bench install debian-tools clean bench-digilocker bench-overlap \
 	bench-bulk
@@ -25,7 +25,7 @@ $(STAMP): setup.py
 # Tools the tests use to check our output independently (pdfsig, zbarimg, pdftotext, certutil),
 # and SoftHSM2, the PKCS#11 token the HSM backend is tested against.
 debian-tools:
-	@if ! command -v pdfsig >/dev/null || ! command -v zbarimg >/dev/null || ! command -v certutil >/dev/null || ! command -v softhsm2-util >/dev/null; then \
+	@if ! command -v pdfsig >/dev/null || ! command -v zbarimg >/dev/null || ! command -v certutil >/dev/null || ! command -v softhsm2-util >/dev/null || ! command -v chromium >/dev/null; then \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEBIAN_TOOLS); \
 	  else echo "please install: sudo apt-get install $(DEBIAN_TOOLS)"; exit 1; fi; fi
 

@@ -50,7 +50,7 @@ from issuer.submit import CORRECTS, submit, validate
 from issuer.tokens import Principal, authenticate
 from issuer.verify import verify_qr
 from issuer.workflow import amend, approve, reason_of, reject, request_digest, revoke
-from templates import web_dir
+from templates import fonts_dir, web_dir
 
 log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
@@ -60,6 +60,11 @@ PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-sr
             "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'self'; "
             "frame-ancestors 'none'")
 WEB_ASSETS = frozenset({"verify.js", "verify.css"})  # served from templates/web/
+# The shipped fonts (templates/fonts/, SIL OFL) as web fonts: a phone without a Devanagari font
+# still shows the Marathi, in the letterforms printed on the paper.
+WEB_FONTS = frozenset({"NotoSans-Regular.ttf", "NotoSans-Bold.ttf",
+                       "NotoSansDevanagari-Regular.ttf", "NotoSansDevanagari-Bold.ttf"})
+FONT_MAX_AGE = 30 * 24 * 3600
 T = TypeVar("T")
 
 
@@ -612,6 +617,13 @@ def public_pages() -> Blueprint:
         if name not in WEB_ASSETS:
             raise NotFound("no such file")
         return send_from_directory(web_dir(), name, max_age=300)
+
+    @bp.get("/v/fonts/<name>")
+    def font(name: str) -> Response:
+        if name not in WEB_FONTS:
+            raise NotFound("no such font")
+        return send_from_directory(fonts_dir(), name, max_age=FONT_MAX_AGE,
+                                   mimetype="font/ttf")
 
     @bp.get("/healthz")
     def health() -> Response:

@@ -47,6 +47,7 @@ setup(
             "certomancer==0.16.0",
             "mutmut==3.8.1",
             "aiohttp==3.14.5",  # bench/digilocker_pull.py's load client (pyHanko needs it too)
+            "playwright==1.65.2",  # browser tests, driving Debian's Chromium (tests/browser.py)
         ],
     },
     entry_points={"console_scripts": ["pramaan=cli:main"]},

@@ -16,7 +16,9 @@
     const c = v.certificate || {};
     const types = {birth: "Birth certificate / जन्म प्रमाणपत्र", death: "Death certificate / मृत्यू प्रमाणपत्र",
                    property_no_dues: "Property tax no-dues certificate / मालमत्ता कर थकबाकी नसल्याचे प्रमाणपत्र"};
-    const dates = c.dates || {};
+    // Dates as the paper prints them (DD-MM-YYYY), not as the seal carries them (ISO).
+    const paper = (d) => (/^\d{4}-\d{2}-\d{2}$/.test(d || "") ? d.split("-").reverse().join("-") : d);
+    const dates = Object.fromEntries(Object.entries(c.dates || {}).map(([k, d]) => [k, paper(d)]));
     const rows = [["Certificate number", c.number], ["Type", types[c.type] || c.type],
                   ["Name", c.holder && c.holder.en], ["नाव", c.holder && c.holder.mr],
                   ["Date of birth / जन्म दिनांक", dates.birth], ["Date of death / मृत्यू दिनांक", dates.death],
