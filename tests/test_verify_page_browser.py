@@ -5,9 +5,16 @@ certificate issued by the real pipeline. Screenshots: var/test-artifacts/browser
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import uuid
+from typing import TYPE_CHECKING, Any
 
-from issuer.models import Certificate
+import requests
+
+from issuer.bootstrap import DEV_DEPARTMENT
+from issuer.db import as_utc
+from issuer.fields import IST
+from issuer.models import Certificate, Department
+from issuer.tokens import create_token
 from templates import fonts_dir
 from tests.browser import browser, page, screenshot  # noqa: F401 - fixtures
 from tests.conftest import Live, sample
@@ -16,13 +23,32 @@ if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 
-def issued_digits(live: Live) -> str:
+def issued_digits(live: Live, data: dict[str, Any] | None = None) -> str:
     """The digits after '#' in the QR of a birth certificate just issued."""
-    cert_id = live.post_json("/api/v1/certificates", sample("birth-1")).json()["id"]
+    return digits_of(live, issued(live, data))
+
+
+def issued(live: Live, data: dict[str, Any] | None = None) -> str:
+    cert_id = live.post_json("/api/v1/certificates", data or sample("birth-1")).json()["id"]
+    assert isinstance(cert_id, str)
+    return cert_id
+
+
+def digits_of(live: Live, cert_id: str) -> str:
     with live.runtime.sessions() as session:
         record = session.get(Certificate, cert_id)
         assert record is not None and record.state == "issued" and record.seal_text
         return record.seal_text.split("#", 1)[1]
+
+
+def officer(live: Live) -> requests.Session:
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        token = create_token(session, department, f"officer-{uuid.uuid4().hex[:6]}", "officer")
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {token}"
+    return http
 
 
 def verdict_of(page: Page) -> tuple[str, str]:  # noqa: F811 - the fixture's name
@@ -81,3 +107,41 @@ def test_the_shipped_fonts_are_served_and_nothing_else(live: Live) -> None:
         refused = live.get(f"/v/fonts/{name}")
         assert refused.status_code == 404, name
         assert refused.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_revoked_certificate_shows_revoked_with_the_reason(live: Live,
+                                                            page: Page) -> None:  # noqa: F811
+    cert_id = issued(live)
+    digits = digits_of(live, cert_id)
+    revoked = officer(live).post(live.url(f"/api/v1/certificates/{cert_id}/revoke"),
+                                 json={"reason": "registered twice"}, timeout=60)
+    assert revoked.status_code == 200, revoked.text
+    page.goto(f"{live.base}/v#{digits}")
+
+    kind, text = verdict_of(page)
+
+    assert kind == "verdict warn", (kind, text)
+    assert "REVOKED" in text and "registered twice" in text and "current" not in text
+    with live.runtime.sessions() as session:
+        record = session.get(Certificate, cert_id)
+        assert record is not None and record.revoked_at is not None
+        on = as_utc(record.revoked_at).astimezone(IST).strftime("%d-%m-%Y")
+    assert f"({on})" in text, text
+    screenshot(page, "verify-revoked")
+
+
+def test_a_corrected_certificate_shows_superseded(live: Live, page: Page) -> None:  # noqa: F811
+    original = issued(live)
+    digits = digits_of(live, original)
+    correction = {**sample("birth-1"), "corrects": original}
+    correction["child"]["name"]["en"] = "Aarav Sandip Kulkarni"
+    made = live.post_json("/api/v1/certificates", correction)
+    assert made.status_code == 202 and made.json()["state"] == "issued", made.text
+    page.goto(f"{live.base}/v#{digits}")
+
+    kind, text = verdict_of(page)
+
+    assert kind == "verdict warn", (kind, text)
+    assert "SUPERSEDED" in text and "Genuine and current" not in text
+    assert made.json()["number"] in text, "the number to ask for instead"
+    screenshot(page, "verify-superseded")

@@ -11,13 +11,20 @@
     const v = await res.json();
     const labels = {current: "Genuine and current / वैध व चालू", superseded: "Genuine but SUPERSEDED by a correction / दुरुस्तीने बदललेले",
                     revoked: "REVOKED / रद्द", invalid: "NOT GENUINE / अवैध"};
-    out.className = "verdict " + (v.current ? "ok" : (v.genuine ? "warn" : "bad"));
-    out.textContent = (labels[v.status] || v.status) + (v.reason ? " (" + v.reason + ")" : "");
     const c = v.certificate || {};
-    const types = {birth: "Birth certificate / जन्म प्रमाणपत्र", death: "Death certificate / मृत्यू प्रमाणपत्र",
-                   property_no_dues: "Property tax no-dues certificate / मालमत्ता कर थकबाकी नसल्याचे प्रमाणपत्र"};
     // Dates as the paper prints them (DD-MM-YYYY), not as the seal carries them (ISO).
     const paper = (d) => (/^\d{4}-\d{2}-\d{2}$/.test(d || "") ? d.split("-").reverse().join("-") : d);
+    const inIndia = (t) => new Date(t).toLocaleDateString("en-GB", {timeZone: "Asia/Kolkata"}).replaceAll("/", "-");
+    let why = v.reason ? " (" + v.reason + ")" : "";
+    if (v.status === "revoked" && c.revoked_reason) {
+      why = ": " + c.revoked_reason + (c.revoked_at ? " (" + inIndia(c.revoked_at) + ")" : "");
+    } else if (v.status === "superseded" && c.current_number) {
+      why = ": the current certificate is / चालू प्रमाणपत्र " + c.current_number;
+    }
+    out.className = "verdict " + (v.current ? "ok" : (v.genuine ? "warn" : "bad"));
+    out.textContent = (labels[v.status] || v.status) + why;
+    const types = {birth: "Birth certificate / जन्म प्रमाणपत्र", death: "Death certificate / मृत्यू प्रमाणपत्र",
+                   property_no_dues: "Property tax no-dues certificate / मालमत्ता कर थकबाकी नसल्याचे प्रमाणपत्र"};
     const dates = Object.fromEntries(Object.entries(c.dates || {}).map(([k, d]) => [k, paper(d)]));
     const rows = [["Certificate number", c.number], ["Type", types[c.type] || c.type],
                   ["Name", c.holder && c.holder.en], ["नाव", c.holder && c.holder.mr],
