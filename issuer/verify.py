@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from issuer.canonical import canonical_request
 from issuer.db import as_utc
 from issuer.models import Certificate, PdfRevision, State
 from issuer.runtime import Runtime
@@ -200,6 +201,10 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
     was_issued = record.state in STATUS_BY_STATE
     verdict.checks.append(Check("issued", was_issued, None if was_issued else "not_issued"))
     verdict.status = STATUS_BY_STATE.get(record.state, record.state)
+    if matches and was_issued and verdict.certificate is not None:
+        # Online, everything the paper prints, from the record the seal matched: a paper with
+        # a parent's name or the address changed no longer reads as genuine at a glance.
+        verdict.certificate["particulars"] = printed_particulars(record)
     # The state and superseded_by change together (issue._mark_issued, one transaction), so
     # either alone decides; the end of a chain is issued or revoked, both in STATUS_BY_STATE;
     # a revoked record always has revoked_at (workflow.revoke). The fallbacks are defensive.
@@ -215,6 +220,11 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
         verdict.certificate["revoked_at"] = (as_utc(record.revoked_at).isoformat()
                                              if record.revoked_at else None)  # equivalent
     return record
+
+
+def printed_particulars(record: Certificate) -> dict[str, Any]:
+    """The request's fields as printed on the certificate: all but the applicant's contact."""
+    return {k: v for k, v in canonical_request(record.request).items() if k != "applicant"}
 
 
 def _record(session: Session, cert_id: str) -> Certificate | None:

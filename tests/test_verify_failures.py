@@ -100,8 +100,14 @@ def test_seal_whose_fields_differ_from_the_record_is_a_mismatch(live: Live) -> N
     digest[0] ^= 0x01  # the fields the seal certifies are not the ones we recorded
     claims[PRIVATE_CLAIM]["h"] = bytes(digest)
     forged = resealed(live, claims)
-    assert reason(verify_qr(live.runtime, forged).as_dict()) == "record: fields_mismatch"
+    verdict = verify_qr(live.runtime, forged).as_dict()
+    assert reason(verdict) == "record: fields_mismatch"
     assert reason(over_http(live, forged)) == "record: fields_mismatch"
+    # The record's particulars are shown only beside a seal that matches them.
+    assert "particulars" not in (verdict["certificate"] or {})
+    genuine = verify_qr(live.runtime, record.seal_text).as_dict()
+    assert genuine["certificate"]["particulars"]["father"]["name"]["en"] == (
+        "Sandeep Trimbak Kulkarni")
 
 
 def test_seal_without_a_certificate_id_is_refused(live: Live) -> None:

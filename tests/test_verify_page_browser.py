@@ -73,6 +73,18 @@ def test_a_genuine_link_shows_current_and_the_particulars(live: Live,
     assert "Aarav Sandeep Kulkarni" in details and "आरव संदीप कुलकर्णी" in details
     assert "B-2026-PMC-004512" in details
     assert "21-02-2026" in details and "2026-02-21" not in details, "the date as printed"
+    # Online, every particular the paper prints, with its labels: a forged paper with a
+    # parent's name changed does not match the page.
+    particulars = page.locator("#particulars").inner_text()
+    for printed in ("Name of the father / वडिलांचे नाव",
+                    "Sandeep Trimbak Kulkarni / संदीप त्र्यंबक कुलकर्णी",
+                    "Name of the mother / आईचे नाव", "Shraddha Sandeep Kulkarni",
+                    "Kamla Nehru Hospital, Mangalwar Peth, Pune", "Karve Road, Kothrud",
+                    "Date of registration / नोंदणी दिनांक\n02-03-2026"):
+        assert printed in particulars, printed
+    assert "Sex / लिंग\nMale / पुरुष" in particulars
+    page_text = page.locator("body").inner_text()
+    assert "sandeep.k@example.in" not in page_text and "+919800000012" not in page_text
     # The Marathi is drawn in the shipped Devanagari font, fetched from us (this machine has no
     # Devanagari font of its own: without it the screenshot shows empty boxes).
     loaded = page.evaluate("""async () => { await document.fonts.ready;

@@ -32,13 +32,71 @@
                   ["Tax paid up to / कर भरलेला कालावधी (पर्यंत)", dates.paid_up_to],
                   ["Registration number", c.registration_number],
                   ["Ward", c.ward]];
-    for (const [k, val] of rows) {
-      if (!val) continue;
-      const dt = document.createElement("dt"); dt.textContent = k;
+    const show = (list, label, val) => {
+      const dt = document.createElement("dt"); dt.textContent = label;
       const dd = document.createElement("dd"); dd.textContent = val;
-      details.append(dt, dd);
+      list.append(dt, dd);
+    };
+    for (const [k, val] of rows) if (val) show(details, k, val);
+    // Online: every particular printed on the paper, from the record the seal matched, with
+    // the paper's own labels, for comparison line by line.
+    if (c.particulars) {
+      const head = document.createElement("h2");
+      head.textContent = "As printed on the certificate / प्रमाणपत्रावर छापलेला तपशील";
+      const printed = document.createElement("dl");
+      printed.id = "particulars";
+      details.after(head, printed);
+      for (const [path, val] of flatten(c.particulars)) {
+        if (SHOWN.has(path)) continue;
+        const text = /date/.test(path) ? paper(val) : (/\.sex$/.test(path) ? SEXES[val] || val : val);
+        show(printed, PRINTED[path] || path, text);
+      }
     }
   } catch (e) {
     out.className = "verdict bad"; out.textContent = "Could not check the certificate: " + e;
   }
 })();
+
+// The printed particulars as [dotted path, text] pairs: an English/Marathi pair on one line.
+function flatten(obj, prefix = "") {
+  const out = [];
+  for (const [k, v] of Object.entries(obj)) {
+    const path = prefix + k;
+    if (v && typeof v === "object" && ("en" in v || "mr" in v)) {
+      out.push([path, [v.en, v.mr].filter(Boolean).join(" / ")]);
+    } else if (v && typeof v === "object") {
+      out.push(...flatten(v, path + "."));
+    } else if (v !== null && v !== undefined && v !== "") {
+      out.push([path, String(v)]);
+    }
+  }
+  return out;
+}
+
+// Shown above from the seal already, or not a particular of the paper.
+const SHOWN = new Set(["type", "registration_number"]);
+
+const SEXES = {male: "Male / पुरुष", female: "Female / स्त्री", other: "Other / इतर"};
+
+// The certificates' own labels (templates/*/1.typ), English / Marathi.
+const PRINTED = {
+  "child.name": "Name of the child / बाळाचे नाव",
+  "child.sex": "Sex / लिंग",
+  "child.date_of_birth": "Date of birth / जन्म दिनांक",
+  "child.place_of_birth": "Place of birth / जन्म ठिकाण",
+  "mother.name": "Name of the mother / आईचे नाव",
+  "father.name": "Name of the father / वडिलांचे नाव",
+  "permanent_address": "Permanent address / कायमचा पत्ता",
+  "registration_date": "Date of registration / नोंदणी दिनांक",
+  "ward_office": "Ward office / क्षेत्रीय कार्यालय",
+  "remarks": "Remarks / शेरा",
+  "deceased.name": "Name of the deceased / मृत व्यक्तीचे नाव",
+  "deceased.sex": "Sex / लिंग",
+  "deceased.date_of_death": "Date of death / मृत्यू दिनांक",
+  "deceased.place_of_death": "Place of death / मृत्यूचे ठिकाण",
+  "property_id": "Property number / मालमत्ता क्रमांक",
+  "property_address": "Property address / मालमत्तेचा पत्ता",
+  "usage": "Usage / वापर",
+  "assessment_year": "Assessment year / कर आकारणी वर्ष",
+  "certificate_reference": "Certificate reference / प्रमाणपत्र संदर्भ क्रमांक",
+};
