@@ -179,6 +179,10 @@ def test_a_correction_in_a_group_supersedes_the_certificate_it_corrects(
 
     assert states(runtime, [original, correction, plain]) == ["superseded", "issued", "issued"]
     assert "one at a time" not in caplog.text, "the correction went alone, the group on"
+    for cert_id in (correction, plain):  # each with its own signed PDF, stored and recorded
+        assert events(runtime, cert_id, "sign") == 1
+        pdf = live.get(f"/api/v1/certificates/{cert_id}/pdf")
+        assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
     assert events(runtime, original, "supersede") == 1
     with runtime.sessions() as session:
         assert verify_chain(session).ok
