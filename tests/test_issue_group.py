@@ -5,6 +5,8 @@ PostgreSQL), real rendering and signing, real Redis for the dispatch."""
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import timedelta
 
 import pytest
@@ -16,7 +18,7 @@ from issuer.audit import verify_chain
 from issuer.bootstrap import DEV_DEPARTMENT
 from issuer.db import as_utc, utcnow
 from issuer.issue import RESUME_AFTER, Intent, issue_certificate
-from issuer.issue_group import GROUP, issue_certificates
+from issuer.issue_group import GROUP, GROUP_TIMES, issue_certificates
 from issuer.jobs import (
     ISSUE_GROUP_JOB,
     RQDispatcher,
@@ -126,15 +128,18 @@ def test_a_group_passes_over_what_is_not_workable_and_resumes_what_was_abandoned
 
 
 def test_a_record_whose_pdf_cannot_be_made_fails_alone_and_the_group_goes_on(
-        live: Live) -> None:
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
     runtime = live.runtime
     good, bad, other = approved(runtime, 3)
     set_record(runtime, bad, state="signing", issued_at=utcnow().replace(microsecond=0),
                seal_text="https://verify.example/v#x", template_version="birth/99",
                updated_at=utcnow() - RESUME_AFTER - timedelta(seconds=5))
 
-    with pytest.raises(ValueError, match="birth/99"):
+    with caplog.at_level(logging.INFO, logger="issuer.issue_group"), \
+            pytest.raises(ValueError, match="birth/99"):
         issue_certificates(runtime, [good, bad, other])
+
+    assert f"group of 3: 2 issued; {GROUP_TIMES}" in caplog.text
 
     assert states(runtime, [good, bad, other]) == ["issued", "signing", "issued"]
     with runtime.sessions() as session:
@@ -251,3 +256,23 @@ def test_a_record_linked_to_a_locker_gets_its_push_planned_and_the_others_none(
     with runtime.sessions() as session:
         planned = session.execute(select(Delivery.certificate_id, Delivery.action)).all()
     assert [tuple(row) for row in planned] == [(ids[2], "A")]
+
+
+def test_a_group_reports_its_stage_times_to_the_caller_and_the_log(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    runtime = live.runtime
+    ids = approved(runtime, 3)
+    timings: dict[str, float] = {"qr": 1.0}  # added to, not replaced
+
+    with caplog.at_level(logging.INFO, logger="issuer.issue_group"):
+        assert issue_certificates(runtime, ids, timings=timings) == 3
+
+    assert set(timings) == {"intents", "seal", "qr", "render", "sign", "store", "mark"}
+    assert timings["qr"] > 1.0 and all(seconds > 0 for seconds in timings.values())
+    assert timings["intents"] > timings["seal"], "the seal is recorded within the intents"
+    (line,) = [r.getMessage() for r in caplog.records if GROUP_TIMES in r.getMessage()]
+    head, figures = line.split(f" {GROUP_TIMES} ")
+    assert head == "group of 3: 3 issued;"
+    logged = json.loads(figures)
+    assert set(logged) == set(timings)
+    assert logged["render"] == pytest.approx(timings["render"] * 1000, abs=0.01)
