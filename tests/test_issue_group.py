@@ -78,6 +78,12 @@ def test_a_group_is_issued_in_two_transactions_each_record_once_with_its_events(
         assert events(runtime, cert_id, "sign") == 1
     with runtime.sessions() as session:
         assert verify_chain(session).ok
+        signed = session.get(Certificate, ids[0])
+        assert signed is not None
+        sign = session.scalars(select(AuditEvent).where(
+            AuditEvent.certificate_id == ids[0], AuditEvent.action == "sign")).one()
+        assert sign.details == {"number": signed.number, "pdf_sha256": signed.pdf_sha256,
+                                "level": "PAdES-B-T"}
         pdfs = session.scalars(select(Certificate.pdf_sha256).where(
             Certificate.id.in_(ids))).all()
     assert len(set(pdfs)) == 5, "each record its own PDF"
@@ -153,11 +159,11 @@ def test_a_record_whose_pdf_cannot_be_made_fails_alone_and_the_group_goes_on(
 def test_a_record_without_a_number_goes_alone_and_fails_there_with_its_reason(
         live: Live, caplog: pytest.LogCaptureFixture) -> None:
     runtime = live.runtime
-    good, unnumbered = approved(runtime, 2)
+    unnumbered, good = approved(runtime, 2)
     set_record(runtime, unnumbered, number=None)
 
-    with pytest.raises(Exception, match="lacks a number"):
-        issue_certificates(runtime, [good, unnumbered])
+    with pytest.raises(Exception, match="lacks a number"):  # first: the rest still go on
+        issue_certificates(runtime, [unnumbered, good])
 
     assert "one at a time" not in caplog.text, "the group itself went on without it"
 
