@@ -58,7 +58,8 @@ def record_approved(session: Session, department: Department, origin: Origin,
     now = utcnow()
     due = due_for(settings, kind, now)
     values: list[dict[str, Any]] = []
-    for (line, ready), number, index in zip(rows, numbers, indices, strict=True):
+    # equivalent: strict=False/None (three lists of len(rows) by construction)
+    for (line, ready), number, index in zip(rows, numbers, indices, strict=True):  # equivalent
         cert_id = str(uuid.uuid4())
         values.append({
             "id": cert_id, "department_id": department.id, "cert_type": code,
