@@ -35,27 +35,15 @@ def series(prefix: str, year: int, ward: str, serial_prefix: str = "PMC") -> str
 
 
 def certificate_number(session: Session, prefix: str, year: int, ward: str = "") -> str:
-    """The next number of a series, e.g. PMC/B/2026/KB/000042: a number released by a cancelled
-    request first (lowest first), else the next serial. Gapless and unique under concurrency:
-    the released row is taken with SKIP LOCKED, the serial by one atomic upsert."""
-    name = series(prefix, year, ward)
-    released = session.execute(
-        select(ReleasedNumber).where(ReleasedNumber.series == name)
-        .order_by(ReleasedNumber.serial).limit(1).with_for_update(skip_locked=True)
-    ).scalar_one_or_none()
-    if released is not None:
-        number = released.number
-        session.execute(delete(ReleasedNumber).where(ReleasedNumber.series == name,
-                                                     ReleasedNumber.number == number))
-        return number
-    serial = next_value(session, f"number:{name}")
-    return f"{name}/{serial:0{SERIAL_DIGITS}d}"
+    """The next number of a series, e.g. PMC/B/2026/KB/000042 (`certificate_numbers`)."""
+    return certificate_numbers(session, prefix, year, ward, 1)[0]
 
 
 def certificate_numbers(session: Session, prefix: str, year: int, ward: str,
                         count: int) -> list[str]:
-    """The next `count` numbers of a series, as `certificate_number` draws them one at a time
-    (released numbers first, lowest first, then serials), in at most three statements."""
+    """The next `count` numbers of a series: numbers released by cancelled requests first
+    (lowest first), then the next serials. Gapless and unique under concurrency: released rows
+    are taken with SKIP LOCKED, serials by one atomic upsert. At most three statements."""
     name = series(prefix, year, ward)
     released = list(session.scalars(
         select(ReleasedNumber.number).where(ReleasedNumber.series == name)
@@ -80,8 +68,7 @@ def release(session: Session, number: str) -> None:
 
 def status_index(session: Session) -> int:
     """The next position in the published status list (revocation/supersession bits)."""
-    # equivalent: any counter name of its own (no other code reads this counter by name)
-    return next_value(session, "status_index") - 1  # equivalent
+    return status_indices(session, 1)[0]
 
 
 def status_indices(session: Session, count: int) -> list[int]:

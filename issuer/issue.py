@@ -170,8 +170,7 @@ def issue_certificate(runtime: Runtime, certificate_id: str, *,
                 lambda: mark_issued(runtime, intent, stored.sha256, stored.path),
                 patience=db_patience)
     except Exception as exc:
-        record_failure(runtime, certificate_id, exc,
-                       counted=not (isinstance(exc, ServiceUnavailable) or lost_connection(exc)))
+        record_failure(runtime, certificate_id, exc, counted=counts_against_record(exc))
         raise
     if done:
         log.info("issued %s as %s", certificate_id, intent.number)
@@ -190,6 +189,12 @@ def enqueue_deliveries(runtime: Runtime, certificate_id: str) -> None:
             raise
         log.warning("the DigiLocker push of %s waits for the delivery sweep: the database is "
                     "out of reach (%s)", certificate_id, type(exc).__name__)
+
+
+def counts_against_record(exc: BaseException) -> bool:
+    """Whether a failed attempt is the record's own: not when a TSA, OCSP responder or CRL
+    server (`ServiceUnavailable`) or the database was out of reach."""
+    return not (isinstance(exc, ServiceUnavailable) or lost_connection(exc))
 
 
 def record_failure(runtime: Runtime, certificate_id: str, exc: BaseException, *,

@@ -32,6 +32,7 @@ from issuer.db import lost_connection, outlasting_outages, utcnow
 from issuer.issue import (
     Intent,
     Timings,
+    counts_against_record,
     enqueue_deliveries,
     issue_certificate,
     mark_issued,
@@ -46,7 +47,6 @@ from issuer.issue import (
 from issuer.models import Certificate, State
 from issuer.runtime import Runtime
 from issuer.storage import Stored
-from signing.errors import ServiceUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -163,8 +163,7 @@ def _produce_all(runtime: Runtime, intents: Sequence[Intent], timings: Timings |
             with stage(timings, "store"):
                 made.append((intent, runtime.store.put(pdf)))
         except Exception as exc:  # noqa: BLE001 - counted on the record, raised at the end
-            record_failure(runtime, intent.id, exc, counted=not (
-                isinstance(exc, ServiceUnavailable) or lost_connection(exc)))
+            record_failure(runtime, intent.id, exc, counted=counts_against_record(exc))
             outcome.errors.append(exc)
     return made
 
