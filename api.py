@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
@@ -57,9 +58,12 @@ PROBLEM = "application/problem+json"
 MAX_REPORTED_ERRORS = 50  # field errors listed in a 422; `error_count` has the total
 # Pages may load only our own files: no inline script or style, no plugins, no framing.
 PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
-            "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'self'; "
-            "frame-ancestors 'none'")
-WEB_ASSETS = frozenset({"verify.js", "verify.css"})  # served from templates/web/
+            "img-src 'self' data:; font-src 'self'; manifest-src 'self'; worker-src 'self'; "
+            "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# Served from templates/web/: the verify page's style, its scripts (ES modules: the page, the
+# seal, DER and published-document checks) and its app icon.
+WEB_ASSETS = frozenset({"verify.js", "verify.css", "seal.js", "der.js", "published.js",
+                        "icon.svg"})
 # The shipped fonts (templates/fonts/, SIL OFL) as web fonts: a phone without a Devanagari font
 # still shows the Marathi, in the letterforms printed on the paper.
 WEB_FONTS = frozenset({"NotoSans-Regular.ttf", "NotoSans-Bold.ttf",
@@ -617,6 +621,35 @@ def public_pages() -> Blueprint:
         if name not in WEB_ASSETS:
             raise NotFound("no such file")
         return send_from_directory(web_dir(), name, max_age=300)
+
+    @bp.get("/v/sw.js")
+    def service_worker() -> Response:
+        # The offline app's worker (templates/web/sw.js), for the page at /v: a worker's scope
+        # may not lie above its own folder unless the server allows it.
+        answer = send_from_directory(web_dir(), "sw.js", max_age=0)
+        answer.headers["Service-Worker-Allowed"] = "/v"
+        answer.headers["Cache-Control"] = "no-cache"
+        return answer
+
+    @bp.get("/v/manifest.webmanifest")
+    def manifest() -> Response:
+        settings = runtime().settings
+        return Response(json.dumps({
+            "name": f"Verify a certificate · {settings.issuer_name_en}",
+            "short_name": "Pramaan verify", "start_url": "/v", "scope": "/v",
+            "display": "standalone", "background_color": "#ffffff", "theme_color": "#1e3a5f",
+            "icons": [{"src": "/v/assets/icon.svg", "sizes": "any", "type": "image/svg+xml"}],
+        }, ensure_ascii=False), mimetype="application/manifest+json")
+
+    @bp.get("/v/roots.json")
+    def trust_roots() -> Response:
+        # What the page trusts to check the published documents in the browser: the PDF trust
+        # roots and the issuer's organisation (issuer/published.py verifier_anchors).
+        from issuer import published
+
+        answer = jsonify(published.verifier_anchors(runtime()))
+        answer.headers["Cache-Control"] = "public, max-age=3600"
+        return answer
 
     @bp.get("/v/fonts/<name>")
     def font(name: str) -> Response:

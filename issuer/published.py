@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from cryptography import x509
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -66,6 +67,26 @@ class Published:
 
     body: bytes
     issued_at: dt.datetime
+
+
+def verifier_anchors(runtime: Runtime) -> dict[str, Any]:
+    """What the verify page trusts to check the published documents in the browser
+    (templates/web/published.js): the trust roots (DER, base64) and the organisation that
+    signs (the O of the seal certificates, as `pramaan verify --published` assumes)."""
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.x509.oid import NameOID
+
+    from signing.file_backend import load_pem_certificates
+
+    trust = runtime.trust
+    roots = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
+             for path in trust.trust_root_paths
+             for cert in load_pem_certificates(path, "trust root")]
+    current = x509.load_der_x509_certificate(trust.seal_trust.entries[0].certificate_der)
+    names = current.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
+    return {"organisation": str(names[0].value) if names else "", "roots": roots}
 
 
 def url_of(runtime: Runtime, name: str) -> str:

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 
@@ -21,6 +22,7 @@ from tests.conftest import ROOT, service_missing
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
 
+T = TypeVar("T")
 ARTIFACTS = ROOT / "var" / "test-artifacts" / "browser"
 
 
@@ -56,6 +58,14 @@ def page(browser: Browser) -> Iterator[Page]:
         yield context.new_page()
     finally:
         context.close()
+
+
+def off_the_loop(call: Callable[[], T]) -> T:
+    """Run `call` in another thread: while Playwright's sync API is open this thread has a
+    running asyncio loop, and code that calls asyncio.run (pyHanko's validation, the published
+    documents' certificate checks) must run elsewhere."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(call).result()
 
 
 def screenshot(page: Page, name: str) -> Path:

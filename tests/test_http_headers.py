@@ -5,12 +5,15 @@ only for an https verify base, and one Date header even where Werkzeug adds its 
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
 from api import PAGE_CSP
 from templates import web_dir
@@ -101,10 +104,39 @@ def test_the_verify_page_runs_under_a_strict_csp(web: Live) -> None:
         "text/javascript")
     assert style.status_code == 200 and style.headers["Content-Type"].startswith("text/css")
     assert script.content == (web_dir() / "verify.js").read_bytes()
-    assert 'JSON.stringify({qr: location.href})' in script.text
+    assert 'JSON.stringify({qr: link})' in script.text
     assert "Content-Security-Policy" not in web.get("/healthz").headers
     for other in ("verify.html", "..%2Fbirth.typ", "fonts"):
         assert web.get("/v/assets/" + other).status_code == 404
+
+
+def test_the_offline_app_files_are_served_as_a_browser_needs_them(web: Live) -> None:
+    # The service worker controls /v, above its own folder: only with the server's consent.
+    worker = web.get("/v/sw.js")
+    assert worker.status_code == 200 and worker.headers["Content-Type"].startswith(
+        "text/javascript")
+    assert worker.headers["Service-Worker-Allowed"] == "/v"
+    assert "no-cache" in worker.headers["Cache-Control"]
+    assert worker.content == (web_dir() / "sw.js").read_bytes()
+    manifest = web.get("/v/manifest.webmanifest")
+    assert manifest.headers["Content-Type"] == "application/manifest+json"
+    app = manifest.json()
+    assert app["start_url"] == "/v" and app["display"] == "standalone"
+    assert web.get(app["icons"][0]["src"]).headers["Content-Type"].startswith("image/svg+xml")
+    for directive in ("manifest-src 'self'", "worker-src 'self'"):
+        assert directive in PAGE_CSP
+    # Every module the page imports is served (a missing one fails the whole check).
+    for name in ("seal.js", "der.js", "published.js"):
+        module = web.get("/v/assets/" + name)
+        assert module.status_code == 200 and module.headers["Content-Type"].startswith(
+            "text/javascript"), name
+    # What the page trusts: our root, and the organisation that signs the published lists.
+    anchors = web.get("/v/roots.json").json()
+    root = x509.load_pem_x509_certificate(
+        (web.runtime.settings.keys_dir / "root.crt").read_bytes())
+    assert anchors["roots"] == [base64.b64encode(
+        root.public_bytes(serialization.Encoding.DER)).decode()]
+    assert anchors["organisation"] == "Pune Municipal Corporation (DEVELOPMENT)"
 
 
 def test_hsts_only_for_an_https_verify_base(web_https: Live) -> None:

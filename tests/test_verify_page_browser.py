@@ -69,6 +69,8 @@ def test_a_genuine_link_shows_current_and_the_particulars(live: Live,
 
     assert kind == "verdict ok", (kind, text)
     assert "Genuine and current" in text
+    # The seal was checked here (WebCrypto, the signed trust list), the rest asked online.
+    assert "Seal checked on this device" in page.locator("#how").inner_text()
     details = page.locator("#details").inner_text()
     assert "Aarav Sandeep Kulkarni" in details and "आरव संदीप कुलकर्णी" in details
     assert "B-2026-PMC-004512" in details
@@ -157,3 +159,105 @@ def test_a_corrected_certificate_shows_superseded(live: Live, page: Page) -> Non
     assert "SUPERSEDED" in text and "Genuine and current" not in text
     assert made.json()["number"] in text, "the number to ask for instead"
     screenshot(page, "verify-superseded")
+
+
+def installed(page: Page, link: str) -> None:  # noqa: F811 - the fixture's name
+    """Open `link` online and wait until the offline app (sw.js) controls the page and has
+    saved what it needs."""
+    page.goto(link)
+    verdict_of(page)
+    page.evaluate("() => navigator.serviceWorker.ready")
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=30_000)
+    page.wait_for_function("""async () => {
+        const shell = await caches.open('pramaan-verify-v1');
+        return (await shell.keys()).length >= 15; }""", timeout=30_000)
+
+
+def offline_page(page: Page) -> Page:  # noqa: F811 - the fixture's name
+    """A new tab of the same browser profile, with the network cut off."""
+    page.context.set_offline(True)
+    return page.context.new_page()
+
+
+def test_offline_a_genuine_link_is_checked_on_the_device(live: Live,
+                                                        page: Page) -> None:  # noqa: F811
+    first = issued_digits(live)
+    data = sample("birth-1")
+    data["registration_number"] = "B-2026-PMC-004513"
+    data["child"]["name"] = {"en": "Ira Sandeep Kulkarni", "mr": "इरा संदीप कुलकर्णी"}
+    second = issued_digits(live, data)
+    installed(page, f"{live.base}/v#{first}")
+    tab = offline_page(page)
+    tab.goto(f"{live.base}/v#{second}")
+
+    kind, text = verdict_of(tab)
+
+    assert kind == "verdict ok", (kind, text)
+    assert "Genuine and current" in text
+    how = tab.locator("#how").inner_text()
+    assert "without a network" in how and "status list signed" in how, how
+    details = tab.locator("#details").inner_text()
+    assert "Ira Sandeep Kulkarni" in details and "इरा संदीप कुलकर्णी" in details
+    assert "B-2026-PMC-004513" in details and "21-02-2026" in details
+    # Said plainly: what the paper prints beyond the seal was not checked.
+    unchecked = tab.locator("#unchecked").inner_text()
+    assert "Not checked without a network" in unchecked and "mother" in unchecked
+    assert tab.locator("#particulars").count() == 0, "no particulars from a server offline"
+    screenshot(tab, "verify-offline-genuine")
+
+
+def test_offline_a_changed_digit_is_red(live: Live, page: Page) -> None:  # noqa: F811
+    digits = issued_digits(live)
+    installed(page, f"{live.base}/v#{digits}")
+    tab = offline_page(page)
+    position = len(digits) // 3
+    changed = digits[:position] + str((int(digits[position]) + 3) % 10) + digits[position + 1:]
+    tab.goto(f"{live.base}/v#{changed}")
+
+    kind, text = verdict_of(tab)
+
+    assert kind == "verdict bad", (kind, text)
+    assert "NOT GENUINE" in text
+    assert tab.locator("#details").inner_text().strip() == ""
+    screenshot(tab, "verify-offline-one-digit-changed")
+
+
+def test_offline_a_revoked_certificate_shows_revoked_from_the_saved_status_list(
+        live: Live, page: Page) -> None:  # noqa: F811
+    kept, revoked_id = issued_digits(live), issued(live, _another_birth())
+    revoked_digits = digits_of(live, revoked_id)
+    revoked = officer(live).post(live.url(f"/api/v1/certificates/{revoked_id}/revoke"),
+                                 json={"reason": "registered twice"}, timeout=60)
+    assert revoked.status_code == 200, revoked.text
+    installed(page, f"{live.base}/v#{kept}")  # saves the status list signed after revoking
+    tab = offline_page(page)
+    tab.goto(f"{live.base}/v#{revoked_digits}")
+
+    kind, text = verdict_of(tab)
+
+    assert kind == "verdict bad", (kind, text)
+    assert "REVOKED" in text and "Genuine and current" not in text
+    screenshot(tab, "verify-offline-revoked")
+
+
+def test_offline_without_a_saved_status_list_the_status_is_not_claimed(
+        live: Live, page: Page) -> None:  # noqa: F811
+    digits = issued_digits(live)
+    installed(page, f"{live.base}/v#{digits}")
+    page.evaluate("""async () => {
+        for (const name of ['pramaan-verify-v1', 'pramaan-published-v1']) {
+            await (await caches.open(name)).delete('/.well-known/pramaan/status-list.json'); } }""")
+    tab = offline_page(page)
+    tab.goto(f"{live.base}/v#{digits}")
+
+    kind, text = verdict_of(tab)
+
+    assert kind == "verdict warn", (kind, text)
+    assert "status not checked" in text and "no saved status list" in text
+    assert "Aarav Sandeep Kulkarni" in tab.locator("#details").inner_text()
+
+
+def _another_birth() -> dict[str, Any]:
+    data = sample("birth-1")
+    data["registration_number"] = "B-2026-PMC-004514"
+    return data
