@@ -49,7 +49,7 @@ from issuer.runtime import Runtime
 from issuer.settings import Settings
 from issuer.submit import CORRECTS, submit, validate
 from issuer.tokens import Principal, authenticate
-from issuer.verify import verify_qr
+from issuer.verify import verify_pdf, verify_qr
 from issuer.workflow import amend, approve, reason_of, reject, request_digest, revoke
 from templates import fonts_dir, web_dir
 
@@ -69,6 +69,9 @@ WEB_ASSETS = frozenset({"verify.js", "verify.css", "seal.js", "der.js", "publish
 WEB_FONTS = frozenset({"NotoSans-Regular.ttf", "NotoSans-Bold.ttf",
                        "NotoSansDevanagari-Regular.ttf", "NotoSansDevanagari-Bold.ttf"})
 FONT_MAX_AGE = 30 * 24 * 3600
+# The largest PDF the verify page may upload: ours are about 50-150 KB with their long-term
+# validation data; the cap bounds what an anonymous upload makes the server parse.
+MAX_VERIFY_PDF_BYTES = 2 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -311,6 +314,21 @@ def certificates_api() -> Blueprint:
         if not isinstance(qr, str) or not qr.strip():
             raise ValidationFailed([FieldError("qr", "required", "the scanned QR text")])
         return jsonify(verify_qr(runtime(), qr).as_dict())
+
+    @bp.post("/verify/pdf")
+    def verify_uploaded_pdf() -> Response:
+        # A certificate's PDF as the citizen holds it (the verify page's upload): its PAdES
+        # signature and chain, the seal it carries, that it is the file issued, and the status.
+        if request.mimetype != "application/pdf":
+            raise UnsupportedMedia("send the file as Content-Type: application/pdf")
+        request.max_content_length = MAX_VERIFY_PDF_BYTES + 1
+        data = request.stream.read(MAX_VERIFY_PDF_BYTES + 1)
+        if len(data) > MAX_VERIFY_PDF_BYTES:
+            raise RequestEntityTooLarge()
+        if not data.startswith(b"%PDF-"):
+            raise ValidationFailed([FieldError("body", "not_a_pdf",
+                                               "the file is not a PDF (it must start with %PDF-)")])
+        return jsonify(verify_pdf(runtime(), data).as_dict())
 
     return bp
 

@@ -6,8 +6,10 @@ certificate issued by the real pipeline. Screenshots: var/test-artifacts/browser
 from __future__ import annotations
 
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import pytest
 import requests
 
 from issuer.bootstrap import DEV_DEPARTMENT
@@ -261,3 +263,70 @@ def _another_birth() -> dict[str, Any]:
     data = sample("birth-1")
     data["registration_number"] = "B-2026-PMC-004514"
     return data
+
+
+def pdf_of(live: Live, cert_id: str) -> bytes:
+    answer = live.get(f"/api/v1/certificates/{cert_id}/pdf")
+    assert answer.status_code == 200 and answer.content.startswith(b"%PDF-"), answer.text
+    return answer.content
+
+
+def pdf_verdict(page: Page) -> tuple[str, str]:  # noqa: F811 - the fixture's name
+    page.wait_for_function("""() => {
+        const t = document.getElementById('pdf-result').textContent;
+        return t && !t.startsWith('Checking'); }""", timeout=60_000)
+    result = page.locator("#pdf-result")
+    return result.get_attribute("class") or "", result.inner_text()
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_uploaded_pdf_is_checked_by_the_server(live: Live, page: Page,  # noqa: F811
+                                                  tmp_path: Path) -> None:
+    pdf = pdf_of(live, issued(live))
+    genuine = tmp_path / "certificate.pdf"
+    genuine.write_bytes(pdf)
+    page.goto(f"{live.base}/v")
+    page.set_input_files("#pdf", str(genuine))
+
+    kind, text = pdf_verdict(page)
+
+    assert kind == "verdict ok", (kind, text)
+    assert "Genuine and current" in text
+    assert "Aarav Sandeep Kulkarni" in page.locator("#pdf-details").inner_text()
+    assert "Shraddha Sandeep Kulkarni" in page.locator("#pdf-particulars").inner_text()
+    screenshot(page, "verify-pdf-genuine")
+
+    # One byte of the signed content changed: the signature no longer holds.
+    at = pdf.index(b"/Type /Catalog") if b"/Type /Catalog" in pdf else len(pdf) // 3
+    altered = tmp_path / "altered.pdf"
+    altered.write_bytes(pdf[:at] + bytes([pdf[at] ^ 0x01]) + pdf[at + 1:])
+    page.set_input_files("#pdf", str(altered))
+    kind, text = pdf_verdict(page)
+    assert kind == "verdict bad" and "NOT GENUINE" in text, (kind, text)
+    assert page.locator("#pdf-details").inner_text().strip() == ""
+    screenshot(page, "verify-pdf-altered")
+
+    photo = tmp_path / "photo.pdf"
+    photo.write_bytes(b"\x89PNG\r\n\x1a\n not a pdf")
+    page.set_input_files("#pdf", str(photo))
+    kind, text = pdf_verdict(page)
+    assert kind == "verdict bad" and "not a PDF" in text, (kind, text)
+
+
+def test_the_pdf_check_refuses_what_is_not_a_pdf_with_a_problem(live: Live) -> None:
+    url = live.url("/api/v1/verify/pdf")
+    wrong_type = requests.post(url, data=b"%PDF-1.7", headers={"Content-Type": "text/plain"},
+                               timeout=30)
+    assert wrong_type.status_code == 415
+    assert wrong_type.json()["type"] == "urn:pramaan:problem:unsupported_media_type"
+    not_pdf = requests.post(url, data=b"hello", headers={"Content-Type": "application/pdf"},
+                            timeout=30)
+    assert not_pdf.status_code == 422 and not_pdf.json()["errors"][0]["code"] == "not_a_pdf"
+    big = requests.post(url, data=b"%PDF-" + b"0" * (2 * 1024 * 1024),
+                        headers={"Content-Type": "application/pdf"}, timeout=30)
+    assert big.status_code == 413
+    broken = requests.post(url, data=b"%PDF-1.7\n garbage", timeout=30,
+                           headers={"Content-Type": "application/pdf"})
+    assert broken.status_code == 200
+    assert broken.json()["genuine"] is False and broken.json()["reason"].startswith(
+        "pdf_signature: ")

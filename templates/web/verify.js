@@ -51,8 +51,12 @@ const inIndiaTime = (t) => inIndia(t) + " " + new Date(t).toLocaleTimeString(
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/v/sw.js", {scope: "/v"}).catch(() => {});
   }
+  const upload = document.getElementById("pdf");
+  upload.addEventListener("change", () => checkPdf(upload.files[0]));
   if (!location.hash.slice(1)) {
-    out.textContent = "No certificate code in this link. Scan the QR code on the certificate.";
+    out.textContent = "No certificate code in this link: scan the QR code on the certificate " +
+                      "with your phone's camera, or check its PDF file below. / प्रमाणपत्रावरील " +
+                      "QR कोड स्कॅन करा किंवा खाली PDF फाइल तपासा.";
     return;
   }
   const link = location.href;
@@ -100,6 +104,34 @@ async function checkHere(link) {
     return {state: "unavailable", why: "the page's trust roots could not be read"};
   }
   return checkWithPublished(link, {trust: trustText, status: statusText}, anchors, now);
+}
+
+// An uploaded PDF, checked by the server (its PAdES signature needs the full PDF validator).
+async function checkPdf(file) {
+  const out = document.getElementById("pdf-result");
+  const details = document.getElementById("pdf-details");
+  details.replaceChildren();
+  document.querySelectorAll("#pdf-check .printed").forEach((e) => e.remove());
+  if (!file) return;
+  out.className = "verdict warn";
+  out.textContent = "Checking the file… / फाइल तपासत आहे…";
+  try {
+    const answer = await fetch("/api/v1/verify/pdf", {
+      method: "POST", headers: {"Content-Type": "application/pdf"}, body: file});
+    const v = await answer.json();
+    if (!answer.ok) {
+      out.className = "verdict bad";
+      const first = Array.isArray(v.errors) && v.errors[0] ? v.errors[0].message : null;
+      out.textContent = "Could not check the file: " + (first || v.detail || v.title);
+      return;
+    }
+    const verdict = (cls, text) => { out.className = "verdict " + cls; out.textContent = text; };
+    showServer({details}, v, verdict);
+  } catch (e) {
+    out.className = "verdict bad";
+    out.textContent = "Could not reach the issuer to check the file (a PDF is checked online). / " +
+                      "फाइल तपासण्यासाठी नेटवर्क लागते.";
+  }
 }
 
 // The server's verdict, or null when it cannot be reached.
@@ -159,7 +191,8 @@ function showServer({details}, v, verdict) {
     const head = document.createElement("h2");
     head.textContent = "As printed on the certificate / प्रमाणपत्रावर छापलेला तपशील";
     const printed = document.createElement("dl");
-    printed.id = "particulars";
+    printed.id = details.id === "details" ? "particulars" : "pdf-particulars";
+    head.className = printed.className = "printed";
     details.after(head, printed);
     for (const [path, val] of flatten(c.particulars)) {
       if (SHOWN.has(path)) continue;
