@@ -267,14 +267,19 @@ def _verify(rt: Runtime, args: argparse.Namespace) -> int:
     if args.qr is not None:
         verdict = verify_qr(rt, args.qr)
     elif args.image is not None:
-        from issuer.scan import decode_qr_image
+        from issuer.scan import ImageUnreadable, scan_image
 
-        texts = decode_qr_image(Path(args.image))
-        if not texts:
+        try:
+            scanned = scan_image(Path(args.image))
+        except ImageUnreadable as exc:
+            print(f"pramaan verify: {exc}", file=sys.stderr)
+            return 2
+        if not scanned.texts:
             print(json.dumps({"genuine": False, "status": "invalid",
                               "reason": "image: no QR code found"}, indent=2))
             return 1
-        verdict = verify_qr(rt, texts[0])
+        verdict = verify_qr(rt, scanned.texts[0])
+        print(f"read with {scanned.decoder}", file=sys.stderr)
     elif args.pdf is not None:
         try:
             pdf = Path(args.pdf).read_bytes()

@@ -37,6 +37,8 @@ setup(
         "urllib3==2.8.0",
         "python-pkcs11==0.9.5",
         "rich==15.0.0",
+        "zxing-cpp==3.1.1",  # `pramaan verify --image`: reads tilted phone photos (zbar: fallback)
+        "pillow==13.0.0",  # reading those images
     ],
     extras_require={
         "dev": [
@@ -48,6 +50,8 @@ setup(
             "mutmut==3.8.1",
             "aiohttp==3.14.5",  # bench/digilocker_pull.py's load client (pyHanko needs it too)
             "playwright==1.65.2",  # browser tests, driving Debian's Chromium (tests/browser.py)
+            "numpy==2.4.6",  # the QR print-and-scan simulation (tests/qr_conditions.py)
+            "opencv-python-headless==5.1.0.95",
         ],
     },
     entry_points={"console_scripts": ["pramaan=cli:main"]},

@@ -28,6 +28,7 @@ from issuer.published import (
     TRUST_VALIDITY,
     WELL_KNOWN,
 )
+from issuer.seal_fields import holder_of, type_and_dates
 from signing.errors import SigningError
 from signing.seal import PRIVATE_CLAIM, verify_seal
 from signing.signed_json import MAX_DOCUMENT_BYTES, OpenedDocument, open_document
@@ -102,8 +103,9 @@ def verify_with_published(text: str, published: Published, *, roots: list[x509.C
         return {**_verdict(False, "invalid", f"seal: {report.reason}"), **lists}
     ours = report.claims.get(PRIVATE_CLAIM) or {}
     sealed_at, index = report.claims.get(6), ours.get("si")
-    summary = {"number": ours.get("no"), "type": ours.get("t"), "registration": ours.get("r"),
-               "holder": ours.get("n"), "dates": ours.get("d"), "ward": ours.get("w"),
+    kind, dates = type_and_dates(ours)
+    summary = {"number": ours.get("no"), "type": kind, "registration": ours.get("r"),
+               "holder": holder_of(ours.get("n")), "dates": dates, "ward": ours.get("w"),
                "issued_at": dt.datetime.fromtimestamp(sealed_at, dt.UTC).isoformat()
                if type(sealed_at) is int else None}
     status, reason = _status(statuses, status_doc, index, sealed_at, moment)

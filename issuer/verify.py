@@ -15,8 +15,10 @@ from sqlalchemy.orm import Session
 
 from issuer.canonical import canonical_request
 from issuer.db import as_utc
+from issuer.issue import SEAL_DIGEST_BYTES
 from issuer.models import Certificate, PdfRevision, State
 from issuer.runtime import Runtime
+from issuer.seal_fields import holder_of, type_and_dates
 from issuer.settings import Settings
 from signing.seal import PRIVATE_CLAIM, SealReport, verify_seal
 from signing.validate import validate_pdf
@@ -170,17 +172,25 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
         verdict.checks.append(Check("issuer", False, "foreign_issuer"))
         return None
     ours = claims.get(PRIVATE_CLAIM) or {}
+    # Seals name their record by number; those made before the compact seal (issue 10) by the
+    # record's id as well.
+    cert_id: str | None = None
+    number = ours.get("no")
     try:
-        cert_id = str(uuid.UUID(bytes=bytes(ours["id"])))
-    except (KeyError, TypeError, ValueError):
+        if "id" in ours:
+            cert_id = str(uuid.UUID(bytes=bytes(ours["id"])))
+        elif not isinstance(number, str) or not number:
+            raise ValueError("no number")
+    except (TypeError, ValueError):
         verdict.checks.append(Check("claims", False, "no_certificate_id"))
         return None
+    kind, dates = type_and_dates(ours)
     verdict.certificate = {
         "id": cert_id,
-        "type": ours.get("t"),
+        "type": kind,
         "number": ours.get("no"),
-        "holder": ours.get("n"),
-        "dates": ours.get("d"),
+        "holder": holder_of(ours.get("n")),
+        "dates": dates,
         "registration_number": ours.get("r"),
         "ward": ours.get("w"),
         "issuer": claims.get(1),
@@ -188,12 +198,17 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
         "seal_kid": report.kid,
     }
     with runtime.sessions() as session:
-        record = _record(session, cert_id)
+        record = _record(session, cert_id, number)
     if record is None:
         verdict.checks.append(Check("record", False, "unknown_certificate"))
         return None
+    verdict.certificate["id"] = record.id
+    if verdict.certificate["ward"] is None:
+        verdict.certificate["ward"] = _ward_of(record)
+    # The full digest (old seals) or its first SEAL_DIGEST_BYTES (compact seals), never less.
     digest = bytes(ours.get("h") or b"").hex()  # equivalent: any filler; no 64-digit hash is it
-    matches = record.fields_sha256 == digest and record.seal_text is not None
+    matches = (len(digest) in (2 * SEAL_DIGEST_BYTES, 64) and record.fields_sha256 is not None
+               and record.fields_sha256.startswith(digest) and record.seal_text is not None)
     verdict.checks.append(Check("record", matches, None if matches else "fields_mismatch"))
     # A seal exists from the moment the intent is recorded, before the PDF is signed: until
     # the record is issued (and after it failed or was cancelled) nobody holds a genuine
@@ -227,8 +242,15 @@ def printed_particulars(record: Certificate) -> dict[str, Any]:
     return {k: v for k, v in canonical_request(record.request).items() if k != "applicant"}
 
 
-def _record(session: Session, cert_id: str) -> Certificate | None:
-    return session.get(Certificate, cert_id)
+def _record(session: Session, cert_id: str | None, number: object) -> Certificate | None:
+    if cert_id is not None:
+        return session.get(Certificate, cert_id)
+    return session.scalar(select(Certificate).where(Certificate.number == number))
+
+
+def _ward_of(record: Certificate) -> str | None:
+    ward = canonical_request(record.request).get("ward_office")
+    return ward.get("en") if isinstance(ward, dict) else None
 
 
 MAX_CORRECTIONS = 100  # a chain of corrections longer than this is followed no further

@@ -273,16 +273,17 @@ def test_property_seal_facts_name_the_first_owner_and_how_many_more() -> None:
 
 # ---------------------------------------------------------------- what the pipeline reads
 def test_type_facts() -> None:
-    facts = {code: (k.number_prefix, k.doc_type, k.rts_days, dict(k.authority), k.template_version)
+    facts = {code: (k.number_prefix, k.doc_type, k.rts_days, dict(k.authority), k.template_version,
+                    k.seal_date)
              for code in ("birth", "death", "property_no_dues")
              if (k := cert_type(code)) is not None}
     registrar = {"en": "Registrar of Births and Deaths", "mr": "जन्म-मृत्यू निबंधक"}
     assert facts == {
-        "birth": ("B", "BTCER", 7, registrar, "birth/1"),
-        "death": ("D", "DTCER", 7, registrar, "death/1"),
+        "birth": ("B", "BTCER", 7, registrar, "birth/2", "birth"),
+        "death": ("D", "DTCER", 7, registrar, "death/2", "death"),
         "property_no_dues": ("P", "PRTAX", 15,
                              {"en": "Property Tax Department", "mr": "मालमत्ता कर विभाग"},
-                             "property_no_dues/1"),
+                             "property_no_dues/2", "paid_up_to"),
     }
 
 

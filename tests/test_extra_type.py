@@ -33,6 +33,7 @@ class Marriage:
 
     code = "marriage"
     number_prefix = "M"
+    seal_date = "marriage"
     rts_days = 5
     doc_type = "MRCER"
     authority: Mapping[str, str] = {"en": "Registrar of Marriages", "mr": "विवाह निबंधक"}

@@ -31,8 +31,12 @@ from tests.tools import pdftotext
 SHIPPED = {
     "birth/1.typ":
         "37ac02c0df8e2ef1fbfc49b4cf4c7648680f720dd3b3ef3af0c2226f5c2be893",
+    "birth/2.typ":
+        "0ae10465b25b856a0217af4c8b8efbb36e734f7086b41237ba939b0a7c96af3b",
     "death/1.typ":
         "7d1ad77f05f60047391b548c7941f5a8faaacd99af93915b9f3a875fb6551ee8",
+    "death/2.typ":
+        "0332a1422248140b57a04d7d848590ce3f2b7b44c5e388b9f212e4e605417a13",
     "fonts/NotoSans-Bold.ttf":
         "e83493c945848ecd4a9ad0f6d19164541a0d3e23a9c952304a00a46e00272ac5",
     "fonts/NotoSans-Regular.ttf":
@@ -45,8 +49,14 @@ SHIPPED = {
         "6dbd3f3e134a790d2892c6b44afa8a1a50c8878adabf5955349339529024c3b6",
     "packages/pramaan/certificate/1.0.0/typst.toml":
         "2d43c5bde1ddf61b8f527546ad83e72045fe621d401bd426ef45bec03fa77fa9",
+    "packages/pramaan/certificate/1.1.0/lib.typ":
+        "4d6f37fccf461c4fd1b215f0a4694d046f5cd512a90377221b93979dd5b51391",
+    "packages/pramaan/certificate/1.1.0/typst.toml":
+        "75ed3dd474b30b3be2521998aeabf49ccd042f7f6d874b4b2bc59aa231780d02",
     "property_no_dues/1.typ":
         "bd3aac0482d98fec3bacf2f2bb983e2f39f97dc449ac97e3223b00336875db40",
+    "property_no_dues/2.typ":
+        "40db6334b101ab50c00b9b835759007cc26414f1abedba7911c5e67335a1a60c",
 }
 # What render_data takes from the type rather than the record: versioned with the templates.
 AUTHORITIES = {

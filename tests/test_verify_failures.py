@@ -81,15 +81,35 @@ def test_seal_signed_by_our_key_for_another_issuer_is_foreign(live: Live) -> Non
     assert reason(over_http(live, forged)) == "issuer: foreign_issuer"
 
 
-def test_validly_sealed_id_that_we_never_issued_is_unknown(live: Live) -> None:
+def test_validly_sealed_number_that_we_never_issued_is_unknown(live: Live) -> None:
     record, _ = issue(live)
     assert record.seal_text
     claims = claims_of(live, record.seal_text)
-    claims[PRIVATE_CLAIM]["id"] = uuid.uuid4().bytes
+    claims[PRIVATE_CLAIM]["no"] = "PMC/B/2026/KB/999999"
     forged = resealed(live, claims)
     verdict = verify_qr(live.runtime, forged).as_dict()
     assert reason(verdict) == "record: unknown_certificate"
     assert reason(over_http(live, forged)) == "record: unknown_certificate"
+
+
+def test_seals_made_before_the_compact_seal_still_verify(live: Live) -> None:
+    # Until issue 10 a seal named its record by id, carried the ward's name and the full
+    # 32-byte digest: paper printed then is verified as before.
+    record, _ = issue(live)
+    assert record.seal_text and record.fields_sha256
+    claims = claims_of(live, record.seal_text)
+    claims[PRIVATE_CLAIM].update({"id": uuid.UUID(record.id).bytes,
+                                  "w": "Kothrud-Bavdhan Ward Office",
+                                  "h": bytes.fromhex(record.fields_sha256)})
+    claims[PRIVATE_CLAIM]["no"] = "PMC/B/2026/KB/999999"  # the id decides, not the number
+    old = resealed(live, claims)
+    verdict = verify_qr(live.runtime, old).as_dict()
+    assert verdict["current"] is True, verdict
+    assert verdict["certificate"]["id"] == record.id
+    assert verdict["certificate"]["ward"] == "Kothrud-Bavdhan Ward Office"
+    claims[PRIVATE_CLAIM]["id"] = uuid.uuid4().bytes
+    assert reason(verify_qr(live.runtime, resealed(live, claims)).as_dict()) == (
+        "record: unknown_certificate")
 
 
 def test_seal_whose_fields_differ_from_the_record_is_a_mismatch(live: Live) -> None:
@@ -103,6 +123,11 @@ def test_seal_whose_fields_differ_from_the_record_is_a_mismatch(live: Live) -> N
     verdict = verify_qr(live.runtime, forged).as_dict()
     assert reason(verdict) == "record: fields_mismatch"
     assert reason(over_http(live, forged)) == "record: fields_mismatch"
+    # The seal's digest is the record's, cut to 16 bytes: never shorter.
+    assert record.fields_sha256 is not None
+    claims[PRIVATE_CLAIM]["h"] = bytes.fromhex(record.fields_sha256)[:15]
+    assert reason(verify_qr(live.runtime, resealed(live, claims)).as_dict()) == (
+        "record: fields_mismatch")
     # The record's particulars are shown only beside a seal that matches them.
     assert "particulars" not in (verdict["certificate"] or {})
     genuine = verify_qr(live.runtime, record.seal_text).as_dict()
@@ -114,9 +139,12 @@ def test_seal_without_a_certificate_id_is_refused(live: Live) -> None:
     record, _ = issue(live)
     assert record.seal_text
     claims = claims_of(live, record.seal_text)
-    del claims[PRIVATE_CLAIM]["id"]
+    del claims[PRIVATE_CLAIM]["no"]
     forged = resealed(live, claims)
     assert reason(verify_qr(live.runtime, forged).as_dict()) == "claims: no_certificate_id"
+    claims[PRIVATE_CLAIM]["no"] = ""
+    assert reason(verify_qr(live.runtime, resealed(live, claims)).as_dict()) == (
+        "claims: no_certificate_id")
 
 
 def test_validly_signed_pdf_that_is_not_the_issued_file(live: Live) -> None:

@@ -64,6 +64,11 @@ class CertType(Protocol):
     def seal_facts(self, data: Mapping[str, Any]) -> SealFacts:
         """What the QR seal carries besides number and registration."""
 
+    @property
+    def seal_date(self) -> str:
+        """Which of `seal_facts`' dates the seal carries, by name ("birth"): the seal writes
+        the date alone and readers name it again from the type (issuer/seal_fields.py)."""
+
 
 @dataclass(frozen=True)
 class SealFacts:

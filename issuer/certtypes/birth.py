@@ -46,11 +46,13 @@ TOP_LEVEL = {
 class Birth:
     code = "birth"
     number_prefix = "B"
+    seal_date = "birth"
     rts_days = 7  # working days (Right to Public Services)
     doc_type = "BTCER"
     authority = REGISTRAR
-    # "birth/1" is the template every birth certificate so far was rendered with.
-    template_version = "birth/1"
+    # "birth/1" rendered every birth certificate until the QR was printed larger (issue 10);
+    # they re-render with it from their records.
+    template_version = "birth/2"
 
     @property
     def templates_root(self) -> Path:

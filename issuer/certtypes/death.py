@@ -54,10 +54,11 @@ TOP_LEVEL = {
 class Death:
     code = "death"
     number_prefix = "D"
+    seal_date = "death"
     rts_days = 7  # working days (Right to Public Services)
     doc_type = "DTCER"
     authority = REGISTRAR
-    template_version = "death/1"
+    template_version = "death/2"
 
     @property
     def templates_root(self) -> Path:

@@ -59,11 +59,12 @@ TOP_LEVEL = {
 class PropertyNoDues:
     code = "property_no_dues"
     number_prefix = "P"
+    seal_date = "paid_up_to"
     # Default; departments set their own notified limit with PRAMAAN_RTS_DAYS.
     rts_days = 15
     doc_type = "PRTAX"
     authority = AUTHORITY
-    template_version = "property_no_dues/1"
+    template_version = "property_no_dues/2"
 
     @property
     def templates_root(self) -> Path:

@@ -245,3 +245,20 @@ export async function verifySeal(text, entries) {
   }
   return {ok: true, reason: null, kid: message.kid, claims, signer};
 }
+
+// A name as the seal carries it: text, or Marathi packed one byte per letter
+// (issuer.seal_fields.py): 0x80 + (code point - U+0900) for the Devanagari block, printable ASCII
+// as itself, 0x01 and 0x02 for ZWNJ and ZWJ.
+export function unpackName(value) {
+  if (typeof value === "string") return value;
+  if (!(value instanceof Uint8Array)) return null;
+  let text = "";
+  for (const byte of value) {
+    if (byte >= 0x80) text += String.fromCharCode(0x0900 + byte - 0x80);
+    else if (byte >= 0x20 && byte < 0x7f) text += String.fromCharCode(byte);
+    else if (byte === 0x01) text += "\u200c";
+    else if (byte === 0x02) text += "\u200d";
+    else return null;
+  }
+  return text;
+}

@@ -9,6 +9,7 @@
 //    when it is recent enough, and the page says plainly what it could not check.
 
 import {checkWithPublished, readRoots} from "./published.js";
+import {unpackName} from "./seal.js";
 
 const WELL_KNOWN = "/.well-known/pramaan/";
 const SAVED = "pramaan-published-v1";
@@ -27,6 +28,9 @@ const REASONS = {
 const TYPES = {birth: "Birth certificate / जन्म प्रमाणपत्र",
                death: "Death certificate / मृत्यू प्रमाणपत्र",
                property_no_dues: "Property tax no-dues certificate / मालमत्ता कर थकबाकी नसल्याचे प्रमाणपत्र"};
+// The types by the number prefix a compact seal carries, and the name of the one date it carries.
+const SEAL_TYPES = {B: "birth", D: "death", P: "property_no_dues"};
+const SEAL_DATES = {birth: "birth", death: "death", property_no_dues: "paid_up_to"};
 // What the paper prints that the seal does not carry, said when only the seal could be checked.
 const NOT_IN_SEAL = {
   birth: "sex, place of birth, the mother's and the father's names, the address, the date of " +
@@ -211,17 +215,21 @@ function showOffline({how, details}, local, verdict) {
     "signed " + inIndiaTime(local.trust.iat * 1000) +
     (status.signedAt ? " and status list signed " + inIndiaTime(status.signedAt * 1000) : "") +
     ". / नेटवर्कशिवाय या उपकरणावर तपासले.";
-  const holder = facts.get("n") instanceof Map ? Object.fromEntries(facts.get("n")) : {};
-  const dates = facts.get("d") instanceof Map
-    ? Object.fromEntries([...facts.get("d")].map(([k, d]) => [k, paper(d)])) : {};
-  summary(details, {number: facts.get("no"), type: facts.get("t"), holder, dates,
+  const holder = facts.get("n") instanceof Map
+    ? Object.fromEntries([...facts.get("n")].map(([lang, name]) => [lang, unpackName(name)])) : {};
+  // Compact seals carry the type's number prefix and its one date (issuer/seal_fields.py).
+  const type = SEAL_TYPES[facts.get("t")] || facts.get("t");
+  const sealed = facts.get("d");
+  const dates = typeof sealed === "string" ? {[SEAL_DATES[type]]: paper(sealed)}
+    : sealed instanceof Map ? Object.fromEntries([...sealed].map(([k, d]) => [k, paper(d)])) : {};
+  summary(details, {number: facts.get("no"), type, holder, dates,
                     registration: facts.get("r"), ward: facts.get("w"),
                     issued: local.issuedAt ? inIndia(local.issuedAt * 1000) : null});
   const note = document.createElement("p");
   note.id = "unchecked";
   note.className = "verdict warn";
   note.textContent = "Not checked without a network: " +
-    (NOT_IN_SEAL[facts.get("t")] || "the particulars not listed above") +
+    (NOT_IN_SEAL[type] || "the particulars not listed above") +
     ". The seal carries only what is listed above; compare the rest when you are online. / " +
     "शिक्क्यात फक्त वरील तपशील आहे; उर्वरित तपशील नेटवर्क असताना तपासा.";
   details.after(note);
