@@ -63,7 +63,7 @@ def test_issue_sign_print_and_verify(
     name, series, holder, dates, printed = EXPECTED[code]
     record, pdf = issue(live, sample(name))
     assert record["number"].startswith(series)
-    assert record["template_version"] == f"{code}/1"
+    assert record["template_version"] == f"{code}/2"
 
     path = tmp_path / "cert.pdf"
     path.write_bytes(pdf)

@@ -5,7 +5,7 @@ with zxing-cpp and with zbar. Each must read the exact seal in at least 27 of 30
 
 What made it pass: a compact seal (the number instead of the record's id, no ward name, the
 fields digest cut to 128 bits: about 710 characters, QR version 16 instead of 18-19) printed
-56 mm wide instead of 38 mm (templates birth/2, death/2, property_no_dues/2). Before, the phone
+55 mm wide instead of 38 mm (templates birth/2, death/2, property_no_dues/2). Before, the phone
 frames read 0-4 of 30 with zxing-cpp and none with zbar (`make bench-qr` has the table). The
 first frame of each condition is saved under var/test-artifacts/qr/."""
 
@@ -41,7 +41,7 @@ def test_the_printed_qr_reads_on_phones_scanners_and_stained_paper(live: Live, k
     rates = decode_rates(printed, text, keep=ARTIFACTS / kind)
 
     assert qr_version(text) <= 16, (len(text), qr_version(text))
-    assert printed.width_mm > 45, printed.width_mm
+    assert printed.width_mm > 44, printed.width_mm
     assert set(rates) == {(c, d) for c in CONDITIONS for d in DECODERS}
     weak = {key: count for key, count in rates.items() if count < LEAST}
     assert not weak, f"read in fewer than {LEAST} of {FRAMES} frames: {weak} (all: {rates})"

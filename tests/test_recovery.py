@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
+from issuer.certtypes import cert_type
 from issuer.db import as_utc
 from issuer.errors import InvalidTransition
 from issuer.issue import MAX_ATTEMPTS, RESUME_AFTER, issue_certificate
@@ -51,7 +52,9 @@ def broken_renderer(live: Live, tmp_path: Path) -> Renderer:
     """A real typst renderer whose birth template panics, as a template bug would."""
     root = tmp_path / "broken-templates"
     shutil.copytree(templates_dir(), root, ignore=shutil.ignore_patterns("fonts", "web"))
-    (root / "birth" / "1.typ").write_text(
+    current = cert_type("birth")
+    assert current is not None
+    (root / f"{current.template_version}.typ").write_text(
         '#panic("template bug: cannot lay out this record")\n', encoding="utf-8")
     renderer = Renderer(templates_root=root, fonts=fonts_dir())
     live.runtime.__dict__["renderer"] = renderer

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import random
 import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,14 +135,34 @@ def maximal(name: str, shape: tuple[str, str] | None = None, seed: int = 2026) -
 FIRST_LABEL = {"death-1": "Name", "property-1": "number"}
 
 
+def _qr_top(tmp_path: Path, pdf: bytes) -> float:
+    """The top of the QR symbol on page 1, in PDF points from the top of the page."""
+    import cv2
+    import zxingcpp
+
+    source = tmp_path / "qr-top.pdf"
+    source.write_bytes(pdf)
+    subprocess.run(["pdftoppm", "-r", "150", "-gray", "-png", "-singlefile", str(source),
+                    str(tmp_path / "qr-top")], check=True, capture_output=True, timeout=60)
+    found = zxingcpp.read_barcodes(cv2.imread(str(tmp_path / "qr-top.png"),
+                                              cv2.IMREAD_GRAYSCALE))
+    assert len(found) == 1, found
+    corners = found[0].position
+    top = min(p.y for p in (corners.top_left, corners.top_right, corners.bottom_left,
+                            corners.bottom_right))
+    return float(top) * 72 / 150
+
+
 def assert_nothing_cut_off(tmp_path: Path, pdf: bytes, name: str) -> None:
     """No word of the particulars runs past the value cell's right edge, and the table ends above
-    the QR (which sits right above "Scan to verify at")."""
+    the QR (found on the rendered page with zxing-cpp)."""
     mm = 72 / 25.4
     words = words_with_boxes(tmp_path, pdf)
     top = min(y0 for w, _, y0, _, _ in words if w == FIRST_LABEL[name])
-    seal_top = min(y0 for w, _, y0, _, _ in words if w == "Certificate" and y0 > top)
-    qr_top = min(y0 for w, _, y0, _, _ in words if w == "Scan") - 38 * mm
+    # The seal block begins with "Scan to verify at" beside the QR (templates of version 2),
+    # or with the certificate number (version 1, "Scan" under the QR).
+    seal_top = min(y0 for w, _, y0, _, _ in words if w in ("Scan", "Certificate") and y0 > top)
+    qr_top = _qr_top(tmp_path, pdf)
     table = [(w, x1, y1) for w, _, y0, x1, y1 in words if top <= y0 < seal_top]
     cell_right = (210 - 17 - 2.6) * mm  # page width - margin - cell padding
     assert [w for w, x1, _ in table if x1 > cell_right + 0.5] == []

@@ -32,11 +32,11 @@ SHIPPED = {
     "birth/1.typ":
         "37ac02c0df8e2ef1fbfc49b4cf4c7648680f720dd3b3ef3af0c2226f5c2be893",
     "birth/2.typ":
-        "0ae10465b25b856a0217af4c8b8efbb36e734f7086b41237ba939b0a7c96af3b",
+        "93b8b588f4f2b9dd54db124da26fdb1291457f4270ae3406bc3851083061a4af",
     "death/1.typ":
         "7d1ad77f05f60047391b548c7941f5a8faaacd99af93915b9f3a875fb6551ee8",
     "death/2.typ":
-        "0332a1422248140b57a04d7d848590ce3f2b7b44c5e388b9f212e4e605417a13",
+        "728d0aa8c5b9dd45e0428ea08177fc9c4339133dfa5e0f94cbd9804500f148af",
     "fonts/NotoSans-Bold.ttf":
         "e83493c945848ecd4a9ad0f6d19164541a0d3e23a9c952304a00a46e00272ac5",
     "fonts/NotoSans-Regular.ttf":
@@ -50,13 +50,13 @@ SHIPPED = {
     "packages/pramaan/certificate/1.0.0/typst.toml":
         "2d43c5bde1ddf61b8f527546ad83e72045fe621d401bd426ef45bec03fa77fa9",
     "packages/pramaan/certificate/1.1.0/lib.typ":
-        "4d6f37fccf461c4fd1b215f0a4694d046f5cd512a90377221b93979dd5b51391",
+        "7793743e0b7aa0250daf32bc11c634d20f98a7192b6c1b98985008aff363d1ac",
     "packages/pramaan/certificate/1.1.0/typst.toml":
         "75ed3dd474b30b3be2521998aeabf49ccd042f7f6d874b4b2bc59aa231780d02",
     "property_no_dues/1.typ":
         "bd3aac0482d98fec3bacf2f2bb983e2f39f97dc449ac97e3223b00336875db40",
     "property_no_dues/2.typ":
-        "40db6334b101ab50c00b9b835759007cc26414f1abedba7911c5e67335a1a60c",
+        "c006fd908e994eed768f076dbcef5de658ea7f7cb283ba9862eb1a54a63298ab",
 }
 # What render_data takes from the type rather than the record: versioned with the templates.
 AUTHORITIES = {
@@ -106,26 +106,38 @@ def rerender(live: Live, cert_id: str, version: str | None = None) -> bytes:
                                         qr_svg(intent.seal_text))
 
 
+def current_birth() -> str:
+    shipped = cert_type("birth")
+    assert shipped is not None
+    return shipped.template_version
+
+
+def next_birth() -> str:
+    return f"birth/{int(current_birth().split('/')[1]) + 1}"
+
+
 @pytest.fixture
 def birth_2(tmp_path: Path) -> Iterator[CertType]:
-    """Ship birth/2: a new release's templates root (everything shipped, plus birth/2.typ, a
-    changed title) with a birth type whose current version is birth/2. Restored afterwards."""
+    """Ship the next birth version: a new release's templates root (everything shipped, plus
+    birth/<n+1>.typ, a changed title) with a birth type whose current version is it. Restored
+    afterwards."""
     root = tmp_path / "templates"
     shutil.copytree(templates.templates_dir(), root,
                     ignore=shutil.ignore_patterns("fonts", "web", "*.py", "__pycache__"))
-    v1 = (root / "birth" / "1.typ").read_text(encoding="utf-8")
+    current, following = current_birth(), next_birth()
+    v1 = (root / f"{current}.typ").read_text(encoding="utf-8")
     v2 = v1.replace("[BIRTH CERTIFICATE]", "[BIRTH CERTIFICATE (EXTRACT)]")
     assert v2 != v1
-    (root / "birth" / "2.typ").write_text(v2, encoding="utf-8")
+    (root / f"{following}.typ").write_text(v2, encoding="utf-8")
 
-    class BirthV2(Birth):
-        template_version = "birth/2"
+    class BirthNext(Birth):
+        template_version = following
         templates_root = root
 
     shipped = cert_type("birth")
     assert shipped is not None
-    register(BirthV2(), replace=True)
-    yield BirthV2()
+    register(BirthNext(), replace=True)
+    yield BirthNext()
     register(shipped, replace=True)
 
 
@@ -133,7 +145,8 @@ def test_old_certificate_re_renders_byte_for_byte_after_a_new_version_ships(
     live: Live, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     old, signed = issue(live, sample("birth-1"))
-    assert old["template_version"] == "birth/1"
+    current, following = current_birth(), next_birth()
+    assert old["template_version"] == current
     assert signed.startswith(rerender(live, old["id"]))  # before anything changed
 
     request.getfixturevalue("birth_2")  # a new version ships
@@ -143,10 +156,10 @@ def test_old_certificate_re_renders_byte_for_byte_after_a_new_version_ships(
     update = signed[len(unsigned):]
     assert b"/ByteRange" in update and b"/PramaanSeal" in update  # only the signature was added
     # The current version would not give the signed bytes back: the recorded one is used.
-    assert not signed.startswith(rerender(live, old["id"], "birth/2"))
+    assert not signed.startswith(rerender(live, old["id"], following))
 
     new, new_pdf = issue(live, sample("birth-2"))
-    assert new["template_version"] == "birth/2"
+    assert new["template_version"] == following
     assert new_pdf.startswith(rerender(live, new["id"]))
     path = tmp_path / "new.pdf"
     path.write_bytes(new_pdf)
@@ -160,7 +173,8 @@ def test_a_record_without_its_template_cannot_be_re_rendered(
 ) -> None:
     # A version the type's root lacks is an error, never a silent fallback to another version.
     record, _ = issue(live, sample("birth-1"))
-    assert record["template_version"] == "birth/2"
-    (Path(str(birth_2.templates_root)) / "birth" / "2.typ").unlink()
-    with pytest.raises(ValueError, match="template 'birth/2' has no file"):
+    following = birth_2.template_version
+    assert record["template_version"] == following
+    (Path(str(birth_2.templates_root)) / f"{following}.typ").unlink()
+    with pytest.raises(ValueError, match=f"template '{following}' has no file"):
         rerender(live, record["id"])
