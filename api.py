@@ -57,13 +57,18 @@ log = logging.getLogger(__name__)
 PROBLEM = "application/problem+json"
 MAX_REPORTED_ERRORS = 50  # field errors listed in a 422; `error_count` has the total
 # Pages may load only our own files: no inline script or style, no plugins, no framing.
-PAGE_CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
+PAGE_CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
+            "connect-src 'self'; media-src 'self' blob:; "
             "img-src 'self' data:; font-src 'self'; manifest-src 'self'; worker-src 'self'; "
             "base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
 # Served from templates/web/: the verify page's style, its scripts (ES modules: the page, the
 # seal, DER and published-document checks) and its app icon.
 WEB_ASSETS = frozenset({"verify.js", "verify.css", "seal.js", "der.js", "published.js",
-                        "icon.svg"})
+                        "camera.js", "icon.svg"})
+# The QR decoder for cameras without BarcodeDetector (zxing-wasm from the npm registry, fetched by
+# `make` into templates/web/vendor/, not in git), with its licence.
+VENDOR_FILES = {"zxing-reader.js": "text/javascript", "zxing_reader.wasm": "application/wasm",
+                "zxing-wasm-LICENSE.txt": "text/plain"}
 # The shipped fonts (templates/fonts/, SIL OFL) as web fonts: a phone without a Devanagari font
 # still shows the Marathi, in the letterforms printed on the paper.
 WEB_FONTS = frozenset({"NotoSans-Regular.ttf", "NotoSans-Bold.ttf",
@@ -639,6 +644,13 @@ def public_pages() -> Blueprint:
         if name not in WEB_ASSETS:
             raise NotFound("no such file")
         return send_from_directory(web_dir(), name, max_age=300)
+
+    @bp.get("/v/vendor/<name>")
+    def vendor(name: str) -> Response:
+        if name not in VENDOR_FILES or not (web_dir() / "vendor" / name).is_file():
+            raise NotFound("no such file (the decoder is fetched by `make`)")
+        return send_from_directory(web_dir() / "vendor", name, max_age=FONT_MAX_AGE,
+                                   mimetype=VENDOR_FILES[name])
 
     @bp.get("/v/sw.js")
     def service_worker() -> Response:

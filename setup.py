@@ -12,7 +12,7 @@ setup(
     include_package_data=True,
     package_data={
         "templates": ["*.typ", "*/*.typ", "packages/*/*/*/*", "fonts/*.ttf", "fonts/*.txt",
-                      "web/*.html", "web/*.js", "web/*.css", "web/*.svg"],
+                      "web/*.html", "web/*.js", "web/*.css", "web/*.svg", "web/vendor/*"],
         "issuer": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py",
                    "data/*.txt"],
     },

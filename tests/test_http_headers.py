@@ -123,7 +123,8 @@ def test_the_offline_app_files_are_served_as_a_browser_needs_them(web: Live) -> 
     app = manifest.json()
     assert app["start_url"] == "/v" and app["display"] == "standalone"
     assert web.get(app["icons"][0]["src"]).headers["Content-Type"].startswith("image/svg+xml")
-    for directive in ("manifest-src 'self'", "worker-src 'self'"):
+    for directive in ("manifest-src 'self'", "worker-src 'self'",
+                      "script-src 'self' 'wasm-unsafe-eval'"):
         assert directive in PAGE_CSP
     # Every module the page imports is served (a missing one fails the whole check).
     for name in ("seal.js", "der.js", "published.js"):
@@ -131,6 +132,11 @@ def test_the_offline_app_files_are_served_as_a_browser_needs_them(web: Live) -> 
         assert module.status_code == 200 and module.headers["Content-Type"].startswith(
             "text/javascript"), name
     # What the page trusts: our root, and the organisation that signs the published lists.
+    # The camera's decoder (fetched by make from the npm registry), as WebAssembly.
+    wasm = web.get("/v/vendor/zxing_reader.wasm")
+    assert wasm.status_code == 200 and wasm.headers["Content-Type"] == "application/wasm"
+    assert wasm.content[:4] == b"\0asm"
+    assert web.get("/v/vendor/package.json").status_code == 404
     anchors = web.get("/v/roots.json").json()
     root = x509.load_pem_x509_certificate(
         (web.runtime.settings.keys_dir / "root.crt").read_bytes())

@@ -8,14 +8,18 @@ const SHELL = "pramaan-verify-v1";
 const FILES = [
   "/v", "/v/roots.json", "/v/manifest.webmanifest",
   "/v/assets/verify.css", "/v/assets/verify.js", "/v/assets/seal.js", "/v/assets/der.js",
-  "/v/assets/published.js", "/v/assets/icon.svg",
+  "/v/assets/published.js", "/v/assets/camera.js", "/v/assets/icon.svg",
   "/v/fonts/NotoSans-Regular.ttf", "/v/fonts/NotoSans-Bold.ttf",
   "/v/fonts/NotoSansDevanagari-Regular.ttf", "/v/fonts/NotoSansDevanagari-Bold.ttf",
   "/.well-known/pramaan/trust-list.json", "/.well-known/pramaan/status-list.json",
 ];
+// The camera's decoder, when `make` fetched it: kept if there, never a reason not to install.
+const OPTIONAL = ["/v/vendor/zxing-reader.js", "/v/vendor/zxing_reader.wasm"];
 
 self.addEventListener("install", (event) => {
-  event.waitUntil(caches.open(SHELL).then((cache) => cache.addAll(FILES))
+  event.waitUntil(caches.open(SHELL)
+    .then((cache) => cache.addAll(FILES).then(() => Promise.all(
+      OPTIONAL.map((file) => cache.add(file).catch(() => {})))))
     .then(() => self.skipWaiting()));
 });
 
@@ -29,7 +33,7 @@ self.addEventListener("activate", (event) => {
 self.addEventListener("fetch", (event) => {
   const url = new URL(event.request.url);
   if (event.request.method !== "GET" || url.origin !== location.origin ||
-      !FILES.includes(url.pathname)) {
+      !(FILES.includes(url.pathname) || OPTIONAL.includes(url.pathname))) {
     return;  // the browser's own handling: the verify API is never answered from a cache
   }
   event.respondWith((async () => {

@@ -10,6 +10,7 @@
 
 import {checkWithPublished, readRoots} from "./published.js";
 import {unpackName} from "./seal.js";
+import {startScanning} from "./camera.js";
 
 const WELL_KNOWN = "/.well-known/pramaan/";
 const SAVED = "pramaan-published-v1";
@@ -48,19 +49,34 @@ const inIndia = (t) => new Date(t).toLocaleDateString("en-GB", {timeZone: "Asia/
 const inIndiaTime = (t) => inIndia(t) + " " + new Date(t).toLocaleTimeString(
   "en-GB", {timeZone: "Asia/Kolkata", hour: "2-digit", minute: "2-digit"});
 
-(async () => {
-  const out = document.getElementById("result");
-  const how = document.getElementById("how");
-  const details = document.getElementById("details");
+(() => {
   if ("serviceWorker" in navigator) {
     navigator.serviceWorker.register("/v/sw.js", {scope: "/v"}).catch(() => {});
   }
   const upload = document.getElementById("pdf");
   upload.addEventListener("change", () => checkPdf(upload.files[0]));
+  document.getElementById("scan").addEventListener("click", scan);
+  // A scanned code (or another link opened in this tab) changes only the fragment.
+  window.addEventListener("hashchange", check);
+  check();
+})();
+
+// The verdict on the link in the address bar, shown in place of any earlier one.
+async function check() {
+  const out = document.getElementById("result");
+  const how = document.getElementById("how");
+  const details = document.getElementById("details");
+  for (const extra of [...document.getElementById("verdict-area").children]) {
+    if (![out, how, details].includes(extra)) extra.remove();
+  }
+  details.replaceChildren();
+  how.textContent = "";
+  out.className = "verdict warn";
+  out.textContent = "Checking… / तपासत आहे…";
   if (!location.hash.slice(1)) {
     out.textContent = "No certificate code in this link: scan the QR code on the certificate " +
-                      "with your phone's camera, or check its PDF file below. / प्रमाणपत्रावरील " +
-                      "QR कोड स्कॅन करा किंवा खाली PDF फाइल तपासा.";
+                      "with your phone's camera or the button below, or check its PDF file. / " +
+                      "प्रमाणपत्रावरील QR कोड स्कॅन करा किंवा खाली PDF फाइल तपासा.";
     return;
   }
   const link = location.href;
@@ -71,7 +87,40 @@ const inIndiaTime = (t) => inIndia(t) + " " + new Date(t).toLocaleTimeString(
     out.className = "verdict bad";
     out.textContent = "Could not check the certificate: " + e;
   }
-})();
+}
+
+// The camera, for devices whose own camera app does not open the QR's link (camera.js).
+async function scan() {
+  const video = document.getElementById("viewfinder");
+  const status = document.getElementById("scan-status");
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    status.textContent = "This browser cannot use the camera on this page (it needs https). / " +
+                         "या ब्राउझरमध्ये कॅमेरा वापरता येत नाही.";
+    return;
+  }
+  video.hidden = false;
+  status.textContent = "Point the camera at the QR code on the certificate… / " +
+                       "कॅमेरा प्रमाणपत्रावरील QR कोडकडे धरा…";
+  try {
+    await startScanning(video, (text) => {
+      video.hidden = true;
+      const at = text.indexOf("#");
+      let host = null;
+      try { host = new URL(text).host; } catch { /* digits alone */ }
+      // Another site's link is not followed: its digits are checked here like any seal.
+      status.textContent = host && host !== location.host
+        ? "The code links to " + host + ", not to this page; checked here. / " +
+          "हा कोड दुसऱ्या संकेतस्थळाचा आहे; येथे तपासला."
+        : "";
+      const digits = at >= 0 ? text.slice(at + 1) : text;
+      if (location.hash.slice(1) === digits) check();
+      else location.hash = digits;
+    });
+  } catch (e) {
+    video.hidden = true;
+    status.textContent = "The camera could not be used: " + e.message + " / कॅमेरा वापरता आला नाही.";
+  }
+}
 
 // A copy of `url` (text): from the network when it answers, else the one saved earlier.
 async function kept(url) {
