@@ -30,8 +30,8 @@ $(STAMP): setup.py
 
 $(DECODER):
 	mkdir -p var/npm templates/web/vendor
-	curl -fsSL -o var/npm/zxing-wasm.tgz \
-		https://registry.npmjs.org/zxing-wasm/-/zxing-wasm-$(ZXING_WASM).tgz
+	$(PYTHON) -c 'import sys, urllib.request; urllib.request.urlretrieve(*sys.argv[1:])' \
+		https://registry.npmjs.org/zxing-wasm/-/zxing-wasm-$(ZXING_WASM).tgz var/npm/zxing-wasm.tgz
 	echo "$(ZXING_WASM_SHA512)  var/npm/zxing-wasm.tgz" | sha512sum -c --quiet
 	rm -rf var/npm/package && tar -xzf var/npm/zxing-wasm.tgz -C var/npm
 	cp var/npm/package/dist/iife/reader/index.js templates/web/vendor/zxing-reader.js
