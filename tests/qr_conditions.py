@@ -9,7 +9,7 @@ Conditions (each frame drawn with its own random jitter from a fixed seed, so ru
   length), 5 degree tilt and 10 % keystone (the phone not parallel to the paper), slight defocus
   blur, uneven light (a shadow across the page), sensor noise and JPEG compression.
 - `scan150`: a 150 dpi greyscale office scan, up to 1 degree skew, JPEG.
-- `stained`: a 300 dpi scan with an ink blot over about a tenth of the symbol: what error
+- `stained`: a 300 dpi scan with an opaque ink blot over about a tenth of the symbol: what error
   correction level Q (25 % of codewords) is kept for.
 
 Used by tests/test_qr_print_scan.py (the rates the print must reach) and bench/qr_conditions.py
@@ -151,7 +151,7 @@ def stained(printed: Printed, rng: np.random.Generator) -> Image:
     blot = np.zeros_like(image)
     cv2.circle(blot, (cx, cy), radius, 255, -1)
     blot = cv2.GaussianBlur(blot, (0, 0), radius / 6)
-    image = np.minimum(image, (255 - blot * 0.75).astype(np.uint8))
+    image = np.minimum(image, (255 - blot).astype(np.uint8))  # opaque ink at its centre
     return _jpeg(_noise(image, rng, 2), 85)
 
 
