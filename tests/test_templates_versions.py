@@ -32,7 +32,7 @@ SHIPPED = {
     "birth/1.typ":
         "37ac02c0df8e2ef1fbfc49b4cf4c7648680f720dd3b3ef3af0c2226f5c2be893",
     "birth/2.typ":
-        "93b8b588f4f2b9dd54db124da26fdb1291457f4270ae3406bc3851083061a4af",
+        "bdc22534ded9bb98b4d78e87bc9f0bdd921f89be2fec3df55c89edd63c8546bc",
     "death/1.typ":
         "7d1ad77f05f60047391b548c7941f5a8faaacd99af93915b9f3a875fb6551ee8",
     "death/2.typ":
@@ -50,7 +50,7 @@ SHIPPED = {
     "packages/pramaan/certificate/1.0.0/typst.toml":
         "2d43c5bde1ddf61b8f527546ad83e72045fe621d401bd426ef45bec03fa77fa9",
     "packages/pramaan/certificate/1.1.0/lib.typ":
-        "7793743e0b7aa0250daf32bc11c634d20f98a7192b6c1b98985008aff363d1ac",
+        "799381d708dbd88d08e8b52c4b726941813b5cffc00d38530878000f9073769b",
     "packages/pramaan/certificate/1.1.0/typst.toml":
         "75ed3dd474b30b3be2521998aeabf49ccd042f7f6d874b4b2bc59aa231780d02",
     "property_no_dues/1.typ":
