@@ -647,8 +647,9 @@ def public_pages() -> Blueprint:
 
     @bp.get("/v/vendor/<name>")
     def vendor(name: str) -> Response:
-        if name not in VENDOR_FILES or not (web_dir() / "vendor" / name).is_file():
-            raise NotFound("no such file (the decoder is fetched by `make`)")
+        if name not in VENDOR_FILES:
+            raise NotFound("no such file")
+        # Not there until `make` fetched it: send_from_directory answers 404 then.
         return send_from_directory(web_dir() / "vendor", name, max_age=FONT_MAX_AGE,
                                    mimetype=VENDOR_FILES[name])
 

@@ -71,11 +71,6 @@ def fields_digest(fields: Mapping[str, Any]) -> bytes:
     return hashlib.sha256(cbor2.dumps(fields, canonical=True)).digest()
 
 
-SEAL_DIGEST_BYTES = 16
-"""The fields digest a seal carries: SHA-256 cut to 128 bits (a second preimage stays out of
-reach; the record keeps the full digest)."""
-
-
 def seal_claims(record: Certificate, issuer_id: str, issued_at: datetime,
                 digest: bytes) -> dict[int, Any]:
     """CWT-shaped claims: registered iss (1) and iat (6), our fields under one private key."""
@@ -83,11 +78,11 @@ def seal_claims(record: Certificate, issuer_id: str, issued_at: datetime,
     assert kind is not None
     facts = kind.seal_facts(canonical_request(record.request))
     # What a verifier needs and nothing more, so the QR stays small enough to print large
-    # (issue 10: version 16 at ECC Q in 50 mm reads from a cheap phone's video frame). The
+    # (issue 10: version 15-16 at ECC Q in 55 mm reads from a cheap phone's video frame). The
     # number finds the record (unique); the ward is in the number; the digest binds the seal to
     # the recorded fields at 128 bits. Seals made before this (with the record's 16-byte id, the
     # ward's name and the full digest) verify as before (issuer/verify.py). The Marathi name is
-    # packed one byte per letter (issuer.seal_fields.py).
+    # packed one byte per letter (issuer/seal_fields.py).
     ours = {
         "t": kind.number_prefix,
         "n": {"en": facts.holder["en"], "mr": seal_fields.pack(facts.holder["mr"])},
@@ -95,7 +90,7 @@ def seal_claims(record: Certificate, issuer_id: str, issued_at: datetime,
         "r": record.registration_number,
         "no": record.number,
         "si": record.status_index,
-        "h": digest[:SEAL_DIGEST_BYTES],
+        "h": digest[:seal_fields.SEAL_DIGEST_BYTES],
     }
     return {1: issuer_id, 6: int(issued_at.timestamp()), PRIVATE_CLAIM: ours}
 

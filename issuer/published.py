@@ -78,12 +78,9 @@ def verifier_anchors(runtime: Runtime) -> dict[str, Any]:
     from cryptography.hazmat.primitives import serialization
     from cryptography.x509.oid import NameOID
 
-    from signing.file_backend import load_pem_certificates
-
     trust = runtime.trust
     roots = [base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
-             for path in trust.trust_root_paths
-             for cert in load_pem_certificates(path, "trust root")]
+             for cert in trust.roots]
     current = x509.load_der_x509_certificate(trust.seal_trust.entries[0].certificate_der)
     names = current.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)
     return {"organisation": str(names[0].value) if names else "", "roots": roots}

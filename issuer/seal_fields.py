@@ -7,12 +7,16 @@ code point of the Devanagari block (U+0900-U+097F) as one byte 0x80 + (code poin
 printable ASCII (spaces, digits, punctuation) as itself, and the two joiners Marathi spelling uses
 (ZWNJ U+200C, ZWJ U+200D) as 0x01 and 0x02. A name with any other character stays a text string.
 The packed form is a CBOR byte string, the plain form a text string, so a reader knows which it
-holds; the verify page unpacks the same way (templates/web/verify.js `unpackName`).
+holds; the verify page unpacks the same way (templates/web/seal.js `unpackName`).
 """
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Any, Final
+
+SEAL_DIGEST_BYTES: Final = 16
+"""The fields digest a seal carries: SHA-256 cut to 128 bits (a second preimage stays out of
+reach; the record keeps the full digest)."""
 
 _BLOCK: Final = 0x0900
 _HIGH: Final = 0x80
@@ -55,14 +59,12 @@ def unpack(value: object) -> str | None:
     return "".join(chars)
 
 
-def type_and_dates(ours: object) -> tuple[object, object]:
+def type_and_dates(ours: dict[Any, Any]) -> tuple[object, object]:
     """The type code and the dates ({name: ISO date}) of a seal's own claims: compact seals
     carry the type's number prefix and one date (its name is the type's `seal_date`); seals
     made before carry the code and a map, returned as they are."""
     from issuer.certtypes import known_types
 
-    if not isinstance(ours, dict):
-        return None, None
     kind, dates = ours.get("t"), ours.get("d")
     by_prefix = {k.number_prefix: k for k in known_types().values()}
     if isinstance(kind, str) and kind in by_prefix:

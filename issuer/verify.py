@@ -14,11 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issuer.canonical import canonical_request
+from issuer.certtypes import cert_type
 from issuer.db import as_utc
-from issuer.issue import SEAL_DIGEST_BYTES
 from issuer.models import Certificate, PdfRevision, State
 from issuer.runtime import Runtime
-from issuer.seal_fields import holder_of, type_and_dates
+from issuer.seal_fields import SEAL_DIGEST_BYTES, holder_of, type_and_dates
 from issuer.settings import Settings
 from signing.seal import PRIVATE_CLAIM, SealReport, verify_seal
 from signing.validate import validate_pdf
@@ -249,8 +249,8 @@ def _record(session: Session, cert_id: str | None, number: object) -> Certificat
 
 
 def _ward_of(record: Certificate) -> str | None:
-    ward = canonical_request(record.request).get("ward_office")
-    return ward.get("en") if isinstance(ward, dict) else None
+    kind = cert_type(record.cert_type)
+    return kind.ward_office(canonical_request(record.request))["en"] if kind else None
 
 
 MAX_CORRECTIONS = 100  # a chain of corrections longer than this is followed no further

@@ -10,6 +10,8 @@ import datetime as dt
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from cryptography import x509
+
 from signing.config import SignerConfig
 from signing.file_backend import load_pem_certificate, load_pem_certificates
 from signing.rotation import pending, retired_at
@@ -22,6 +24,8 @@ class TrustStore:
 
     seal_trust: TrustList = field(repr=False)
     trust_root_paths: tuple[Path, ...]
+    roots: tuple[x509.Certificate, ...] = field(default=(), repr=False)
+    """The certificates of `trust_root_paths`, read once."""
 
     @classmethod
     def from_config(cls, config: SignerConfig) -> TrustStore:
@@ -42,10 +46,10 @@ class TrustStore:
         if config.pending_dir is not None:  # the current key signs until the staged one's time
             staged_at = pending(config.pending_dir.parent)
             current = _until(current, staged_at.activate_at if staged_at else None)
-        for path in config.trust_root_paths:
-            load_pem_certificates(path, "trust root")
+        roots = tuple(cert for path in config.trust_root_paths
+                      for cert in load_pem_certificates(path, "trust root"))
         return cls(seal_trust=TrustList([current, *staged, *retired]),
-                   trust_root_paths=config.trust_root_paths)
+                   trust_root_paths=config.trust_root_paths, roots=roots)
 
 
 def _until(entry: TrustEntry, end: dt.datetime | None) -> TrustEntry:

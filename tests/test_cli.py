@@ -255,21 +255,43 @@ def test_where_both_decoders_read_an_image_zxing_cpp_is_asked_first(tmp_path: Pa
     import cv2
     import numpy as np
 
-    from issuer.scan import Scanned, scan_image
+    from issuer.scan import Scanned, _zbar, scan_image
     from signing.qr import _matrix
 
     text = "https://verify.pmc.example/v#1" + "4" * 200
     pixels = (1 - np.array(_matrix(text, 4), dtype=np.uint8)) * 255
     both = tmp_path / "large.png"
     cv2.imwrite(str(both), cv2.resize(pixels, None, fx=6, fy=6, interpolation=cv2.INTER_NEAREST))
-    assert read_zbar_too(both) == [text]
+    assert _zbar(both) == [text]
     assert scan_image(both) == Scanned([text], "zxing-cpp")
     blank = tmp_path / "blank.png"
     cv2.imwrite(str(blank), np.full((200, 200), 255, dtype=np.uint8))
     assert scan_image(blank) == Scanned([], None)
 
 
-def read_zbar_too(path: Path) -> list[str]:
-    from issuer.scan import _zbar
 
-    return _zbar(path)
+def _png_header(tmp_path: Path, width: int, height: int) -> Path:
+    """A PNG that declares `width` x `height` pixels and holds none: opening reads the header."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (struct.pack(">I", len(data)) + kind + data
+                + struct.pack(">I", zlib.crc32(kind + data)))
+
+    path = tmp_path / f"{width}x{height}.png"
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(
+        ">IIBBBBB", width, height, 8, 0, 0, 0, 0)) + chunk(b"IEND", b""))
+    return path
+
+
+def test_an_image_too_large_is_refused_before_it_is_decoded(tmp_path: Path) -> None:
+    from issuer.scan import MAX_PIXELS, ImageUnreadable, scan_image
+
+    over_ours = _png_header(tmp_path, 8000, 8000)  # 64 MP: over our cap, under Pillow's
+    assert 8000 * 8000 > MAX_PIXELS
+    with pytest.raises(ImageUnreadable, match="8000 x 8000 pixels, more than 60000000"):
+        scan_image(over_ours)
+    bomb = _png_header(tmp_path, 20000, 20000)  # 400 MP: Pillow's bomb warning, an error here
+    with pytest.raises(ImageUnreadable, match="is not an image that can be read"):
+        scan_image(bomb)

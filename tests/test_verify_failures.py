@@ -199,3 +199,16 @@ def test_pramaan_verify_reports_the_reason_and_exits_1(live: Live, tmp_path: Pat
                               env=env, cwd=ROOT, capture_output=True, text=True, timeout=120,
                               check=False)
         assert (done.returncode, json.loads(done.stdout)["reason"]) == (code, why), done.stderr
+
+
+def test_a_compact_seal_names_its_record_and_ward_from_the_record(live: Live) -> None:
+    # The compact seal carries neither the record's id nor the ward's name: the verdict takes
+    # both from the record its number finds.
+    record, _ = issue(live)
+    assert record.seal_text
+    claims = claims_of(live, record.seal_text)
+    assert "id" not in claims[PRIVATE_CLAIM] and "w" not in claims[PRIVATE_CLAIM]
+    verdict = verify_qr(live.runtime, record.seal_text).as_dict()
+    assert verdict["current"] is True
+    assert verdict["certificate"]["id"] == record.id
+    assert verdict["certificate"]["ward"] == "Kothrud-Bavdhan Ward Office"

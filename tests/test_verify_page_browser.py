@@ -43,6 +43,11 @@ def digits_of(live: Live, cert_id: str) -> str:
         return record.seal_text.split("#", 1)[1]
 
 
+def digit_changed(digits: str, position: int, by: int) -> str:
+    """`digits` with the digit at `position` moved on by `by` (mod 10)."""
+    return digits[:position] + str((int(digits[position]) + by) % 10) + digits[position + 1:]
+
+
 def officer(live: Live) -> requests.Session:
     with live.runtime.sessions() as session, session.begin():
         department = session.get(Department, DEV_DEPARTMENT)
@@ -102,9 +107,7 @@ def test_a_genuine_link_shows_current_and_the_particulars(live: Live,
 def test_a_link_with_one_digit_changed_shows_not_genuine_in_red(live: Live,
                                                                 page: Page) -> None:  # noqa: F811
     digits = issued_digits(live)
-    position = len(digits) // 2
-    changed = digits[:position] + str((int(digits[position]) + 1) % 10) + digits[position + 1:]
-    page.goto(f"{live.base}/v#{changed}")
+    page.goto(f"{live.base}/v#{digit_changed(digits, len(digits) // 2, 1)}")
 
     kind, text = verdict_of(page)
 
@@ -212,9 +215,7 @@ def test_offline_a_changed_digit_is_red(live: Live, page: Page) -> None:  # noqa
     digits = issued_digits(live)
     installed(page, f"{live.base}/v#{digits}")
     tab = offline_page(page)
-    position = len(digits) // 3
-    changed = digits[:position] + str((int(digits[position]) + 3) % 10) + digits[position + 1:]
-    tab.goto(f"{live.base}/v#{changed}")
+    tab.goto(f"{live.base}/v#{digit_changed(digits, len(digits) // 3, 3)}")
 
     kind, text = verdict_of(tab)
 
@@ -325,6 +326,9 @@ def test_the_pdf_check_refuses_what_is_not_a_pdf_with_a_problem(live: Live) -> N
     big = requests.post(url, data=b"%PDF-" + b"0" * (2 * 1024 * 1024),
                         headers={"Content-Type": "application/pdf"}, timeout=30)
     assert big.status_code == 413
+    just_over = requests.post(url, data=b"%PDF-" + b"0" * (2 * 1024 * 1024 - 4), timeout=30,
+                              headers={"Content-Type": "application/pdf"})
+    assert just_over.status_code == 413  # one byte over: read, then refused
     broken = requests.post(url, data=b"%PDF-1.7\n garbage", timeout=30,
                            headers={"Content-Type": "application/pdf"})
     assert broken.status_code == 200

@@ -89,7 +89,7 @@ function bits(buf, node) {
   return buf.subarray(node.start + 1, node.end);
 }
 
-function same(a, b) {
+export function equalBytes(a, b) {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
@@ -186,7 +186,7 @@ function rawEcdsa(signature, size) {
 // Whether `issuer` (a CA certificate) signed `cert`: names chain, and the signature verifies.
 export async function signedBy(cert, issuer) {
   const algorithm = SIGNATURES[cert.signatureAlgorithm];
-  if (!algorithm || !same(cert.issuer, issuer.subject) || !issuer.ca ||
+  if (!algorithm || !equalBytes(cert.issuer, issuer.subject) || !issuer.ca ||
       (algorithm.name === "ECDSA") !== (issuer.keyType === OIDS.ecPublicKey) ||
       (issuer.keyUsage !== null && !(issuer.keyUsage & KEY_CERT_SIGN))) {
     return false;
@@ -204,5 +204,3 @@ export async function signedBy(cert, issuer) {
     throw e;
   }
 }
-
-export function equalBytes(a, b) { return same(a, b); }
