@@ -19,9 +19,12 @@ from flask import (
     request,
     send_from_directory,
 )
+from flask_limiter import Limiter
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
+from werkzeug.wrappers import Response as WerkzeugResponse
 
+from api_limits import make_limiter
 from digilocker.deliveries import delivery_view, enqueue_pending
 from digilocker.token_vault import check_at_startup as check_token_key
 from issuer import department_audit, permissions, tokens, users
@@ -64,7 +67,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src
 # Served from templates/web/: the verify page's style, its scripts (ES modules: the page, the
 # seal, DER and published-document checks) and its app icon.
 WEB_ASSETS = frozenset({"verify.js", "verify.css", "seal.js", "der.js", "published.js",
-                        "camera.js", "icon.svg"})
+                        "camera.js", "icon.svg", "portal.css"})
 # The QR decoder for cameras without BarcodeDetector (zxing-wasm from the npm registry, fetched by
 # `make` into templates/web/vendor/, not in git), with its licence.
 VENDOR_FILES = {"zxing-reader.js": "text/javascript", "zxing_reader.wasm": "application/wasm",
@@ -100,7 +103,8 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     if settings.jobs_inline:
         runtime.keyring  # noqa: B018
     app.extensions["pramaan"] = runtime
-    app.register_blueprint(certificates_api())
+    limiter = make_limiter(app, settings)
+    app.register_blueprint(certificates_api(limiter, settings))
     app.register_blueprint(public_pages())
     app.register_blueprint(rts_api())
     app.register_blueprint(admin_api())
@@ -109,6 +113,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from api_batches import batches_api  # it builds on this module's request helpers
 
     app.register_blueprint(batches_api())
+    from api_portal import portal_pages  # the same
+
+    app.register_blueprint(portal_pages(limiter, settings))
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -208,7 +215,7 @@ def certificate_view(record: Certificate, session: Session | None = None) -> dic
     return view
 
 
-def certificates_api() -> Blueprint:
+def certificates_api(limiter: Limiter, settings: Settings) -> Blueprint:
     bp = Blueprint("certificates", __name__, url_prefix="/api/v1")
 
     @bp.post("/certificates")
@@ -312,7 +319,11 @@ def certificates_api() -> Blueprint:
         response.make_conditional(request)
         return response
 
+    # Anyone may ask: a bound per client address keeps one from starving the rest.
+    public_limit = limiter.shared_limit(settings.verify_client_limit, scope="public-verify")
+
     @bp.post("/verify")
+    @public_limit
     def verify() -> Response:
         data = json_body()
         qr = data.get("qr") if isinstance(data, dict) else None
@@ -321,6 +332,7 @@ def certificates_api() -> Blueprint:
         return jsonify(verify_qr(runtime(), qr).as_dict())
 
     @bp.post("/verify/pdf")
+    @public_limit
     def verify_uploaded_pdf() -> Response:
         # A certificate's PDF as the citizen holds it (the verify page's upload): its PAdES
         # signature and chain, the seal it carries, that it is the file issued, and the status.
@@ -455,6 +467,10 @@ def digilocker_link_pages() -> Blueprint:
         done = link.finish(runtime(), request.args)
         with runtime().sessions() as session:
             delivery = delivery_view(session, done.certificate_id)
+        if request.accept_mimetypes.best == "text/html":  # a citizen's browser, not a client
+            from api_portal import linked_page
+
+            return linked_page()
         return jsonify({"linked": True, "certificate": done.certificate_id,
                         "digilockerid": done.digilockerid, "delivery": delivery})
 
@@ -769,10 +785,13 @@ _HTTP_CODES = {
     405: "method_not_allowed",
     413: "body_too_large",
     415: "unsupported_media_type",
+    429: "rate_limited",
 }
 
 
-def _http_error(exc: HTTPException) -> Response:
+def _http_error(exc: HTTPException) -> Response | WerkzeugResponse:
+    if isinstance(exc.response, WerkzeugResponse):  # made for it (the portal's "too many")
+        return exc.response
     status = exc.code or 500
     code = _HTTP_CODES.get(status, "http_error")
     return problem(status, code, exc.name, exc.description or exc.name)

@@ -8,7 +8,7 @@ setup(
     description="Signed, verifiable municipal certificates (birth, death, property)",
     python_requires=">=3.11",
     packages=find_packages(include=["issuer*", "signing*", "digilocker*", "templates*"]),
-    py_modules=["api", "api_batches", "worker", "cli", "web_server"],
+    py_modules=["api", "api_batches", "api_limits", "api_portal", "worker", "cli", "web_server"],
     include_package_data=True,
     package_data={
         "templates": ["*.typ", "*/*.typ", "packages/*/*/*/*", "fonts/*.ttf", "fonts/*.txt",
@@ -39,6 +39,7 @@ setup(
         "rich==15.0.0",
         "zxing-cpp==3.1.1",  # `pramaan verify --image`: reads tilted phone photos (zbar: fallback)
         "pillow==13.0.0",  # reading those images
+        "Flask-Limiter==4.1.1",  # rate limits of the portal and public verify, counted in Redis
     ],
     extras_require={
         "dev": [

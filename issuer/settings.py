@@ -96,6 +96,15 @@ class Settings:
     digilocker_client_secret: str | None = None
     digilocker_redirect_uri: str | None = None
     digilocker_token_key: str | None = None
+    # Rate limits (Flask-Limiter's notation, "10/minute;100/day"), counted in Redis when
+    # REDIS_URL is set (shared by every API process), else in this process's memory: the
+    # citizen portal per client address and per registration number, and the public verify
+    # API per client address. Behind a reverse proxy, `proxy_hops` is how many proxies append
+    # to X-Forwarded-For (the client is the address that many hops back); 0 trusts no header.
+    portal_client_limit: str = "10/minute;100/day"
+    portal_number_limit: str = "10/hour;30/day"
+    verify_client_limit: str = "600/minute"
+    proxy_hops: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,6 +193,10 @@ class Settings:
             digilocker_client_secret=env.get("DIGILOCKER_CLIENT_SECRET") or None,
             digilocker_redirect_uri=env.get("DIGILOCKER_REDIRECT_URI") or None,
             digilocker_token_key=env.get("PRAMAAN_DIGILOCKER_TOKEN_KEY") or None,
+            portal_client_limit=env.get("PRAMAAN_PORTAL_CLIENT_LIMIT") or "10/minute;100/day",
+            portal_number_limit=env.get("PRAMAAN_PORTAL_NUMBER_LIMIT") or "10/hour;30/day",
+            verify_client_limit=env.get("PRAMAAN_VERIFY_CLIENT_LIMIT") or "600/minute",
+            proxy_hops=_int(env, "PRAMAAN_PROXY_HOPS", 0),
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -268,9 +281,27 @@ class Settings:
         if self.signer_key_file and self.signer_backend != "file":
             raise ConfigError("PRAMAAN_SIGNER_KEY_FILE names the signer's key file: one key, "
                               "so not with PRAMAAN_SIGNER_BACKEND=pkcs11")
+        for name, value in (("PRAMAAN_PORTAL_CLIENT_LIMIT", self.portal_client_limit),
+                            ("PRAMAAN_PORTAL_NUMBER_LIMIT", self.portal_number_limit),
+                            ("PRAMAAN_VERIFY_CLIENT_LIMIT", self.verify_client_limit)):
+            if not _rate_limit_ok(value):
+                raise ConfigError(f"{name}={value!r}: rate limits are written like "
+                                  "'10/minute;100/day'")
+        if not 0 <= self.proxy_hops <= 5:
+            raise ConfigError("PRAMAAN_PROXY_HOPS must be 0-5 (the reverse proxies in front)")
         if self.seal_key_file and self.pkcs11_seal_key_label:
             raise ConfigError("PRAMAAN_SEAL_KEY_FILE names the seal's key file: one key, so "
                               "not with PRAMAAN_PKCS11_SEAL_KEY_LABEL")
+
+
+def _rate_limit_ok(value: str) -> bool:
+    from limits import parse_many
+
+    try:
+        limits = parse_many(value)
+    except ValueError:
+        return False
+    return bool(limits) and all(limit.amount >= 1 for limit in limits)
 
 
 def _pairs(env: Mapping[str, str], name: str, kind: type[Any]) -> dict[str, Any]:
