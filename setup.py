@@ -12,7 +12,8 @@ setup(
     include_package_data=True,
     package_data={
         "templates": ["*.typ", "*/*.typ", "packages/*/*/*/*", "fonts/*.ttf", "fonts/*.txt",
-                      "web/*.html", "web/*.js", "web/*.css", "web/*.svg", "web/vendor/*"],
+                      "web/*.html", "web/*.js", "web/*.css", "web/*.svg", "web/*.json",
+                      "web/vendor/*"],
         "issuer": ["migrations/*.py", "migrations/*.mako", "migrations/versions/*.py",
                    "data/*.txt"],
     },
