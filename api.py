@@ -67,7 +67,7 @@ PAGE_CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src
 # Served from templates/web/: the verify page's style, its scripts (ES modules: the page, the
 # seal, DER and published-document checks) and its app icon.
 WEB_ASSETS = frozenset({"verify.js", "verify.css", "seal.js", "der.js", "published.js",
-                        "camera.js", "icon.svg", "portal.css"})
+                        "camera.js", "icon.svg", "portal.css", "console.css"})
 # The QR decoder for cameras without BarcodeDetector (zxing-wasm from the npm registry, fetched by
 # `make` into templates/web/vendor/, not in git), with its licence.
 VENDOR_FILES = {"zxing-reader.js": "text/javascript", "zxing_reader.wasm": "application/wasm",
@@ -116,6 +116,9 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from api_portal import portal_pages  # the same
 
     app.register_blueprint(portal_pages(limiter, settings))
+    from api_console import console_pages  # the same
+
+    app.register_blueprint(console_pages(limiter, settings.sign_in_limit))
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)

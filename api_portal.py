@@ -10,19 +10,17 @@ citizen types is logged; a download is an audit event.
 
 from __future__ import annotations
 
-import functools
 import hmac
-import json
 import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlencode
 
-from flask import Blueprint, Response, g, make_response, render_template, request
+from flask import Blueprint, Response, g, request
 from flask_limiter import Limiter, RequestLimit
 
 from api import db, runtime
 from api_limits import digest_key
+from api_pages import page, secure_cookies, words
 from issuer import audit
 from issuer.models import State
 from issuer.portal import (
@@ -36,20 +34,10 @@ from issuer.portal import (
     printed_day,
 )
 from issuer.settings import Settings
-from templates import web_dir
 
-LANG_COOKIE = "pramaan_lang"
 CSRF_COOKIE = "pramaan_portal_csrf"
-LANGS = ("en", "mr")
 ACTOR = "citizen:portal"
-
-
-@functools.cache
-def strings() -> dict[str, dict[str, str]]:
-    """The portal's words in both languages (templates/web/portal_text.json)."""
-    loaded: dict[str, dict[str, str]] = json.loads(
-        (web_dir() / "portal_text.json").read_text(encoding="utf-8"))
-    return loaded
+WORDS = "portal_text.json"
 
 
 def portal_pages(limiter: Limiter, settings: Settings) -> Blueprint:
@@ -236,31 +224,13 @@ def _digilocker_ready() -> bool:
 def _form(kind: Kind, status: int = 200, **context: Any) -> Response:
     context.setdefault("values", {"reference": "", "second": ""})
     context.setdefault("errors", {})
+    g.page_path = f"/portal/{kind.code}"  # the language switch of an answer to a POST
     return _page("portal_form.html", status=status, kind=kind.code, second=kind.second,
                  **context)
 
 
-def language() -> str:
-    asked = request.args.get("lang", "")
-    if asked in LANGS:
-        return asked
-    kept = request.cookies.get(LANG_COOKIE, "")
-    if kept in LANGS:
-        return kept
-    best = request.accept_languages.best_match(LANGS)
-    return best or "en"
-
-
 def _t(key: str) -> str:
-    return strings()[key][language()]
-
-
-def _switch_url(lang: str) -> str:
-    args = {k: v for k, v in request.args.items() if k != "lang"}
-    args["lang"] = lang
-    path = request.path if request.method == "GET" else request.path.rsplit("/", 1)[0] \
-        if request.path.endswith(("/pdf", "/digilocker")) else request.path
-    return f"{path}?{urlencode(args)}"
+    return words(WORDS)[key]
 
 
 def _csrf_token() -> str:
@@ -272,23 +242,11 @@ def _csrf_token() -> str:
 
 
 def _page(template: str, status: int = 200, **context: Any) -> Response:
-    lang = language()
-    words = {key: value[lang] for key, value in strings().items()}
     settings = runtime().settings
-    body = render_template(template, lang=lang, t=words, issuer=settings.issuer_name_en
-                           if lang == "en" else settings.issuer_name_mr,
-                           switch_url=_switch_url, csrf=_csrf_token(),
-                           verify_url=settings.verify_base_url + "/v", **context)
-    answer = make_response(body, status)
-    answer.headers["Cache-Control"] = "no-store"
-    answer.headers["Content-Language"] = lang
-    answer.vary.add("Cookie")
-    secure = settings.verify_base_url.startswith("https://")
+    answer = page(template, WORDS, status, csrf=_csrf_token(),
+                  verify_url=settings.verify_base_url + "/v", **context)
     answer.set_cookie(CSRF_COOKIE, _csrf_token(), httponly=True, samesite="Strict",
-                      secure=secure, path="/portal")
-    if request.args.get("lang") in LANGS:
-        answer.set_cookie(LANG_COOKIE, lang, max_age=365 * 24 * 3600, samesite="Lax",
-                          secure=secure, httponly=True)
+                      secure=secure_cookies(), path="/portal")
     return answer
 
 

@@ -8,7 +8,8 @@ setup(
     description="Signed, verifiable municipal certificates (birth, death, property)",
     python_requires=">=3.11",
     packages=find_packages(include=["issuer*", "signing*", "digilocker*", "templates*"]),
-    py_modules=["api", "api_batches", "api_limits", "api_portal", "worker", "cli", "web_server"],
+    py_modules=["api", "api_batches", "api_limits", "api_pages", "api_portal", "api_console",
+                "worker", "cli", "web_server"],
     include_package_data=True,
     package_data={
         "templates": ["*.typ", "*/*.typ", "packages/*/*/*/*", "fonts/*.ttf", "fonts/*.txt",

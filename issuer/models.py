@@ -81,6 +81,25 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(String(200))  # argon2id, never the password
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Failed sign-ins since the last success or lock; a lock refuses every sign-in until then.
+    failed_sign_ins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebSession(Base):
+    """A person signed in to the console. The cookie holds a random value; only its SHA-256 is
+    kept, so a copy of the database opens no session. Kept in the database, not in a process:
+    any API process serves any request of the session."""
+
+    __tablename__ = "web_sessions"
+
+    id_sha256: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id"), index=True)
+    csrf: Mapped[str] = mapped_column(String(64))  # the forms' token of this session
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))  # however active
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # signed out
 
 
 class WardOffice(Base):

@@ -82,30 +82,37 @@ class Renderer:
         }
         return self._compile(root, template, template, sys_inputs)
 
-    def render_specimen(self, template_version: str, data: Mapping[str, Any]) -> bytes:
+    def render_specimen(self, template_version: str, data: Mapping[str, Any],
+                        png_ppi: int = 0) -> bytes:
         """The PDF `render` would make, as a specimen: SPECIMEN · नमुना across every page and
         an empty crossed box where the seal QR goes. For showing what a row will look like
         before anyone approves it; it carries no seal and is never signed. The template file
-        is not touched: a wrapper sets the page foreground and includes it."""
+        is not touched: a wrapper sets the page foreground and includes it. With `png_ppi`,
+        the page as a PNG image (the officers' console shows it inline)."""
         root, template = self._template(template_version)
         sys_inputs = {
             "data": json.dumps(nfc(data), ensure_ascii=False),
             "qr": NO_SEAL_SVG,
             "template": "/" + template.relative_to(root).as_posix(),
         }
-        return self._compile(root, template, SPECIMEN_WRAPPER, sys_inputs)
+        return self._compile(root, template, SPECIMEN_WRAPPER, sys_inputs, png_ppi)
 
     def _compile(self, root: Path, template: Path, main: Path | bytes,
-                 sys_inputs: dict[str, str]) -> bytes:
-        """Compile `main` (the template's file, or typst source) with the root's compiler."""
+                 sys_inputs: dict[str, str], png_ppi: int = 0) -> bytes:
+        """Compile `main` (the template's file, or typst source) with the root's compiler: a
+        PDF, or with `png_ppi` the (one) page as a PNG image at that resolution."""
         with self._lock:
             compiler = self._compiler(root, template)
             # typst-py re-reads its main input only when given on each call (RENDERING.md).
-            pdf = compiler.compile(input=main,  # type: ignore[type-var]  # a Path or bytes
-                                   format="pdf", sys_inputs=sys_inputs)
-        if not isinstance(pdf, bytes):
-            raise TypeError(f"typst returned {type(pdf).__name__}, expected PDF bytes")
-        return pdf
+            if png_ppi:
+                out = compiler.compile(input=main,  # type: ignore[type-var]  # Path or bytes
+                                       format="png", ppi=png_ppi, sys_inputs=sys_inputs)
+            else:
+                out = compiler.compile(input=main,  # type: ignore[type-var]  # Path or bytes
+                                       format="pdf", sys_inputs=sys_inputs)
+        if not isinstance(out, bytes):
+            raise TypeError(f"typst returned {type(out).__name__}, expected one document")
+        return out
 
     def _template(self, version: str) -> tuple[Path, Path]:
         code = version.partition("/")[0]

@@ -104,6 +104,7 @@ class Settings:
     portal_client_limit: str = "10/minute;100/day"
     portal_number_limit: str = "10/hour;30/day"
     verify_client_limit: str = "600/minute"
+    sign_in_limit: str = "10/minute;100/hour"  # the console's sign-in form, per client address
     proxy_hops: int = 0
     extra: Mapping[str, Any] = field(default_factory=dict)
 
@@ -196,6 +197,7 @@ class Settings:
             portal_client_limit=env.get("PRAMAAN_PORTAL_CLIENT_LIMIT") or "10/minute;100/day",
             portal_number_limit=env.get("PRAMAAN_PORTAL_NUMBER_LIMIT") or "10/hour;30/day",
             verify_client_limit=env.get("PRAMAAN_VERIFY_CLIENT_LIMIT") or "600/minute",
+            sign_in_limit=env.get("PRAMAAN_SIGN_IN_LIMIT") or "10/minute;100/hour",
             proxy_hops=_int(env, "PRAMAAN_PROXY_HOPS", 0),
         )
         if overrides:
@@ -283,7 +285,8 @@ class Settings:
                               "so not with PRAMAAN_SIGNER_BACKEND=pkcs11")
         for name, value in (("PRAMAAN_PORTAL_CLIENT_LIMIT", self.portal_client_limit),
                             ("PRAMAAN_PORTAL_NUMBER_LIMIT", self.portal_number_limit),
-                            ("PRAMAAN_VERIFY_CLIENT_LIMIT", self.verify_client_limit)):
+                            ("PRAMAAN_VERIFY_CLIENT_LIMIT", self.verify_client_limit),
+                            ("PRAMAAN_SIGN_IN_LIMIT", self.sign_in_limit)):
             if not _rate_limit_ok(value):
                 raise ConfigError(f"{name}={value!r}: rate limits are written like "
                                   "'10/minute;100/day'")

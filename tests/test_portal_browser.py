@@ -102,7 +102,7 @@ def test_the_marathi_switch_and_the_contrast(live: Live, page: Page) -> None:  #
     assert page.get_by_label("जन्म दिनांक").is_visible()
     assert page.get_by_role("button", name="माझे प्रमाणपत्र शोधा").is_visible()
     # The Devanagari is drawn with the shipped font, not a fallback's empty boxes.
-    page.wait_for_function("document.fonts.check('16px \"Noto Sans Devanagari\"', 'नोंदणी')")
+    page.wait_for_function("() => document.fonts.check('16px \"Noto Sans Devanagari\"', 'नोंदणी')")
     screenshot(page, "portal-marathi")
     assert page.get_by_text("Registration number").count() == 0
     ratios = page.evaluate(CONTRAST, "label, p, button, a, dd, dt, h1, li")
