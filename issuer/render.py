@@ -10,6 +10,7 @@ The typst compiler is built once per templates root and reused (RENDERING.md: ~1
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 import unicodedata
@@ -80,7 +81,8 @@ class Renderer:
             "data": json.dumps(nfc(data), ensure_ascii=False),
             "qr": qr_svg.decode("utf-8"),
         }
-        return self._compile(root, template, template, sys_inputs)
+        return self._compile(root, template, template, sys_inputs,
+                             standards=pdf_standards(template))
 
     def render_specimen(self, template_version: str, data: Mapping[str, Any],
                         png_ppi: int = 0) -> bytes:
@@ -98,15 +100,21 @@ class Renderer:
         return self._compile(root, template, SPECIMEN_WRAPPER, sys_inputs, png_ppi)
 
     def _compile(self, root: Path, template: Path, main: Path | bytes,
-                 sys_inputs: dict[str, str], png_ppi: int = 0) -> bytes:
+                 sys_inputs: dict[str, str], png_ppi: int = 0,
+                 standards: tuple[str, ...] = ()) -> bytes:
         """Compile `main` (the template's file, or typst source) with the root's compiler: a
-        PDF, or with `png_ppi` the (one) page as a PNG image at that resolution."""
+        PDF (to the PDF `standards` given), or with `png_ppi` the (one) page as a PNG image at
+        that resolution."""
         with self._lock:
             compiler = self._compiler(root, template)
             # typst-py re-reads its main input only when given on each call (RENDERING.md).
             if png_ppi:
                 out = compiler.compile(input=main,  # type: ignore[type-var]  # Path or bytes
                                        format="png", ppi=png_ppi, sys_inputs=sys_inputs)
+            elif standards:
+                out = compiler.compile(input=main,  # type: ignore[type-var]  # Path or bytes
+                                       format="pdf", sys_inputs=sys_inputs,
+                                       pdf_standards=list(standards))  # type: ignore[arg-type]
             else:
                 out = compiler.compile(input=main,  # type: ignore[type-var]  # Path or bytes
                                        format="pdf", sys_inputs=sys_inputs)
@@ -145,3 +153,23 @@ class Renderer:
             )
             self._compilers[root] = compiler
         return compiler
+
+
+STANDARD_MARK = "// pramaan: pdf-standard "
+KNOWN_STANDARDS = frozenset({"a-2b", "a-2u", "a-3b", "a-3u"})
+
+
+@functools.cache
+def pdf_standards(template: Path) -> tuple[str, ...]:
+    """The PDF standards a template version is rendered to, named on its first line
+    (`// pramaan: pdf-standard a-2b`): a property of the shipped file, so every version
+    re-renders as it first did (birth/2 and older name none and stay plain PDF 1.7)."""
+    with template.open(encoding="utf-8") as source:
+        first = source.readline().strip()
+    if not first.startswith(STANDARD_MARK):
+        return ()
+    named = tuple(first.removeprefix(STANDARD_MARK).split())
+    unknown = set(named) - KNOWN_STANDARDS
+    if unknown:
+        raise ValueError(f"{template}: unknown PDF standard {', '.join(sorted(unknown))}")
+    return named

@@ -279,11 +279,11 @@ def test_type_facts() -> None:
              if (k := cert_type(code)) is not None}
     registrar = {"en": "Registrar of Births and Deaths", "mr": "जन्म-मृत्यू निबंधक"}
     assert facts == {
-        "birth": ("B", "BTCER", 7, registrar, "birth/2", "birth"),
-        "death": ("D", "DTCER", 7, registrar, "death/2", "death"),
+        "birth": ("B", "BTCER", 7, registrar, "birth/3", "birth"),
+        "death": ("D", "DTCER", 7, registrar, "death/3", "death"),
         "property_no_dues": ("P", "PRTAX", 15,
                              {"en": "Property Tax Department", "mr": "मालमत्ता कर विभाग"},
-                             "property_no_dues/2", "paid_up_to"),
+                             "property_no_dues/3", "paid_up_to"),
     }
 
 

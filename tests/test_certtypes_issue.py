@@ -26,14 +26,14 @@ EXPECTED: dict[str, tuple[str, str, dict[str, str], dict[str, str], list[str]]] 
         {"en": "Vishwanath Dattatray Joshi", "mr": "विश्वनाथ दत्तात्रय जोशी"},
         {"death": "2026-04-09"},
         ["DEATH CERTIFICATE", "Vishwanath Dattatray Joshi", "D-2026-PMC-001877",
-         "Registrar of Births and Deaths", "death/2"],
+         "Registrar of Births and Deaths", "death/3"],
     ),
     "property_no_dues": (
         "property-1", "PMC/P/",
         {"en": "Rukhsana Imtiaz Shaikh and 1 other", "mr": "रुखसाना इम्तियाज शेख व इतर १"},
         {"paid_up_to": "2027-03-31"},
         ["PROPERTY TAX NO-DUES CERTIFICATE", "PMC/PT/12/0456/00078123", "Imtiaz Yusuf Shaikh",
-         "NIL", "Property Tax Department", "property_no_dues/2"],
+         "NIL", "Property Tax Department", "property_no_dues/3"],
     ),
 }
 
@@ -63,7 +63,7 @@ def test_issue_sign_print_and_verify(
     name, series, holder, dates, printed = EXPECTED[code]
     record, pdf = issue(live, sample(name))
     assert record["number"].startswith(series)
-    assert record["template_version"] == f"{code}/2"
+    assert record["template_version"] == f"{code}/3"
 
     path = tmp_path / "cert.pdf"
     path.write_bytes(pdf)

@@ -40,7 +40,7 @@ def test_issue_and_download(live: Live, tmp_path: Path, keys_dir: Path) -> None:
     record, pdf = issue(live)
     assert record["number"].startswith("PMC/B/")
     assert record["pdf_sha256"] == hashlib.sha256(pdf).hexdigest()
-    assert record["template_version"] == "birth/2"
+    assert record["template_version"] == "birth/3"
     assert len(record["seal_kid"]) == 16
     again = live.get(record["links"]["pdf"])
     assert again.content == pdf, "every download is byte-identical"

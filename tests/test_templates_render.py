@@ -52,7 +52,7 @@ def test_death_certificate_prints_what_the_register_says(
         "Ruby Hall Clinic, Sassoon Road, Pune", "रुबी हॉल क्लिनिक, ससून रस्ता, पुणे",
         "Name of the spouse", "पती/पत्नीचे नाव", "Sushama Vishwanath Joshi",
         "22 Prabhat Road, Lane 4, Erandwane, Pune 411004",
-        "D-2026-PMC-001877", "11-04-2026", "PMC/D/2026/000001", "28-11-2026", "death/2",
+        "D-2026-PMC-001877", "11-04-2026", "PMC/D/2026/000001", "28-11-2026", "death/3",
         "Scan to verify at", "127.0.0.1:8000",
     ):
         assert squash(expected) in flat, expected
@@ -129,7 +129,7 @@ def test_no_dues_certificate_prints_property_payment_and_nil_arrears(
         "No. RCPT-2026-88123 dated 14-05-2026, ₹ 18,452.00",
         "क्रमांक RCPT-2026-88123 दिनांक 14-05-2026, ₹ 18,452.00",
         "Arrears", "थकबाकी", "NIL", "निरंक",
-        "PT-ND-2026-000341", "PMC/P/2026/000001", "property_no_dues/2",
+        "PT-ND-2026-000341", "PMC/P/2026/000001", "property_no_dues/3",
         "Property Tax Department, Pune Municipal Corporation",
     ):
         assert squash(expected) in flat, expected

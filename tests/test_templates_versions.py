@@ -33,10 +33,14 @@ SHIPPED = {
         "37ac02c0df8e2ef1fbfc49b4cf4c7648680f720dd3b3ef3af0c2226f5c2be893",
     "birth/2.typ":
         "bdc22534ded9bb98b4d78e87bc9f0bdd921f89be2fec3df55c89edd63c8546bc",
+    "birth/3.typ":
+        "12c4582f35c602a855ac36c063cb6bfe6444a91573efc8043a8c37a3e1419232",
     "death/1.typ":
         "7d1ad77f05f60047391b548c7941f5a8faaacd99af93915b9f3a875fb6551ee8",
     "death/2.typ":
         "728d0aa8c5b9dd45e0428ea08177fc9c4339133dfa5e0f94cbd9804500f148af",
+    "death/3.typ":
+        "ab8cc7c5e7fd9a82340c07f69fc7debd88d824e8381aa05ad4699afbf984593b",
     "fonts/NotoSans-Bold.ttf":
         "e83493c945848ecd4a9ad0f6d19164541a0d3e23a9c952304a00a46e00272ac5",
     "fonts/NotoSans-Regular.ttf":
@@ -53,10 +57,16 @@ SHIPPED = {
         "799381d708dbd88d08e8b52c4b726941813b5cffc00d38530878000f9073769b",
     "packages/pramaan/certificate/1.1.0/typst.toml":
         "75ed3dd474b30b3be2521998aeabf49ccd042f7f6d874b4b2bc59aa231780d02",
+    "packages/pramaan/certificate/1.2.0/lib.typ":
+        "de5e45bc2e2ab5c27424dcd2f2ad71ed86f6b62e0b0a93df8ef39a4a7163c681",
+    "packages/pramaan/certificate/1.2.0/typst.toml":
+        "0d61c7a8d0e3246cb4925b4824d5c74fe5e674d275d456133438356d7cbcbe11",
     "property_no_dues/1.typ":
         "bd3aac0482d98fec3bacf2f2bb983e2f39f97dc449ac97e3223b00336875db40",
     "property_no_dues/2.typ":
         "c006fd908e994eed768f076dbcef5de658ea7f7cb283ba9862eb1a54a63298ab",
+    "property_no_dues/3.typ":
+        "1702ca0b55f1f85814b16fc019441f9d38c0028884867d386d4db8cf80a7d170",
 }
 # What render_data takes from the type rather than the record: versioned with the templates.
 AUTHORITIES = {

@@ -52,7 +52,7 @@ class Birth:
     authority = REGISTRAR
     # "birth/1" rendered every birth certificate until the QR was printed larger (issue 10);
     # they re-render with it from their records.
-    template_version = "birth/2"
+    template_version = "birth/3"
 
     @property
     def templates_root(self) -> Path:

@@ -58,7 +58,7 @@ class Death:
     rts_days = 7  # working days (Right to Public Services)
     doc_type = "DTCER"
     authority = REGISTRAR
-    template_version = "death/2"
+    template_version = "death/3"
 
     @property
     def templates_root(self) -> Path:

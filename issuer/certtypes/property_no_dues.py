@@ -64,7 +64,7 @@ class PropertyNoDues:
     rts_days = 15
     doc_type = "PRTAX"
     authority = AUTHORITY
-    template_version = "property_no_dues/2"
+    template_version = "property_no_dues/3"
 
     @property
     def templates_root(self) -> Path:
