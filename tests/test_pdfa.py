@@ -125,7 +125,9 @@ def check_pdfa_2b(pdf: bytes, tmp_path: Path) -> None:
     first = signatures[0]
     assert first["/SubFilter"] == "/ETSI.CAdES.detached"
     start, first_len, second_start, second_len = (int(x) for x in first["/ByteRange"])
+    # From the first byte to the end of its revision, all but the signature's own hex string.
     assert start == 0 and second_start + second_len <= len(pdf)
+    assert pdf[first_len:first_len + 1] == b"<" and pdf[second_start - 1:second_start] == b">"
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
