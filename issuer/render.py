@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import threading
 import unicodedata
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
@@ -81,8 +83,9 @@ class Renderer:
             "data": json.dumps(nfc(data), ensure_ascii=False),
             "qr": qr_svg.decode("utf-8"),
         }
-        return self._compile(root, template, template, sys_inputs,
-                             standards=pdf_standards(template))
+        options = template_options(template)
+        pdf = self._compile(root, template, template, sys_inputs, standards=options.standards)
+        return with_row_headers(pdf) if options.row_headers else pdf
 
     def render_specimen(self, template_version: str, data: Mapping[str, Any],
                         png_ppi: int = 0) -> bytes:
@@ -155,21 +158,71 @@ class Renderer:
         return compiler
 
 
-STANDARD_MARK = "// pramaan: pdf-standard "
+OPTIONS_MARK = "// pramaan:"
 KNOWN_STANDARDS = frozenset({"a-2b", "a-2u", "a-3b", "a-3u"})
+ROW_HEADERS = "table-row-headers"
+
+
+@dataclass(frozen=True)
+class TemplateOptions:
+    """What a template version asks of the renderer, on its first line:
+    `// pramaan: pdf-standard a-2b; table-row-headers`. A property of the shipped file, so every
+    version re-renders as it first did (birth/2 and older name nothing: plain PDF 1.7)."""
+
+    standards: tuple[str, ...] = ()
+    row_headers: bool = False  # the first cell of every table row tagged a row header (TH)
 
 
 @functools.cache
-def pdf_standards(template: Path) -> tuple[str, ...]:
-    """The PDF standards a template version is rendered to, named on its first line
-    (`// pramaan: pdf-standard a-2b`): a property of the shipped file, so every version
-    re-renders as it first did (birth/2 and older name none and stay plain PDF 1.7)."""
+def template_options(template: Path) -> TemplateOptions:
     with template.open(encoding="utf-8") as source:
         first = source.readline().strip()
-    if not first.startswith(STANDARD_MARK):
-        return ()
-    named = tuple(first.removeprefix(STANDARD_MARK).split())
-    unknown = set(named) - KNOWN_STANDARDS
-    if unknown:
-        raise ValueError(f"{template}: unknown PDF standard {', '.join(sorted(unknown))}")
-    return named
+    if not first.startswith(OPTIONS_MARK):
+        return TemplateOptions()
+    standards: tuple[str, ...] = ()
+    row_headers = False
+    for option in filter(None, (o.strip() for o in first[len(OPTIONS_MARK):].split(";"))):
+        name, _, value = option.partition(" ")
+        if name == "pdf-standard":
+            standards = tuple(value.split())
+            unknown = set(standards) - KNOWN_STANDARDS
+            if unknown:
+                raise ValueError(f"{template}: unknown PDF standard {', '.join(sorted(unknown))}")
+        elif option == ROW_HEADERS:
+            row_headers = True
+        else:
+            raise ValueError(f"{template}: unknown template option {option!r}")
+    return TemplateOptions(standards, row_headers)
+
+
+def pdf_standards(template: Path) -> tuple[str, ...]:
+    return template_options(template).standards
+
+
+_ROW = re.compile(rb"\d+ 0 obj\n<</Type/StructElem/S/TR/P \d+ 0 R/K\[(\d+) 0 R")
+_CELL = b"/S/TD/P %b 0 R/A[<</O/Table/Headers[]>>"
+
+
+def with_row_headers(pdf: bytes) -> bytes:
+    """The PDF with the first cell of every table row tagged as the row's header: /S /TH with
+    the attribute /Scope /Row (ISO 32000-1 14.8.5.7). typst writes row headers only through
+    `pdf.header-cell`, behind a feature flag typst-py cannot set; its cells come as
+    `/S/TD/P <row> 0 R/A[<</O/Table/Headers[]>>...`, and `/S/TH ... /Scope/Row` is the same
+    length, so the file is edited in place and every xref offset stays right. A cell not
+    written that way (another typst) fails the render rather than leave a row untagged."""
+    out = bytearray(pdf)
+    rows = list(_ROW.finditer(pdf))
+    if not rows:
+        raise ValueError("no table rows found to tag row headers in")
+    for row in rows:
+        number = row.group(1)
+        start = pdf.find(b"\n" + number + b" 0 obj\n<</Type/StructElem", 0)
+        parent = pdf[row.start():].split(b" ", 1)[0]
+        cell = _CELL % parent
+        at = pdf.find(cell, start, start + 200) if start >= 0 else -1
+        if at < 0:
+            raise ValueError(f"table cell {number.decode()} is not written as expected")
+        new = b"/S/TH/P " + parent + b" 0 R/A[<</O/Table/Scope/Row>>"
+        assert len(new) == len(cell)
+        out[at:at + len(cell)] = new
+    return bytes(out)

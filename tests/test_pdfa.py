@@ -149,14 +149,20 @@ def test_it_stays_pdfa_with_the_long_term_validation_revisions(
 def test_old_versions_stay_plain_pdf_and_the_marker_is_read_from_the_file(
         tmp_path: Path) -> None:
     from issuer.certtypes import template_file
-    from issuer.render import pdf_standards
+    from issuer.render import pdf_standards, template_options
 
     root = Path(__file__).resolve().parents[1] / "templates"
     for kind in ("birth", "death", "property_no_dues"):
         assert pdf_standards(template_file(root, f"{kind}/1")) == ()
         assert pdf_standards(template_file(root, f"{kind}/2")) == ()
         assert pdf_standards(template_file(root, f"{kind}/3")) == ("a-2b",)
+        assert template_options(template_file(root, f"{kind}/3")).row_headers
+        assert not template_options(template_file(root, f"{kind}/2")).row_headers
     odd = tmp_path / "odd.typ"
     odd.write_text("// pramaan: pdf-standard a-9z\n", encoding="utf-8")
     with pytest.raises(ValueError, match="unknown PDF standard a-9z"):
         pdf_standards(odd)
+    other = tmp_path / "other.typ"
+    other.write_text("// pramaan: pdf-standard a-2b; make-it-pretty\n", encoding="utf-8")
+    with pytest.raises(ValueError, match="unknown template option 'make-it-pretty'"):
+        template_options(other)

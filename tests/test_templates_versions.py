@@ -34,13 +34,13 @@ SHIPPED = {
     "birth/2.typ":
         "bdc22534ded9bb98b4d78e87bc9f0bdd921f89be2fec3df55c89edd63c8546bc",
     "birth/3.typ":
-        "12c4582f35c602a855ac36c063cb6bfe6444a91573efc8043a8c37a3e1419232",
+        "de2ff34e6d8158306b897ef352158644a8e89a48e1763c45f52485ff07a7706f",
     "death/1.typ":
         "7d1ad77f05f60047391b548c7941f5a8faaacd99af93915b9f3a875fb6551ee8",
     "death/2.typ":
         "728d0aa8c5b9dd45e0428ea08177fc9c4339133dfa5e0f94cbd9804500f148af",
     "death/3.typ":
-        "ab8cc7c5e7fd9a82340c07f69fc7debd88d824e8381aa05ad4699afbf984593b",
+        "817ed3a7bb6e012c7b6c326060e740a3f042f51b9cb3725825bef88436d053f3",
     "fonts/NotoSans-Bold.ttf":
         "e83493c945848ecd4a9ad0f6d19164541a0d3e23a9c952304a00a46e00272ac5",
     "fonts/NotoSans-Regular.ttf":
@@ -66,7 +66,7 @@ SHIPPED = {
     "property_no_dues/2.typ":
         "c006fd908e994eed768f076dbcef5de658ea7f7cb283ba9862eb1a54a63298ab",
     "property_no_dues/3.typ":
-        "1702ca0b55f1f85814b16fc019441f9d38c0028884867d386d4db8cf80a7d170",
+        "444594ad27c9ac1b1d866979e1276aeb940acdd5a51ce6853ba856b4c652fc96",
 }
 # What render_data takes from the type rather than the record: versioned with the templates.
 AUTHORITIES = {
