@@ -10,6 +10,7 @@ import re
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,12 +20,20 @@ from sqlalchemy import select
 from issuer.db import utcnow
 from issuer.departments import add_department
 from issuer.models import AuditEvent, Certificate, User, WebSession
+from issuer.settings import Settings
 from issuer.tokens import create_token
 from issuer.users import add_user
 from issuer.web_sessions import MAX_FAILURES
-from tests.conftest import Live, sample
+from tests.conftest import Live, make_settings, sample, serve
 
 PASSWORD = "correct horse 42"
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, keys_dir: Path) -> Settings:
+    """The suite's settings with room for the sign-ins these tests make from one address (the
+    sign-in rate limit has its own test below)."""
+    return make_settings(tmp_path, database_url, keys_dir, sign_in_limit="1000/minute")
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 DIGEST = re.compile(r'name="fields_digest" value="([0-9a-f]+)"')
 
@@ -379,3 +388,15 @@ def test_failures_count_in_a_row_a_success_or_a_lock_starts_again(live: Live) ->
         user.locked_until = utcnow()  # the lock has run out
     assert Person(live, username, "not the password 1").sign_in_answer.status_code == 401
     assert Person(live, username).sign_in_answer.status_code == 303  # one failure, not a lock
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_sign_ins_are_rate_limited_per_client_address(
+        tmp_path: Path, database_url: str, keys_dir: Path) -> None:
+    for live in serve(make_settings(tmp_path, database_url, keys_dir, sign_in_limit="3/minute")):
+        place = office(live)
+        answers = [Person(live, f"officer.{place.code}", "not the password 1").sign_in_answer
+                   for _ in range(4)]
+        assert [a.status_code for a in answers] == [401, 401, 401, 429]
+        assert "Too many attempts" in answers[-1].text
+        assert int(answers[-1].headers["Retry-After"]) > 0
