@@ -20,6 +20,7 @@ from flask import (
     send_from_directory,
 )
 from flask_limiter import Limiter
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 from werkzeug.wrappers import Response as WerkzeugResponse
@@ -27,7 +28,7 @@ from werkzeug.wrappers import Response as WerkzeugResponse
 from api_limits import make_limiter
 from digilocker.deliveries import delivery_view, enqueue_pending
 from digilocker.token_vault import check_at_startup as check_token_key
-from issuer import department_audit, permissions, tokens, users
+from issuer import audit, department_audit, permissions, tokens, users
 from issuer.aadhaar import check_at_startup, keep_aadhaar
 from issuer.certtypes import cert_type
 from issuer.db import as_utc
@@ -50,6 +51,7 @@ from issuer.models import Certificate, State
 from issuer.permissions import Action, other_department, require
 from issuer.runtime import Runtime
 from issuer.settings import Settings
+from issuer.storage import StoreError
 from issuer.submit import CORRECTS, submit, validate
 from issuer.tokens import Principal, authenticate
 from issuer.verify import verify_pdf, verify_qr
@@ -780,7 +782,25 @@ def _domain_error(exc: PramaanError) -> Response:
         extra["errors_truncated"] = len(exc.errors) > MAX_REPORTED_ERRORS
     if exc.status >= 500:
         log.error("%s: %s", code, exc.detail)
+    if isinstance(exc, StoreError):
+        _audit_store_failure(exc)
     return problem(exc.status, code, exc.title, redact(exc.detail), **extra)
+
+
+def _audit_store_failure(exc: StoreError) -> None:
+    """A stored PDF that could not be served is an audit event (which certificate, which
+    object, what was wrong), in a transaction of its own; the request's answer stays the
+    error whatever happens here."""
+    try:
+        with runtime().sessions() as session, session.begin():
+            owner = session.scalar(select(Certificate.id).where(
+                Certificate.pdf_path == exc.relative).limit(1))
+            audit.record(session, actor="system:store", action="store_read_failed",
+                         certificate_id=owner,
+                         details={"code": exc.code, "object": exc.where,
+                                  "request": request.path})
+    except Exception:
+        log.exception("could not audit the store failure of %s", exc.where)
 
 
 _HTTP_CODES = {

@@ -36,7 +36,7 @@ def cmd_init(args: argparse.Namespace) -> int:
     report = initialise(rt, dev_pki=True if args.dev_pki else None)
     print(f"keys:     {rt.settings.keys_dir} ({'generated' if report.created_pki else 'kept'})")
     print(f"database: {_safe_url(rt.settings.database_url)} (migrated)")
-    print(f"store:    {rt.settings.store_dir}")
+    print(f"store:    {rt.settings.store_location}")
     if report.clerk_token or report.admin_token:
         print("\nAPI tokens for the development department (shown once, keep them):")
         if report.clerk_token:
@@ -637,6 +637,15 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--reason", required=True)
     c.add_argument("--actor", help="operator name for the audit log (default: login name)")
     sub.add_parser("audit-verify", help="recompute the audit hash chain")
+    st = sub.add_parser("store", help="the store of signed PDFs: migrate it to another")
+    stsub = st.add_subparsers(dest="store_command", required=True)
+    stm = stsub.add_parser("migrate", help="copy every stored PDF to another store, checking "
+                           "every hash; safe to run again after an interruption")
+    stm.add_argument("--to", required=True, metavar="URL",
+                     help="the target: s3://bucket/prefix (AWS_* settings from the "
+                     "environment) or file:///path")
+    stm.add_argument("--from", dest="source", metavar="URL",
+                     help="the source (default: this service's store, PRAMAAN_STORE_URL)")
     _ward_parser(sub)
     keys = sub.add_parser("keys", help="the signing keys: make a development set, check them")
     ksub = keys.add_subparsers(dest="verb", required=True)
@@ -932,6 +941,33 @@ def cmd_bulk(args: argparse.Namespace) -> int:
     return 1 if batch["state"] in bulk.ENDED or batch["progress"]["failed"] else 0
 
 
+def cmd_store(args: argparse.Namespace) -> int:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from issuer.storage import open_store
+    from issuer.store_migrate import migrate
+
+    settings = Settings.from_env()
+    source = open_store(args.source or settings.store_location)
+    target = open_store(args.to)
+    if source.url == target.url:
+        print(f"pramaan store migrate: {args.to} is the store itself", file=sys.stderr)
+        return 2
+    total = sum(1 for _ in source.keys())
+    print(f"from {source.url}\nto   {target.url}\n{total} objects")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  transient=True) as bar:
+        task = bar.add_task("copying and checking", total=total)
+        done = migrate(source, target, lambda _key, _outcome: bar.advance(task))
+    print(f"{done.copied} copied, {done.already_there} already there, "
+          f"{len(done.failed)} failed")
+    for key, why in done.failed:
+        print(f"failed: {key}: {why}", file=sys.stderr)
+    if not done.failed:
+        print(f"every object checked; set PRAMAAN_STORE_URL={target.url} to use it")
+    return 1 if done.failed else 0
+
+
 COMMANDS = {
     "init": cmd_init, "migrate": cmd_migrate, "token": cmd_token, "serve": cmd_serve,
     "department": cmd_department, "user": cmd_user,
@@ -940,7 +976,7 @@ COMMANDS = {
     "audit-verify": cmd_audit, "retry": cmd_retry, "cancel": cmd_cancel,
     "ward": cmd_ward, "rts": cmd_rts,
     "digilocker": cmd_digilocker, "keys": cmd_keys,
-    "digilocker-emulator": cmd_digilocker_emulator, "bulk": cmd_bulk,
+    "digilocker-emulator": cmd_digilocker_emulator, "bulk": cmd_bulk, "store": cmd_store,
 }
 
 

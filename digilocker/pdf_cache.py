@@ -3,7 +3,7 @@
 DigiLocker pulls a document each time its holder opens it, so the same few PDFs are read, hashed
 and Base64-encoded again and again. Keyed by the PDF's recorded SHA-256, an entry can never be
 stale: a corrected certificate is a new PDF with a new hash. What is cached was checked against
-that hash when it was read (PdfStore.get), so a file changed on disk later is never handed out
+that hash when it was read (Store.get), so a file changed on disk later is never handed out
 from here either; it is caught when the entry is next read from disk. Bounded by the characters
 held (least recently used out first); thread-safe for gunicorn's threads.
 """

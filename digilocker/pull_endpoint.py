@@ -23,7 +23,7 @@ from digilocker.records import DatabaseRecords, first_use
 from digilocker.request_auth import header_ok, keyhash_ok, ts_fresh
 from digilocker.xml_body import BadBody, PullRequest, parse_request
 from issuer.settings import Settings
-from issuer.storage import PdfStore
+from issuer.storage import Store, StoreError
 
 log = logging.getLogger(__name__)
 MAX_TXN = 96  # the replay table holds "<op>:<txn>" in 100 characters
@@ -51,7 +51,7 @@ UNAUTHORIZED = Answer(401, b"Unauthorized")
 
 
 def answer(operation: str, raw: bytes | None, header: str | None, settings: Settings,
-           engine: Engine, store: PdfStore, now: datetime,
+           engine: Engine, store: Store, now: datetime,
            cache: PdfCache | None = None) -> Answer:
     """The answer to `operation` ("pulluri" or "pulldoc") for body `raw` (None: over the size
     cap) and the `x-digilocker-hmac` header as received (None: absent); `cache` holds the
@@ -86,7 +86,7 @@ def answer(operation: str, raw: bytes | None, header: str | None, settings: Sett
         try:
             body = run(request, pull.PullConfig.from_settings(settings),
                        DatabaseRecords(connection, store, cache))
-        except OSError as exc:  # a stored PDF missing or not matching its hash: ours to fix
+        except (OSError, StoreError) as exc:  # a stored PDF missing or unusable: ours to fix
             log.error("digilocker %s txn=%.96r: the stored PDF is unusable: %s", operation,
                       request.txn, exc)
             return Answer(200, pull.error(root, request))

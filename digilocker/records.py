@@ -25,7 +25,7 @@ from sqlalchemy.sql.expression import ClauseElement
 from digilocker.holder_match import parse_day
 from digilocker.pdf_cache import PdfCache
 from issuer.models import Certificate, DigiLockerReplay, State
-from issuer.storage import PdfStore
+from issuer.storage import Store
 
 log = logging.getLogger(__name__)
 PRUNE_EVERY = 64
@@ -116,7 +116,7 @@ class DatabaseRecords:
     """`digilocker.pull.Records` over one database connection and the PDF store (reads only).
     The Base64 of PDFs already read comes from `cache` (digilocker/pdf_cache.py)."""
 
-    def __init__(self, connection: Connection, store: PdfStore,
+    def __init__(self, connection: Connection, store: Store,
                  cache: PdfCache | None = None) -> None:
         self.connection = connection
         self.store = store

@@ -12,6 +12,7 @@ from issuer.certtypes import known_types
 from issuer.errors import ConfigError
 from issuer.models import ApiToken, Department
 from issuer.runtime import Runtime
+from issuer.storage import FileStore
 from issuer.tokens import create_token
 
 DEV_DEPARTMENT = "pmc-births-deaths"
@@ -36,7 +37,8 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
 
     settings = runtime.settings
     settings.var_dir.mkdir(parents=True, exist_ok=True)
-    settings.store_dir.mkdir(parents=True, exist_ok=True)
+    if settings.store_url is None or settings.store_url.startswith("file:"):
+        FileStore.of(settings.store_location).root.mkdir(parents=True, exist_ok=True)
     key_files = (settings.keys_dir / "signer.key").exists()
     # With the signer's key in a PKCS#11 token only its certificate is a file here.
     had_pki = key_files or (settings.signer_backend == "pkcs11"

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from issuer.db import make_engine, make_session_factory
 from issuer.errors import ConfigError
 from issuer.settings import Settings
-from issuer.storage import PdfStore
+from issuer.storage import Store, open_store
 
 if TYPE_CHECKING:
     from issuer.jobs import Dispatcher
@@ -33,7 +33,7 @@ class Runtime:
         self.engine: Engine = make_engine(settings.database_url,
                                           pool_size=max(5, settings.web_threads))
         self.sessions: sessionmaker[Session] = make_session_factory(self.engine)
-        self.store = PdfStore(settings.store_dir)
+        self.store: Store = open_store(settings.store_location)
 
     @functools.cached_property
     def renderer(self) -> Renderer:

@@ -106,11 +106,20 @@ class Settings:
     verify_client_limit: str = "600/minute"
     sign_in_limit: str = "10/minute;100/hour"  # the console's sign-in form, per client address
     proxy_hops: int = 0
+    # Where signed PDFs are kept (PRAMAAN_STORE_URL): file:///absolute/path, or
+    # s3://bucket/prefix with the standard AWS_* client settings in the environment. None:
+    # the directory `store_dir` (PRAMAAN_STORE_DIR, default $PRAMAAN_HOME/var/store).
+    store_url: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def var_dir(self) -> Path:
         return self.home / "var"
+
+    @property
+    def store_location(self) -> str:
+        """The store's URL: PRAMAAN_STORE_URL, else the local directory as a file:// URL."""
+        return self.store_url or self.store_dir.resolve().as_uri()
 
     @property
     def development(self) -> bool:
@@ -199,6 +208,7 @@ class Settings:
             verify_client_limit=env.get("PRAMAAN_VERIFY_CLIENT_LIMIT") or "600/minute",
             sign_in_limit=env.get("PRAMAAN_SIGN_IN_LIMIT") or "10/minute;100/hour",
             proxy_hops=_int(env, "PRAMAAN_PROXY_HOPS", 0),
+            store_url=(env.get("PRAMAAN_STORE_URL") or "").strip() or None,
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -290,6 +300,13 @@ class Settings:
             if not _rate_limit_ok(value):
                 raise ConfigError(f"{name}={value!r}: rate limits are written like "
                                   "'10/minute;100/day'")
+        if self.store_url is not None:
+            from issuer.storage import open_store
+
+            try:
+                open_store(self.store_url)
+            except ValueError as exc:
+                raise ConfigError(f"PRAMAAN_STORE_URL: {exc}") from None
         if not 0 <= self.proxy_hops <= 5:
             raise ConfigError("PRAMAAN_PROXY_HOPS must be 0-5 (the reverse proxies in front)")
         if self.seal_key_file and self.pkcs11_seal_key_label:

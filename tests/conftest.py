@@ -205,3 +205,7 @@ def redis_url() -> Iterator[str]:
     yield REDIS_URL
     client.flushdb()
     client.close()
+
+
+# The S3 server (SeaweedFS on 127.0.0.1) and a bucket per test: tests/s3_server.py.
+from tests.s3_server import s3_server, s3_url  # noqa: E402, F401 - fixtures

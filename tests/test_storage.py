@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from issuer.models import Certificate
-from issuer.storage import PdfStore
+from issuer.storage import FileStore, StoreMissing, StoreUnreadable
 from tests.conftest import Live, sample
 
 PDF = b"%PDF-1.7\n% not really a certificate, just bytes to store\n%%EOF\n"
 
 
 def test_put_stores_by_hash_and_get_returns_the_same_bytes(tmp_path: Path) -> None:
-    store = PdfStore(tmp_path / "store")
+    store = FileStore(tmp_path / "store")
     digest = hashlib.sha256(PDF).hexdigest()
 
     stored = store.put(PDF)
@@ -33,7 +33,7 @@ def test_put_stores_by_hash_and_get_returns_the_same_bytes(tmp_path: Path) -> No
 
 
 def test_putting_the_same_bytes_again_keeps_the_one_file(tmp_path: Path) -> None:
-    store = PdfStore(tmp_path)
+    store = FileStore(tmp_path)
     first = store.put(PDF)
     mtime = (tmp_path / first.path).stat().st_mtime_ns
 
@@ -48,7 +48,7 @@ def test_putting_the_same_bytes_again_keeps_the_one_file(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("damage", ["flip", "truncate", "append", "swap"])
 def test_a_damaged_file_is_an_error_never_its_bytes(tmp_path: Path, damage: str) -> None:
-    store = PdfStore(tmp_path)
+    store = FileStore(tmp_path)
     stored = store.put(PDF)
     path = tmp_path / stored.path
     path.chmod(0o644)
@@ -63,15 +63,15 @@ def test_a_damaged_file_is_an_error_never_its_bytes(tmp_path: Path, damage: str)
         data = bytearray(b"%PDF-1.7\n% another document entirely\n%%EOF\n")
     path.write_bytes(bytes(data))
 
-    with pytest.raises(OSError, match="SHA-256"):
+    with pytest.raises(StoreUnreadable, match="SHA-256"):
         store.get(stored.path, stored.sha256)
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
-    store = PdfStore(tmp_path)
+    store = FileStore(tmp_path)
     stored = store.put(PDF)
     (tmp_path / stored.path).unlink()
-    with pytest.raises(OSError):
+    with pytest.raises(StoreMissing):
         store.get(stored.path, stored.sha256)
 
 
@@ -92,7 +92,7 @@ def test_download_of_a_corrupted_stored_pdf_is_a_500_without_its_bytes(live: Liv
 
     assert response.status_code == 500
     assert response.headers["Content-Type"].startswith("application/problem+json")
-    assert response.json()["code"] == "internal_error"
+    assert response.json()["code"] == "stored_file_corrupt"
     assert b"%PDF" not in response.content and record.pdf_path not in response.text
     path.write_bytes(good.content)  # repaired: served again, byte for byte
     assert live.get(pdf_url).content == good.content
@@ -109,7 +109,7 @@ def test_documents_sharing_a_folder_are_both_stored(tmp_path: Path) -> None:
             first, second = seen[prefix], data
             break
         seen[prefix] = data
-    store = PdfStore(tmp_path)
+    store = FileStore(tmp_path)
     a, b = store.put(first), store.put(second)
     assert a.path.rsplit("/", 1)[0] == b.path.rsplit("/", 1)[0] and a.path != b.path
     assert store.get(a.path, a.sha256) == first and store.get(b.path, b.sha256) == second
@@ -120,7 +120,7 @@ def test_the_store_writes_beside_the_target_not_in_the_system_temp_dir(
 ) -> None:
     # An atomic rename needs the temporary file on the store's own filesystem.
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-temp-dir"))
-    store = PdfStore(tmp_path / "store")
+    store = FileStore(tmp_path / "store")
     stored = store.put(PDF)
     assert store.get(stored.path, stored.sha256) == PDF
 
@@ -128,7 +128,7 @@ def test_the_store_writes_beside_the_target_not_in_the_system_temp_dir(
 def test_a_failed_write_leaves_nothing_behind_and_raises_the_write_error(tmp_path: Path) -> None:
     # The disk fills up mid-write (a file-size limit stands in for it): the error is the
     # write's own, and neither a partial file nor a temporary one is left.
-    store = PdfStore(tmp_path)
+    store = FileStore(tmp_path)
     data = PDF * 2000
     previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
