@@ -60,6 +60,7 @@ bench: install
 	$(BIN)/python bench/seal_refusal.py
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
 	$(BIN)/python bench/bulk.py --rows 300 --floor-count 40
+	$(BIN)/python bench/store.py --objects 100 --count 40
 
 # How often the printed QR reads (a phone's video frame, a 150 dpi scan, a stained scan; zxing-cpp
 # and zbar), before and after the compact seal and the 55 mm print, for every type (about 2 min).

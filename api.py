@@ -783,23 +783,23 @@ def _domain_error(exc: PramaanError) -> Response:
     if exc.status >= 500:
         log.error("%s: %s", code, exc.detail)
     if isinstance(exc, StoreError):
-        _audit_store_failure(exc)
+        audit_store_failure(runtime(), exc, request.path)
     return problem(exc.status, code, exc.title, redact(exc.detail), **extra)
 
 
-def _audit_store_failure(exc: StoreError) -> None:
+def audit_store_failure(rt: Runtime, exc: StoreError, asked: str,
+                        certificate_id: str | None = None) -> None:
     """A stored PDF that could not be served is an audit event (which certificate, which
-    object, what was wrong), in a transaction of its own; the request's answer stays the
-    error whatever happens here."""
+    object, what was wrong, what asked for it), in a transaction of its own; the answer stays
+    the error whatever happens here. (No request context needed: a streamed ZIP calls it.)"""
     try:
-        with runtime().sessions() as session, session.begin():
-            owner = session.scalar(select(Certificate.id).where(
+        with rt.sessions() as session, session.begin():
+            owner = certificate_id or session.scalar(select(Certificate.id).where(
                 Certificate.pdf_path == exc.relative).limit(1))
             audit.record(session, actor="system:store", action="store_read_failed",
                          certificate_id=owner,
-                         details={"code": exc.code, "object": exc.where,
-                                  "request": request.path})
-    except Exception:
+                         details={"code": exc.code, "object": exc.where, "request": asked})
+    except Exception:  # the answer must still go out; the log has it
         log.exception("could not audit the store failure of %s", exc.where)
 
 

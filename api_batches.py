@@ -24,7 +24,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from api import _optional_body, db, principal, runtime
+from api import _optional_body, audit_store_failure, db, principal, runtime
 from issuer.batch_archive import archive
 from issuer.batch_files import format_of
 from issuer.batch_sample import sample_lines, specimen
@@ -85,8 +85,11 @@ def batches_api() -> Blueprint:
         who = principal()
         require(runtime().sessions, who, Action.READ)
         batch = _owned(batch_id, who, Action.READ)
-        return _download(Response(archive(runtime().sessions, batch.id, runtime().store.get),
-                                  mimetype="application/zip"), f"batch-{batch.id}.zip")
+        rt, asked = runtime(), request.path  # the ZIP streams after the request's context
+        return _download(Response(archive(
+            rt.sessions, batch.id, rt.store.get,
+            lambda exc, cert_id: audit_store_failure(rt, exc, asked, cert_id)),
+            mimetype="application/zip"), f"batch-{batch.id}.zip")
 
     @bp.get("/batches/<batch_id>/sample")
     def sample(batch_id: str) -> Response:

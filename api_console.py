@@ -18,7 +18,15 @@ from typing import Any
 from flask import Blueprint, Response, g, request
 from flask_limiter import Limiter
 
-from api import _audit_foreign_reference, _decide, _id_or_none, _owned, db, runtime
+from api import (
+    _audit_foreign_reference,
+    _decide,
+    _id_or_none,
+    _owned,
+    audit_store_failure,
+    db,
+    runtime,
+)
 from api_pages import page, secure_cookies, words
 from digilocker.deliveries import enqueue_pending
 from issuer import console_lists, web_sessions
@@ -36,6 +44,7 @@ from issuer.fields import parse_json
 from issuer.issue import Intent, render_data
 from issuer.models import Certificate, State
 from issuer.permissions import Action, allowed, require
+from issuer.storage import StoreError
 from issuer.submit import CORRECTS, submit
 from issuer.tokens import Principal
 from issuer.web_sessions import SignedIn
@@ -295,6 +304,8 @@ def _error_page(exc: PramaanError) -> Response:
     approval shows the record again with what changed; the rest say what went wrong."""
     if isinstance(exc, _SignInFirst):
         return _see_other("/console/sign-in")
+    if isinstance(exc, StoreError):
+        audit_store_failure(runtime(), exc, request.path)
     signed = g.get("console_signed")
     if signed is None:
         return _sign_in_page(exc.status, str(exc.detail))

@@ -89,6 +89,8 @@ def answer(operation: str, raw: bytes | None, header: str | None, settings: Sett
         except (OSError, StoreError) as exc:  # a stored PDF missing or unusable: ours to fix
             log.error("digilocker %s txn=%.96r: the stored PDF is unusable: %s", operation,
                       request.txn, exc)
+            if isinstance(exc, StoreError):
+                _audit_unreadable(engine, exc, operation)
             return Answer(200, pull.error(root, request))
     status = _status_of(body)
     if status != pull.SUCCESS:  # a document handed over has its own line (records.disclosed)
@@ -125,3 +127,22 @@ def _log(operation: str, outcome: str, request: PullRequest | None) -> None:
         log.info("digilocker %s %s", operation, outcome)
         return
     log.info("digilocker %s %s txn=%.96r", operation, outcome, request.txn)
+
+
+def _audit_unreadable(engine: Engine, exc: StoreError, operation: str) -> None:
+    """A stored PDF DigiLocker asked for and could not have: an audit event, as for the API."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from issuer import audit
+    from issuer.models import Certificate
+
+    try:
+        with Session(engine) as session, session.begin():
+            owner = session.scalar(select(Certificate.id).where(
+                Certificate.pdf_path == exc.relative).limit(1))
+            audit.record(session, actor="system:store", action="store_read_failed",
+                         certificate_id=owner, details={"code": exc.code, "object": exc.where,
+                                                        "request": f"digilocker {operation}"})
+    except Exception:  # DigiLocker still gets its answer; the log has it
+        log.exception("could not audit the store failure of %s", exc.where)

@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from issuer.models import Batch, BatchRow, Certificate, State
+from issuer.storage import StoreError
 
 PAGE: Final = 200
 """Rows read from the database at a time."""
@@ -48,19 +49,22 @@ class _Sink(io.RawIOBase):
 
 
 def archive(sessions: Callable[[], Session], batch_id: str,
-            read_pdf: Callable[[str, str], bytes]) -> Iterator[bytes]:
+            read_pdf: Callable[[str, str], bytes],
+            unreadable: Callable[[StoreError, str], None] | None = None) -> Iterator[bytes]:
     """The ZIP of the batch, in pieces: `read_pdf(path, sha256)` gives a stored PDF's bytes.
     It reads in a session of its own, closed when the last piece is taken (or the download is
-    abandoned): a streamed response outlives the request's session."""
+    abandoned): a streamed response outlives the request's session. A stored PDF that cannot
+    be read (missing, corrupt, the store out of reach) is left out, its row in the CSV says
+    why, and `unreadable(error, certificate_id)` is told: the rest of the ZIP still comes."""
     with sessions() as session:
         batch = session.get(Batch, batch_id)
         if batch is None:
             return
-        yield from _pieces(session, batch, read_pdf)
+        yield from _pieces(session, batch, read_pdf, unreadable)
 
 
-def _pieces(session: Session, batch: Batch,
-            read_pdf: Callable[[str, str], bytes]) -> Iterator[bytes]:
+def _pieces(session: Session, batch: Batch, read_pdf: Callable[[str, str], bytes],
+            unreadable: Callable[[StoreError, str], None] | None) -> Iterator[bytes]:
     errors = list(batch.row_errors)
     sink = _Sink()
     table = io.StringIO()
@@ -69,19 +73,26 @@ def _pieces(session: Session, batch: Batch,
                      "pdf_file", "pdf_sha256", "error"])
     with zipfile.ZipFile(sink, "w", compression=zipfile.ZIP_STORED) as zipped:
         for row, record in _rows(session, batch):
-            name = ""
+            name, problem = "", ""
             if record is not None and record.state == State.ISSUED.value and record.pdf_path:
-                name = f"{(record.number or record.id).replace('/', '-')}.pdf"
-                zipped.writestr(zipfile.ZipInfo(name, _STAMP),
-                                read_pdf(record.pdf_path, record.pdf_sha256 or ""))
-                yield sink.take()
+                try:
+                    pdf = read_pdf(record.pdf_path, record.pdf_sha256 or "")
+                except StoreError as exc:
+                    problem = f"{exc.code}: {exc.detail}"
+                    if unreadable is not None:
+                        unreadable(exc, record.id)
+                else:
+                    name = f"{(record.number or record.id).replace('/', '-')}.pdf"
+                    zipped.writestr(zipfile.ZipInfo(name, _STAMP), pdf)
+                    yield sink.take()
             if record is None:
                 writer.writerow([row.line, row.registration_number, "", "", "not made", "", "",
                                  row.error or ""])
             else:
                 writer.writerow([row.line, row.registration_number, record.id,
                                  record.number or "", record.state, name,
-                                 record.pdf_sha256 if name else "", record.last_error or ""])
+                                 record.pdf_sha256 if name else "",
+                                 problem or record.last_error or ""])
         for bad in errors:
             writer.writerow([bad["line"], "", "", "", "invalid", "", "",
                              "; ".join(f"{e['field']}: {e['message']} [{e['code']}]"

@@ -5,19 +5,22 @@ service issuing and serving certificates from object storage."""
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
-from issuer.models import AuditEvent, Certificate
+from issuer.models import AuditEvent, BatchRow, Certificate
 from issuer.storage import FileStore, StoreMissing, StoreUnreadable, content_key, open_store
 from issuer.storage_s3 import S3Store, parse_s3_url
 from issuer.store_migrate import migrate
-from tests.conftest import ROOT, make_settings, sample, serve
+from tests.conftest import ROOT, Live, make_settings, sample, serve
 from tests.s3_server import S3Server
 
 
@@ -164,3 +167,41 @@ def test_pramaan_store_migrate_moves_a_real_store(tmp_path: Path, s3_url: str,
         for item in listing["certificates"]:
             pdf = live.get(f"/api/v1/certificates/{item['id']}/pdf")
             assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF-")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_batch_zip_leaves_out_a_missing_pdf_says_why_and_audits_it(live: Live) -> None:
+    from tests.test_batches import _batch, births, officer_department
+
+    people = officer_department(live)
+    batch_id = _batch(live, births(3, first=910))
+    approved = people["officer"].post(live.url(f"/api/v1/batches/{batch_id}/approve"),
+                                      timeout=60)
+    if approved.status_code != 200:  # an officer approves what they have seen a specimen of
+        batch = people["officer"].get(live.url(f"/api/v1/batches/{batch_id}"), timeout=60).json()
+        sample_of = people["officer"].get(live.url(batch["links"]["sample"]), timeout=60).json()
+        people["officer"].get(live.url(sample_of["specimens"][0]["pdf"]), timeout=120)
+        approved = people["officer"].post(live.url(f"/api/v1/batches/{batch_id}/approve"),
+                                          timeout=60)
+    assert approved.status_code == 200, approved.text
+    with live.runtime.sessions() as session:
+        made = session.scalars(select(Certificate).join(
+            BatchRow, BatchRow.certificate_id == Certificate.id).where(
+            BatchRow.batch_id == batch_id).order_by(BatchRow.line)).all()
+        assert [c.state for c in made] == ["issued"] * 3
+        lost = made[1]
+    (live.runtime.settings.store_dir / (lost.pdf_path or "")).unlink()
+    zipped = people["clerk"].get(live.url(f"/api/v1/batches/{batch_id}/certificates.zip"),
+                                 timeout=120)
+    assert zipped.status_code == 200
+    with zipfile.ZipFile(io.BytesIO(zipped.content)) as archive:
+        assert archive.testzip() is None
+        pdfs = [n for n in archive.namelist() if n.endswith(".pdf")]
+        table = list(csv.DictReader(io.StringIO(archive.read("certificates.csv").decode())))
+    assert len(pdfs) == 2
+    row = next(r for r in table if r["certificate_id"] == lost.id)
+    assert row["pdf_file"] == "" and row["error"].startswith("stored_file_missing")
+    with live.runtime.sessions() as session:
+        events = session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "store_read_failed")).all()
+        assert [e.certificate_id for e in events] == [lost.id]
