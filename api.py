@@ -177,6 +177,25 @@ def _json_reason(exc: BaseException) -> str:
     return str(exc).split(":")[0]
 
 
+def submit_request(who: Principal, data: Any) -> Certificate:
+    """A new request or correction from `who` (the API's and the console's): the permission,
+    the audit of a foreign reference, the record in one transaction, its issue queued."""
+    corrects = isinstance(data, dict) and data.get(CORRECTS) is not None
+    require(runtime().sessions, who, Action.CORRECT if corrects else Action.SUBMIT)
+    if corrects:
+        _audit_foreign_reference(data[CORRECTS], who)
+    session = db()
+    try:
+        record = submit(session, who.department, who.actor, data, runtime().settings)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    if record.state == State.APPROVED.value:
+        runtime().dispatcher.enqueue_issue(record.id)
+    return record
+
+
 def certificate_view(record: Certificate, session: Session | None = None) -> dict[str, Any]:
     """The API's view of a record; with a session, also its DigiLocker deliveries."""
     base = f"/api/v1/certificates/{record.id}"
@@ -225,21 +244,8 @@ def certificates_api(limiter: Limiter, settings: Settings) -> Blueprint:
 
     @bp.post("/certificates")
     def create() -> tuple[Response, int, dict[str, str]]:
-        who = principal()
-        data = json_body()
-        corrects = isinstance(data, dict) and data.get(CORRECTS) is not None
-        require(runtime().sessions, who, Action.CORRECT if corrects else Action.SUBMIT)
-        if corrects:
-            _audit_foreign_reference(data[CORRECTS], who)
+        record = submit_request(principal(), json_body())
         session = db()
-        try:
-            record = submit(session, who.department, who.actor, data, runtime().settings)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        if record.state == State.APPROVED.value:
-            runtime().dispatcher.enqueue_issue(record.id)
         session.refresh(record)
         body = certificate_view(record, db())
         body["status_url"] = body["links"]["self"]

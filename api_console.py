@@ -19,13 +19,13 @@ from flask import Blueprint, Response, g, request
 from flask_limiter import Limiter
 
 from api import (
-    _audit_foreign_reference,
     _decide,
     _id_or_none,
     _owned,
     audit_store_failure,
     db,
     runtime,
+    submit_request,
 )
 from api_pages import page, secure_cookies, words
 from digilocker.deliveries import enqueue_pending
@@ -45,7 +45,6 @@ from issuer.issue import Intent, render_data
 from issuer.models import Certificate, State
 from issuer.permissions import Action, allowed, require
 from issuer.storage import StoreError
-from issuer.submit import CORRECTS, submit
 from issuer.tokens import Principal
 from issuer.web_sessions import SignedIn
 from issuer.workflow import StaleApproval, approve, reason_of, reject, request_digest, revoke
@@ -131,23 +130,11 @@ def console_pages(limiter: Limiter, sign_in_limit: str) -> Blueprint:
         except (ValueError, RecursionError) as exc:
             return _page("console_new.html", g.console_signed, status=400, body=text,
                          errors=[f"not valid JSON: {exc}"])
-        corrects = isinstance(data, dict) and data.get(CORRECTS) is not None
-        require(runtime().sessions, who, Action.CORRECT if corrects else Action.SUBMIT)
-        if corrects:
-            _audit_foreign_reference(data[CORRECTS], who)
-        session = db()
         try:
-            made = submit(session, who.department, who.actor, data, runtime().settings)
-            session.commit()
+            made = submit_request(who, data)
         except ValidationFailed as exc:
-            session.rollback()
             return _page("console_new.html", g.console_signed, status=422, body=text,
                          errors=[f"{e.field}: {e.message}" for e in exc.errors[:50]])
-        except BaseException:
-            session.rollback()
-            raise
-        if made.state == State.APPROVED.value:
-            runtime().dispatcher.enqueue_issue(made.id)
         return _see_other(f"/console/c/{made.id}?done=submitted")
 
     @bp.get("/search")

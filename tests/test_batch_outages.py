@@ -266,10 +266,10 @@ def unexpected_tracebacks(log: str) -> list[str]:
 
 # --- the batch and what it must end as -----------------------------------------------------
 
-def start_batch(live: Live) -> str:
-    """Upload a batch of ROWS births and approve it (the batch job is queued): its id."""
+def start_batch(live: Live, rows: int = ROWS) -> str:
+    """Upload a batch of `rows` births and approve it (the batch job is queued): its id."""
     people = officer_department(live)
-    batch = post_batch(live, people["clerk"], as_csv(births(ROWS, first=700))).json()
+    batch = post_batch(live, people["clerk"], as_csv(births(rows, first=700))).json()
     if "sample" in batch["links"]:  # an officer approves what they have seen a specimen of
         sample = people["officer"].get(live.url(batch["links"]["sample"]), timeout=60).json()
         specimen = people["officer"].get(live.url(sample["specimens"][0]["pdf"]), timeout=120)

@@ -24,10 +24,10 @@ from issuer.bootstrap import initialise
 from issuer.models import AuditEvent, BatchRow, Certificate
 from issuer.runtime import Runtime
 from issuer.settings import Settings
-from tests.conftest import ROOT, Live, make_settings, sample
+from tests.conftest import ROOT, Live, _another_token, make_settings, sample
 from tests.s3_server import S3Server
-from tests.test_batch_outages import SLOW_TSA, issued
-from tests.test_batches import OFFICE, as_csv, births, officer_department, post_batch, wait_until
+from tests.test_batch_outages import SLOW_TSA, issued, start_batch
+from tests.test_batches import OFFICE, wait_until
 from tests.test_digilocker_e2e import free_port
 
 ROWS = 100  # four groups of 25: two in hand, two waiting when both workers have signed
@@ -116,7 +116,7 @@ def test_two_apis_and_two_workers_share_only_the_services(
     api_b, base_b = api(shared, s3_server, homes["api-b"], tmp_path / "api-b.log")
     runtime = Runtime(shared)  # this test's own view of the database
     try:
-        token = _dev_token(runtime)
+        token = _another_token(runtime)
         via_a, via_b = Live(base_a, token, runtime), Live(base_b, token, runtime)
 
         # One certificate: in through A, out through B.
@@ -165,22 +165,6 @@ def test_two_apis_and_two_workers_share_only_the_services(
         for process in (api_a, api_b, *workers.values()):
             stop(process)
         runtime.close()
-
-
-def start_batch(live: Live, rows: int) -> str:
-    """test_batch_outages.start_batch with `rows` rows: uploaded, seen, approved."""
-    people = officer_department(live)
-    batch = post_batch(live, people["clerk"], as_csv(births(rows, first=700))).json()
-    if "sample" in batch["links"]:
-        sample_of = people["officer"].get(live.url(batch["links"]["sample"]), timeout=60).json()
-        seen = people["officer"].get(live.url(sample_of["specimens"][0]["pdf"]), timeout=120)
-        assert seen.status_code == 200, seen.text
-    approved = people["officer"].post(live.url(f"/api/v1/batches/{batch['id']}/approve"),
-                                      timeout=60)
-    assert approved.status_code == 200, approved.text
-    for http in people.values():
-        http.close()
-    return str(batch["id"])
 
 
 def signers_of(runtime: Runtime, batch_id: str) -> set[str]:
@@ -235,12 +219,6 @@ def time_passes(settings: Settings, runtime: Runtime, jobs: list[str]) -> None:
         registry = StartedJobRegistry(queue=Queue("sign", connection=redis))
         for job in jobs:
             redis.zadd(registry.key, {job: time.time() - 1})
-
-
-def _dev_token(runtime: Runtime) -> str:
-    from issuer.bootstrap import DEV_DEPARTMENT
-
-    return _token(runtime, DEV_DEPARTMENT)
 
 
 def _token(runtime: Runtime, code: str) -> str:
