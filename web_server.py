@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import multiprocessing
 import multiprocessing.connection
+import os
+import shutil
 import socket
+import tempfile
 import threading
 import time
 from typing import Any
@@ -19,6 +22,8 @@ from gunicorn.glogging import Logger
 from gunicorn.workers.gthread import _DEFER, ThreadWorker
 
 from issuer.errors import ConfigError, PramaanError
+from issuer.log_format import JsonFormatter
+from issuer.log_format import configure as configure_logs
 from issuer.settings import Settings
 from signing.errors import SigningError
 
@@ -45,12 +50,43 @@ SELF_LOGGED = frozenset((method, path, status) for method in ("POST",)
 class AccessLog(Logger):  # type: ignore[misc]  # gunicorn has no types
     """gunicorn's logger, without the access line of a request the app has logged itself
     (SELF_LOGGED: the answers the pull endpoint gives; anything else there, a 405 or a 500,
-    keeps its access line)."""
+    keeps its access line). It also gives the app's own loggers (the root logger) a handler
+    in each worker, in the format of PRAMAAN_LOG_FORMAT (issuer/log_format.py)."""
+
+    as_json = False
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        configure_logs(self.as_json)
+        if self.as_json:
+            for handler in self.error_log.handlers + self.access_log.handlers:
+                handler.setFormatter(JsonFormatter())
 
     def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
         if (req.method, req.path, resp.status_code) in SELF_LOGGED:
             return
+        if self.as_json:
+            self._json_access(resp, req, request_time)
+            return
         super().access(resp, req, environ, request_time)
+
+    def _json_access(self, resp: Any, req: Any, request_time: Any) -> None:
+        """One line: method, path (without the query string, which may carry what a person
+        typed), status, duration and the request id the app gave (its response header)."""
+        if not self.access_log_enabled:
+            return
+        request_id = next((value for name, value in resp.headers
+                           if name.lower() == "x-request-id"), None)
+        self.access_log.info("%s %s %s", req.method, req.path, resp.status_code, extra={
+            "method": req.method, "path": req.path, "status": resp.status_code,
+            "duration_ms": round(request_time.total_seconds() * 1000, 1),
+            "request_id": request_id})
+
+
+class JsonAccessLog(AccessLog):
+    """AccessLog writing one JSON object a line (PRAMAAN_LOG_FORMAT=json)."""
+
+    as_json = True
 
 
 class DeadlineWorker(ThreadWorker):  # type: ignore[misc]  # gunicorn has no types
@@ -171,7 +207,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "preload_app": False,
         "accesslog": "-",
         "errorlog": "-",
-        "logger_class": AccessLog,
+        "logger_class": JsonAccessLog if settings.logs_as_json else AccessLog,
         "proc_name": "pramaan",
         # gunicorn 27 would open a management socket under $HOME by default (workers up and
         # down, shutdown): nothing of ours uses it.
@@ -209,7 +245,29 @@ def serve(settings: Settings) -> None:
     else:
         create_app(settings).extensions["pramaan"].close()
     check_port_free(settings.host, settings.port)
-    PramaanServer(settings).run()
+    made, master = shared_metrics_directory(), os.getpid()
+    try:
+        PramaanServer(settings).run()
+    finally:
+        # gunicorn's workers are forks of this frame: only the master, on its way out,
+        # removes the directory it made.
+        if made is not None and os.getpid() == master:
+            shutil.rmtree(made, ignore_errors=True)
+
+
+def shared_metrics_directory() -> str | None:
+    """PROMETHEUS_MULTIPROC_DIR for gunicorn's workers: each writes its render and sign
+    histograms there and /metrics adds them up, whichever worker is scraped (issuer/metrics.py).
+    A fresh directory unless one is given (then clearing it before a start is the operator's
+    job). Set before any worker imports prometheus_client, which reads it once. The directory
+    made here, or None."""
+    from issuer.metrics import MULTIPROC_ENV
+
+    if os.environ.get(MULTIPROC_ENV):
+        return None
+    made = tempfile.mkdtemp(prefix="pramaan-metrics-")
+    os.environ[MULTIPROC_ENV] = made
+    return made
 
 
 STARTUP_CHECK_SECONDS = 120

@@ -8,6 +8,7 @@ are loaded once per worker process, after any fork, and reused for every job; as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import logging
 import os
@@ -25,6 +26,8 @@ from issuer.jobs import (
     periodic_delivery_sweep,
     periodic_rts_escalation,
 )
+from issuer.log_format import configure as configure_logs
+from issuer.log_format import job_context
 from issuer.log_redaction import install as redact_logs
 from issuer.runtime import Runtime
 from issuer.settings import Settings
@@ -49,10 +52,19 @@ def issue_job(certificate_id: str) -> bool:
     from issuer.db import OUTAGE_PATIENCE_SECONDS
     from issuer.issue import issue_certificate
 
-    # A database restarted under the job costs it a wait, not a failure (and, from `signing`,
-    # the two minutes before the sweeper may resume it: issue.RESUME_AFTER).
-    return issue_certificate(current_runtime(), certificate_id,
-                             db_patience=OUTAGE_PATIENCE_SECONDS)
+    with _job(certificate_id):
+        # A database restarted under the job costs it a wait, not a failure (and, from
+        # `signing`, the two minutes before the sweeper may resume it: issue.RESUME_AFTER).
+        return issue_certificate(current_runtime(), certificate_id,
+                                 db_patience=OUTAGE_PATIENCE_SECONDS)
+
+
+def _job(certificate_id: str | None = None) -> contextlib.AbstractContextManager[None]:
+    """Every line the job logs carries its RQ job id (and its certificate's id, if one)."""
+    from rq import get_current_job
+
+    job = get_current_job()
+    return job_context(job.id if job is not None else None, certificate_id)
 
 
 def issue_group_job(certificate_ids: list[str]) -> int:
@@ -60,8 +72,9 @@ def issue_group_job(certificate_ids: list[str]) -> int:
     from issuer.db import OUTAGE_PATIENCE_SECONDS
     from issuer.issue_group import issue_certificates
 
-    return issue_certificates(current_runtime(), certificate_ids,
-                              db_patience=OUTAGE_PATIENCE_SECONDS)
+    with _job():
+        return issue_certificates(current_runtime(), certificate_ids,
+                                  db_patience=OUTAGE_PATIENCE_SECONDS)
 
 
 def batch_job(batch_id: str) -> int:
@@ -70,29 +83,39 @@ def batch_job(batch_id: str) -> int:
     from issuer.batches import make_certificates
 
     rt = current_runtime()
-    return make_certificates(rt.sessions, batch_id, rt.settings, rt.dispatcher.enqueue_issues)
+    with _job():
+        return make_certificates(rt.sessions, batch_id, rt.settings,
+                                 rt.dispatcher.enqueue_issues)
 
 
 def deliver_job(delivery_id: int) -> str | None:
     """RQ entry for one DigiLocker push attempt: the row id only; the job re-reads the row."""
     from digilocker.deliveries import deliver
 
-    return deliver(current_runtime(), delivery_id)
+    with _job():
+        return deliver(current_runtime(), delivery_id)
 
 
 def run_worker(burst: bool = False, queues: tuple[str, ...] = (SIGN_QUEUE, DELIVER_QUEUE),
-               rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES, threads: int = 1) -> bool:
+               rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES, threads: int = 1,
+               metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> bool:
     """Work the queues until stopped (or, with burst, until they are empty), and take turns
     with the other workers at the RTS escalation (start_rts_ticker). With `threads` > 1, that
-    many workers in threads of this process share its keys (issuer/job_threads)."""
+    many workers in threads of this process share its keys (issuer/job_threads). With a
+    `metrics_port`, this process's render and sign histograms are served there."""
     from redis import Redis
     from rq import Queue
 
     from issuer.patient_worker import PatientWorker
 
     rt = current_runtime()
+    configure_logs(rt.settings.logs_as_json)  # one JSON object a line in production
     if not rt.settings.redis_url:
         raise SystemExit("REDIS_URL is not set: without Redis, jobs run inside the API process")
+    if metrics_port is not None:
+        from issuer.metrics import serve_process_metrics
+
+        serve_process_metrics(metrics_host, metrics_port)
     rt.keyring  # noqa: B018 - load and check keys before taking the first job
     rt.renderer  # noqa: B018 - one renderer for every thread
     check_aadhaar_key(rt.settings)  # malformed keys refuse before the first job, as in the API
@@ -255,16 +278,28 @@ def _rts_turn(rt: Runtime, connection: Redis, every_minutes: int) -> None:
 
 
 def run_workers(processes: int, *, burst: bool = False,
-                rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES, threads: int = 1) -> int:
+                rts_every_minutes: int = DEFAULT_RTS_EVERY_MINUTES, threads: int = 1,
+                metrics_port: int | None = None, metrics_host: str = "127.0.0.1") -> int:
     """`processes` workers side by side, so several documents are in flight at once: while
     one waits for the TSA (a network round trip, twice at B-LTA) or an OCSP responder, another
     renders and signs. Each is a process of its own, started fresh (spawned: no key, token
     session or connection of this one is shared), that loads its keys itself. SIGTERM or
     SIGINT stops them all (each finishes its job, as RQ does). Each runs `threads` workers in
-    threads (issuer/job_threads). The exit status is the worst."""
+    threads (issuer/job_threads). The exit status is the worst. With a `metrics_port`, this
+    process serves the histograms of them all (prometheus_client's multiprocess mode: each
+    child writes to PROMETHEUS_MULTIPROC_DIR, a fresh directory unless one is given)."""
     import multiprocessing
     import signal
 
+    made = None
+    if metrics_port is not None:
+        from issuer.metrics import MULTIPROC_ENV, serve_process_metrics
+
+        if not os.environ.get(MULTIPROC_ENV):
+            import tempfile
+
+            made = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="pramaan-metrics-")
+        serve_process_metrics(metrics_host, metrics_port)
     context = multiprocessing.get_context("spawn")
     children = [context.Process(target=_worker_process, args=(burst, rts_every_minutes, threads),
                                 name=f"pramaan-worker-{n}") for n in range(processes)]
@@ -283,6 +318,10 @@ def run_workers(processes: int, *, burst: bool = False,
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if made is not None:
+            import shutil
+
+            shutil.rmtree(made, ignore_errors=True)
     return max((child.exitcode or 0) for child in children)
 
 
@@ -305,6 +344,7 @@ def main(argv: list[str] | None = None) -> None:
                         help="workers in threads of each process, so several documents are in "
                         "flight while one waits for the TSA (default 1, or "
                         "$PRAMAAN_WORKER_THREADS)")
+    add_metrics_arguments(parser)
     args = parser.parse_args(argv)
     try:
         processes, threads = worker_shape(args.processes, args.threads)
@@ -314,8 +354,19 @@ def main(argv: list[str] | None = None) -> None:
     redact_logs()  # no log line carries an Aadhaar-looking number
     if processes > 1:
         raise SystemExit(run_workers(processes, burst=args.burst,
-                                     rts_every_minutes=args.rts_every, threads=threads))
-    run_worker(burst=args.burst, rts_every_minutes=args.rts_every, threads=threads)
+                                     rts_every_minutes=args.rts_every, threads=threads,
+                                     metrics_port=args.metrics_port,
+                                     metrics_host=args.metrics_host))
+    run_worker(burst=args.burst, rts_every_minutes=args.rts_every, threads=threads,
+               metrics_port=args.metrics_port, metrics_host=args.metrics_host)
+
+
+def add_metrics_arguments(parser: argparse.ArgumentParser) -> None:
+    """--metrics-port and --metrics-host (also `pramaan worker`'s)."""
+    parser.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve the render and sign histograms for Prometheus on PORT")
+    parser.add_argument("--metrics-host", default="127.0.0.1", metavar="HOST",
+                        help="the address to serve them on (default 127.0.0.1)")
 
 
 def worker_shape(processes: int | None, threads: int | None,

@@ -85,11 +85,20 @@ class Linked:
     delivery_id: int | None  # the push planned because the certificate is already issued
 
 
+class LinkingOff(ConfigError):
+    """Linking asked for where DigiLocker is not set up: the feature is not there (404), not a
+    fault of the service (a 500, and an error logged, for any anonymous caller)."""
+
+    code = "digilocker_not_enabled"
+    status = 404
+    title = "DigiLocker linking is not enabled here"
+
+
 def _need(settings: Settings) -> tuple[str, str, str]:
     base, client_id, secret = (settings.digilocker_base_url, settings.digilocker_client_id,
                                settings.digilocker_client_secret)
     if not (base and client_id and secret):
-        raise ConfigError("DigiLocker linking needs DIGILOCKER_BASE_URL, DIGILOCKER_CLIENT_ID "
+        raise LinkingOff("DigiLocker linking needs DIGILOCKER_BASE_URL, DIGILOCKER_CLIENT_ID "
                           "and DIGILOCKER_CLIENT_SECRET")
     return base, client_id, secret
 

@@ -31,6 +31,7 @@ from issuer.certtypes import cert_type
 from issuer.db import as_utc, lost_connection, outlasting_outages, utcnow
 from issuer.errors import IssuanceFailed
 from issuer.fields import IST
+from issuer.metrics import timed
 from issuer.models import Certificate, State
 from issuer.runtime import Runtime
 from issuer.settings import Settings
@@ -316,10 +317,10 @@ def produce(runtime: Runtime, intent: Intent, timings: Timings | None = None) ->
     """QR, render and PAdES-sign the recorded intent: no database access, no transaction."""
     with stage(timings, "qr"):
         svg = qr_svg(intent.seal_text)
-    with stage(timings, "render"):
+    with stage(timings, "render"), timed("render", intent.cert_type):
         pdf = runtime.renderer.render(intent.template_version,
                                       render_data(runtime.settings, intent), svg)
-    with stage(timings, "sign"):
+    with stage(timings, "sign"), timed("sign", intent.cert_type):
         return signer_for(runtime, intent).sign(
             pdf,
             reason=f"Certificate {intent.number} issued by {runtime.settings.issuer_name_en}",

@@ -25,6 +25,8 @@ from rq.executions import Execution
 from rq.job import Job
 from rq.worker import WorkerStatus
 
+from issuer.log_format import certificate_of, job_context
+
 log = logging.getLogger(__name__)
 REDIS_GONE = (RedisConnectionError, RedisTimeoutError)
 FIRST_WAIT_SECONDS = 0.5
@@ -66,9 +68,12 @@ class PatientWorker(SimpleWorker):
             return result
 
     # SimpleWorker.execute_job, its two Redis steps patient.
+    # Every line logged meanwhile (RQ's own too) carries the job id (issuer/log_format.py).
     def execute_job(self, job: Job, queue: Queue) -> None:
-        execution = self.patiently(f"starting job {job.id}", lambda: self.prepare_execution(job))
-        self.perform_job(job, queue, execution)
+        with job_context(job.id, certificate_of(job)):
+            execution = self.patiently(f"starting job {job.id}",
+                                       lambda: self.prepare_execution(job))
+            self.perform_job(job, queue, execution)
         self.patiently("marking the worker idle", lambda: self.set_state(WorkerStatus.IDLE))
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False

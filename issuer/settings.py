@@ -110,6 +110,11 @@ class Settings:
     # s3://bucket/prefix with the standard AWS_* client settings in the environment. None:
     # the directory `store_dir` (PRAMAAN_STORE_DIR, default $PRAMAAN_HOME/var/store).
     store_url: str | None = None
+    # GET /metrics (Prometheus): with a token, only `Authorization: Bearer <it>`; without one,
+    # only a loopback client (README, Metrics). The log format: json (one object a line) or
+    # text; unset, json in production and text in development.
+    metrics_token: str | None = None
+    log_format: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -120,6 +125,11 @@ class Settings:
     def store_location(self) -> str:
         """The store's URL: PRAMAAN_STORE_URL, else the local directory as a file:// URL."""
         return self.store_url or self.store_dir.resolve().as_uri()
+
+    @property
+    def logs_as_json(self) -> bool:
+        """PRAMAAN_LOG_FORMAT, else json in production and text in development."""
+        return (self.log_format or ("text" if self.development else "json")) == "json"
 
     @property
     def development(self) -> bool:
@@ -209,6 +219,8 @@ class Settings:
             sign_in_limit=env.get("PRAMAAN_SIGN_IN_LIMIT") or "10/minute;100/hour",
             proxy_hops=_int(env, "PRAMAAN_PROXY_HOPS", 0),
             store_url=(env.get("PRAMAAN_STORE_URL") or "").strip() or None,
+            metrics_token=env.get("PRAMAAN_METRICS_TOKEN") or None,
+            log_format=(env.get("PRAMAAN_LOG_FORMAT") or "").strip().lower() or None,
         )
         if overrides:
             known = {f.name for f in fields(cls)}
@@ -223,6 +235,10 @@ class Settings:
         """Refuse settings that cannot work, with a message that says which variable is wrong."""
         if self.environment not in ("development", "production"):
             raise ConfigError("PRAMAAN_ENV must be 'development' or 'production'")
+        if self.log_format not in (None, "json", "text"):
+            raise ConfigError("PRAMAAN_LOG_FORMAT must be 'json' or 'text'")
+        if self.metrics_token is not None and len(self.metrics_token) < 16:
+            raise ConfigError("PRAMAAN_METRICS_TOKEN must be at least 16 characters")
         if not self.development and not self.verify_base_url_configured:
             raise ConfigError(
                 "PRAMAAN_VERIFY_BASE_URL is not set: in production (PRAMAAN_ENV=production) QR "

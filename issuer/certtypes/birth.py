@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import templates
-from issuer.applicant import check_applicant
 from issuer.certtypes.base import SealFacts
 from issuer.certtypes.common_fields import (
+    APPLICANT,
     MAX_ADDRESS,
     MAX_NAME,
     MAX_PLACE,
@@ -18,29 +18,41 @@ from issuer.certtypes.common_fields import (
     REFERENCE,
     REGISTRAR,
     SEXES,
-    check_reference,
-    check_ward,
+    reference,
     upper_reference,
+    ward,
     ward_of,
 )
 from issuer.errors import FieldError
-from issuer.fields import Checker
+from issuer.field_specs import Bilingual, Body, Choice, Day, Obj, Rule, before
 
 # Kept under their first names for callers and tests that use them.
 MAX_REGISTRATION = MAX_REFERENCE
 REGISTRATION = REFERENCE
-TOP_LEVEL = {
-    "type",
-    "registration_number",
-    "registration_date",
-    "ward_office",
-    "child",
-    "mother",
-    "father",
-    "permanent_address",
-    "remarks",
-    "applicant",
-}
+BODY = Body(
+    "birth",
+    (
+        reference("registration_number"),
+        Day("registration_date"),
+        ward(),
+        Obj("child", (
+            Bilingual("name", MAX_NAME),
+            Choice("sex", SEXES),
+            Day("date_of_birth"),
+            Bilingual("place_of_birth", MAX_PLACE),
+        )),
+        Obj("mother", (Bilingual("name", MAX_NAME),)),
+        Obj("father", (Bilingual("name", MAX_NAME),), required=False),
+        Bilingual("permanent_address", MAX_ADDRESS),
+        Bilingual("remarks", MAX_REMARKS, required=False, allow_empty=True),
+        APPLICANT,
+    ),
+    (Rule("registration_date", "before_birth", "not before the date of birth",
+          before("registration_date", "child.date_of_birth",
+                 "the registration date is before the date of birth")),),
+    description="A birth certificate request (Registration of Births and Deaths Act, 1969).",
+)
+TOP_LEVEL = BODY.top_level
 
 
 class Birth:
@@ -58,36 +70,11 @@ class Birth:
     def templates_root(self) -> Path:
         return templates.templates_dir()
 
+    body = BODY
+
     def validate(self, data: Any) -> list[FieldError]:
         """Every problem with a birth request, or an empty list."""
-        if not isinstance(data, dict):
-            return [FieldError("", "type", "the request body must be a JSON object")]
-        check = Checker(data)
-        check.unknown(data, "", TOP_LEVEL)
-        check_reference(check, data, "registration_number", "registration_number")
-        registered = check.day(data, "registration_date", "registration_date")
-        check_ward(check, data)
-        born = None
-        child = check.obj(data, "child", "child")
-        if child is not None:
-            check.unknown(child, "child", {"name", "sex", "date_of_birth", "place_of_birth"})
-            check.bilingual(child, "name", "child.name", max_len=MAX_NAME)
-            check.choice(child, "sex", "child.sex", SEXES)
-            born = check.day(child, "date_of_birth", "child.date_of_birth")
-            check.bilingual(child, "place_of_birth", "child.place_of_birth", max_len=MAX_PLACE)
-        for parent, required in (("mother", True), ("father", False)):
-            person = check.obj(data, parent, parent, required)
-            if person is not None:
-                check.unknown(person, parent, {"name"})
-                check.bilingual(person, "name", f"{parent}.name", max_len=MAX_NAME)
-        check.bilingual(data, "permanent_address", "permanent_address", max_len=MAX_ADDRESS)
-        check.bilingual(data, "remarks", "remarks", required=False, max_len=MAX_REMARKS,
-                        allow_empty=True)
-        check_applicant(check, data)
-        if born and registered and registered < born:
-            check.fail("registration_date", "before_birth",
-                       "the registration date is before the date of birth")
-        return check.errors
+        return BODY.validate(data)
 
     def canonical(self, data: dict[str, Any]) -> dict[str, Any]:
         """Registration numbers compare without regard to case or surrounding blanks."""

@@ -15,17 +15,30 @@ from types import MappingProxyType
 from typing import Any
 
 import templates
-from issuer.applicant import check_applicant
 from issuer.certtypes.base import SealFacts
 from issuer.certtypes.common_fields import (
+    APPLICANT,
     MAX_ADDRESS,
     MAX_NAME,
-    check_reference,
-    check_ward,
+    reference,
     upper_reference,
+    ward,
     ward_of,
 )
 from issuer.errors import FieldError
+from issuer.field_specs import (
+    Bilingual,
+    Body,
+    Choice,
+    Custom,
+    Day,
+    Found,
+    Items,
+    Obj,
+    Rule,
+    Schema,
+    before,
+)
 from issuer.fields import Checker, today_ist
 
 AUTHORITY: Mapping[str, str] = MappingProxyType(
@@ -41,19 +54,95 @@ AMOUNT = re.compile(r"(0|[1-9][0-9]{0,10})\.[0-9]{2}")
 # A financial year, 1 April to 31 March: "2026-27".
 ASSESSMENT_YEAR = re.compile(r"([0-9]{4})-([0-9]{2})")
 _DEVANAGARI_DIGITS = str.maketrans("0123456789", "०१२३४५६७८९")
-TOP_LEVEL = {
-    "type",
-    "certificate_reference",
-    "property_id",
-    "ward_office",
-    "owners",
-    "property_address",
-    "usage",
-    "assessment_year",
-    "tax_paid_up_to",
-    "last_receipt",
-    "applicant",
-}
+
+
+def _assessment_year(check: Checker, data: Mapping[str, Any], path: str
+                     ) -> tuple[date, date] | None:
+    """(1 April, 31 March) of the assessment year, a year that has begun."""
+    raw = check.text(data, "assessment_year", path, max_len=7, letters=False)
+    if raw is None:
+        return None
+    match = ASSESSMENT_YEAR.fullmatch(raw)
+    if match is None or int(match[2]) != (int(match[1]) + 1) % 100:
+        check.fail(path, "format", "must be a financial year written YYYY-YY, e.g. 2026-27")
+        return None
+    start = date(int(match[1]), 4, 1)
+    if start.year < 1900:
+        check.fail(path, "too_old", "must be in 1900 or later")
+        return None
+    if start > today_ist():
+        check.fail(path, "future_date", "must not begin in the future")
+        return None
+    return start, date(start.year + 1, 3, 31)
+
+
+def _year_schema(sample: bool) -> Schema:
+    return {"type": "string", "maxLength": 7,
+            "pattern": r"^2023-24$" if sample
+            else f"^(?:{ASSESSMENT_YEAR.pattern})$",
+            "description": "A financial year (1 April to 31 March) written YYYY-YY, the second "
+                           "year the first plus one, begun already and in 1900 or later.",
+            "x-pramaan-codes": ["required", "type", "format", "too_old", "future_date"]}
+
+
+def _amount(check: Checker, receipt: Mapping[str, Any], path: str) -> None:
+    amount = receipt.get("amount_inr")
+    if amount is None:
+        check.fail(path, "required", "this field is required")
+    elif not isinstance(amount, str):
+        check.fail(path, "type", 'must be a string of rupees and paise, e.g. "18452.00"')
+    elif not AMOUNT.fullmatch(amount):
+        check.fail(path, "format", 'must be rupees and paise without grouping, e.g. "18452.00"')
+    elif not amount.strip("0."):
+        check.fail(path, "out_of_range", "must be more than zero")
+
+
+def _amount_schema(sample: bool) -> Schema:
+    return {"type": "string", "pattern": f"^(?:{AMOUNT.pattern})$", "not": {"const": "0.00"},
+            "description": "Rupees and paise as a string (never a JSON number), more than "
+                           "zero, without grouping: \"18452.00\".",
+            "x-pramaan-codes": ["required", "type", "format", "out_of_range"]}
+
+
+def _paid_up_to_outside_year(found: Found) -> str | None:
+    paid_up_to, year = found.get("tax_paid_up_to"), found.get("assessment_year")
+    if paid_up_to and year and not year[0] <= paid_up_to <= year[1]:
+        return f"must fall in the assessment year ({year[0]} to {year[1]})"
+    return None
+
+
+BODY = Body(
+    "property_no_dues",
+    (
+        reference("certificate_reference"),
+        reference("property_id"),
+        ward(),
+        Items("owners", (Bilingual("name", MAX_NAME),), MAX_OWNERS, "must be a list of owners",
+              "at least one owner is required",
+              f"at most {MAX_OWNERS} owners fit on the certificate"),
+        Bilingual("property_address", MAX_ADDRESS),
+        Choice("usage", USAGES),
+        Custom("assessment_year", _assessment_year, _year_schema),
+        # Generated bodies keep the rules: a receipt in 2023-24, paid up to a later day of it.
+        Day("tax_paid_up_to", not_future=False,
+            sample_pattern=r"^2023-1[0-2]-(0[1-9]|1[0-9]|2[0-8])$"),
+        Obj("last_receipt", (
+            reference("number"),
+            Day("date", sample_pattern=r"^2023-0[4-9]-(0[1-9]|1[0-9]|2[0-8])$"),
+            Custom("amount_inr", _amount, _amount_schema),
+        )),
+        APPLICANT,
+    ),
+    (
+        Rule("tax_paid_up_to", "before_receipt", "not before the last receipt's date",
+             before("tax_paid_up_to", "last_receipt.date",
+                    "the tax cannot be paid up to a date before the last receipt")),
+        Rule("tax_paid_up_to", "outside_assessment_year", "within the assessment year",
+             _paid_up_to_outside_year),
+    ),
+    description="A property tax no-dues certificate request.",
+)
+TOP_LEVEL = BODY.top_level
 
 
 class PropertyNoDues:
@@ -70,29 +159,11 @@ class PropertyNoDues:
     def templates_root(self) -> Path:
         return templates.templates_dir()
 
+    body = BODY
+
     def validate(self, data: Any) -> list[FieldError]:
         """Every problem with a no-dues request, or an empty list."""
-        if not isinstance(data, dict):
-            return [FieldError("", "type", "the request body must be a JSON object")]
-        check = Checker(data)
-        check.unknown(data, "", TOP_LEVEL)
-        check_reference(check, data, "certificate_reference", "certificate_reference")
-        check_reference(check, data, "property_id", "property_id")
-        check_ward(check, data)
-        _owners(check, data)
-        check.bilingual(data, "property_address", "property_address", max_len=MAX_ADDRESS)
-        check.choice(data, "usage", "usage", USAGES)
-        year = _assessment_year(check, data)
-        paid_up_to = check.day(data, "tax_paid_up_to", "tax_paid_up_to", not_future=False)
-        paid_on = _receipt(check, data)
-        check_applicant(check, data)
-        if paid_up_to and paid_on and paid_up_to < paid_on:
-            check.fail("tax_paid_up_to", "before_receipt",
-                       "the tax cannot be paid up to a date before the last receipt")
-        if paid_up_to and year and not year[0] <= paid_up_to <= year[1]:
-            check.fail("tax_paid_up_to", "outside_assessment_year",
-                       f"must fall in the assessment year ({year[0]} to {year[1]})")
-        return check.errors
+        return BODY.validate(data)
 
     def canonical(self, data: dict[str, Any]) -> dict[str, Any]:
         """References compare without regard to case or surrounding blanks."""
@@ -120,64 +191,3 @@ class PropertyNoDues:
             ward=data["ward_office"]["en"],
         )
 
-
-def _owners(check: Checker, data: Mapping[str, Any]) -> None:
-    owners = data.get("owners")
-    if owners is None:
-        check.fail("owners", "required", "this field is required")
-    elif not isinstance(owners, list):
-        check.fail("owners", "type", "must be a list of owners")
-    elif not owners:
-        check.fail("owners", "required", "at least one owner is required")
-    elif len(owners) > MAX_OWNERS:
-        check.fail("owners", "too_many", f"at most {MAX_OWNERS} owners fit on the certificate")
-    else:
-        for i, owner in enumerate(owners):
-            path = f"owners.{i}"
-            if not isinstance(owner, dict):
-                check.fail(path, "type", "must be an object")
-                continue
-            check.unknown(owner, path, {"name"})
-            check.bilingual(owner, "name", f"{path}.name", max_len=MAX_NAME)
-
-
-def _assessment_year(check: Checker, data: Mapping[str, Any]) -> tuple[date, date] | None:
-    """(1 April, 31 March) of the assessment year, a year that has begun."""
-    raw = check.text(data, "assessment_year", "assessment_year", max_len=7, letters=False)
-    if raw is None:
-        return None
-    match = ASSESSMENT_YEAR.fullmatch(raw)
-    if match is None or int(match[2]) != (int(match[1]) + 1) % 100:
-        check.fail("assessment_year", "format",
-                   "must be a financial year written YYYY-YY, e.g. 2026-27")
-        return None
-    start = date(int(match[1]), 4, 1)
-    if start.year < 1900:
-        check.fail("assessment_year", "too_old", "must be in 1900 or later")
-        return None
-    if start > today_ist():
-        check.fail("assessment_year", "future_date", "must not begin in the future")
-        return None
-    return start, date(start.year + 1, 3, 31)
-
-
-def _receipt(check: Checker, data: Mapping[str, Any]) -> date | None:
-    """The last receipt's date, when the receipt is valid enough to have one."""
-    receipt = check.obj(data, "last_receipt", "last_receipt")
-    if receipt is None:
-        return None
-    check.unknown(receipt, "last_receipt", {"number", "date", "amount_inr"})
-    check_reference(check, receipt, "number", "last_receipt.number")
-    paid_on = check.day(receipt, "date", "last_receipt.date")
-    amount = receipt.get("amount_inr")
-    if amount is None:
-        check.fail("last_receipt.amount_inr", "required", "this field is required")
-    elif not isinstance(amount, str):
-        check.fail("last_receipt.amount_inr", "type",
-                   'must be a string of rupees and paise, e.g. "18452.00"')
-    elif not AMOUNT.fullmatch(amount):
-        check.fail("last_receipt.amount_inr", "format",
-                   'must be rupees and paise without grouping, e.g. "18452.00"')
-    elif not amount.strip("0."):
-        check.fail("last_receipt.amount_inr", "out_of_range", "must be more than zero")
-    return paid_on

@@ -1,0 +1,228 @@
+"""The OpenAPI document (api_openapi.py): valid OpenAPI 3.1, every route in it, served with a page
+that shows it; and the certificate request schemas held to the validators they come from:
+bodies generated from each type's schema are accepted, and the same bodies broken in a way the
+schema forbids are refused, at the field the schema names."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from jsonschema import Draft202012Validator
+from openapi_spec_validator import validate as validate_openapi
+
+from api_schemas import body_of, request_name
+from issuer.certtypes import known_types
+from issuer.field_specs import Body
+from tests.conftest import Live, sample
+
+# Pages for people and their files, not API operations: listed here, so a new route is either
+# in the document or named here on purpose.
+NOT_IN_DOCUMENT = {
+    "/static/<path:filename>", "/v", "/v/assets/<name>", "/v/vendor/<name>", "/v/sw.js",
+    "/v/fonts/<name>", "/api/v1/docs", "/api/v1/docs/<name>", "/admin/rq/",
+    "/portal", "/portal/<kind>", "/portal/<kind>/pdf", "/portal/<kind>/digilocker",
+    "/console", "/console/sign-in", "/console/sign-out", "/console/new", "/console/search",
+    "/console/c/<cert_id>", "/console/c/<cert_id>/preview.png", "/console/c/<cert_id>/pdf",
+    "/console/c/<cert_id>/approve", "/console/c/<cert_id>/reject",
+    "/console/c/<cert_id>/revoke", "/console/admin/rq/", "/console/admin/rq/queues.json",
+    "/console/admin/rq/failed/<queue_name>/<job_id>/requeue",
+}
+SQLITE = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+TYPES = ("birth", "death", "property_no_dues")
+
+
+def document(live: Live) -> dict[str, Any]:
+    answer = live.http.get(live.url("/api/v1/openapi.json"), headers={"Authorization": ""},
+                           timeout=60)
+    assert answer.status_code == 200 and answer.headers["Content-Type"] == "application/json"
+    doc: dict[str, Any] = answer.json()
+    return doc
+
+
+@SQLITE
+def test_the_document_is_valid_openapi_3_1_and_names_every_route(live: Live) -> None:
+    doc = document(live)
+    validate_openapi(doc)  # raises on anything that is not OpenAPI 3.1
+    assert doc["openapi"].startswith("3.1")
+    app_routes = {(rule.rule, method.lower())
+                  for rule in _app_rules(live) if rule.rule not in NOT_IN_DOCUMENT
+                  for method in rule.methods or () if method not in ("HEAD", "OPTIONS")}
+    documented = {(_flask(path), method) for path, item in doc["paths"].items()
+                  for method in item}
+    assert app_routes - documented == set()
+    assert documented - app_routes == set()  # nor an operation the app does not have
+    # Errors are problem+json everywhere; the token is a bearer token.
+    problem = doc["components"]["responses"]["Problem"]["content"]
+    assert list(problem) == ["application/problem+json"]
+    assert doc["components"]["securitySchemes"]["bearer"]["scheme"] == "bearer"
+    create = doc["paths"]["/api/v1/certificates"]["post"]
+    assert create["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/CertificateRequest"}
+    pdf = doc["paths"]["/api/v1/certificates/{cert_id}/pdf"]["get"]["responses"]["200"]
+    assert list(pdf["content"]) == ["application/pdf"]
+
+
+@SQLITE
+def test_the_published_request_schemas_accept_the_samples(live: Live) -> None:
+    schemas = document(live)["components"]["schemas"]
+    for name in ("birth-1", "birth-2", "death-1", "property-1"):
+        body = sample(name)
+        schema = schemas[request_name(body["type"])]
+        assert list(Draft202012Validator(schema).iter_errors(body)) == [], name
+        broken = {**body, "unknown_key": 1}
+        assert list(Draft202012Validator(schema).iter_errors(broken)) != [], name
+
+
+@SQLITE
+def test_the_docs_page_shows_the_document_under_the_pages_csp(live: Live) -> None:
+    page = live.get("/api/v1/docs")
+    assert page.status_code == 200
+    assert "script-src 'self'" in page.headers["Content-Security-Policy"]
+    assert 'src="/api/v1/docs/api_docs.js"' in page.text
+    script = live.get("/api/v1/docs/api_docs.js")
+    assert script.status_code == 200 and "/api/v1/openapi.json" in script.text
+    assert script.headers["Content-Type"].startswith("text/javascript")
+    assert live.get("/api/v1/docs/api_docs.css").status_code == 200
+    missing = live.get("/api/v1/docs/nothing.js")
+    assert missing.status_code == 404
+    assert missing.headers["Content-Type"] == "application/problem+json"
+
+
+def _app_rules(live: Live) -> Iterator[Any]:
+    from api import create_app
+
+    yield from create_app(live.runtime.settings).url_map.iter_rules()
+
+
+def _flask(path: str) -> str:
+    return path.replace("{line}", "<int:line>").replace("{", "<").replace("}", ">")
+
+
+# Bodies from each type's schema. The sample schema (issuer/field_specs.py) narrows text to what
+# passes the checks JSON Schema cannot state; each body is also checked against the published
+# schema, so the published one is no narrower than what the validator accepts.
+
+
+def _body(code: str) -> Body:
+    kind = known_types()[code]
+    body = body_of(kind)
+    assert body is not None, code
+    return body
+
+
+def from_schema(schema: dict[str, Any]) -> st.SearchStrategy[Any]:
+    """JSON values of `schema`, from Schemathesis's generator (as an operation's body)."""
+    import schemathesis
+
+    api = schemathesis.openapi.from_dict({
+        "openapi": "3.1.0", "info": {"title": "bodies", "version": "1"},
+        "paths": {"/body": {"post": {
+            "requestBody": {"required": True,
+                            "content": {"application/json": {"schema": schema}}},
+            "responses": {"200": {"description": "OK"}}}}}})
+    operation = next(iter(api.get_all_operations())).ok()
+    return operation.as_strategy().map(lambda case: case.body)
+
+
+def _rule_codes(body: Body) -> set[str]:
+    return {rule.code for rule in body.rules}
+
+
+@pytest.mark.parametrize("code", TYPES)
+def test_bodies_generated_from_a_types_schema_are_accepted(code: str) -> None:
+    body = _body(code)
+    published = Draft202012Validator(body.schema())
+    seen = {"clean": 0}
+
+    @settings(max_examples=40, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                     HealthCheck.data_too_large])
+    @given(data=from_schema(body.schema(sample=True)))
+    def accepted(data: dict[str, Any]) -> None:
+        assert list(published.iter_errors(data)) == []
+        errors = known_types()[code].validate(data)
+        # Only the rules between fields (dates in order) may refuse a generated body.
+        assert {e.code for e in errors} <= _rule_codes(body), errors
+        seen["clean"] += not errors
+
+    accepted()
+    assert seen["clean"] > 0  # some bodies passed whole, not only by the rules' leave
+
+
+# What a mutation does, and the error code the validator must give at that field (ACCEPTED:
+# none, the value is at the schema's limit).
+ACCEPTED = ""
+def _mutations(schema: dict[str, Any], value: Any, path: str) -> Iterator[tuple[str, str, Any]]:
+    """(dotted field, expected code, how to change the value there) for `value` of `schema`."""
+    if "properties" in schema and isinstance(value, dict):
+        where = f"{path}." if path else ""
+        for key in schema.get("required", []):
+            if key != "type" and key in value:
+                yield f"{where}{key}", "required", ("drop", key)
+        yield f"{where}x_unknown", "unknown_field", ("add", "x_unknown")
+        for key, child in value.items():
+            if key != "type":
+                for field, code, change in _mutations(schema["properties"][key], child,
+                                                      f"{where}{key}"):
+                    yield field, code, (key, change)
+    elif schema.get("type") == "array" and isinstance(value, list):
+        for i, item in enumerate(value):
+            for field, code, change in _mutations(schema["items"], item, f"{path}.{i}"):
+                yield field, code, (i, change)
+    elif isinstance(value, str):
+        yield path, "type", ("set", 7)
+        text = schema.get("x-pramaan-text", {})
+        if text.get("letters") and "maxLength" in schema:  # free text: its longest is accepted
+            word = "कखगघङचछजझञ " if text.get("script") == "devanagari" else "Abcdefghij "
+            yield path, ACCEPTED, ("set", (word * schema["maxLength"])[:schema["maxLength"]])
+        if "enum" in schema:
+            yield path, "choice", ("set", "zz")
+        elif "maxLength" in schema:
+            yield path, "too_long", ("set", "a" * (schema["maxLength"] + 1))
+    elif isinstance(value, int):
+        yield path, "type", ("set", "7")
+        yield path, "out_of_range", ("set", max(schema["enum"]) + 1)
+
+
+def _apply(value: Any, change: Any) -> Any:
+    step, rest = change
+    if step == "drop":
+        return {k: v for k, v in value.items() if k != rest}
+    if step == "add":
+        return {**value, rest: "x"}
+    if step == "set":
+        return rest
+    copied = copy.copy(value)
+    copied[step] = _apply(value[step], rest)
+    return copied
+
+
+@pytest.mark.parametrize("code", TYPES)
+def test_generated_bodies_changed_past_the_schemas_limits_are_refused(code: str) -> None:
+    body = _body(code)
+    sample_schema = body.schema(sample=True)
+    published = Draft202012Validator(body.schema())
+
+    @settings(max_examples=15, deadline=None, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much,
+                                     HealthCheck.data_too_large])
+    @given(data=from_schema(sample_schema), pick=st.randoms(use_true_random=False))
+    def refused(data: dict[str, Any], pick: Any) -> None:
+        mutations = list(_mutations(sample_schema, data, ""))
+        assert len(mutations) > 20
+        for field, expected, change in pick.sample(mutations, 12):
+            changed = _apply(data, change)
+            errors = {(e.field, e.code) for e in known_types()[code].validate(changed)}
+            if expected == ACCEPTED:
+                assert list(published.iter_errors(changed)) == [], field
+                assert {e for e in errors if e[0] == field} == set(), (field, errors)
+                continue
+            assert list(published.iter_errors(changed)) != [], (field, expected)
+            assert (field, expected) in errors, (field, expected, errors)
+
+    refused()
