@@ -6,6 +6,7 @@ import json
 import logging
 import uuid
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from flask import (
@@ -682,9 +683,8 @@ def public_pages() -> Blueprint:
     def vendor(name: str) -> Response:
         if name not in VENDOR_FILES:
             raise NotFound("no such file")
-        # Not there until `make` fetched it: send_from_directory answers 404 then.
-        return send_from_directory(web_dir() / "vendor", name, max_age=FONT_MAX_AGE,
-                                   mimetype=VENDOR_FILES[name])
+        # Not there until `make` fetched it: 404 then.
+        return whole_file(web_dir() / "vendor" / name, FONT_MAX_AGE, VENDOR_FILES[name])
 
     @bp.get("/v/sw.js")
     def service_worker() -> Response:
@@ -719,8 +719,7 @@ def public_pages() -> Blueprint:
     def font(name: str) -> Response:
         if name not in WEB_FONTS:
             raise NotFound("no such font")
-        return send_from_directory(fonts_dir(), name, max_age=FONT_MAX_AGE,
-                                   mimetype="font/ttf")
+        return whole_file(fonts_dir() / name, FONT_MAX_AGE, "font/ttf")
 
     @bp.get("/healthz")
     def health() -> Response:
@@ -742,6 +741,23 @@ def public_pages() -> Blueprint:
         return answer
 
     return bp
+
+
+def whole_file(path: Path, max_age: int, mimetype: str) -> Response:
+    """A large static file (the decoder's wasm, the fonts) answered from memory, conditional on
+    its ETag. send_from_directory streams an open file, and Werkzeug's server leaves that file
+    open when a browser drops the connection mid-download (a page closed, a service worker
+    cancelled): a leaked descriptor per dropped download."""
+    try:
+        body = path.read_bytes()
+    except (FileNotFoundError, IsADirectoryError):
+        raise NotFound("no such file") from None
+    answer = Response(body, mimetype=mimetype)
+    answer.cache_control.public = True
+    answer.cache_control.max_age = max_age
+    answer.add_etag()
+    answer.make_conditional(request)
+    return answer
 
 
 def _response_headers(response: Response) -> Response:
