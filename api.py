@@ -50,6 +50,7 @@ from issuer.log_redaction import redact
 from issuer.masking import applicant_view
 from issuer.models import Certificate, State
 from issuer.permissions import Action, other_department, require
+from issuer.plain_fields import Fields
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 from issuer.storage import StoreError
@@ -503,11 +504,10 @@ def admin_api() -> Blueprint:
     @bp.post("/tokens")
     def token_create() -> tuple[Response, int]:
         who = _allowed(permissions.Action.MANAGE_TOKENS)
-        fields = ("name", "role", "expires_days")
-        body = _fields_body(fields)
+        body = _fields_body(tokens.NEW_TOKEN)
         session = db()
         expires_days = body.get("expires_days", tokens.DEFAULT_EXPIRES_DAYS)
-        errors = _unknown_fields(body, fields) + tokens.check_new_token(
+        errors = tokens.NEW_TOKEN.unknown(body) + tokens.check_new_token(
             session, who.department, body.get("name"), body.get("role"), expires_days)
         if errors:
             raise ValidationFailed(errors)
@@ -542,10 +542,10 @@ def admin_api() -> Blueprint:
     @bp.post("/users")
     def user_add() -> tuple[Response, int]:
         who = _allowed(permissions.Action.MANAGE_USERS)
-        fields = ("username", "full_name", "role", "password")
-        body = _fields_body(fields)
+        fields = users.NEW_USER.keys
+        body = _fields_body(users.NEW_USER)
         session = db()
-        errors = _unknown_fields(body, fields) + users.user_errors(
+        errors = users.NEW_USER.unknown(body) + users.user_errors(
             session, *(body.get(f) for f in fields))
         if errors:
             raise ValidationFailed(errors)
@@ -588,17 +588,12 @@ def _allowed(action: permissions.Action) -> Principal:
     return who
 
 
-def _fields_body(fields: tuple[str, ...]) -> dict[str, Any]:
+def _fields_body(spec: Fields) -> dict[str, Any]:
+    """A JSON object body of an admin request (its fields are checked by the caller)."""
     body = json_body()
     if not isinstance(body, dict):
-        raise ValidationFailed([FieldError("", "type", "the body is a JSON object with "
-                                           + ", ".join(fields))])
+        raise ValidationFailed([spec.not_an_object()])
     return body
-
-
-def _unknown_fields(body: dict[str, Any], fields: tuple[str, ...]) -> list[FieldError]:
-    return [FieldError(key, "unknown", f"not a field of this request ({', '.join(fields)})")
-            for key in body if key not in fields]
 
 
 def _committed(change: Callable[[Session], T]) -> T:

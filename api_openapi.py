@@ -2,9 +2,9 @@
 it at /api/v1/docs (templates/web/api_docs.*: our own small renderer, no CDN under the CSP).
 
 Request bodies of certificates are the types' own field specs (issuer/field_specs.py), the ones
-that validate requests; the admin bodies come from the constants their checks use. Operations
-are listed here by hand beside their routes; tests/test_openapi.py fails when a Flask route is
-missing from this document.
+that validate requests; admin bodies and the checked query and header parameters come from the
+objects that check them (issuer/plain_fields.py). Operations are listed here by hand beside their
+routes; tests/test_openapi.py fails when a Flask route is missing from this document.
 """
 
 from __future__ import annotations
@@ -14,9 +14,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, current_app, jsonify, render_template
 
 from api_schemas import COMPONENTS, PROBLEM, certificate_request_schemas, ref
-from issuer import department_audit, rts
+from issuer import batches, department_audit, listing, rts
 from issuer.certtypes import known_types
-from issuer.models import State
 from templates import web_dir
 
 DOCS_ASSETS = {"api_docs.js": "text/javascript", "api_docs.css": "text/css"}
@@ -147,11 +146,9 @@ def _certificate_paths() -> dict[str, dict[str, Op]]:
                         tag=c, body=_body(ref("CertificateRequest"))),
             "get": _op("List the department's certificates, newest first",
                        {"200": _json(ref("CertificateList"))}, tag=c, params=[
-                           _param("state", "query", {"type": "string",
-                                                     "enum": [s.value for s in State]}),
+                           listing.STATE.parameter(),
                            _param("type", "query"), _param("registration_number", "query"),
-                           _param("limit", "query", {"type": "integer", "minimum": 1,
-                                                     "maximum": 500}),
+                           listing.LIMIT.parameter(),
                            _param("after", "query", description="next_after of a page "
                                   "(opaque; anything else is refused: code format)")]),
         },
@@ -196,9 +193,7 @@ def _batch_paths() -> dict[str, dict[str, Op]]:
         _param("type", "query", {"type": "string", "enum": sorted(known_types())},
                description="the type of every row (or the form's `type`), one the "
                            "department issues (else 422 not_allowed)"),
-        _param("mode", "query", {"type": "string", "enum": ["valid_rows", "all_or_nothing"]}),
-        _param("Idempotency-Key", "header", {"type": "string", "minLength": 1,
-                                             "maxLength": 200}),
+        batches.MODE.parameter(), batches.IDEMPOTENCY_KEY.parameter(),
     ]
     binary = {"type": "string", "format": "binary"}
     return {
@@ -265,16 +260,11 @@ def _admin_paths() -> dict[str, dict[str, Op]]:
         "/api/v1/audit": {"get": _op(
             "The department's audit events (auditors)", {"200": _json(ref("AuditPage"))},
             tag=a, params=[
-                _param("after", "query", {"type": "integer", "minimum": 0,
-                                          "maximum": department_audit.MAX_SEQ}),
-                _param("limit", "query", {"type": "integer", "minimum": 1,
-                                          "maximum": department_audit.MAX_LIMIT})])},
+                department_audit.AFTER.parameter(), department_audit.LIMIT.parameter()])},
         "/api/v1/rts": {"get": _op(
             "Right to Public Services: requests due soon or overdue",
             {"200": _json(ref("RtsReport"))}, tag="rts", params=[
-                _param("due_within", "query", {"type": "integer", "minimum": 0,
-                                               "maximum": rts.MAX_DUE_WITHIN}),
-                _param("ward", "query", {"type": "string", "minLength": 1, "maxLength": 16})])},
+                rts.DUE_WITHIN.parameter(), rts.WARD.parameter()])},
     }
 
 

@@ -1,6 +1,8 @@
 """JSON Schemas (2020-12) of the API's bodies and answers, for the OpenAPI document
 (api_openapi.py). Certificate requests come from each type's field specs, the very ones that
-validate them (issuer/field_specs.py); admin bodies from the constants their checks use."""
+validate them (issuer/field_specs.py); admin bodies, reasons and `corrects` from the objects
+that check them (issuer/plain_fields.py, declared in issuer/tokens.py, users.py, workflow.py,
+submit.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +13,7 @@ from issuer import tokens, users, workflow
 from issuer.certtypes import CertType
 from issuer.field_specs import Body
 from issuer.models import State
-from issuer.submit import CORRECTS
+from issuer.submit import CORRECTS, CORRECTS_FIELD
 
 PROBLEM = "application/problem+json"
 Schema = dict[str, Any]
@@ -47,9 +49,7 @@ def request_schema(kind: CertType) -> Schema:
     # A batch CSV names the same fields by dotted names (issuer/batch_files.py); lists (owners)
     # and whole numbers need JSON Lines.
     schema["x-pramaan-csv-columns"] = csv_columns(schema)
-    schema["properties"][CORRECTS] = {
-        "type": ["string", "null"], "format": "uuid",
-        "description": "A correction: the id of the issued certificate it replaces."}
+    schema["properties"][CORRECTS] = CORRECTS_FIELD.schema()
     return schema
 
 
@@ -138,9 +138,7 @@ COMPONENTS: dict[str, Schema] = {
             "next_after": {**NULLABLE_STRING, "description": "The next page's `after`"}}},
     "Approval": {"type": "object", "properties": {"fields_digest": {
         "type": "string", "description": "The digest the officer saw (409 if it changed)"}}},
-    "Reason": {"type": "object", "required": ["reason"], "properties": {"reason": {
-        "type": "string", "minLength": 1, "maxLength": workflow.MAX_REASON, "pattern": r"\S",
-        "description": "Not blank."}}},
+    "Reason": workflow.REASON_BODY.schema(),
     "Verification": {
         "type": "object", "required": ["genuine", "status", "current", "checks"],
         "properties": {"genuine": {"type": "boolean"}, "status": STRING,
@@ -153,35 +151,14 @@ COMPONENTS: dict[str, Schema] = {
     "DigilockerLink": {"type": "object", "required": ["certificate", "url", "expires_at"],
                        "properties": {"certificate": STRING, "url": STRING,
                                       "expires_at": TIME}},
-    "NewToken": {
-        "type": "object", "required": ["name", "role"], "additionalProperties": False,
-        "properties": {
-            "name": {"type": "string", "minLength": 1, "maxLength": tokens.MAX_NAME,
-                     "pattern": f"^(?:{tokens.NAME_CHARS.pattern})$",
-                     "description": "Unique in the department (code taken)"},
-            "role": {"type": "string", "enum": list(tokens.ROLES)},
-            "expires_days": {"type": "integer", "minimum": 1,
-                             "description": "A JSON integer without a fraction",
-                             "maximum": tokens.MAX_EXPIRES_DAYS,
-                             "default": tokens.DEFAULT_EXPIRES_DAYS}}},
+    "NewToken": tokens.NEW_TOKEN.schema(),
     "Token": {"type": "object", "required": ["name", "role", "status"], "properties": {
         "name": STRING, "role": STRING, "department": STRING, "actor": STRING,
         "status": {"type": "string", "enum": ["active", "expired", "revoked"]},
         "created_at": TIME, "expires_at": NULLABLE_TIME, "revoked_at": NULLABLE_TIME}},
     "TokenCreated": {"allOf": [ref("Token"), {"type": "object", "required": ["token"],
                                               "properties": {"token": STRING}}]},
-    "NewUser": {
-        "type": "object", "required": ["username", "full_name", "role", "password"],
-        "additionalProperties": False,
-        "properties": {
-            "username": {"type": "string", "pattern": f"^(?:{users.USERNAME.pattern})$",
-                         "description": "Unique across the corporation (code taken)"},
-            "full_name": {"type": "string", "minLength": 1, "maxLength": users.MAX_FULL_NAME},
-            "role": {"type": "string", "enum": list(tokens.ROLES)},
-            "password": {"type": "string", "minLength": users.MIN_PASSWORD,
-                         "maxLength": users.MAX_PASSWORD,
-                         "description": "No control characters, not the username, not a "
-                                        "common password (issuer/users.py password_errors)"}}},
+    "NewUser": users.NEW_USER.schema(),
     "User": {"type": "object", "required": ["username", "role", "status"], "properties": {
         "username": STRING, "full_name": STRING, "role": STRING, "department": STRING,
         "actor": STRING, "status": {"type": "string", "enum": ["active", "disabled"]},

@@ -784,7 +784,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
             print("pramaan keys init: development keys are never made in production "
                   "(PRAMAAN_ENV=production)", file=sys.stderr)
             return 2
-        made = ensure_dev_pki(settings.keys_dir)
+        made = ensure_dev_pki(settings.keys_dir, ocsp_url=settings.dev_ocsp_url)
         print(f"development PKI in {made.keys_dir}")
         return 0
     if args.verb in ("rotate", "promote"):

@@ -34,6 +34,7 @@ from issuer.errors import (
     ValidationFailed,
 )
 from issuer.models import Batch, BatchRow, Certificate, Department, State
+from issuer.plain_fields import ChoiceParam, TextParam
 from issuer.settings import Settings
 from issuer.submit import (
     CORRECTS,
@@ -44,6 +45,11 @@ from issuer.submit import (
 from issuer.workflow import AUTO_APPROVER
 
 MODES: Final = ("valid_rows", "all_or_nothing")
+# The upload's parameters checked here, published from these objects (api_openapi.py).
+MODE = ChoiceParam("mode", MODES, f"must be one of: {', '.join(MODES)}")
+IDEMPOTENCY_KEY = TextParam("Idempotency-Key", "header", 1, 200, "length", "1 to 200 characters",
+                            description="The same key again answers the batch it made (200); "
+                                        "with another file, 409")
 CHUNK: Final = 200
 """Certificates made per transaction when a batch is approved."""
 
@@ -125,14 +131,12 @@ def _earlier(session: Session, department_id: str, digest: str,
 
 
 def _check_request(department: Department, sent: Upload) -> None:
-    errors = []
+    errors: list[FieldError] = []
     if cert_type(sent.cert_type) is None or sent.cert_type not in department.cert_types:
         errors.append(FieldError("type", "not_allowed", f"department {department.id} issues "
                                  f"{', '.join(sorted(department.cert_types))}"))
-    if sent.mode not in MODES:
-        errors.append(FieldError("mode", "choice", f"must be one of: {', '.join(MODES)}"))
-    if sent.idempotency_key is not None and not 0 < len(sent.idempotency_key) <= 200:
-        errors.append(FieldError("Idempotency-Key", "length", "1 to 200 characters"))
+    MODE.parse(sent.mode, errors)
+    IDEMPOTENCY_KEY.parse(sent.idempotency_key, errors)
     if errors:
         raise ValidationFailed(errors)
 

@@ -48,7 +48,7 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
     if key_files and dev_pki and (settings.keys_dir / "root.key").exists():
         # A development set (only they keep the root's key here) made before its dev TSA:
         # ensure_dev_pki adds what is missing and leaves the rest as it is.
-        ensure_dev_pki(settings.keys_dir)
+        ensure_dev_pki(settings.keys_dir, ocsp_url=settings.dev_ocsp_url)
     if not had_pki:
         if not dev_pki:
             raise ConfigError(
@@ -56,7 +56,7 @@ def initialise(runtime: Runtime, *, dev_pki: bool | None = None) -> InitReport:
                 "there (signer.key/.crt, ca.crt, root.crt, seal.key/.crt), or run "
                 "`pramaan init --dev-pki` to generate a development PKI"
             )
-        ensure_dev_pki(settings.keys_dir)
+        ensure_dev_pki(settings.keys_dir, ocsp_url=settings.dev_ocsp_url)
     if settings.development and not settings.aadhaar_hmac_key:
         dev_key(settings.keys_dir)  # the Aadhaar HMAC key, made once (keys/ is git-ignored)
     migrate.upgrade(runtime.engine)

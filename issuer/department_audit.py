@@ -17,10 +17,16 @@ from sqlalchemy.orm import Session
 from issuer.db import as_utc
 from issuer.errors import FieldError, ValidationFailed
 from issuer.models import AuditEvent, Certificate, User
+from issuer.plain_fields import WholeParam
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 MAX_SEQ = 2**31 - 1  # audit_events.seq is a 32-bit integer
+# The query parameters checked here, published from these objects (api_openapi.py).
+AFTER = WholeParam("after", 0, MAX_SEQ, 0, f"a whole number from 0 to {MAX_SEQ}",
+                   exact_digits=True, description="next_after of a page (a seq, exclusive)")
+LIMIT = WholeParam("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, f"a whole number from 1 to {MAX_LIMIT}",
+                   exact_digits=True)
 
 
 @dataclass(frozen=True)
@@ -48,8 +54,8 @@ def belongs_to(department_id: str) -> ColumnElement[bool]:
 def audit_page(session: Session, department_id: str, args: Mapping[str, str]) -> AuditPage:
     """Oldest first. Query: after (a seq, exclusive), limit (1 to MAX_LIMIT)."""
     errors: list[FieldError] = []
-    after = _number(args.get("after"), "after", 0, MAX_SEQ, 0, errors)
-    limit = _number(args.get("limit"), "limit", 1, MAX_LIMIT, DEFAULT_LIMIT, errors)
+    after = AFTER.parse(args.get("after"), errors)
+    limit = LIMIT.parse(args.get("limit"), errors)
     if errors:
         raise ValidationFailed(errors)
     rows = list(session.scalars(
@@ -58,17 +64,6 @@ def audit_page(session: Session, department_id: str, args: Mapping[str, str]) ->
     more = len(rows) > limit
     rows = rows[:limit]
     return AuditPage(rows, rows[-1].seq if more else None)
-
-
-def _number(raw: str | None, field: str, low: int, high: int, default: int,
-            errors: list[FieldError]) -> int:
-    if raw is None:
-        return default
-    if (not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(high))
-            or not low <= int(raw) <= high):
-        errors.append(FieldError(field, "range", f"a whole number from {low} to {high}"))
-        return default
-    return int(raw)
 
 
 def event_view(event: AuditEvent) -> dict[str, Any]:

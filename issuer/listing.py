@@ -14,9 +14,14 @@ from issuer.db import as_utc
 from issuer.errors import FieldError, ValidationFailed
 from issuer.masking import applicant_view
 from issuer.models import Certificate, State
+from issuer.plain_fields import ChoiceParam, WholeParam
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+# The query parameters checked here, published from these objects (api_openapi.py).
+STATE = ChoiceParam("state", tuple(s.value for s in State),
+                    f"must be one of: {', '.join(s.value for s in State)}")
+LIMIT = WholeParam("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, f"must be a number from 1 to {MAX_LIMIT}")
 
 
 @dataclass(frozen=True)
@@ -29,17 +34,14 @@ def certificate_page(session: Session, department_id: str, args: Mapping[str, st
     """Newest first. Query: state, type, registration_number, limit (1-500), after (cursor)."""
     errors: list[FieldError] = []
     query = select(Certificate).where(Certificate.department_id == department_id)
-    state = args.get("state")
+    state = STATE.parse(args.get("state"), errors)
     if state is not None:
-        if state not in {s.value for s in State}:
-            errors.append(FieldError("state", "choice",
-                                     f"must be one of: {', '.join(s.value for s in State)}"))
         query = query.where(Certificate.state == state)
     if args.get("type") is not None:
         query = query.where(Certificate.cert_type == args["type"])
     if args.get("registration_number") is not None:
         query = query.where(Certificate.registration_number == args["registration_number"])
-    limit = _limit(args.get("limit"), errors)
+    limit = LIMIT.parse(args.get("limit"), errors)
     after = _cursor(args.get("after"), errors)
     if errors:
         raise ValidationFailed(errors)
@@ -53,15 +55,6 @@ def certificate_page(session: Session, department_id: str, args: Mapping[str, st
     rows = rows[:limit]
     cursor = _cursor_of(rows[-1]) if more else None
     return Page(rows, cursor)
-
-
-def _limit(raw: str | None, errors: list[FieldError]) -> int:
-    if raw is None:
-        return DEFAULT_LIMIT
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        errors.append(FieldError("limit", "range", f"must be a number from 1 to {MAX_LIMIT}"))
-        return DEFAULT_LIMIT
-    return int(raw)
 
 
 def _cursor_of(record: Certificate) -> str:

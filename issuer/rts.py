@@ -18,6 +18,7 @@ from issuer.db import as_utc
 from issuer.errors import FieldError, ValidationFailed
 from issuer.fields import IST
 from issuer.models import Certificate, State, WardOffice
+from issuer.plain_fields import TextParam, WholeParam
 from issuer.rts_calendar import END_OF_DAY, WorkingCalendar, ist_date, lateness
 
 # Not yet served: the citizen is still waiting. A failed issue waits for an operator, and the
@@ -25,6 +26,11 @@ from issuer.rts_calendar import END_OF_DAY, WorkingCalendar, ist_date, lateness
 OPEN_STATES = (State.SUBMITTED, State.APPROVED, State.SIGNING, State.FAILED)
 DEFAULT_DUE_WITHIN = 2  # working days
 MAX_DUE_WITHIN = 60
+# The report's query parameters, checked here and published from these objects (api_openapi.py).
+DUE_WITHIN = WholeParam("due_within", 0, MAX_DUE_WITHIN, DEFAULT_DUE_WITHIN,
+                        f"a whole number of working days, 0 to {MAX_DUE_WITHIN}")
+WARD = TextParam("ward", "query", 1, 16, "length", "a ward office code, 1 to 16 characters",
+                 strip=True)
 OVERDUE, DUE_SOON = "overdue", "due_soon"
 NO_OFFICER = "(not designated)"
 
@@ -170,18 +176,13 @@ def _item(calendar: WorkingCalendar, record: Certificate, now: datetime) -> RtsI
 
 def report_query(args: Mapping[str, str]) -> tuple[int, str | None]:
     """`due_within` and `ward` from a query string, or ValidationFailed naming the field."""
-    raw = args.get("due_within")
-    due_within = DEFAULT_DUE_WITHIN
-    if raw is not None:
-        if not raw.isascii() or not raw.isdigit() or not 0 <= int(raw) <= MAX_DUE_WITHIN:
-            raise ValidationFailed([FieldError("due_within", "range",
-                                               f"a whole number of working days, 0 to "
-                                               f"{MAX_DUE_WITHIN}")])
-        due_within = int(raw)
-    ward = args.get("ward")
-    if ward is not None and not 1 <= len(ward.strip()) <= 16:
-        raise ValidationFailed([FieldError("ward", "length", "a ward office code, 1 to 16 "
-                                           "characters")])
+    errors: list[FieldError] = []
+    due_within = DUE_WITHIN.parse(args.get("due_within"), errors)
+    if errors:
+        raise ValidationFailed(errors)
+    ward = WARD.parse(args.get("ward"), errors)
+    if errors:
+        raise ValidationFailed(errors)
     return due_within, ward.strip().upper() if ward is not None else None
 
 

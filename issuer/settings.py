@@ -39,6 +39,10 @@ class Settings:
     tsa_url: str | None = None
     tsa_timeout: int = 10
     dev_tsa_delay_ms: int = 0
+    # The OCSP address a dev PKI made from now on names in its certificates below the root
+    # (PRAMAAN_DEV_OCSP_URL; docker/dev_ocsp.py serves it): None, the status of long-term
+    # signatures is made in process with the development TSA (signing/revocation.py).
+    dev_ocsp_url: str | None = None
     # Hex digits reserved in each PDF for the CMS signature (None: 16384, or 24576 when
     # timestamping, which a TSA's token and certificates make larger).
     signature_reserve: int | None = None
@@ -182,6 +186,7 @@ class Settings:
             tsa_url=(env.get("PRAMAAN_TSA_URL") or "").strip() or None,
             tsa_timeout=_int(env, "PRAMAAN_TSA_TIMEOUT", 10),
             dev_tsa_delay_ms=_int(env, "PRAMAAN_DEV_TSA_DELAY_MS", 0),
+            dev_ocsp_url=(env.get("PRAMAAN_DEV_OCSP_URL") or "").strip() or None,
             signature_reserve=(_int(env, "PRAMAAN_SIGNATURE_RESERVE", 0) or None),
             signature_levels=_pairs(env, "PRAMAAN_SIGNATURE_LEVELS", str),
             signature_level=(env.get("PRAMAAN_SIGNATURE_LEVEL") or "").strip() or None,
@@ -269,6 +274,10 @@ class Settings:
                 ("http://", "https://")):
             raise ConfigError(f"PRAMAAN_TSA_URL={self.tsa_url!r}: the http:// or https:// URL "
                               "of an RFC 3161 time-stamping authority, 'dev' or 'none'")
+        if self.dev_ocsp_url is not None and not self.dev_ocsp_url.startswith(
+                ("http://", "https://")):
+            raise ConfigError(f"PRAMAAN_DEV_OCSP_URL={self.dev_ocsp_url!r}: the http:// or "
+                              "https:// URL of the development OCSP responder")
         if self.tsa_url == "dev" and not self.development:
             raise ConfigError("PRAMAAN_TSA_URL=dev: the development TSA is never used in "
                               "production (PRAMAAN_ENV=production); give a licensed TSA's URL")

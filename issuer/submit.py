@@ -20,12 +20,16 @@ from issuer.db import utcnow
 from issuer.errors import DuplicateCertificate, FieldError, InvalidTransition, ValidationFailed
 from issuer.fields import MAX_DEPTH, nesting_depth
 from issuer.models import PENDING_STATES, Certificate, Department, State
+from issuer.plain_fields import Reference
 from issuer.render import nfc
 from issuer.rts_calendar import due_at, load_calendar, shipped_calendar
 from issuer.settings import Settings
 from issuer.workflow import AUTO_APPROVER, approve
 
 CORRECTS = "corrects"
+# A correction's reference, checked here and published from this object (api_schemas.py).
+CORRECTS_FIELD = Reference(CORRECTS, "format", "must be the id of the certificate being corrected",
+                           "A correction: the id of the issued certificate it replaces.")
 
 
 def validate(data: Any) -> tuple[str, dict[str, Any]]:
@@ -53,16 +57,10 @@ def corrects_of(data: Any) -> str | None:
     """The id a correction names under `corrects`, or None for a new request."""
     if not isinstance(data, dict) or data.get(CORRECTS) is None:
         return None
-    target = data[CORRECTS]
-    try:
-        return str(uuid.UUID(target)) if isinstance(target, str) else _bad_corrects()
-    except ValueError:
-        return _bad_corrects()
-
-
-def _bad_corrects() -> str:
-    raise ValidationFailed([FieldError(CORRECTS, "format",
-                                       "must be the id of the certificate being corrected")])
+    wrong = CORRECTS_FIELD.check(data[CORRECTS])
+    if wrong is not None:
+        raise ValidationFailed([wrong])
+    return str(uuid.UUID(data[CORRECTS]))
 
 
 def active_registrations(session: Session, department_id: str, code: str,

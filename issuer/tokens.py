@@ -17,6 +17,7 @@ from issuer import audit
 from issuer.db import as_utc, utcnow
 from issuer.errors import FieldError, NotFound, Unauthorized, ValidationFailed
 from issuer.models import ApiToken, Department
+from issuer.plain_fields import Chars, Fields, OneOf, WholeNumber
 
 ROLES = ("clerk", "officer", "auditor", "admin")  # what each may do: issuer/permissions.py
 MAX_NAME = 30
@@ -24,6 +25,15 @@ MAX_NAME = 30
 NAME_CHARS = re.compile(r"[A-Za-z0-9._-]+")
 DEFAULT_EXPIRES_DAYS = 365
 MAX_EXPIRES_DAYS = 3650  # a credential nobody remembers making should not outlive a decade
+# POST /api/v1/tokens, checked here and published from the same objects (api_schemas.py).
+NAME = Chars("name", 1, MAX_NAME, ("length", f"token names are 1 to {MAX_NAME} characters"),
+             pattern=NAME_CHARS,
+             mismatch=("characters", "token names use letters, digits, '.', '_' and '-' only"),
+             description="Unique in the department (code taken)")
+ROLE = OneOf("role", ROLES, f"role must be one of {ROLES}")
+EXPIRES_DAYS = WholeNumber("expires_days", 1, MAX_EXPIRES_DAYS, DEFAULT_EXPIRES_DAYS, "range",
+                           f"a whole number of days, 1 to {MAX_EXPIRES_DAYS}")
+NEW_TOKEN = Fields((NAME, ROLE, EXPIRES_DAYS))
 
 
 class TokenRefused(ValidationFailed, ValueError):
@@ -43,23 +53,16 @@ def check_new_token(session: Session, department: Department, name: object, role
     """Every reason the token cannot be made (empty: it can). Arguments may come straight from a
     JSON body, hence `object`."""
     errors: list[FieldError] = []
-    if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME:
+    bad_name = NAME.check(name)
+    if bad_name is not None:
         # The actor written into audit events is token:<department>/<name>.
-        errors.append(FieldError("name", "length", f"token names are 1 to {MAX_NAME} characters"))
-    elif not NAME_CHARS.fullmatch(name):
-        errors.append(FieldError("name", "characters",
-                                 "token names use letters, digits, '.', '_' and '-' only"))
-    elif find_token(session, department.id, name) is not None:
+        errors.append(bad_name)
+    elif isinstance(name, str) and find_token(session, department.id, name) is not None:
         # Two tokens with one name would be one audit actor. The database refuses it too
         # (uq_api_tokens_department_name, also for revoked tokens, whose name stays in the audit
         # chain); asking first gives the caller a clear error instead of an IntegrityError.
         errors.append(_taken(department.id, name))
-    if role not in ROLES:
-        errors.append(FieldError("role", "choice", f"role must be one of {ROLES}"))
-    if (not isinstance(expires_days, int) or isinstance(expires_days, bool)
-            or not 1 <= expires_days <= MAX_EXPIRES_DAYS):
-        errors.append(FieldError("expires_days", "range",
-                                 f"a whole number of days, 1 to {MAX_EXPIRES_DAYS}"))
+    errors += [e for e in (ROLE.check(role), EXPIRES_DAYS.check(expires_days)) if e]
     return errors
 
 

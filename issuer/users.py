@@ -21,11 +21,25 @@ from issuer import audit
 from issuer.db import as_utc, utcnow
 from issuer.errors import FieldError, NotFound, Unauthorized, ValidationFailed
 from issuer.models import Department, User
-from issuer.tokens import ROLES, Principal
+from issuer.plain_fields import Chars, Fields
+from issuer.tokens import ROLE, Principal
 
 USERNAME = re.compile(r"[a-z][a-z0-9._-]{1,63}")  # 2-64: the users.username column
 MAX_FULL_NAME = 200
 MIN_PASSWORD, MAX_PASSWORD = 12, 128
+# POST /api/v1/users, checked here and published from the same objects (api_schemas.py).
+_USERNAME_RULE = ("format", "2 to 64 characters: a lower-case letter, then lower-case letters, "
+                  "digits, '.', '_' or '-'")
+USERNAME_FIELD = Chars("username", 2, 64, _USERNAME_RULE, pattern=USERNAME,
+                       description="Unique across the corporation (code taken)")
+FULL_NAME = Chars("full_name", 1, MAX_FULL_NAME,
+                  ("length", f"the full name is 1 to {MAX_FULL_NAME} characters"), not_blank=True)
+PASSWORD = Chars("password", MIN_PASSWORD, MAX_PASSWORD,
+                 ("length", f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"),
+                 missing=("required", "a password is required"),
+                 description="No control characters, not the username, not a common password "
+                             "(issuer/users.py password_errors)")
+NEW_USER = Fields((USERNAME_FIELD, FULL_NAME, ROLE, PASSWORD))
 # RFC 9106's second recommended option (64 MiB, 3 passes, 4 lanes), spelled out so that a
 # change of the library's defaults is a visible change here (and old hashes are upgraded at the
 # next sign-in: see authenticate_user).
@@ -47,21 +61,20 @@ def _decoy_hash() -> str:
 
 def password_errors(password: object, username: str = "") -> list[FieldError]:
     """What is wrong with a new password (empty: nothing)."""
-    if not isinstance(password, str):
-        return [FieldError("password", "required", "a password is required")]
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        return [FieldError("password", "length",
-                           f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters")]
+    wrong = PASSWORD.check(password)
+    if wrong is not None:
+        return [wrong]
+    text = str(password)  # the check passed: a string
     errors = []
-    if any(unicodedata.category(c).startswith("C") for c in password):
+    if any(unicodedata.category(c).startswith("C") for c in text):
         errors.append(FieldError("password", "control_character",
                                  "a password has no control or invisible format characters"))
-    if len(set(map(_character_class, password))) < 2:
+    if len(set(map(_character_class, text))) < 2:
         errors.append(FieldError("password", "one_class",
                                  "mix at least two of: lower case, upper case, digits, others"))
-    if len(set(password)) < 5:
+    if len(set(text)) < 5:
         errors.append(FieldError("password", "repetitive", "use at least 5 different characters"))
-    if username and username.lower() in password.lower():
+    if username and username.lower() in text.lower():
         errors.append(FieldError("password", "contains_username",
                                  "a password must not contain the username"))
     return errors
@@ -87,19 +100,13 @@ def user_errors(session: Session, username: object, full_name: object, role: obj
     """Every reason the account cannot be made (empty: it can). Arguments may come straight
     from a JSON body, hence `object`."""
     errors: list[FieldError] = []
-    if not isinstance(username, str) or not USERNAME.fullmatch(username):
-        errors.append(FieldError("username", "format",
-                                 "2 to 64 characters: a lower-case letter, then lower-case "
-                                 "letters, digits, '.', '_' or '-'"))
+    bad_username = USERNAME_FIELD.check(username)
+    if bad_username is not None:
+        errors.append(bad_username)
     elif session.scalars(select(User.id).where(User.username == username)).first() is not None:
         # Usernames are unique across the corporation: one audit actor, one person, forever.
-        errors.append(_taken(username))
-    if (not isinstance(full_name, str) or not full_name.strip()
-            or len(full_name) > MAX_FULL_NAME):
-        errors.append(FieldError("full_name", "length",
-                                 f"the full name is 1 to {MAX_FULL_NAME} characters"))
-    if role not in ROLES:
-        errors.append(FieldError("role", "choice", f"role must be one of {ROLES}"))
+        errors.append(_taken(str(username)))
+    errors += [e for e in (FULL_NAME.check(full_name), ROLE.check(role)) if e]
     errors += password_errors(password, username if isinstance(username, str) else "")
     return errors
 

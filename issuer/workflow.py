@@ -19,12 +19,17 @@ from digilocker.deliveries import plan_revoked
 from issuer import audit, counters, published
 from issuer.certtypes import cert_type
 from issuer.db import utcnow
-from issuer.errors import Conflict, FieldError, InvalidTransition, ValidationFailed
+from issuer.errors import Conflict, InvalidTransition, ValidationFailed
 from issuer.fields import today_ist
 from issuer.models import Certificate, State
+from issuer.plain_fields import Chars, Fields
 
 AUTO_APPROVER = "system:auto-approve"
 MAX_REASON = 500
+# The body of a reject or revoke (a certificate's or a batch's), published from this object.
+REASON = Chars("reason", 1, MAX_REASON, ("required", "give the reason"),
+               long=("too_long", f"must be at most {MAX_REASON} characters"), not_blank=True)
+REASON_BODY = Fields((REASON,), closed=False)  # other keys are ignored
 
 
 class StaleApproval(Conflict):
@@ -57,12 +62,10 @@ def _require_state(record: Certificate, wanted: State, doing: str) -> None:
 def reason_of(body: Any) -> str:
     """The `reason` of a reject or revoke body: required, 1 to MAX_REASON characters."""
     reason = body.get("reason") if isinstance(body, dict) else None
-    if not isinstance(reason, str) or not reason.strip():
-        raise ValidationFailed([FieldError("reason", "required", "give the reason")])
-    if len(reason) > MAX_REASON:
-        raise ValidationFailed([FieldError("reason", "too_long",
-                                           f"must be at most {MAX_REASON} characters")])
-    return reason.strip()
+    wrong = REASON.check(reason)
+    if wrong is not None:
+        raise ValidationFailed([wrong])
+    return str(reason).strip()
 
 
 def approve(session: Session, record: Certificate, actor: str, *,

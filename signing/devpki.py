@@ -16,6 +16,7 @@ import fcntl
 import os
 import shutil
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,8 @@ DEV_PKI_FILES: Final = (
 # Present only while a freshly generated set is being moved into place: if it survives a crash,
 # the partial set is ours and is regenerated; a partial set without it is someone's and is refused.
 DEV_OCSP_URL: Final = "http://127.0.0.1:8000/pki/ocsp"
-"""The OCSP address the development TSA's certificate names (no fetch is made in development)."""
+"""The OCSP address the development TSA's certificate names when no responder's is given
+(`ensure_dev_pki`'s `ocsp_url`): no fetch is made from it in development."""
 _INCOMPLETE_MARKER: Final = ".devpki-incomplete"
 # The same, while only the TSA's files are added to an older set: the rest is never remade.
 _TSA_INCOMPLETE_MARKER: Final = ".devpki-tsa-incomplete"
@@ -95,7 +97,8 @@ class DevPki:
 
 
 def ensure_dev_pki(
-    keys_dir: Path, *, organisation: str = "Pune Municipal Corporation (DEVELOPMENT)"
+    keys_dir: Path, *, organisation: str = "Pune Municipal Corporation (DEVELOPMENT)",
+    ocsp_url: str | None = None,
 ) -> DevPki:
     """Return the dev PKI in `keys_dir`, generating the whole set first if it is absent.
 
@@ -103,6 +106,10 @@ def ensure_dev_pki(
     A crash while generating never leaves a half set that looks complete: files are written to
     a temporary directory and moved into place while a marker file says "incomplete".
     A partial set not left by us raises `KeyMaterialMissing` rather than being overwritten.
+    With `ocsp_url` (PRAMAAN_DEV_OCSP_URL), the end entities name it as their OCSP responder
+    and the CAs the root's CRL beside it (`dev_crl_url`; docker/dev_ocsp.py serves both), so
+    the status a long-term signature embeds is fetched as in production; a set already made is
+    left as it is.
     """
     keys_dir.mkdir(parents=True, exist_ok=True)
     with _locked(keys_dir / _LOCK_FILE):
@@ -118,15 +125,16 @@ def ensure_dev_pki(
                 adding_tsa or set(missing) == set(DEV_TSA_FILES)):
             # A set made before the dev TSA existed (or whose TSA was being added when the
             # process died): its root issues the TSA's CA now; the rest is left as it is.
-            _generate_into(keys_dir, _tsa_files(organisation, _now(), *_root_of(pki)),
-                           _TSA_INCOMPLETE_MARKER)
+            _generate_into(keys_dir, _tsa_files(organisation, _now(), *_root_of(pki),
+                                                ocsp_url=ocsp_url), _TSA_INCOMPLETE_MARKER)
             return pki
         if not interrupted and present:
             raise KeyMaterialMissing(
                 f"incomplete dev PKI in {keys_dir}: missing {', '.join(missing)}; "
                 "remove the remaining key files to regenerate the whole set"
             )
-        _generate_into(keys_dir, _build_files(organisation, _now()), _INCOMPLETE_MARKER)
+        _generate_into(keys_dir, _build_files(organisation, _now(), ocsp_url),
+                       _INCOMPLETE_MARKER)
         return pki
 
 
@@ -194,7 +202,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _build_files(organisation: str, now: dt.datetime) -> dict[str, bytes]:
+def _build_files(organisation: str, now: dt.datetime,
+                 ocsp_url: str | None = None) -> dict[str, bytes]:
     # Sizes are tested (test_signing_keys); OpenSSL makes a 3072-bit key when asked for 3073
     # (and 2048 for 2049), so the n+1 mutants of these lines cannot be told apart.
     root_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)  # equivalent
@@ -209,18 +218,19 @@ def _build_files(organisation: str, now: dt.datetime) -> dict[str, bytes]:
     )
     seal_name = _name(organisation, "Certificate Verification", "Pramaan Dev QR Seal", pune=True)
 
+    # The root names no responder: it is trusted, never asked about.
+    served = [_ocsp_address(ocsp_url)] if ocsp_url else []
     root = _issue(root_name, root_key.public_key(), root_name, root_key, now, 25, _ca(1))
-    ca = _issue(ca_name, ca_key.public_key(), root_name, root_key, now, 20, _ca(0))
+    ca = _issue(ca_name, ca_key.public_key(), root_name, root_key, now, 20,
+                _ca(0) + _root_crl_address(ocsp_url))
     signer_usage = _key_usage(digital_signature=True, content_commitment=True)
     seal_usage = _key_usage(digital_signature=True)
-    signer = _issue(
-        signer_name, signer_key.public_key(), ca_name, ca_key, now, 5, _end_entity(signer_usage)
-    )
-    seal = _issue(
-        seal_name, seal_key.public_key(), ca_name, ca_key, now, 5, _end_entity(seal_usage)
-    )
+    signer = _issue(signer_name, signer_key.public_key(), ca_name, ca_key, now, 5,
+                    _end_entity(signer_usage) + served)
+    seal = _issue(seal_name, seal_key.public_key(), ca_name, ca_key, now, 5,
+                  _end_entity(seal_usage) + served)
     return {
-        **_tsa_files(organisation, now, root_name, root_key),
+        **_tsa_files(organisation, now, root_name, root_key, ocsp_url=ocsp_url),
         "root.crt": _cert_pem(root),
         "root.key": _key_pem(root_key),
         "ca.crt": _cert_pem(ca),
@@ -233,13 +243,14 @@ def _build_files(organisation: str, now: dt.datetime) -> dict[str, bytes]:
 
 
 def _tsa_files(organisation: str, now: dt.datetime, root_name: x509.Name,
-               root_key: rsa.RSAPrivateKey) -> dict[str, bytes]:
+               root_key: rsa.RSAPrivateKey, *, ocsp_url: str | None = None) -> dict[str, bytes]:
     tsa_ca_key = rsa.generate_private_key(public_exponent=65537, key_size=3072)  # equivalent
     tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)  # equivalent
     tsa_ca_name = _name(organisation, "Sub-CA", "Pramaan Dev CA for Time Stamping")
     tsa_name = _name(organisation, "Time Stamping", "Pramaan Dev Time Stamping Authority",
                      pune=True)
-    tsa_ca = _issue(tsa_ca_name, tsa_ca_key.public_key(), root_name, root_key, now, 20, _ca(0))
+    tsa_ca = _issue(tsa_ca_name, tsa_ca_key.public_key(), root_name, root_key, now, 20,
+                    _ca(0) + _root_crl_address(ocsp_url))
     # RFC 3161 section 2.3: the TSA's certificate has exactly one extended key usage,
     # timeStamping, and the extension is critical.
     tsa_usage: list[_Extension] = [
@@ -249,8 +260,9 @@ def _tsa_files(organisation: str, now: dt.datetime, root_name: x509.Name,
         # certificate that names a responder, and the newest timestamp's TSA needs current
         # status by OCSP once its CA's CRL would also speak for older, expired TSA
         # certificates (signing/long_term.py). The development deployment makes the answers
-        # in process (signing/revocation.py); this is the address it would serve them at.
-        _ocsp_address(),
+        # in process (signing/revocation.py); this is the address it would serve them at,
+        # unless a responder's is given (docker/dev_ocsp.py).
+        _ocsp_address(ocsp_url or DEV_OCSP_URL),
     ]
     tsa = _issue(tsa_name, tsa_key.public_key(), tsa_ca_name, tsa_ca_key, now, 10, tsa_usage)
     return {
@@ -306,10 +318,26 @@ def _key_usage(
     )
 
 
-def _ocsp_address() -> _Extension:
+def _ocsp_address(url: str) -> _Extension:
     return (x509.AuthorityInformationAccess([x509.AccessDescription(
         x509.oid.AuthorityInformationAccessOID.OCSP,
-        x509.UniformResourceIdentifier(DEV_OCSP_URL))]), False)
+        x509.UniformResourceIdentifier(url))]), False)
+
+
+def _root_crl_address(ocsp_url: str | None) -> list[_Extension]:
+    # The CAs' status by the root's CRL, served beside the responder: pyHanko's past
+    # validation finds no path for an OCSP answer the root signed on its own CA's certificate.
+    if not ocsp_url:
+        return []
+    return [(x509.CRLDistributionPoints([x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(dev_crl_url(ocsp_url, "root"))],
+        relative_name=None, reasons=None, crl_issuer=None)]), False)]
+
+
+def dev_crl_url(ocsp_url: str, ca: str) -> str:
+    """Where the development OCSP responder at `ocsp_url` serves the CRL of CA `ca` (the stem
+    of its files in keys/: root, ca, tsa-ca): crl/{ca}.crl beside it."""
+    return urllib.parse.urljoin(ocsp_url, f"crl/{ca}.crl")
 
 
 def _end_entity(usage: x509.KeyUsage) -> list[_Extension]:

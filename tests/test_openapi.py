@@ -1,7 +1,8 @@
 """The OpenAPI document (api_openapi.py): valid OpenAPI 3.1, every route in it, served with a page
 that shows it; and the certificate request schemas held to the validators they come from:
 bodies generated from each type's schema are accepted, and the same bodies broken in a way the
-schema forbids are refused, at the field the schema names."""
+schema forbids are refused, at the field the schema names. The admin bodies, reasons, `corrects`
+and the checked query and header parameters are held to their published limits the same way."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import requests
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft202012Validator
@@ -18,6 +20,7 @@ from openapi_spec_validator import validate as validate_openapi
 from api_schemas import body_of, request_name
 from issuer.certtypes import known_types
 from issuer.field_specs import Body
+from issuer.plain_fields import CODES
 from tests.conftest import Live, sample
 
 # Pages for people and their files, not API operations: listed here, so a new route is either
@@ -226,3 +229,160 @@ def test_generated_bodies_changed_past_the_schemas_limits_are_refused(code: str)
             assert (field, expected) in errors, (field, expected, errors)
 
     refused()
+
+
+# The admin bodies and the checked query and header parameters (issuer/plain_fields.py) held to
+# the limits the served document states, over HTTP: a value at a documented limit passes its
+# check, one past it is refused at that field with one of the codes the document lists. Both
+# are also judged by the published schema, so neither side can move alone.
+
+CHECKED_PARAMETERS = {("/api/v1/certificates", "get", "state"),
+                      ("/api/v1/certificates", "get", "limit"),
+                      ("/api/v1/audit", "get", "after"), ("/api/v1/audit", "get", "limit"),
+                      ("/api/v1/rts", "get", "due_within"), ("/api/v1/rts", "get", "ward"),
+                      ("/api/v1/batches", "post", "mode"),
+                      ("/api/v1/batches", "post", "Idempotency-Key")}
+PASSWORDISH = "Qz9!kLm2#Rtw"  # two classes, five different characters, no 'a' (usernames')
+
+
+def _clients(live: Live) -> dict[str, Any]:
+    from issuer.bootstrap import DEV_DEPARTMENT
+    from issuer.models import Department
+    from issuer.tokens import create_token
+
+    made = {}
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        for role in ("admin", "officer", "auditor"):
+            made[role] = create_token(session, department, f"limits-{role}", role)
+    http = {}
+    for role, token in made.items():
+        http[role] = requests.Session()
+        http[role].headers["Authorization"] = f"Bearer {token}"
+    http["clerk"] = live.http
+    return http
+
+
+def _text(length: int, seed: str, pad: str = "a") -> str:
+    return (seed + pad * length)[:length]
+
+
+def _bounds(schema: dict[str, Any], seed: str, pad: str) -> Iterator[tuple[bool, Any]]:
+    """(whether the check must pass it, a value) at and past each limit `schema` states."""
+    if "enum" in schema:
+        yield from ((True, option) for option in schema["enum"])
+        yield False, "zz-not-an-option"
+    elif schema.get("type") == "integer":
+        yield from ((True, schema["minimum"]), (True, schema["maximum"]),
+                    (False, schema["maximum"] + 1))
+        if schema["minimum"] > 0:
+            yield False, schema["minimum"] - 1
+        # Not numbers the checks could choke on (int() refuses 5000 digits and "²"): refused.
+        yield from ((False, "9" * 5000), (False, "²"), (False, "-1"))
+    elif "maxLength" in schema:
+        low, high = schema["minLength"], schema["maxLength"]
+        yield from ((True, _text(low, seed, pad)), (True, _text(high, seed, pad)),
+                    (False, _text(high + 1, seed, pad)))
+        if low > 0:
+            yield False, _text(low - 1, seed, pad)
+
+
+def _field_errors(answer: requests.Response, field: str) -> set[str]:
+    assert answer.status_code < 500, answer.text
+    if answer.status_code != 422:
+        return set()
+    return {e["code"] for e in answer.json()["errors"] if e["field"] == field}
+
+
+@SQLITE
+def test_admin_bodies_are_held_to_their_published_limits(live: Live) -> None:
+    schemas = document(live)["components"]["schemas"]
+    http = _clients(live)
+    bases = {"NewToken": ("/api/v1/tokens", {"name": "n", "role": "clerk"}),
+             "NewUser": ("/api/v1/users", {"username": "u", "full_name": "A Person",
+                                           "role": "clerk", "password": PASSWORDISH})}
+    count = 0
+    for name, (path, base) in bases.items():
+        schema = schemas[name]
+        published = Draft202012Validator(schema)
+        assert schema["additionalProperties"] is False
+        extra = http["admin"].post(live.url(path), json={**base, "x_unknown": 1}, timeout=60)
+        assert "unknown" in _field_errors(extra, "x_unknown") & set(schema[CODES])
+        for key, child in schema["properties"].items():
+            pad = PASSWORDISH if key == "password" else "a"
+            for ok, value in _bounds(child, f"{key[0]}{count}x" if pad == "a" else "", pad):
+                count += 1
+                body = {**base, key: value}
+                if key != "name" and "name" in body:
+                    body["name"] = f"n{count}"  # a new name each time: no `taken`
+                if key != "username" and "username" in body:
+                    body["username"] = f"u{count}x"
+                codes = _field_errors(http["admin"].post(live.url(path), json=body, timeout=60),
+                                      key)
+                assert (list(published.iter_errors(body)) == []) is ok, (name, key, value)
+                if ok:
+                    assert codes == set(), (name, key, value, codes)
+                else:
+                    assert codes and codes <= set(child[CODES]), (name, key, value, codes)
+    assert count > 20
+
+
+@SQLITE
+def test_reasons_and_corrects_are_held_to_their_published_limits(live: Live) -> None:
+    from jsonschema import FormatChecker
+
+    schemas = document(live)["components"]["schemas"]
+    http = _clients(live)
+    reason = schemas["Reason"]["properties"]["reason"]
+    published = Draft202012Validator(schemas["Reason"])
+    nobody = "00000000-0000-4000-8000-000000000000"
+    for path in (f"/api/v1/certificates/{nobody}/reject", f"/api/v1/certificates/{nobody}/revoke",
+                 f"/api/v1/batches/{nobody}/reject"):
+        for ok, value in [*_bounds(reason, "R", "r"), (False, " " * 3), (False, None)]:
+            body = {"reason": value}
+            codes = _field_errors(http["officer"].post(live.url(path), json=body, timeout=60),
+                                  "reason")
+            assert (list(published.iter_errors(body)) == []) is ok, (path, value)
+            assert (codes == set()) is ok, (path, value, codes)
+            assert codes <= set(reason[CODES])
+    corrects = schemas[request_name("birth")]["properties"]["corrects"]
+    check = Draft202012Validator(corrects, format_checker=FormatChecker())
+    for ok, value in ((True, None), (True, nobody), (False, "not-a-uuid"), (False, 7)):
+        assert check.is_valid(value) is ok, value
+        codes = _field_errors(live.post_json("/api/v1/certificates",
+                                             {**sample("birth-1"), "corrects": value}),
+                              "corrects")
+        assert ("format" not in codes) is ok, (value, codes)
+        assert codes <= set(corrects[CODES]) | {"not_found"}
+
+
+@SQLITE
+def test_checked_parameters_are_held_to_their_published_limits(live: Live) -> None:
+    doc = document(live)
+    http = _clients(live)
+    who = {"/api/v1/certificates": "clerk", "/api/v1/audit": "auditor", "/api/v1/rts": "officer",
+           "/api/v1/batches": "clerk"}
+    checked = set()
+    for path, item in doc["paths"].items():
+        for method, op in item.items():
+            for param in op.get("parameters", []):
+                schema = param["schema"]
+                if CODES not in schema:
+                    continue
+                checked.add((path, method, param["name"]))
+                for ok, value in _bounds(schema, "K", "k"):
+                    sent = {"headers" if param["in"] == "header" else "params": {
+                        param["name"]: str(value)}}
+                    if path == "/api/v1/batches":  # a file of one row, new each time
+                        sent["params"] = {"type": "birth", **sent.get("params", {})}
+                        sent.update(data=f"registration_number\n{value}\n".encode(),
+                                    headers={**sent.get("headers", {}),
+                                             "Content-Type": "text/csv"})
+                    answer = http[who[path]].request(method, live.url(path), timeout=60,
+                                                     **sent)
+                    codes = _field_errors(answer, param["name"])
+                    assert Draft202012Validator(schema).is_valid(value) is ok, (path, value)
+                    assert (codes == set()) is ok, (path, param["name"], value, answer.text)
+                    assert codes <= set(schema[CODES])
+    assert checked == CHECKED_PARAMETERS
