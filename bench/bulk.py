@@ -274,11 +274,15 @@ def in_run_stages(logs: list[Path]) -> dict[str, float]:
     issued = 0
     for path in logs:
         for line in path.read_text(encoding="utf-8").splitlines():
+            if line.startswith("{"):  # a JSON log line (PRAMAAN_LOG_FORMAT=json)
+                line = str(json.loads(line).get("message", ""))
             head, mark, figures = line.partition(f" {GROUP_TIMES} ")
             if not mark:
                 continue
             issued += int(head.rsplit(": ", 1)[1].split()[0])
-            for name, ms in json.loads(figures).items():
+            # Text lines end with the job's ids (issuer/log_format.py) after the figures.
+            stage_ms, _ = json.JSONDecoder().raw_decode(figures)
+            for name, ms in stage_ms.items():
                 totals[name] = totals.get(name, 0.0) + ms
     return {name: total / max(1, issued) for name, total in sorted(totals.items())}
 
