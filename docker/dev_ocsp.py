@@ -13,37 +13,26 @@ anyone relies on. Usage: python docker/dev_ocsp.py [--keys DIR] [--host H] [--po
 
 from __future__ import annotations
 
-import argparse
 import logging
-import os
-import signal
-import sys
 from pathlib import Path
 
-from werkzeug.serving import run_simple
+from dev_service import arguments, serve
 
 from signing.dev_ocsp import DevOcspResponder, ocsp_wsgi_app
 from signing.devpki import DevPki
 
 
 def main() -> None:
-    home = Path(os.environ.get("PRAMAAN_HOME") or ".")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keys", type=Path,
-                        default=Path(os.environ.get("PRAMAAN_KEYS_DIR") or home / "keys"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8319)
+    parser = arguments(__doc__ or "", 8319)
     parser.add_argument("--revocations", type=Path, default=None)
     args = parser.parse_args()
     keys: Path = args.keys
     revocations: Path = args.revocations or keys / "dev-ocsp-revoked.txt"
     responder = DevOcspResponder.of(DevPki.at(keys), revocations)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    print(f"development OCSP responder on http://{args.host}:{args.port}/ocsp "
-          f"(CAs in {keys}, revocations in {revocations})", flush=True)
-    # PID 1 of a container gets no default SIGTERM action: stop at once when asked.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run_simple(args.host, args.port, ocsp_wsgi_app(responder), threaded=True)
+    serve(args.host, args.port, ocsp_wsgi_app(responder),
+          f"development OCSP responder on http://{args.host}:{args.port}/ocsp "
+          f"(CAs in {keys}, revocations in {revocations})")
 
 
 if __name__ == "__main__":

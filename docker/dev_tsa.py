@@ -9,33 +9,18 @@ development root. Usage: python docker/dev_tsa.py [--keys DIR] [--host H] [--por
 
 from __future__ import annotations
 
-import argparse
-import os
-import signal
-import sys
-from pathlib import Path
-
-from werkzeug.serving import run_simple
+from dev_service import arguments, serve
 
 from signing.timestamps import DevTimeStampAuthority, tsa_wsgi_app
 
 
 def main() -> None:
-    home = Path(os.environ.get("PRAMAAN_HOME") or ".")
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--keys", type=Path,
-                        default=Path(os.environ.get("PRAMAAN_KEYS_DIR") or home / "keys"))
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8318)
-    args = parser.parse_args()
-    keys: Path = args.keys
+    args = arguments(__doc__ or "", 8318).parse_args()
+    keys = args.keys
     authority = DevTimeStampAuthority.load(keys / "tsa.key", keys / "tsa.crt",
                                            [keys / "tsa-ca.crt"])
-    print(f"development TSA on http://{args.host}:{args.port}/tsa ({keys / 'tsa.crt'})",
-          flush=True)
-    # PID 1 of a container gets no default SIGTERM action: stop at once when asked.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    run_simple(args.host, args.port, tsa_wsgi_app(authority), threaded=True)
+    serve(args.host, args.port, tsa_wsgi_app(authority),
+          f"development TSA on http://{args.host}:{args.port}/tsa ({keys / 'tsa.crt'})")
 
 
 if __name__ == "__main__":
