@@ -34,10 +34,11 @@ def language() -> str:
     return request.accept_languages.best_match(LANGS) or "en"
 
 
-def words(name: str) -> dict[str, str]:
-    """The words of `name` (a file of templates/web/) in the page's language."""
+def words(name: str | tuple[str, ...]) -> dict[str, str]:
+    """The words of `name` (a file of templates/web/, or several) in the page's language."""
     lang = language()
-    return {key: value[lang] for key, value in _strings(name).items()}
+    names = (name,) if isinstance(name, str) else name
+    return {key: value[lang] for one in names for key, value in _strings(one).items()}
 
 
 def switch_url(lang: str) -> str:
@@ -52,7 +53,8 @@ def secure_cookies() -> bool:
     return bool(runtime.settings.verify_base_url.startswith("https://"))
 
 
-def page(template: str, words_file: str, status: int = 200, **context: Any) -> Response:
+def page(template: str, words_file: str | tuple[str, ...], status: int = 200,
+         **context: Any) -> Response:
     lang = language()
     settings = current_app.extensions["pramaan"].settings
     body = render_template(template, lang=lang, t=words(words_file),
