@@ -24,13 +24,13 @@ import os
 import socket
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Annotated, Any, TypedDict
 
 import requests
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
-from digilocker.push import Outcome, PushDocument, push_fields, send_push
+from digilocker.push import ACTIONS, Outcome, PushDocument, push_fields, send_push
 from digilocker.uri import document_uri
 from issuer import audit
 from issuer.certtypes import cert_type, doc_type_code
@@ -39,6 +39,7 @@ from issuer.fields import IST
 from issuer.models import Certificate, Delivery, DigiLockerAccount, State
 from issuer.runtime import Runtime
 from issuer.settings import Settings
+from issuer.typeddict_schema import DATE_TIME, Keywords
 
 log = logging.getLogger(__name__)
 
@@ -327,7 +328,28 @@ def retry(session: Session, certificate_id: str | None, actor: str,
     return [row.id for row in rows]
 
 
-def delivery_view(session: Session, certificate_id: str) -> dict[str, Any] | None:
+class PushView(TypedDict):
+    """One push to the linked locker: action A (issued), U (corrected), D (revoked); the next
+    try only while pending."""
+
+    delivery: int
+    certificate: str
+    action: Annotated[str, Keywords(enum=list(ACTIONS))]
+    state: Annotated[str, Keywords(enum=[PENDING, DELIVERED, FAILED])]
+    attempts: int
+    next_try_at: Annotated[str | None, DATE_TIME]
+    last_error: str | None
+    delivered_at: Annotated[str | None, DATE_TIME]
+    created_at: Annotated[str | None, DATE_TIME]
+
+
+class DeliveryView(PushView):
+    """The newest push, and every push the certificate had."""
+
+    pushes: list[PushView]
+
+
+def delivery_view(session: Session, certificate_id: str) -> DeliveryView | None:
     """The certificate's newest delivery, with every push it had: None if it has none."""
     rows = list(session.scalars(select(Delivery).where(Delivery.certificate_id == certificate_id)
                                 .order_by(Delivery.id)))
@@ -337,7 +359,8 @@ def delivery_view(session: Session, certificate_id: str) -> dict[str, Any] | Non
     return {**pushes[-1], "pushes": pushes}
 
 
-def row_view(row: Delivery) -> dict[str, Any]:
+def row_view(row: Delivery) -> PushView:
+    """A push as the API shows it."""
     return {
         "delivery": row.id,
         "certificate": row.certificate_id,

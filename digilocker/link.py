@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, TypedDict
 
 import requests
 from authlib.common.errors import AuthlibBaseError
@@ -83,6 +83,16 @@ class Linked:
     account_id: int
     digilockerid: str
     delivery_id: int | None  # the push planned because the certificate is already issued
+
+
+class LinkedAnswer(TypedDict):
+    """The callback's answer to a client (a browser gets a page): the account is linked, and
+    the certificate's pushes to it so far."""
+
+    linked: Literal[True]
+    certificate: str
+    digilockerid: str
+    delivery: deliveries.DeliveryView | None
 
 
 class LinkingOff(ConfigError):

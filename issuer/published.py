@@ -13,7 +13,7 @@ import datetime as dt
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, TypedDict
 
 from cryptography import x509
 from sqlalchemy import select, update
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from issuer.db import as_utc, utcnow
 from issuer.errors import PramaanError
 from issuer.models import Certificate, PublishedDocument, State
+from issuer.typeddict_schema import Keywords
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -69,7 +70,16 @@ class Published:
     issued_at: dt.datetime
 
 
-def verifier_anchors(runtime: Runtime) -> dict[str, Any]:
+class VerifierAnchors(TypedDict):
+    """The verify page's trust anchors (/v/roots.json)."""
+
+    organisation: Annotated[str, Keywords(
+        description="The O of the seal certificates (empty if they name none)")]
+    roots: Annotated[list[str], Keywords(
+        description="The PDF trust roots: DER certificates, base64")]
+
+
+def verifier_anchors(runtime: Runtime) -> VerifierAnchors:
     """What the verify page trusts to check the published documents in the browser
     (templates/web/published.js): the trust roots (DER, base64) and the organisation that
     signs (the O of the seal certificates, as `pramaan verify --published` assumes)."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Final, Literal, TypedDict
 
 from sqlalchemy import and_, select
 from sqlalchemy.orm import Session
@@ -20,6 +20,7 @@ from issuer.fields import IST
 from issuer.models import Certificate, State, WardOffice
 from issuer.plain_fields import TextParam, WholeParam
 from issuer.rts_calendar import END_OF_DAY, WorkingCalendar, ist_date, lateness
+from issuer.typeddict_schema import DATE_TIME, Keywords
 
 # Not yet served: the citizen is still waiting. A failed issue waits for an operator, and the
 # clock runs on it all the same. Rejected and cancelled requests are decided.
@@ -31,8 +32,64 @@ DUE_WITHIN = WholeParam("due_within", 0, MAX_DUE_WITHIN, DEFAULT_DUE_WITHIN,
                         f"a whole number of working days, 0 to {MAX_DUE_WITHIN}")
 WARD = TextParam("ward", "query", 1, 16, "length", "a ward office code, 1 to 16 characters",
                  strip=True)
-OVERDUE, DUE_SOON = "overdue", "due_soon"
+OVERDUE: Final = "overdue"
+DUE_SOON: Final = "due_soon"
 NO_OFFICER = "(not designated)"
+Status = Literal["overdue", "due_soon"]
+Time = Annotated[str, DATE_TIME]
+
+
+class ItemLinks(TypedDict):
+    certificate: str
+
+
+class ItemView(TypedDict):
+    """A request on the report."""
+
+    certificate_id: str
+    type: str
+    registration_number: str
+    state: Annotated[str, Keywords(enum=[s.value for s in OPEN_STATES])]
+    submitted_at: Time
+    due_at: Time
+    due_date: Annotated[str, Keywords(format="date", description="The day it is due, in IST")]
+    status: Status
+    working_days_late: int
+    calendar_days_late: int
+    escalation_level: int
+    links: ItemLinks
+
+
+class OfficeView(TypedDict):
+    """The requests of one ward office and designated officer (the office's names and officers
+    are null for a ward that is not a configured office)."""
+
+    department: str
+    ward_code: str
+    ward_name_en: str | None
+    ward_name_mr: str | None
+    designated_officer: str | None
+    first_appellate: str | None
+    second_appellate: str | None
+    overdue: int
+    due_soon: int
+    requests: list[ItemView]
+
+
+class Totals(TypedDict):
+    overdue: int
+    due_soon: int
+
+
+class ReportView(TypedDict):
+    """GET /api/v1/rts: requests due within `due_within_working_days` (up to `horizon`) or
+    overdue, per ward office and officer."""
+
+    generated_at: Time
+    due_within_working_days: int
+    horizon: Time
+    totals: Totals
+    offices: list[OfficeView]
 
 
 @dataclass(frozen=True)
@@ -47,12 +104,12 @@ class RtsItem:
     ward_code: str
     submitted_at: datetime
     due_at: datetime
-    status: str  # overdue | due_soon
+    status: Status
     working_days_late: int
     calendar_days_late: int
     escalation_level: int
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ItemView:
         return {
             "certificate_id": self.certificate_id,
             "type": self.cert_type,
@@ -85,7 +142,7 @@ class OfficeGroup:
     def count(self, status: str) -> int:
         return sum(item.status == status for item in self.items)
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> OfficeView:
         office = self.office
         return {
             "department": self.department,
@@ -112,7 +169,7 @@ class RtsReport:
     def items(self) -> list[RtsItem]:
         return [item for group in self.offices for item in group.items]
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> ReportView:
         return {
             "generated_at": self.generated_at.isoformat(),
             "due_within_working_days": self.due_within,

@@ -12,7 +12,7 @@ holds; the verify page unpacks the same way (templates/web/seal.js `unpackName`)
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, Final, Literal, TypedDict
 
 SEAL_DIGEST_BYTES: Final = 16
 """The fields digest a seal carries: SHA-256 cut to 128 bits (a second preimage stays out of
@@ -59,22 +59,40 @@ def unpack(value: object) -> str | None:
     return "".join(chars)
 
 
-def type_and_dates(ours: dict[Any, Any]) -> tuple[object, object]:
+def type_and_dates(ours: dict[Any, Any]) -> tuple[str | None, dict[str, str] | None]:
     """The type code and the dates ({name: ISO date}) of a seal's own claims: compact seals
     carry the type's number prefix and one date (its name is the type's `seal_date`); seals
-    made before carry the code and a map, returned as they are."""
+    made before carry the code and a map, returned as they are (None where a claim is not of
+    that shape: no seal of ours has one)."""
     from issuer.certtypes import known_types
 
     kind, dates = ours.get("t"), ours.get("d")
     by_prefix = {k.number_prefix: k for k in known_types().values()}
     if isinstance(kind, str) and kind in by_prefix:
         found = by_prefix[kind]
-        return found.code, {found.seal_date: dates} if isinstance(dates, str) else dates
-    return kind, dates
+        kind, dates = found.code, {found.seal_date: dates} if isinstance(dates, str) else dates
+    return (kind if isinstance(kind, str) else None,
+            dates if isinstance(dates, dict) and all(
+                isinstance(k, str) and isinstance(v, str) for k, v in dates.items()) else None)
 
 
-def holder_of(value: object) -> dict[str, str | None] | None:
-    """A seal's "n" claim ({"en": text, "mr": packed or text}) as text in both languages."""
+class Holder(TypedDict, total=False):
+    """The holder's name as the seal carries it, in English and Marathi (null: not text)."""
+
+    en: str | None
+    mr: str | None
+
+
+LANGUAGES: Final[tuple[Literal["en"], Literal["mr"]]] = ("en", "mr")
+
+
+def holder_of(value: object) -> Holder | None:
+    """A seal's "n" claim ({"en": text, "mr": packed or text}) as text in both languages: the
+    languages it names (ours name both), nothing else."""
     if not isinstance(value, dict):
         return None
-    return {lang: unpack(name) for lang, name in value.items() if isinstance(lang, str)}
+    holder: Holder = {}
+    for lang in LANGUAGES:
+        if lang in value:
+            holder[lang] = unpack(value[lang])
+    return holder

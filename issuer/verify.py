@@ -7,7 +7,7 @@ import ipaddress
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Final, Literal, NotRequired, TypedDict
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -18,25 +18,85 @@ from issuer.certtypes import cert_type
 from issuer.db import as_utc
 from issuer.models import Certificate, PdfRevision, State
 from issuer.runtime import Runtime
-from issuer.seal_fields import SEAL_DIGEST_BYTES, holder_of, type_and_dates
+from issuer.seal_fields import SEAL_DIGEST_BYTES, Holder, holder_of, type_and_dates
 from issuer.settings import Settings
+from issuer.typeddict_schema import DATE_TIME, Keywords
+from signing.errors import SEAL_REASONS
 from signing.seal import PRIVATE_CLAIM, SealReport, verify_seal
-from signing.validate import validate_pdf
+from signing.validate import PDF_REASONS, validate_pdf
 
 STATUS_BY_STATE = {
     State.ISSUED.value: "current",
     State.SUPERSEDED.value: "superseded",
     State.REVOKED.value: "revoked",
 }
+# The answer's `status`: a genuine certificate's, else invalid. A superseded one's
+# `current_status` is its successor's (any state's name, should the chain end unissued).
+STATUSES: Final = (*STATUS_BY_STATE.values(), "invalid")
+CURRENT_STATUSES: Final = tuple(sorted({STATUS_BY_STATE.get(s.value, s.value) for s in State}))
+CheckName = Literal["link", "seal", "pdf_signature", "issuer", "claims", "record", "issued",
+                    "issued_file"]
+# A failed check's stable reason: the seal's and the PDF's (signing/), or one of these.
+OWN_REASONS: Final = frozenset({"foreign_link", "missing", "foreign_issuer", "no_certificate_id",
+                                "unknown_certificate", "fields_mismatch", "not_issued",
+                                "not_the_issued_file"})
+REASONS: Final = SEAL_REASONS | PDF_REASONS | OWN_REASONS
+
+
+class CheckView(TypedDict):
+    name: CheckName
+    ok: bool
+    reason: Annotated[str, Keywords(enum=sorted(REASONS))] | None
+
+
+class VerifiedCertificate(TypedDict):
+    """What the seal says (and, once its record is found, the record), the particulars when
+    it is genuine and issued, and what replaced or revoked it."""
+
+    id: str | None
+    type: str | None
+    number: str | None
+    holder: Holder | None
+    # Each type names its one date (seals before the compact seal carried several).
+    dates: dict[str, str] | None
+    registration_number: str | None
+    ward: str | None
+    issuer: str
+    issued_at: Annotated[int, Keywords(description="The seal's iat: seconds since the epoch")]
+    seal_kid: str | None
+    particulars: NotRequired[Annotated[dict[str, Any], Keywords(
+        description="The request's fields as printed (all but the applicant's contact)",
+        required=["type"], properties={"type": {"type": "string"}},
+        additionalProperties=True)]]
+    superseded_by: NotRequired[str]
+    current_number: NotRequired[str | None]
+    current_status: NotRequired[Annotated[str, Keywords(enum=list(CURRENT_STATUSES))]]
+    revoked_reason: NotRequired[str | None]
+    revoked_at: NotRequired[Annotated[str | None, DATE_TIME]]
+
+
+class VerdictView(TypedDict):
+    """The answer to POST /api/v1/verify and /api/v1/verify/pdf."""
+
+    genuine: bool
+    status: Annotated[str, Keywords(enum=list(STATUSES))]
+    current: bool
+    reason: Annotated[str | None, Keywords(description="The first failed check: name: reason")]
+    checks: list[CheckView]
+    certificate: VerifiedCertificate | None
 
 
 @dataclass
 class Check:
-    name: str
+    name: CheckName
     ok: bool
     reason: str | None = None
 
-    def as_dict(self) -> dict[str, Any]:
+    def __post_init__(self) -> None:
+        if self.reason is not None and self.reason not in REASONS:  # stable codes only
+            raise ValueError(f"unknown check reason {self.reason!r}")
+
+    def as_dict(self) -> CheckView:
         return {"name": self.name, "ok": self.ok, "reason": self.reason}
 
 
@@ -46,7 +106,7 @@ class Verdict:
 
     checks: list[Check] = field(default_factory=list)
     status: str = "unknown"
-    certificate: dict[str, Any] | None = None
+    certificate: VerifiedCertificate | None = None
 
     @property
     def genuine(self) -> bool:
@@ -56,7 +116,7 @@ class Verdict:
     def current(self) -> bool:
         return self.genuine and self.status == "current"
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> VerdictView:
         failed = next((c for c in self.checks if not c.ok), None)
         return {
             "genuine": self.genuine,
@@ -185,7 +245,7 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
         verdict.checks.append(Check("claims", False, "no_certificate_id"))
         return None
     kind, dates = type_and_dates(ours)
-    verdict.certificate = {
+    certificate: VerifiedCertificate = {
         "id": cert_id,
         "type": kind,
         "number": ours.get("no"),
@@ -193,18 +253,19 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
         "dates": dates,
         "registration_number": ours.get("r"),
         "ward": ours.get("w"),
-        "issuer": claims.get(1),
-        "issued_at": claims.get(6),
+        "issuer": claims[1],  # ours (checked above)
+        "issued_at": claims[6],  # an int: verify_seal refuses a seal without one
         "seal_kid": report.kid,
     }
+    verdict.certificate = certificate
     with runtime.sessions() as session:
         record = _record(session, cert_id, number)
     if record is None:
         verdict.checks.append(Check("record", False, "unknown_certificate"))
         return None
-    verdict.certificate["id"] = record.id
-    if verdict.certificate["ward"] is None:
-        verdict.certificate["ward"] = _ward_of(record)
+    certificate["id"] = record.id
+    if certificate["ward"] is None:
+        certificate["ward"] = _ward_of(record)
     # The full digest (old seals) or its first SEAL_DIGEST_BYTES (compact seals), never less.
     digest = bytes(ours.get("h") or b"").hex()  # equivalent: any filler; no 64-digit hash is it
     matches = (len(digest) in (2 * SEAL_DIGEST_BYTES, 64) and record.fields_sha256 is not None
@@ -216,24 +277,24 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
     was_issued = record.state in STATUS_BY_STATE
     verdict.checks.append(Check("issued", was_issued, None if was_issued else "not_issued"))
     verdict.status = STATUS_BY_STATE.get(record.state, record.state)
-    if matches and was_issued and verdict.certificate is not None:
+    if matches and was_issued:
         # Online, everything the paper prints, from the record the seal matched: a paper with
         # a parent's name or the address changed no longer reads as genuine at a glance.
-        verdict.certificate["particulars"] = printed_particulars(record)
+        certificate["particulars"] = printed_particulars(record)
     # The state and superseded_by change together (issue._mark_issued, one transaction), so
     # either alone decides; the end of a chain is issued or revoked, both in STATUS_BY_STATE;
     # a revoked record always has revoked_at (workflow.revoke). The fallbacks are defensive.
     if record.state == State.SUPERSEDED.value and record.superseded_by:  # equivalent
         with runtime.sessions() as session:
             current = _current(session, record)
-        verdict.certificate["superseded_by"] = current.id
-        verdict.certificate["current_number"] = current.number
+        certificate["superseded_by"] = current.id
+        certificate["current_number"] = current.number
         status = STATUS_BY_STATE.get(current.state, current.state)  # equivalent: default
-        verdict.certificate["current_status"] = status
+        certificate["current_status"] = status
     if record.state == State.REVOKED.value:
-        verdict.certificate["revoked_reason"] = record.decision_reason
-        verdict.certificate["revoked_at"] = (as_utc(record.revoked_at).isoformat()
-                                             if record.revoked_at else None)  # equivalent
+        certificate["revoked_reason"] = record.decision_reason
+        certificate["revoked_at"] = (as_utc(record.revoked_at).isoformat()
+                                     if record.revoked_at else None)  # equivalent
     return record
 
 

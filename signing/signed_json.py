@@ -17,7 +17,7 @@ import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -54,8 +54,17 @@ class OpenedDocument:
     signer: x509.Certificate = field(repr=False)
 
 
+class FlattenedJws(TypedDict):
+    """A JWS in the flattened JSON serialization (RFC 7515 section 7.2.2): the protected header,
+    the payload and the signature, each base64url without padding; nothing else."""
+
+    protected: str
+    payload: str
+    signature: str
+
+
 def sign_document(payload: Mapping[str, Any], *, typ: str, key: EcdsaKey,
-                  chain: Sequence[x509.Certificate]) -> dict[str, str]:
+                  chain: Sequence[x509.Certificate]) -> FlattenedJws:
     """`payload` as a flattened JWS signed ES256 by `key`, whose certificate is `chain[0]`
     (the rest are its issuers, up to but not including the root)."""
     if not chain or not isinstance(key.curve, ec.SECP256R1):
