@@ -7,7 +7,7 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypedDict, TypeVar
 
 from flask import (
     Blueprint,
@@ -57,7 +57,16 @@ from issuer.storage import StoreError
 from issuer.submit import CORRECTS, submit, validate
 from issuer.tokens import Principal, authenticate
 from issuer.verify import verify_pdf, verify_qr
-from issuer.workflow import amend, approve, reason_of, reject, request_digest, revoke
+from issuer.verify_request import VERIFY_BODY
+from issuer.workflow import (
+    APPROVAL_BODY,
+    amend,
+    approve,
+    reason_of,
+    reject,
+    request_digest,
+    revoke,
+)
 from templates import fonts_dir, web_dir
 
 log = logging.getLogger(__name__)
@@ -292,10 +301,8 @@ def certificates_api(limiter: Limiter, settings: Settings) -> Blueprint:
         who = principal()
         require(runtime().sessions, who, Action.APPROVE, _id_or_none(cert_id))
         body = _optional_body()
+        _checked(APPROVAL_BODY, body)
         seen = body.get("fields_digest")
-        if seen is not None and not isinstance(seen, str):
-            raise ValidationFailed([FieldError("fields_digest", "type",
-                                               "the hex digest shown with the request")])
         record = _decide(cert_id, who, Action.APPROVE,
                          lambda s, r: approve(s, r, who.actor, seen_digest=seen))
         if record.state == State.APPROVED.value:
@@ -344,11 +351,8 @@ def certificates_api(limiter: Limiter, settings: Settings) -> Blueprint:
     @bp.post("/verify")
     @public_limit
     def verify() -> Response:
-        data = json_body()
-        qr = data.get("qr") if isinstance(data, dict) else None
-        if not isinstance(qr, str) or not qr.strip():
-            raise ValidationFailed([FieldError("qr", "required", "the scanned QR text")])
-        return jsonify(verify_qr(runtime(), qr).as_dict())
+        data = _checked(VERIFY_BODY, json_body())
+        return jsonify(verify_qr(runtime(), data["qr"]).as_dict())
 
     @bp.post("/verify/pdf")
     @public_limit
@@ -490,8 +494,9 @@ def digilocker_link_pages() -> Blueprint:
             from api_portal import linked_page
 
             return linked_page()
-        return jsonify({"linked": True, "certificate": done.certificate_id,
-                        "digilockerid": done.digilockerid, "delivery": delivery})
+        answer: link.LinkedAnswer = {"linked": True, "certificate": done.certificate_id,
+                                     "digilockerid": done.digilockerid, "delivery": delivery}
+        return jsonify(answer)
 
     return bp
 
@@ -588,6 +593,15 @@ def _allowed(action: permissions.Action) -> Principal:
     return who
 
 
+def _checked(spec: Fields, body: Any) -> dict[str, Any]:
+    """`body`, when it has no problem `spec` states (else a 422 listing every one)."""
+    errors = spec.check(body)
+    if errors:
+        raise ValidationFailed(errors)
+    checked: dict[str, Any] = body
+    return checked
+
+
 def _fields_body(spec: Fields) -> dict[str, Any]:
     """A JSON object body of an admin request (its fields are checked by the caller)."""
     body = json_body()
@@ -661,6 +675,25 @@ def digilocker_api() -> Blueprint:
     return bp
 
 
+class ManifestIcon(TypedDict):
+    src: str
+    sizes: str
+    type: str
+
+
+class WebManifest(TypedDict):
+    """The verify page's web app manifest (/v/manifest.webmanifest)."""
+
+    name: str
+    short_name: str
+    start_url: str
+    scope: str
+    display: Literal["standalone"]
+    background_color: str
+    theme_color: str
+    icons: list[ManifestIcon]
+
+
 def public_pages() -> Blueprint:
     bp = Blueprint("public", __name__)
 
@@ -693,12 +726,14 @@ def public_pages() -> Blueprint:
     @bp.get("/v/manifest.webmanifest")
     def manifest() -> Response:
         settings = runtime().settings
-        return Response(json.dumps({
+        body: WebManifest = {
             "name": f"Verify a certificate · {settings.issuer_name_en}",
             "short_name": "Pramaan verify", "start_url": "/v", "scope": "/v",
             "display": "standalone", "background_color": "#ffffff", "theme_color": "#1e3a5f",
             "icons": [{"src": "/v/assets/icon.svg", "sizes": "any", "type": "image/svg+xml"}],
-        }, ensure_ascii=False), mimetype="application/manifest+json")
+        }
+        return Response(json.dumps(body, ensure_ascii=False),
+                        mimetype="application/manifest+json")
 
     @bp.get("/v/roots.json")
     def trust_roots() -> Response:

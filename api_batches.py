@@ -19,7 +19,7 @@ import csv
 import io
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, cast
 
 from flask import Blueprint, Response, jsonify, request, stream_with_context
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -28,10 +28,12 @@ from api import _optional_body, audit_store_failure, db, principal, runtime
 from issuer.batch_archive import archive
 from issuer.batch_files import format_of
 from issuer.batch_sample import sample_lines, specimen
+from issuer.batch_views import BatchView, RowError
 from issuer.batches import (
     BatchState,
     Upload,
     approve_batch,
+    batch_type,
     error_report,
     progress,
     reject_batch,
@@ -151,7 +153,6 @@ def batches_api() -> Blueprint:
 def _upload_of_request() -> Upload:
     """The file and its settings from the request; the body may be up to max_batch_bytes."""
     request.max_content_length = runtime().settings.max_batch_bytes + 1
-    errors = []
     if request.mimetype == "multipart/form-data":
         sent = request.files.get("file")
         if sent is None:
@@ -168,17 +169,16 @@ def _upload_of_request() -> Upload:
     if file_format is None:
         raise UnsupportedMedia("send the batch as text/csv or application/x-ndjson (JSON "
                                "Lines), or a .csv or .jsonl file in a multipart form")
-    kind = request.args.get("type") or fields.get("type")
-    if not kind:
-        errors.append(FieldError("type", "required", "the type of every row, e.g. ?type=birth"))
-    if errors:
+    errors: list[FieldError] = []  # an empty `type` is no type (required)
+    kind = batch_type().parse(request.args.get("type") or fields.get("type") or None, errors)
+    if kind is None:
         raise ValidationFailed(errors)
     return Upload(data=data, file_format=file_format, cert_type=kind,
                   mode=request.args.get("mode") or fields.get("mode") or "valid_rows",
                   file_name=name, idempotency_key=request.headers.get("Idempotency-Key"))
 
 
-def batch_view(batch: Batch) -> dict[str, Any]:
+def batch_view(batch: Batch) -> BatchView:
     """A batch as its department sees it: what was sent, its state and progress, bad rows."""
     link = f"/api/v1/batches/{batch.id}"
     return {
@@ -190,7 +190,7 @@ def batch_view(batch: Batch) -> dict[str, Any]:
         "uploaded_by": batch.uploaded_by, "sample_seen_by": batch.sample_seen_by,
         "decided_by": batch.decided_by,
         "decision_reason": batch.decision_reason,
-        "row_errors": batch.row_errors[:100],
+        "row_errors": cast(list[RowError], batch.row_errors[:100]),
         "links": {"self": link, "report": f"{link}/report.csv",
                   "sample": f"{link}/sample", "approve": f"{link}/approve",
                   "certificates": f"{link}/certificates.zip"},

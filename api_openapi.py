@@ -16,6 +16,7 @@ from flask import Blueprint, Flask, Response, current_app, jsonify, render_templ
 from api_schemas import COMPONENTS, PROBLEM, certificate_request_schemas, ref
 from issuer import batches, department_audit, listing, rts
 from issuer.certtypes import known_types
+from issuer.verify_request import VERIFY_BODY
 from templates import web_dir
 
 DOCS_ASSETS = {"api_docs.js": "text/javascript", "api_docs.css": "text/css"}
@@ -148,9 +149,7 @@ def _certificate_paths() -> dict[str, dict[str, Op]]:
                        {"200": _json(ref("CertificateList"))}, tag=c, params=[
                            listing.STATE.parameter(),
                            _param("type", "query"), _param("registration_number", "query"),
-                           listing.LIMIT.parameter(),
-                           _param("after", "query", description="next_after of a page "
-                                  "(opaque; anything else is refused: code format)")]),
+                           listing.LIMIT.parameter(), listing.AFTER.parameter()]),
         },
         "/api/v1/certificates/{cert_id}": {
             "get": _op("A certificate with its request and fields digest",
@@ -177,8 +176,7 @@ def _certificate_paths() -> dict[str, dict[str, Op]]:
         "/api/v1/verify": {"post": _op(
             "Verify a scanned QR text (anyone; rate-limited)",
             {"200": _json(ref("Verification"))}, tag="verify", public=True,
-            body=_body({"type": "object", "required": ["qr"],
-                        "properties": {"qr": {"type": "string", "minLength": 1}}}))},
+            body=_body(VERIFY_BODY.schema()))},
         "/api/v1/verify/pdf": {"post": _op(
             "Verify a certificate's PDF as the citizen holds it (anyone; at most 2 MiB)",
             {"200": _json(ref("Verification"))}, tag="verify", public=True,
@@ -189,12 +187,9 @@ def _certificate_paths() -> dict[str, dict[str, Op]]:
 def _batch_paths() -> dict[str, dict[str, Op]]:
     b = "batches"
     batch = _json(ref("Batch"))
-    upload_params = [
-        _param("type", "query", {"type": "string", "enum": sorted(known_types())},
-               description="the type of every row (or the form's `type`), one the "
-                           "department issues (else 422 not_allowed)"),
-        batches.MODE.parameter(), batches.IDEMPOTENCY_KEY.parameter(),
-    ]
+    kind = batches.batch_type()
+    upload_params = [kind.parameter(), batches.MODE.parameter(),
+                     batches.IDEMPOTENCY_KEY.parameter()]
     binary = {"type": "string", "format": "binary"}
     return {
         "/api/v1/batches": {"post": _op(
@@ -206,8 +201,8 @@ def _batch_paths() -> dict[str, dict[str, Op]]:
                 "text/csv": {"schema": binary}, "application/x-ndjson": {"schema": binary},
                 "multipart/form-data": {"schema": {
                     "type": "object", "required": ["file"],
-                    "properties": {"file": binary, "type": {"type": "string"},
-                                   "mode": {"type": "string"}}}}}})},
+                    "properties": {"file": binary, "type": kind.schema(),
+                                   "mode": batches.MODE.schema()}}}}})},
         "/api/v1/batches/{batch_id}": {"get": _op("A batch: counts, progress, bad rows",
                                                   {"200": batch}, tag=b, params=[BATCH_ID])},
         "/api/v1/batches/{batch_id}/report.csv": {"get": _op(
@@ -270,25 +265,26 @@ def _admin_paths() -> dict[str, dict[str, Op]]:
 
 def _public_paths() -> dict[str, dict[str, Op]]:
     p = "public"
-    loose = {"type": "object"}
     return {
         "/healthz": {"get": _op("Liveness", {"200": _json({
             "type": "object", "properties": {"status": {"const": "ok"}}})}, tag=p,
             public=True)},
-        "/v/roots.json": {"get": _op("The verify page's trust anchors", {"200": _json(loose)},
-                                     tag=p, public=True)},
+        "/v/roots.json": {"get": _op("The verify page's trust anchors",
+                                     {"200": _json(ref("TrustAnchors"))}, tag=p, public=True)},
         "/v/manifest.webmanifest": {"get": _op("The verify page's web app manifest", {
             "200": {"description": "Manifest",
-                    "content": {"application/manifest+json": {"schema": loose}}}},
+                    "content": {"application/manifest+json": {"schema": ref("WebManifest")}}}},
             tag=p, public=True)},
         "/.well-known/pramaan/{name}.json": {"get": _op(
             "The signed seal trust list or status list (JWS)", {"200": {
-                "description": "A JWS (JSON serialization)",
-                "content": {"application/jose+json": {"schema": loose}}}}, tag=p, public=True,
+                "description": "A JWS (flattened JSON serialization)",
+                "content": {"application/jose+json": {"schema": ref("SignedDocument")}}}},
+            tag=p, public=True,
             params=[_param("name", schema={"type": "string",
                                            "enum": ["trust-list", "status-list"]})])},
-        "/api/v1/openapi.json": {"get": _op("This document", {"200": _json(loose)}, tag=p,
-                                            public=True)},
+        # Its shape is OpenAPI 3.1's own (tests/test_openapi.py validates it against that).
+        "/api/v1/openapi.json": {"get": _op("This document", {"200": _json({"type": "object"})},
+                                            tag=p, public=True)},
     }
 
 
@@ -317,7 +313,7 @@ def _digilocker_paths() -> dict[str, dict[str, Op]]:
             params=[_param("cert_id"), _param("t", "query", required=True)])},
         "/digilocker/callback": {"get": _op(
             "DigiLocker's OAuth callback", {"200": {"description": "Linked", "content": {
-                "application/json": {"schema": {"type": "object"}},
+                "application/json": {"schema": ref("DigilockerLinked")},
                 "text/html": {"schema": {"type": "string"}}}}}, tag=d, public=True,
             params=[_param("code", "query"), _param("state", "query")])},
     }
@@ -331,9 +327,9 @@ def _operations_paths() -> dict[str, dict[str, Op]]:
                     "content": {"text/plain": {"schema": {"type": "string"}}}}}, tag=o,
             security=[{}, {"metrics": []}])},
         "/admin/rq/queues.json": {"get": _op("RQ queues and failed jobs (admins)",
-                                             {"200": _json({"type": "object"})}, tag=o)},
+                                             {"200": _json(ref("QueuePage"))}, tag=o)},
         "/admin/rq/failed/{queue_name}/{job_id}/requeue": {"post": _op(
             "Requeue a failed job (admins)", {"302": {"description": "Back to the queue page"},
-                                              "200": {"description": "Requeued"}}, tag=o,
+                                              "200": _json(ref("Requeued"), "Requeued")}, tag=o,
             params=[_param("queue_name"), _param("job_id")])},
     }

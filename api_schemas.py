@@ -2,18 +2,30 @@
 (api_openapi.py). Certificate requests come from each type's field specs, the very ones that
 validate them (issuer/field_specs.py); admin bodies, reasons and `corrects` from the objects
 that check them (issuer/plain_fields.py, declared in issuer/tokens.py, users.py, workflow.py,
-submit.py)."""
+submit.py). Answers built as TypedDicts (the verdict, the RTS report, a batch, the queue page,
+the published documents...) are published from those TypedDicts (issuer/typeddict_schema.py),
+which mypy holds the builders to."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
+from api import WebManifest
+from digilocker.deliveries import DeliveryView
+from digilocker.link import LinkedAnswer
 from issuer import tokens, users, workflow
+from issuer.batch_views import BatchView
 from issuer.certtypes import CertType
 from issuer.field_specs import Body
 from issuer.models import State
+from issuer.published import VerifierAnchors
+from issuer.queue_views import QueuePage, Requeued
+from issuer.rts import ReportView
 from issuer.submit import CORRECTS, CORRECTS_FIELD
+from issuer.typeddict_schema import schema_of
+from issuer.verify import VerdictView
+from signing.signed_json import FlattenedJws
 
 PROBLEM = "application/problem+json"
 Schema = dict[str, Any]
@@ -83,12 +95,13 @@ _FIELD_ERROR: Schema = {"type": "object", "required": ["field", "code", "message
                         "properties": {"field": STRING, "code": STRING, "message": STRING}}
 _APPLICANT_VIEW: Schema = {"type": "object", "properties": {
     k: NULLABLE_STRING for k in ("name", "mobile", "email", "aadhaar")}}
-_PUSH: Schema = {"type": "object", "properties": {
-    "delivery": {"type": "integer"}, "certificate": STRING, "action": STRING, "state": STRING,
-    "attempts": {"type": "integer"}, "next_try_at": NULLABLE_STRING,
-    "last_error": NULLABLE_STRING, "delivered_at": NULLABLE_STRING,
-    "created_at": NULLABLE_STRING}}
 _STATES = [s.value for s in State]
+# A request as stored: its type's fields as that type's request schema names them (the Aadhaar
+# number kept only as its last four digits, outside it). Stored long ago, it need not meet
+# today's schema, so only `type` is promised.
+STORED_REQUEST: Schema = {"type": "object", "required": ["type"], "properties": {
+    "type": STRING}, "additionalProperties": True,
+    "description": "The request as stored (canonical: no nulls, no Aadhaar number)"}
 
 _CERTIFICATE_VIEW: Schema = {
     "type": "object",
@@ -107,11 +120,14 @@ _CERTIFICATE_VIEW: Schema = {
         "escalation_level": {"type": "integer"}, "applicant": _APPLICANT_VIEW,
         "links": {"type": "object", "required": ["self"], "properties": {
             "self": STRING, "pdf": STRING, "superseded_by": STRING}},
-        "delivery": {"anyOf": [{"type": "null"}, {**_PUSH, "properties": {
-            **_PUSH["properties"], "pushes": {"type": "array", "items": _PUSH}}}]},
+        "delivery": schema_of(DeliveryView | None),
         "status_url": STRING,
     },
 }
+
+# What each action records, by name: a map of its own per action (issuer/audit.py callers).
+AUDIT_DETAILS: Schema = {"type": "object", "description": "What the action recorded: its own "
+                         "keys per action"}
 
 COMPONENTS: dict[str, Schema] = {
     "Problem": {
@@ -126,7 +142,7 @@ COMPONENTS: dict[str, Schema] = {
     "FieldError": _FIELD_ERROR,
     "CertificateView": _CERTIFICATE_VIEW,
     "CertificateDetail": {"allOf": [ref("CertificateView"), {"type": "object", "properties": {
-        "request": {"type": "object", "description": "The request as stored (canonical)"},
+        "request": STORED_REQUEST,
         "fields_digest": STRING}}]},
     "CertificateList": {
         "type": "object", "required": ["certificates", "next_after"],
@@ -136,18 +152,9 @@ COMPONENTS: dict[str, Schema] = {
                 "id", "type", "state", "registration_number", "number", "ward_code",
                 "submitted_by", "due_at", "corrects", "superseded_by", "applicant", "links"}}}},
             "next_after": {**NULLABLE_STRING, "description": "The next page's `after`"}}},
-    "Approval": {"type": "object", "properties": {"fields_digest": {
-        "type": "string", "description": "The digest the officer saw (409 if it changed)"}}},
+    "Approval": workflow.APPROVAL_BODY.schema(),
     "Reason": workflow.REASON_BODY.schema(),
-    "Verification": {
-        "type": "object", "required": ["genuine", "status", "current", "checks"],
-        "properties": {"genuine": {"type": "boolean"}, "status": STRING,
-                       "current": {"type": "boolean"}, "reason": NULLABLE_STRING,
-                       "checks": {"type": "array", "items": {
-                           "type": "object", "properties": {
-                               "name": STRING, "ok": {"type": "boolean"},
-                               "reason": NULLABLE_STRING}}},
-                       "certificate": {"type": ["object", "null"]}}},
+    "Verification": schema_of(VerdictView),
     "DigilockerLink": {"type": "object", "required": ["certificate", "url", "expires_at"],
                        "properties": {"certificate": STRING, "url": STRING,
                                       "expires_at": TIME}},
@@ -166,25 +173,18 @@ COMPONENTS: dict[str, Schema] = {
     "AuditPage": {"type": "object", "required": ["events", "next_after"], "properties": {
         "events": {"type": "array", "items": {"type": "object", "properties": {
             "seq": {"type": "integer"}, "at": TIME, "actor": STRING, "action": STRING,
-            "certificate_id": NULLABLE_STRING, "details": {},
+            "certificate_id": NULLABLE_STRING, "details": AUDIT_DETAILS,
             "prev_hash": NULLABLE_STRING, "hash": STRING}}},
         "next_after": NULLABLE_INT}},
-    "RtsReport": {"type": "object", "required": ["offices", "totals"], "properties": {
-        "generated_at": TIME, "due_within_working_days": {"type": "integer"},
-        "horizon": TIME, "totals": {"type": "object"},
-        "offices": {"type": "array", "items": {"type": "object"}}}},
-    "Batch": {"type": "object", "required": ["id", "type", "state", "rows", "links"],
-              "properties": {
-                  "id": STRING, "type": STRING, "state": STRING, "mode": STRING,
-                  "file_name": NULLABLE_STRING, "sha256": STRING,
-                  "rows": {"type": "object", "properties": {
-                      k: NULLABLE_INT for k in ("total", "valid", "invalid")}},
-                  "progress": {"type": "object"}, "uploaded_by": NULLABLE_STRING,
-                  "sample_seen_by": NULLABLE_STRING, "decided_by": NULLABLE_STRING,
-                  "decision_reason": NULLABLE_STRING,
-                  "row_errors": {"type": "array"}, "links": {"type": "object"},
-                  "retried": {"type": "integer"}}},
+    "RtsReport": schema_of(ReportView),
+    "Batch": schema_of(BatchView),
     "BatchSample": {"type": "object", "required": ["batch", "specimens"], "properties": {
         "batch": STRING, "specimens": {"type": "array", "items": {
             "type": "object", "properties": {"line": {"type": "integer"}, "pdf": STRING}}}}},
+    "TrustAnchors": schema_of(VerifierAnchors),
+    "WebManifest": schema_of(WebManifest),
+    "SignedDocument": schema_of(FlattenedJws),
+    "DigilockerLinked": schema_of(LinkedAnswer),
+    "QueuePage": schema_of(QueuePage),
+    "Requeued": schema_of(Requeued),
 }

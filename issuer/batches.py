@@ -14,7 +14,7 @@ import hashlib
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, TypedDict
 
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from issuer import audit
 from issuer.batch_files import Row, read_rows
 from issuer.batch_records import Origin, record_approved
-from issuer.certtypes import cert_type
+from issuer.certtypes import cert_type, known_types
 from issuer.db import utcnow
 from issuer.errors import (
     Conflict,
@@ -50,6 +50,16 @@ MODE = ChoiceParam("mode", MODES, f"must be one of: {', '.join(MODES)}")
 IDEMPOTENCY_KEY = TextParam("Idempotency-Key", "header", 1, 200, "length", "1 to 200 characters",
                             description="The same key again answers the batch it made (200); "
                                         "with another file, 409")
+NOT_ALLOWED = ("not_allowed", "a type the department issues")
+
+
+def batch_type() -> ChoiceParam:
+    """The upload's `type`: a registered type (built when asked: types register at start-up)."""
+    codes = tuple(sorted(known_types()))
+    return ChoiceParam("type", codes, f"must be one of: {', '.join(codes)}",
+                       missing=("required", "the type of every row, e.g. ?type=birth"),
+                       in_code=(NOT_ALLOWED,),
+                       description="The type of every row: here or as the form's `type`.")
 CHUNK: Final = 200
 """Certificates made per transaction when a batch is approved."""
 
@@ -133,7 +143,7 @@ def _earlier(session: Session, department_id: str, digest: str,
 def _check_request(department: Department, sent: Upload) -> None:
     errors: list[FieldError] = []
     if cert_type(sent.cert_type) is None or sent.cert_type not in department.cert_types:
-        errors.append(FieldError("type", "not_allowed", f"department {department.id} issues "
+        errors.append(FieldError("type", NOT_ALLOWED[0], f"department {department.id} issues "
                                  f"{', '.join(sorted(department.cert_types))}"))
     MODE.parse(sent.mode, errors)
     IDEMPOTENCY_KEY.parse(sent.idempotency_key, errors)
@@ -312,7 +322,18 @@ def retry_failed_rows(session: Session, batch: Batch, actor: str) -> list[str]:
     return retried
 
 
-def progress(session: Session, batch: Batch, now: dt.datetime | None = None) -> dict[str, Any]:
+class Progress(TypedDict):
+    """A batch's rows by where they are, with the rate of issue so far and the time left."""
+
+    pending: int
+    issued: int
+    failed: int
+    rate_per_second: float | None
+    eta_seconds: int | None
+    done: bool
+
+
+def progress(session: Session, batch: Batch, now: dt.datetime | None = None) -> Progress:
     """Counts of the batch's rows by where they are (pending, issued, failed: invalid rows,
     rows that got no certificate, and failed certificates), with the rate of issue so far and
     the time left at that rate."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -14,7 +15,7 @@ from issuer.db import as_utc
 from issuer.errors import FieldError, ValidationFailed
 from issuer.masking import applicant_view
 from issuer.models import Certificate, State
-from issuer.plain_fields import ChoiceParam, WholeParam
+from issuer.plain_fields import ChoiceParam, TextParam, WholeParam
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -22,6 +23,13 @@ MAX_LIMIT = 500
 STATE = ChoiceParam("state", tuple(s.value for s in State),
                     f"must be one of: {', '.join(s.value for s in State)}")
 LIMIT = WholeParam("limit", 1, MAX_LIMIT, DEFAULT_LIMIT, f"must be a number from 1 to {MAX_LIMIT}")
+# A page's `next_after`: the last row's creation time in microseconds since the epoch (at most
+# 17 digits, so within year 5138 and every one a datetime), '_', its id (a UUID as we write it).
+CURSOR = re.compile(r"[0-9]{1,17}_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+AFTER = TextParam("after", "query", 38, 54, "format", "pass back the next_after of a page",
+                  pattern=CURSOR,
+                  examples=("1767225600000000_00000000-0000-4000-8000-000000000000",),
+                  description="next_after of a page (opaque: pass it back as it came)")
 
 
 @dataclass(frozen=True)
@@ -68,16 +76,11 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _cursor(raw: str | None, errors: list[FieldError]) -> tuple[datetime, str] | None:
-    if raw is None:
+    cursor = AFTER.parse(raw, errors)
+    if cursor is None:
         return None
-    micros, sep, last_id = raw.partition("_")
-    try:
-        if not sep or not micros.isdigit() or len(micros) > 20:
-            raise ValueError(raw)
-        return _EPOCH + timedelta(microseconds=int(micros)), last_id
-    except (ValueError, OverflowError):
-        errors.append(FieldError("after", "format", "pass back the next_after of a page"))
-        return None
+    micros, _, last_id = cursor.partition("_")
+    return _EPOCH + timedelta(microseconds=int(micros)), last_id
 
 
 def list_view(record: Certificate) -> dict[str, Any]:

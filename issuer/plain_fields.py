@@ -20,6 +20,20 @@ from issuer.errors import FieldError
 
 Schema = dict[str, Any]
 CODES = "x-pramaan-codes"
+# Rules a field's own code checks because JSON Schema cannot state them (other fields, Unicode
+# categories, counts of distinct characters, the caller's department): (code, rule), published
+# in its codes, in `x-pramaan-rules` and in its description.
+InCode = tuple[tuple[str, str], ...]
+
+
+def _in_code(schema: Schema, rules: InCode) -> Schema:
+    if rules:
+        schema[CODES] = list(dict.fromkeys([*schema.get(CODES, []), *(c for c, _ in rules)]))
+        schema["x-pramaan-rules"] = [{"code": code, "rule": rule} for code, rule in rules]
+        said = "; ".join(f"{rule} ({code})" for code, rule in rules)
+        schema["description"] = " ".join(filter(None, [
+            schema.get("description", ""), f"Also checked, beyond this schema: {said}."]))
+    return schema
 
 
 class Plain(Protocol):
@@ -40,7 +54,7 @@ class Chars:
     """A string of min_len..max_len characters, optionally not blank and of a pattern.
     `short` (code, message) is for a missing, non-string, short or blank value; `long` for one
     too long; `missing` for a non-string; `mismatch` for one off the pattern (each defaults to
-    `short`)."""
+    `short`). Not `required`: absent or null passes. `in_code`: what its caller checks beyond."""
 
     key: str
     min_len: int
@@ -53,8 +67,11 @@ class Chars:
     not_blank: bool = False
     required: bool = True
     description: str = ""
+    in_code: InCode = ()
 
     def check(self, value: object) -> FieldError | None:
+        if value is None and not self.required:
+            return None
         if not isinstance(value, str):
             return self._error(self.missing or self.short)
         if len(value) < self.min_len or (self.not_blank and not value.strip()):
@@ -69,7 +86,8 @@ class Chars:
         return FieldError(self.key, *what)
 
     def schema(self) -> Schema:
-        schema: Schema = {"type": "string", "minLength": self.min_len, "maxLength": self.max_len}
+        schema: Schema = {"type": "string" if self.required else ["string", "null"],
+                          "minLength": self.min_len, "maxLength": self.max_len}
         if self.pattern is not None:
             schema["pattern"] = f"^(?:{self.pattern.pattern})$"
         elif self.not_blank:
@@ -79,7 +97,7 @@ class Chars:
         if self.description or self.not_blank:
             schema["description"] = " ".join(filter(None, [
                 self.description, "Not blank." if self.not_blank else ""]))
-        return schema
+        return _in_code(schema, self.in_code)
 
 
 @dataclass(frozen=True)
@@ -163,6 +181,15 @@ class Fields:
     def not_an_object(self) -> FieldError:
         return FieldError("", "type", "the body is a JSON object with " + ", ".join(self.keys))
 
+    def check(self, body: object) -> list[FieldError]:
+        """Every problem of `body` these fields state: not an object; else its unknown keys
+        (when closed) and each field's first problem. Rules between fields are the caller's."""
+        if not isinstance(body, Mapping):
+            return [self.not_an_object()]
+        errors = self.unknown(body) if self.closed else []
+        found = (f.check(body.get(f.key)) for f in self.fields)
+        return errors + [e for e in found if e is not None]
+
     def unknown(self, body: Mapping[str, Any]) -> list[FieldError]:
         listed = ", ".join(self.keys)
         return [FieldError(key, "unknown", f"not a field of this request ({listed})")
@@ -214,25 +241,37 @@ class WholeParam:
 
 @dataclass(frozen=True)
 class ChoiceParam:
+    """One of `options`; absent is None, unless `missing` (code, message) refuses that."""
+
     name: str
     options: tuple[str, ...]
     message: str
     code: str = "choice"
     description: str = ""
+    missing: tuple[str, str] | None = None
+    in_code: InCode = ()
 
     def parse(self, raw: str | None, errors: list[FieldError]) -> str | None:
-        if raw is not None and raw not in self.options:
+        if raw is None and self.missing is not None:
+            errors.append(FieldError(self.name, *self.missing))
+        elif raw is not None and raw not in self.options:
             errors.append(FieldError(self.name, self.code, self.message))
+            return None
         return raw
 
+    def schema(self) -> Schema:
+        codes = [self.missing[0]] if self.missing is not None else []
+        return _in_code({"type": "string", "enum": list(self.options),
+                         CODES: [*codes, self.code]}, self.in_code)
+
     def parameter(self) -> Schema:
-        return _parameter(self.name, "query", {"type": "string", "enum": list(self.options)},
-                          self.description, [self.code])
+        return _parameter(self.name, "query", self.schema(), self.description, [])
 
 
 @dataclass(frozen=True)
 class TextParam:
-    """A string of min_len..max_len characters (after `strip`, when it strips)."""
+    """A string of min_len..max_len characters (after `strip`, when it strips), of `pattern`
+    when it has one (`examples`: values of it, for the document and its tests)."""
 
     name: str
     where: str
@@ -242,12 +281,16 @@ class TextParam:
     message: str
     strip: bool = False
     description: str = ""
+    pattern: re.Pattern[str] | None = None
+    examples: tuple[str, ...] = ()
 
     def parse(self, raw: str | None, errors: list[FieldError]) -> str | None:
         if raw is None:
             return None
-        if not self.min_len <= len(raw.strip() if self.strip else raw) <= self.max_len:
+        if not self.min_len <= len(raw.strip() if self.strip else raw) <= self.max_len or (
+                self.pattern is not None and not self.pattern.fullmatch(raw)):
             errors.append(FieldError(self.name, self.code, self.message))
+            return None
         return raw
 
     def parameter(self) -> Schema:
@@ -255,10 +298,15 @@ class TextParam:
                           "maxLength": self.max_len}
         if self.strip:
             schema["description"] = "Counted without surrounding spaces."
+        if self.pattern is not None:
+            schema["pattern"] = f"^(?:{self.pattern.pattern})$"
+        if self.examples:
+            schema["examples"] = list(self.examples)
         return _parameter(self.name, self.where, schema, self.description, [self.code])
 
 
 def _parameter(name: str, where: str, schema: Schema, description: str,
                codes: list[str]) -> Schema:
-    return {"name": name, "in": where, "required": False, "schema": {**schema, CODES: codes},
+    return {"name": name, "in": where, "required": False,
+            "schema": {**schema, CODES: [*schema.get(CODES, []), *codes]},
             **({"description": description} if description else {})}

@@ -34,11 +34,20 @@ USERNAME_FIELD = Chars("username", 2, 64, _USERNAME_RULE, pattern=USERNAME,
                        description="Unique across the corporation (code taken)")
 FULL_NAME = Chars("full_name", 1, MAX_FULL_NAME,
                   ("length", f"the full name is 1 to {MAX_FULL_NAME} characters"), not_blank=True)
+# What a password must be beyond its length, as (code, message). JSON Schema states the control
+# characters (C0 and C1, as a pattern); password_errors checks the rest of Unicode's C category
+# (format, private use, surrogates, unassigned) and the others, which need Unicode classes,
+# counts of distinct characters or the username.
+_INVISIBLE = ("control_character", "a password has no control or invisible format characters")
+_ONE_CLASS = ("one_class", "mix at least two of: lower case, upper case, digits, others")
+_REPETITIVE = ("repetitive", "use at least 5 different characters")
+_HAS_USERNAME = ("contains_username", "a password must not contain the username")
+NO_CONTROLS = re.compile(r"[^\x00-\x1f\x7f-\x9f]*")
 PASSWORD = Chars("password", MIN_PASSWORD, MAX_PASSWORD,
                  ("length", f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters"),
                  missing=("required", "a password is required"),
-                 description="No control characters, not the username, not a common password "
-                             "(issuer/users.py password_errors)")
+                 pattern=NO_CONTROLS, mismatch=_INVISIBLE,
+                 in_code=(_INVISIBLE, _ONE_CLASS, _REPETITIVE, _HAS_USERNAME))
 NEW_USER = Fields((USERNAME_FIELD, FULL_NAME, ROLE, PASSWORD))
 # RFC 9106's second recommended option (64 MiB, 3 passes, 4 lanes), spelled out so that a
 # change of the library's defaults is a visible change here (and old hashes are upgraded at the
@@ -67,16 +76,13 @@ def password_errors(password: object, username: str = "") -> list[FieldError]:
     text = str(password)  # the check passed: a string
     errors = []
     if any(unicodedata.category(c).startswith("C") for c in text):
-        errors.append(FieldError("password", "control_character",
-                                 "a password has no control or invisible format characters"))
+        errors.append(FieldError("password", *_INVISIBLE))
     if len(set(map(_character_class, text))) < 2:
-        errors.append(FieldError("password", "one_class",
-                                 "mix at least two of: lower case, upper case, digits, others"))
+        errors.append(FieldError("password", *_ONE_CLASS))
     if len(set(text)) < 5:
-        errors.append(FieldError("password", "repetitive", "use at least 5 different characters"))
+        errors.append(FieldError("password", *_REPETITIVE))
     if username and username.lower() in text.lower():
-        errors.append(FieldError("password", "contains_username",
-                                 "a password must not contain the username"))
+        errors.append(FieldError("password", *_HAS_USERNAME))
     return errors
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -30,6 +31,14 @@ MAX_REASON = 500
 REASON = Chars("reason", 1, MAX_REASON, ("required", "give the reason"),
                long=("too_long", f"must be at most {MAX_REASON} characters"), not_blank=True)
 REASON_BODY = Fields((REASON,), closed=False)  # other keys are ignored
+# The body of an approval: optionally the digest the officer was shown (request_digest).
+FIELDS_DIGEST = Chars("fields_digest", 64, 64, (
+    "format", "the fields_digest shown with the request: 64 lower-case hex digits"),
+    missing=("type", "the fields_digest shown with the request, as a string"),
+    pattern=re.compile("[0-9a-f]{64}"), required=False,
+    description="The fields_digest the officer was shown (SHA-256, hex); if the request has "
+                "changed since, 409 request_changed. Absent or null: approve as it is now.")
+APPROVAL_BODY = Fields((FIELDS_DIGEST,), closed=False)  # other keys are ignored
 
 
 class StaleApproval(Conflict):

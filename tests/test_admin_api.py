@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import argon2
+import pytest
 import requests
 from sqlalchemy import select
 
@@ -175,6 +176,26 @@ def test_an_admin_adds_lists_and_disables_people(live: Live) -> None:
     actor = f"token:{DEV_DEPARTMENT}/admin-1"
     assert [(a, what) for a, what, _ in events(live, before)] == [
         (actor, "user_add"), (actor, "user_disable")]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_new_persons_password_is_refused_at_its_field_with_a_stable_code(live: Live) -> None:
+    admin = client(live, token_of(live, DEV_DEPARTMENT, "admin-pw", "admin"))
+    cases = [(None, "required"), (7, "required"), ("short-1A", "length"),
+             ("nul\x00-Password-1", "control_character"),
+             ("nel\x85-Password-1", "control_character"),
+             ("zero\u200bwidth-Password1", "control_character"),
+             ("alllowercaseletters", "one_class"), ("ababababab12", "repetitive"),
+             ("my-Ravi.K-Password-1", "contains_username")]
+    for password, code in cases:
+        refused = problem(admin.post(live.url("/api/v1/users"), json={
+            "username": "ravi.k", "full_name": "Ravi K", "role": "clerk", "password": password},
+            timeout=60), 422)
+        assert [(e["field"], e["code"]) for e in refused["errors"]] == [("password", code)]
+    made = admin.post(live.url("/api/v1/users"), json={
+        "username": "ravi.k", "full_name": "Ravi K", "role": "clerk", "password": PASSWORD},
+        timeout=60)
+    assert made.status_code == 201, made.text
 
 
 def test_an_auditor_pages_through_their_departments_part_of_the_chain(live: Live) -> None:

@@ -195,6 +195,21 @@ def test_verify_endpoint_bad_input(live: Live) -> None:
     assert garbage.json()["genuine"] is False
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_verify_body_gets_field_errors_with_stable_codes(live: Live) -> None:
+    from issuer.verify_request import MAX_QR
+
+    longer = live.post_json("/api/v1/verify", {"qr": "1" * (MAX_QR + 1)})
+    assert field_codes(assert_problem(longer, 422, "validation_failed")) == {"qr": "too_long"}
+    for body in ({}, {"qr": None}, {"qr": 7}, {"qr": " \n"}):
+        blank = assert_problem(live.post_json("/api/v1/verify", body), 422, "validation_failed")
+        assert field_codes(blank) == {"qr": "required"}, body
+    listed = assert_problem(live.post_json("/api/v1/verify", ["qr"]), 422, "validation_failed")
+    assert field_codes(listed) == {"": "type"}
+    longest = live.post_json("/api/v1/verify", {"qr": "1" * MAX_QR})  # read, and not genuine
+    assert longest.status_code == 200 and longest.json()["genuine"] is False
+
+
 def test_app_refuses_to_start_with_a_mismatched_key(tmp_path: Any, sqlite_url: str,
                                                      keys_dir: Any) -> None:
     import shutil

@@ -335,16 +335,23 @@ def test_what_a_client_gets_wrong_is_a_clear_error(live: Live) -> None:
     cases = [
         (post_batch(live, clerk, b"a,b\n1,2\n", "application/pdf"), 415, None),
         (clerk.post(live.url("/api/v1/batches"), data=b"x", headers={
-            "Content-Type": "text/csv"}, timeout=60), 422, "type"),
-        (post_batch(live, clerk, as_csv(births(1)), type="death"), 422, "type"),
-        (post_batch(live, clerk, as_csv(births(1)), mode="some"), 422, "mode"),
-        (post_batch(live, clerk, b"\xff\xfe", "text/csv"), 422, "file"),
+            "Content-Type": "text/csv"}, timeout=60), 422, ("type", "required")),
+        (post_batch(live, clerk, as_csv(births(1)), type=""), 422, ("type", "required")),
+        (post_batch(live, clerk, as_csv(births(1)), type="nope"), 422, ("type", "choice")),
+        (post_batch(live, clerk, as_csv(births(1)), type="death"), 422, ("type", "not_allowed")),
+        (post_batch(live, clerk, as_csv(births(1)), mode="some"), 422, ("mode", "choice")),
+        (post_batch(live, clerk, b"\xff\xfe", "text/csv"), 422, ("file", "encoding")),
     ]
-    for response, status, field in cases:
+    for response, status, error in cases:
         assert response.status_code == status, response.text
         assert response.headers["Content-Type"] == "application/problem+json"
-        if field is not None:
-            assert response.json()["errors"][0]["field"] == field
+        if error is not None:
+            first = response.json()["errors"][0]
+            assert (first["field"], first["code"]) == error, response.text
+    in_form = clerk.post(live.url("/api/v1/batches"), files={
+        "file": ("births.csv", as_csv(births(1)), "text/csv")}, data={"type": "nope"}, timeout=60)
+    assert in_form.status_code == 422, in_form.text
+    assert [(e["field"], e["code"]) for e in in_form.json()["errors"]] == [("type", "choice")]
     multipart = clerk.post(live.url("/api/v1/batches"), files={
         "file": ("births.csv", as_csv(births(2, first=50)), "text/csv")},
         data={"type": "birth"}, timeout=60)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +23,9 @@ from api_schemas import body_of, request_name
 from issuer.certtypes import known_types
 from issuer.field_specs import Body
 from issuer.plain_fields import CODES
-from tests.conftest import Live, sample
+from tests.conftest import Live, make_settings, sample, serve
+from tests.openapi_answers import answer_errors, conforms, loose_schemas
+from tests.test_digilocker_e2e import World, world_fixture  # noqa: F401 - a fixture
 
 # Pages for people and their files, not API operations: listed here, so a new route is either
 # in the document or named here on purpose.
@@ -94,6 +98,195 @@ def test_the_docs_page_shows_the_document_under_the_pages_csp(live: Live) -> Non
     missing = live.get("/api/v1/docs/nothing.js")
     assert missing.status_code == 404
     assert missing.headers["Content-Type"] == "application/problem+json"
+
+
+# Every 2xx JSON answer names its properties: an object of no properties (a map) or a value of
+# no type is listed here, each with why an open map is its true shape.
+OPEN_MAPS = {
+    # This document itself: OpenAPI 3.1's own schema is its shape (checked in the first test).
+    "GET /api/v1/openapi.json 200 application/json",
+    # Each audit action records details of its own (the callers of issuer/audit.record).
+    "#/components/schemas/AuditPage/properties/events/items/properties/details",
+    # A seal's dates by name: each type names its one date (seals before the compact seal
+    # carried several), so the names are the registered types', not a fixed set.
+    "#/components/schemas/Verification/properties/certificate/properties/dates",
+}
+
+
+@SQLITE
+def test_every_json_answer_is_described_with_its_properties(live: Live) -> None:
+    assert loose_schemas(document(live)) == OPEN_MAPS
+    # The walk itself finds a bare object, an array of anything and an untyped value, through
+    # a $ref and inside an allOf.
+    tiny = {"paths": {"/x": {"get": {"responses": {
+        "200": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/A"}}}},
+        "404": {"content": {"application/json": {"schema": {"type": "object"}}}}}}}},
+        "components": {"schemas": {"A": {"allOf": [{"type": "object", "properties": {
+            "m": {"type": "object"}, "l": {"type": "array"}, "v": {}}}]}}}}
+    assert loose_schemas(tiny) == {f"#/components/schemas/A/allOf/0/properties/{k}"
+                                   for k in ("m", "l", "v")}
+
+
+def _seal_of(live: Live, cert_id: str) -> str:
+    from issuer.models import Certificate
+
+    with live.runtime.sessions() as session:
+        record = session.get(Certificate, cert_id)
+        assert record is not None and record.seal_text, cert_id
+        return record.seal_text
+
+
+@SQLITE
+def test_real_verification_answers_are_as_documented(live: Live) -> None:
+    doc, http = document(live), _clients(live)
+    made = live.post_json("/api/v1/certificates", sample("birth-1"))
+    assert made.status_code == 202, made.text
+    first = made.json()["id"]
+    seen: dict[str, Any] = {}
+
+    def verified(qr: str) -> Any:
+        answer = live.post_json("/api/v1/verify", {"qr": qr})
+        body = conforms(doc, answer, "/api/v1/verify", "post")
+        seen[body["status"]] = body
+        return body
+
+    current = verified(_seal_of(live, first))
+    assert current["current"] and "particulars" in current["certificate"]
+    pdf = live.get(f"/api/v1/certificates/{first}/pdf")
+    for data in (pdf.content, b"%PDF-1.7\n%%EOF\n"):  # the issued file, and an unsigned one
+        answer = live.http.post(live.url("/api/v1/verify/pdf"), data=data, timeout=60,
+                                headers={"Content-Type": "application/pdf"})
+        assert conforms(doc, answer, "/api/v1/verify/pdf", "post")["genuine"] is (
+            data == pdf.content)
+    # A correction supersedes the first; revoked, the correction is revoked.
+    fixed = live.post_json("/api/v1/certificates", {**sample("birth-1"), "corrects": first})
+    assert fixed.status_code == 202, fixed.text
+    second = fixed.json()["id"]
+    assert verified(_seal_of(live, first))["certificate"]["current_number"]
+    revoked = http["officer"].post(live.url(f"/api/v1/certificates/{second}/revoke"),
+                                   json={"reason": "issued in error"}, timeout=60)
+    assert revoked.status_code == 200, revoked.text
+    assert verified(_seal_of(live, second))["certificate"]["revoked_reason"]
+    assert verified(_seal_of(live, first))["certificate"]["current_status"] == "revoked"
+    # Not genuine: a genuine seal behind another site's link, and no seal at all.
+    assert verified("https://example.org/v#" + _seal_of(live, first).partition("#")[2])[
+        "checks"][0] == {"name": "link", "ok": False, "reason": "foreign_link"}
+    assert verified("not a seal")["certificate"] is None
+    assert set(seen) == {"current", "superseded", "revoked", "invalid"}
+
+
+def test_a_check_reason_is_one_of_the_published_codes() -> None:
+    from issuer.verify import REASONS, Check
+
+    assert Check("seal", False, "bad_signature").as_dict()["reason"] == "bad_signature"
+    with pytest.raises(ValueError, match="made_up"):
+        Check("seal", False, "made_up")  # a new reason must join the published enum first
+    assert {"foreign_link", "no_signature", "outside_window"} <= REASONS
+
+
+@SQLITE
+def test_real_reports_batches_and_published_answers_are_as_documented(live: Live) -> None:
+    from issuer.db import utcnow
+    from tests.rts_records import office, request
+    from tests.test_batches import (
+        approve_over_http,
+        as_csv,
+        births,
+        officer_department,
+        post_batch,
+    )
+
+    doc, http = document(live), _clients(live)
+    # A record's own answers (before the office below makes the ward a checked field).
+    issued = live.post_json("/api/v1/certificates", sample("birth-2"))
+    assert issued.status_code == 202, issued.text
+    conforms(doc, issued, "/api/v1/certificates", "post")
+    conforms(doc, live.get(f"/api/v1/certificates/{issued.json()['id']}"),
+             "/api/v1/certificates/{cert_id}")
+    conforms(doc, live.get("/api/v1/certificates"), "/api/v1/certificates")
+    # The RTS report: an overdue request of a configured office, one due soon of a ward that is
+    # not one.
+    office(live.runtime, "KB")
+    request(live.runtime, utcnow() - timedelta(days=5), ward="KB")
+    request(live.runtime, utcnow() + timedelta(hours=1), ward="ZZ")
+    rts = conforms(doc, http["auditor"].get(live.url("/api/v1/rts?due_within=60"), timeout=60),
+                   "/api/v1/rts")
+    assert {r["status"] for o in rts["offices"] for r in o["requests"]} == {"overdue",
+                                                                           "due_soon"}
+    assert None in {o["designated_officer"] for o in rts["offices"]}
+    # A batch uploaded (and again), shown, sampled, approved, retried; another rejected.
+    people = officer_department(live)
+    data = as_csv([*births(2, first=700), {**births(1, first=702)[0], "registration_number": ""}])
+    batch = conforms(doc, post_batch(live, people["clerk"], data), "/api/v1/batches", "post")
+    assert batch["row_errors"] and batch["state"] == "awaiting_approval"
+    again = post_batch(live, people["clerk"], data)
+    assert again.status_code == 200 and conforms(doc, again, "/api/v1/batches", "post")
+    url = f"/api/v1/batches/{batch['id']}"
+    conforms(doc, people["clerk"].get(live.url(url), timeout=60), "/api/v1/batches/{batch_id}")
+    conforms(doc, people["clerk"].get(live.url(url + "/sample"), timeout=60),
+             "/api/v1/batches/{batch_id}/sample")
+    approved = conforms(doc, approve_over_http(live, people["officer"], batch["id"]),
+                        "/api/v1/batches/{batch_id}/approve", "post")
+    assert approved["sample_seen_by"] and approved["progress"]["issued"] == 2
+    retried = people["officer"].post(live.url(url + "/retry"), timeout=60)
+    assert conforms(doc, retried, "/api/v1/batches/{batch_id}/retry", "post")["retried"] == 0
+    other = post_batch(live, people["clerk"], as_csv(births(1, first=710))).json()
+    conforms(doc, people["officer"].post(live.url(f"/api/v1/batches/{other['id']}/reject"),
+                                         json={"reason": "wrong office"}, timeout=60),
+             "/api/v1/batches/{batch_id}/reject", "post")
+    # What anyone may read: the verify page's anchors and manifest, the signed lists.
+    anyone = requests.Session()
+    for path in ("/v/roots.json", "/v/manifest.webmanifest", "/healthz"):
+        conforms(doc, anyone.get(live.url(path), timeout=60), path)
+    for name in ("trust-list", "status-list"):
+        conforms(doc, anyone.get(live.url(f"/.well-known/pramaan/{name}.json"), timeout=60),
+                 "/.well-known/pramaan/{name}.json")
+    # The audit trail of all of the above; the queues (no Redis here).
+    audit = conforms(doc, http["auditor"].get(live.url("/api/v1/audit?limit=200"), timeout=60),
+                     "/api/v1/audit")
+    assert audit["events"]
+    conforms(doc, http["admin"].get(live.url("/admin/rq/queues.json"), timeout=60),
+             "/admin/rq/queues.json")
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_the_digilocker_callback_and_deliveries_are_as_documented(world: World) -> None:
+    doc = document(world.live)
+    issued = world.desk.issued(sample("birth-1"))
+    linked = world.link(issued["id"])
+    errors = answer_errors(doc, "/digilocker/callback", "get", "200", "application/json",
+                           linked)
+    assert errors == [] and linked["delivery"]["pushes"], (errors, linked)
+    shown = world.desk.call("officer-1", "GET", f"/api/v1/certificates/{issued['id']}")
+    assert conforms(doc, shown, "/api/v1/certificates/{cert_id}")["delivery"]["action"] == "A"
+
+
+@pytest.fixture
+def queued(tmp_path: Path, keys_dir: Path, redis_url: str, database_url: str) -> Iterator[Live]:
+    """The app with Redis: the queue page shows RQ's queues and workers."""
+    yield from serve(make_settings(tmp_path, database_url, keys_dir, redis_url=redis_url))
+
+
+@SQLITE
+def test_the_queue_page_and_a_requeue_are_as_documented(queued: Live, redis_url: str) -> None:
+    from redis import Redis
+    from rq import Queue, Worker
+
+    from issuer.jobs import SIGN_QUEUE
+    from tests.test_queue_page import bearer, failed_issue
+
+    doc, headers = document(queued), bearer(queued)
+    job_id = failed_issue(queued, redis_url)
+    with Redis.from_url(redis_url) as connection:
+        Worker([Queue(SIGN_QUEUE, connection=connection)], connection=connection,
+               name="openapi-worker").register_birth()
+    page = conforms(doc, requests.get(queued.url("/admin/rq/queues.json"), headers=headers,
+                                      timeout=60), "/admin/rq/queues.json")
+    assert page["redis"] and page["workers"] and page["queues"][0]["failed"], page
+    done = requests.post(queued.url(f"/admin/rq/failed/{SIGN_QUEUE}/{job_id}/requeue"),
+                         headers=headers, timeout=60, allow_redirects=False)
+    assert conforms(doc, done, "/admin/rq/failed/{queue_name}/{job_id}/requeue", "post")[
+        "requeued"] is True
 
 
 def _app_rules(live: Live) -> Iterator[Any]:
@@ -238,6 +431,8 @@ def test_generated_bodies_changed_past_the_schemas_limits_are_refused(code: str)
 
 CHECKED_PARAMETERS = {("/api/v1/certificates", "get", "state"),
                       ("/api/v1/certificates", "get", "limit"),
+                      ("/api/v1/certificates", "get", "after"),
+                      ("/api/v1/batches", "post", "type"),
                       ("/api/v1/audit", "get", "after"), ("/api/v1/audit", "get", "limit"),
                       ("/api/v1/rts", "get", "due_within"), ("/api/v1/rts", "get", "ward"),
                       ("/api/v1/batches", "post", "mode"),
@@ -280,6 +475,10 @@ def _bounds(schema: dict[str, Any], seed: str, pad: str) -> Iterator[tuple[bool,
             yield False, schema["minimum"] - 1
         # Not numbers the checks could choke on (int() refuses 5000 digits and "²"): refused.
         yield from ((False, "9" * 5000), (False, "²"), (False, "-1"))
+    elif "pattern" in schema and "examples" in schema:  # values of the pattern, and not
+        for example in schema["examples"]:
+            yield from ((True, example), (False, example + "!"), (False, "!" + example))
+        yield False, _text(schema["maxLength"] + 1, seed, pad)
     elif "maxLength" in schema:
         low, high = schema["minLength"], schema["maxLength"]
         yield from ((True, _text(low, seed, pad)), (True, _text(high, seed, pad)),
@@ -386,3 +585,91 @@ def test_checked_parameters_are_held_to_their_published_limits(live: Live) -> No
                     assert (codes == set()) is ok, (path, param["name"], value, answer.text)
                     assert codes <= set(schema[CODES])
     assert checked == CHECKED_PARAMETERS
+
+
+# Rules once checked by hand in handlers, now declared beside the other fields: each is in the
+# document, and the server and the published schema agree on values at and past it.
+
+
+@SQLITE
+def test_the_batch_type_is_published_as_the_registered_types(live: Live) -> None:
+    from issuer.certtypes import register, unregister
+    from tests.test_extra_type import Marriage
+
+    before = document(live)
+    register(Marriage())  # as a deployment adds a type at start-up
+    try:
+        doc, registered = document(live), sorted(known_types())
+    finally:
+        unregister("marriage")
+    for served, types in ((before, sorted(known_types())), (doc, registered)):
+        upload = served["paths"]["/api/v1/batches"]["post"]
+        kind = next(p for p in upload["parameters"] if p["name"] == "type")["schema"]
+        assert kind["enum"] == types
+        assert kind[CODES] == ["required", "choice", "not_allowed"]
+        # What JSON Schema cannot say (the department's own types) is said beside it.
+        assert [r["code"] for r in kind["x-pramaan-rules"]] == ["not_allowed"]
+        assert "(not_allowed)" in kind["description"]
+        form = upload["requestBody"]["content"]["multipart/form-data"]["schema"]["properties"]
+        assert form["type"]["enum"] == types
+    assert "marriage" in registered
+
+
+@SQLITE
+def test_the_approval_digest_and_the_verify_qr_are_held_to_their_published_limits(
+        live: Live) -> None:
+    from issuer.verify_request import MAX_QR
+
+    doc = document(live)
+    http = _clients(live)
+    approval = doc["components"]["schemas"]["Approval"]
+    digest = approval["properties"]["fields_digest"]
+    assert digest["pattern"] == "^(?:[0-9a-f]{64})$" and set(digest[CODES]) == {"type", "format"}
+    nobody = "/api/v1/certificates/00000000-0000-4000-8000-000000000000/approve"
+    published = Draft202012Validator(approval)
+    cases = [*_bounds(digest, "0", "f"), (False, "F" * 64), (False, 7), (True, None)]
+    for ok, value in cases:
+        body = {"fields_digest": value}
+        answer = http["officer"].post(live.url(nobody), json=body, timeout=60)
+        codes = _field_errors(answer, "fields_digest")
+        assert published.is_valid(body) is ok, value
+        assert (codes == set()) is ok, (value, answer.text)
+        assert codes <= set(digest[CODES])
+        if ok:
+            assert answer.status_code == 404  # checked, then looked for
+    verify = doc["paths"]["/api/v1/verify"]["post"]["requestBody"]["content"]
+    schema = verify["application/json"]["schema"]
+    qr = schema["properties"]["qr"]
+    assert schema["required"] == ["qr"] and qr["maxLength"] == MAX_QR
+    assert set(qr[CODES]) == {"required", "too_long"}
+    for ok, value in [*_bounds(qr, "1", "1"), (False, " \n"), (False, None)]:
+        answer = live.post_json("/api/v1/verify", {"qr": value})
+        codes = _field_errors(answer, "qr")
+        assert Draft202012Validator(schema).is_valid({"qr": value}) is ok, value
+        assert (codes == set()) is ok, (len(value or ""), answer.text)
+        assert codes <= set(qr[CODES])
+
+
+@SQLITE
+def test_the_cursor_and_the_password_rules_are_in_the_document(live: Live) -> None:
+    from issuer.listing import CURSOR
+
+    doc = document(live)
+    listing = doc["paths"]["/api/v1/certificates"]["get"]["parameters"]
+    after = next(p for p in listing if p["name"] == "after")["schema"]
+    assert after["pattern"] == f"^(?:{CURSOR.pattern})$" and after[CODES] == ["format"]
+    # A page's own next_after is of the pattern (the values at its limits: the parameter test).
+    for name in ("birth-1", "birth-2"):
+        live.post_json("/api/v1/certificates", sample(name)).raise_for_status()
+    page = live.get("/api/v1/certificates?limit=1").json()
+    assert Draft202012Validator(after).is_valid(page["next_after"]), page["next_after"]
+
+    password = doc["components"]["schemas"]["NewUser"]["properties"]["password"]
+    in_code = ["control_character", "one_class", "repetitive", "contains_username"]
+    assert [r["code"] for r in password["x-pramaan-rules"]] == in_code
+    assert set(password[CODES]) == {"required", "length", *in_code}
+    assert all(f"({code})" in password["description"] for code in in_code)
+    published = Draft202012Validator(password)
+    assert published.is_valid(PASSWORDISH)
+    for control in ("\x00", "\t", "\x1f", "\x7f", "\x85", "\x9f"):  # C0 and C1: the pattern's
+        assert not published.is_valid(PASSWORDISH + control), repr(control)

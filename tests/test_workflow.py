@@ -336,6 +336,43 @@ def test_the_list_is_the_department_s_own_newest_first_and_paged(desk: Desk, liv
     assert {e["field"] for e in bad.json()["errors"]} == {"state", "limit"}
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_an_approval_naming_no_digest_ever_shown_is_a_field_error(desk: Desk) -> None:
+    created = desk.submit(sample("birth-1"))
+    shown = desk.show(created["id"])["fields_digest"]
+    path = f"/api/v1/certificates/{created['id']}/approve"
+    for seen, code in ((shown.upper(), "format"), (shown[:-1], "format"), (shown + "0", "format"),
+                       ("g" + shown[1:], "format"), ("", "format"), (7, "type"), ([shown], "type")):
+        refused = desk.call("officer-1", "POST", path, {"fields_digest": seen})
+        assert refused.status_code == 422, (seen, refused.text)
+        assert refused.headers["Content-Type"] == "application/problem+json"
+        errors = [(e["field"], e["code"]) for e in refused.json()["errors"]]
+        assert errors == [("fields_digest", code)], seen
+    assert desk.show(created["id"])["state"] == "submitted"
+    # null is no digest: the request is approved as it is now.
+    approved = desk.call("officer-1", "POST", path, {"fields_digest": None})
+    assert approved.status_code == 200 and approved.json()["state"] == "approved"
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+def test_a_cursor_no_page_gave_is_a_field_error(desk: Desk) -> None:
+    some_id = "0a0b0c0d-0000-4000-8000-00000000abcd"
+    headers = {"Authorization": f"Bearer {desk.tokens['officer-1']}"}
+
+    def page(after: str) -> requests.Response:
+        return requests.get(desk.live.url("/api/v1/certificates"), params={"after": after},
+                            headers=headers, timeout=60)
+
+    for after in (f"{'9' * 18}_{some_id}", f"²_{some_id}", f"١٢_{some_id}", f"-1_{some_id}",
+                  f"12_{some_id.upper()}", f"12_{some_id[:-1]}", f"12{some_id}", "12_x", ""):
+        refused = page(after)
+        assert refused.status_code == 422, (after, refused.text)
+        errors = [(e["field"], e["code"]) for e in refused.json()["errors"]]
+        assert errors == [("after", "format")], after
+    # The longest time it takes (17 digits, the year 5138) is a page, of what came before.
+    assert page(f"{'9' * 17}_{some_id}").status_code == 200
+
+
 def test_an_amendment_of_only_the_aadhaar_number_changes_the_digest(desk: Desk) -> None:
     first, second = (base + check_digit(base) for base in ("86429753104", "52345678901"))
     data = sample("birth-1")
