@@ -37,6 +37,19 @@ DATABASES = [
 ]
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mutation runs only: PRAMAAN_MUTATION_TESTS names the test files that can reach the mutated
+    files (tests/mutation_reach.py); the tests of the others are deselected."""
+    wanted = os.environ.get("PRAMAAN_MUTATION_TESTS")
+    if wanted is None:
+        return
+    files = set(wanted.split())
+    dropped = [item for item in items if item.nodeid.partition("::")[0] not in files]
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = [item for item in items if item.nodeid.partition("::")[0] in files]
+
+
 def service_missing(what: str, exc: BaseException) -> None:
     """Fail loudly in CI, skip on a laptop without the service."""
     message = f"{what} is not reachable: {exc}"

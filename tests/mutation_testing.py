@@ -5,6 +5,11 @@ base commit, optionally capped), runs `mutmut run` on them with one worker and S
 prints the score per file with every surviving mutant. `mutmut show NAME` (run in the project
 root) prints a survivor's diff. Not a test module: run as `python -m tests.mutation_testing`.
 
+mutmut runs the tests that pyproject.toml names (its in-process tests of the targets), and of
+those only the files that can reach the mutated files in their own process (a static import
+graph: tests/mutation_reach.py; --all-tests runs them all): its stats pass runs each such test
+once to learn which functions it calls, then each mutant runs the tests that call its function.
+
 Score = mutants the tests detect (killed or timed out) / mutants run, not counting survivors marked
 equivalent by an `# equivalent` comment on the mutated line (the reason is written there). "no
 tests" means no test in the selection calls that function at all; it counts as not detected.
@@ -22,9 +27,11 @@ import signal
 import subprocess
 import sys
 import time
+import tomllib
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -160,11 +167,57 @@ def sample_per_file(chosen: dict[str, list[str]], per_file: int, seed: int) -> d
     }
 
 
-def run_mutmut(names: Sequence[str], time_limit: float | None) -> bool:
+def test_pool() -> list[str]:
+    """The test files mutmut runs (pyproject.toml: pytest_add_cli_args_test_selection)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    pool: list[str] = config["tool"]["mutmut"]["pytest_add_cli_args_test_selection"]
+    return pool
+
+
+def reaching_tests(targets: Iterable[str]) -> list[str] | None:
+    """The test files of the pool that can reach `targets` in the test process, in the pool's
+    order; None (all of them) when that cannot be worked out."""
+    from tests.mutation_reach import select_tests
+
+    pool = test_pool()
+    try:
+        kept = list(select_tests(pool, targets).files)
+    except (OSError, SyntaxError, ValueError) as exc:
+        print(f"mutation: running every test file of the pool ({exc})")
+        return None
+    print(f"mutation: {len(kept)} of the {len(pool)} test files can reach the mutated files")
+    return kept
+
+
+def mark_no_tests(chosen: dict[str, list[str]]) -> None:
+    """Record "no tests" (mutmut's exit code 33) for the mutants of `chosen`, as mutmut would:
+    for when no test file can reach their files, without running mutmut at all."""
+    from mutmut.mutation.file_mutation import mutate_file_contents
+    from mutmut.utils.format_utils import get_mutant_name
+
+    for path, names in chosen.items():
+        meta = ROOT / "mutants" / f"{path}.meta"
+        if meta.exists():
+            data: dict[str, Any] = json.loads(meta.read_text())
+        else:  # every mutant of the file, as mutmut lists them (keep_verdicts merges by them)
+            mutated = mutate_file_contents(path, (ROOT / path).read_text(encoding="utf-8"))
+            data = {"exit_code_by_key": {get_mutant_name(Path(path), n): None
+                                         for n in mutated.mutant_names},
+                    "hash_by_function_name": mutated.hash_by_function_name,
+                    "durations_by_key": {}, "estimated_durations_by_key": {}}
+        data["exit_code_by_key"].update(dict.fromkeys(names, 33))
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(data))
+
+
+def run_mutmut(names: Sequence[str], time_limit: float | None,
+               tests: Sequence[str] | None = None) -> bool:
     """Run `mutmut run` on `names` with one worker (MUTATION_CHILDREN=N for N: on an otherwise
-    idle machine, 2 halves the wall time of the full run); False if it was stopped at
-    `time_limit`."""
+    idle machine, 2 halves the wall time of the full run), only the test files `tests` of the
+    pool when given; False if it was stopped at `time_limit`."""
     env = dict(os.environ)
+    if tests is not None:
+        env["PRAMAAN_MUTATION_TESTS"] = " ".join(tests)  # read by tests/conftest.py
     children = os.environ.get("MUTATION_CHILDREN", "1")
     env["PRAMAAN_TEST_DATABASES"] = "sqlite"
     # A Redis database of its own: a test run beside it (flushing database 9) must not take
@@ -341,6 +394,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--survivors-only", action="store_true",
                         help="run only mutants that survived (or had no test) last time: "
                              "after new tests, the score after")
+    parser.add_argument("--all-tests", action="store_true",
+                        help="run every test file of the pool, not only those that can reach "
+                             "the mutated files")
     parser.add_argument("--fail-under", type=float, default=0.0,
                         help="exit 1 when the score (percent) is below this")
     args = parser.parse_args(argv)
@@ -379,6 +435,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path, picked in chosen.items():
             functions = sorted({plain_name(function_of(n)) for n in picked})
             print(f"  {path}: {len(picked)} in {', '.join(functions)}")
+        if not args.all_tests:
+            for test in reaching_tests(chosen) or []:
+                print(f"  runs {test}")
         return 0
     if args.unchecked_only or args.survivors_only:
         print(f"mutation: {restore_verdicts(chosen)} verdicts carried over from "
@@ -392,8 +451,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         names = [n for n in names if n in alive]
     if not args.report_only and names:
         print(f"mutation: running {len(names)}")
+        running = {p: [n for n in ns if n in set(names)] for p, ns in chosen.items()}
+        tests = None if args.all_tests else reaching_tests(p for p, ns in running.items() if ns)
         try:
-            run_mutmut(names, args.time_limit)
+            if tests == []:
+                print("mutation: no test file can reach them: no tests, without running mutmut")
+                mark_no_tests(running)
+            else:
+                run_mutmut(names, args.time_limit, tests)
         finally:
             keep_verdicts(chosen)
     table = report(chosen)

@@ -1,11 +1,10 @@
 """The development OCSP responder (docker/dev_ocsp.py) run as its own process: a dev PKI made
 with its address signs certificates at PAdES B-LT whose status is fetched from it over HTTP, as
-the container stack does; openssl and pdfsig (NSS) ask it too, and see a revocation."""
+the container stack does; openssl and pdfsig (NSS) ask it too, and see a revocation. Its code
+in this process (what mutation testing can trace): tests/test_dev_ocsp_in_process.py."""
 
 from __future__ import annotations
 
-import base64
-import datetime as dt
 import socket
 import subprocess
 import sys
@@ -19,14 +18,12 @@ import pytest
 import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 from pyhanko.pdf_utils.reader import PdfFileReader
 
 from issuer.bootstrap import initialise
 from issuer.runtime import Runtime
 from issuer.settings import ConfigError, Settings
-from signing.dev_ocsp import DevOcspResponder, ocsp_wsgi_app
 from signing.devpki import DevPki, ensure_dev_pki
 from signing.timestamps import DevTimeStampAuthority, tsa_wsgi_app
 from signing.validate import validate_pdf
@@ -180,63 +177,6 @@ def test_the_setting_must_be_an_http_url(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="PRAMAAN_DEV_OCSP_URL"):
         Settings.from_env(env={"PRAMAAN_DEV_OCSP_URL": "dev-ocsp:8319"},
                           overrides={"home": tmp_path})
-
-
-def _request(cert: Path, issuer: Path) -> bytes:
-    return ocsp.OCSPRequestBuilder().add_certificate(
-        x509.load_pem_x509_certificate(cert.read_bytes()),
-        x509.load_pem_x509_certificate(issuer.read_bytes()), hashes.SHA256(),
-    ).build().public_bytes(serialization.Encoding.DER)
-
-
-def test_in_process_answers_crls_and_http_forms(responder: Responder, tmp_path: Path) -> None:
-    """The responder's own code, in this process (what mutation testing can trace)."""
-    pki = responder.pki
-    revocations = tmp_path / "revoked.txt"
-    made = DevOcspResponder.of(pki, revocations)
-    ca = x509.load_pem_x509_certificate(pki.ca_cert.read_bytes())
-    answer = ocsp.load_der_ocsp_response(made.respond(_request(pki.signer_cert,
-                                                               pki.ca_cert)))
-    assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
-    assert answer.serial_number == _serial(pki.signer_cert)
-    assert answer.responder_key_hash == ca.extensions.get_extension_for_class(
-        x509.SubjectKeyIdentifier).value.digest
-    assert answer.next_update_utc - answer.this_update_utc == dt.timedelta(days=1)
-    signer_key = ca.public_key()
-    assert isinstance(signer_key, rsa.RSAPublicKey) and answer.signature_hash_algorithm
-    signer_key.verify(answer.signature, answer.tbs_response_bytes, padding.PKCS1v15(),
-                      answer.signature_hash_algorithm)  # raises if the CA did not sign it
-
-    revocations.write_text(f"{_serial(pki.signer_cert):x} 2026-01-02T03:04:05+00:00 # lost\n"
-                           "\n# nothing here\n", encoding="utf-8")
-    answer = ocsp.load_der_ocsp_response(made.respond(_request(pki.signer_cert,
-                                                               pki.ca_cert)))
-    assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
-    assert answer.revocation_time_utc == dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
-    assert answer.revocation_reason == x509.ReasonFlags.key_compromise
-    crl_der = made.crl("ca")
-    assert crl_der is not None and made.crl("signer") is None
-    crl = x509.load_der_x509_crl(crl_der)
-    assert crl.issuer == ca.subject and crl.is_signature_valid(signer_key)
-    assert crl.get_revoked_certificate_by_serial_number(_serial(pki.signer_cert)) is not None
-
-    for base in serve_wsgi(ocsp_wsgi_app(made)):
-        root = base.removesuffix("/tsa")
-        request = _request(pki.seal_cert, pki.ca_cert)
-        by_get = requests.get(f"{root}/ocsp/{base64.b64encode(request).decode()}", timeout=10)
-        assert by_get.headers["Content-Type"] == "application/ocsp-response"
-        assert ocsp.load_der_ocsp_response(by_get.content).serial_number == _serial(
-            pki.seal_cert)
-        got = requests.get(f"{root}/crl/root.crl", timeout=10)
-        assert got.headers["Content-Type"] == "application/pkix-crl"
-        assert x509.load_der_x509_crl(got.content).issuer.rfc4514_string().startswith(
-            "CN=Pramaan Dev Root CA")
-        assert requests.get(f"{root}/crl/nobody.crl", timeout=10).status_code == 404
-        assert requests.put(f"{root}/ocsp", data=request, timeout=10).status_code == 405
-        assert requests.post(f"{root}/ocsp", data=request, timeout=10).status_code == 415
-        too_big = requests.post(f"{root}/ocsp", data=b"0" * 20000, timeout=10,
-                                headers={"Content-Type": "application/ocsp-request"})
-        assert too_big.status_code == 413
 
 
 def test_init_makes_a_dev_pki_naming_the_configured_responder(tmp_path: Path) -> None:
