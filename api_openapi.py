@@ -329,7 +329,7 @@ def _operations_paths() -> dict[str, dict[str, Op]]:
         "/admin/rq/queues.json": {"get": _op("RQ queues and failed jobs (admins)",
                                              {"200": _json(ref("QueuePage"))}, tag=o)},
         "/admin/rq/failed/{queue_name}/{job_id}/requeue": {"post": _op(
-            "Requeue a failed job (admins)", {"302": {"description": "Back to the queue page"},
+            "Requeue a failed job (admins)", {"303": {"description": "Back to the queue page"},
                                               "200": _json(ref("Requeued"), "Requeued")}, tag=o,
             params=[_param("queue_name"), _param("job_id")])},
     }
