@@ -23,7 +23,7 @@ from api_pages import page
 from issuer import audit, web_sessions
 from issuer.errors import Forbidden, NotFound, Unauthorized
 from issuer.jobs import DELIVER_QUEUE, SIGN_QUEUE
-from issuer.permissions import Action, require
+from issuer.permissions import Action, deny, require
 from issuer.queue_status import NoSuchFailedJob, NotYours, overview, requeue
 from issuer.queue_views import QueuePage, Requeued
 from issuer.tokens import Principal
@@ -70,7 +70,9 @@ def queue_pages(name: str) -> Blueprint:
             try:
                 requeue(connection, queue_name, job_id, db(), who.department.id)
             except NotYours:
-                _deny(who, queue_name, job_id)
+                # Audited as permissions.deny audits another department's record.
+                deny(runtime().sessions, who, Action.MANAGE_USERS, "other_department",
+                     attempted="requeue", queue=queue_name, job=job_id)
                 raise unknown from None
             except NoSuchFailedJob:
                 raise unknown from None
@@ -103,16 +105,6 @@ def _admin(browser: bool = False) -> tuple[Principal, SignedIn | None]:
 def _admin_only(who: Principal) -> Principal:
     require(runtime().sessions, who, Action.MANAGE_USERS)
     return who
-
-
-def _deny(who: Principal, queue_name: str, job_id: str) -> None:
-    """Audit an attempt on another department's job (or one of no department), in a
-    transaction of its own, as permissions.deny does for records."""
-    with runtime().sessions() as session, session.begin():
-        audit.record(session, actor=who.actor, action="denied",
-                     details={"attempted": "requeue", "role": who.role,
-                              "reason": "other_department", "department": who.department.id,
-                              "queue": queue_name, "job": job_id})
 
 
 def _to_sign_in(_exc: _SignInFirst) -> WerkzeugResponse:
