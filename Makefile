@@ -46,7 +46,7 @@ debian-tools:
 	  else echo "please install: sudo apt-get install $(DEBIAN_TOOLS)"; exit 1; fi; fi
 
 test: install debian-tools
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --durations=15
 
 lint: install
 	$(BIN)/ruff check .

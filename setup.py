@@ -52,6 +52,9 @@ setup(
     extras_require={
         "dev": [
             "pytest==9.2.0",
+            # A test that hangs fails with its stack after 300 s (the longest takes ~40 s)
+            # instead of holding CI to its time limit with nothing printed.
+            "pytest-timeout==2.4.0",
             "ruff==0.17.6",
             "mypy==2.4.1",
             "requests==2.34.2",
