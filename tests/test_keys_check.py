@@ -143,6 +143,7 @@ def test_the_configured_tsa_is_asked_for_a_timestamp(pki: DevPki, tsa_url: str) 
     closed = dataclasses.replace(config, tsa_url="http://127.0.0.1:9/tsa", tsa_timeout=2)
     down = by_name(check_keys(closed))["time-stamping authority"]
     assert not down.ok and down.detail.endswith("[tsa_unavailable]")
+    assert down.detail.startswith("no timestamp from the TSA: ")  # and the client's reason
 
 
 def _pramaan(home: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -215,3 +216,33 @@ def test_a_certificate_s_validity_is_judged_exactly_at_its_edges(pki: DevPki) ->
     assert _lifetime("x", cert, until - second, margin).detail == f"expires in 0 day(s) {day}"
     assert _lifetime("x", cert, until, margin).detail == f"expired {day}"
     assert _lifetime("x", cert, until + dt.timedelta(days=3), margin).detail == f"expired {day}"
+
+
+def test_a_staged_folder_without_its_activation_time_is_no_staged_rotation(keys: DevPki) -> None:
+    from signing import rotation
+
+    config = SignerConfig.from_keys_dir(keys.keys_dir)
+    rotation.stage(keys.keys_dir, dt.datetime.now(dt.UTC) + dt.timedelta(days=1), config=config,
+                   verify_base_url="http://127.0.0.1:8000")
+    staged = SignerConfig.from_keys_dir(keys.keys_dir)
+    assert staged.pending_dir == keys.keys_dir / "next"
+    # Withdrawn after the configuration was read: the folder stays, but nothing is staged.
+    (keys.keys_dir / "next" / "activate-at").unlink()
+    named = by_name(check_keys(staged))
+    assert named["staged rotation"] == KeyCheck("staged rotation", True, "none")
+
+
+def test_a_key_neither_rsa_nor_ec_is_described_by_its_type() -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from cryptography.x509.oid import NameOID
+
+    from signing.key_check import _describe
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Edwards")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+            .not_valid_after(now + dt.timedelta(days=1)).sign(key, None))
+    assert _describe(cert) == "CN=Edwards (Ed25519PublicKey)"

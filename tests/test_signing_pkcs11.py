@@ -246,6 +246,10 @@ def test_a_seal_key_the_token_cannot_give_is_refused_by_name(token: Token, pin: 
                                               pkcs11_seal_key_label="seal"))
     assert alone.kid == SealKey.load(token.keys.seal_key, token.keys.seal_cert).kid
     alone.private_key.close()  # type: ignore[attr-defined]  # its own session
+    alone.private_key.close()  # type: ignore[attr-defined]  # again: nothing left to close
+    backend = load_backend(hsm_config(token))  # logs in again: the session was closed
+    assert isinstance(backend, Pkcs11Backend)
+    backend.close()
 
 
 def test_seal_and_signer_certificates_that_cannot_serve_are_refused_by_name(
@@ -419,3 +423,43 @@ def test_keys_check_closes_the_token_sessions_it_opened(token: Token, pin: str,
     checks = check_keys(hsm_config(token, pkcs11_seal_key_label="seal"))
     assert [c.name for c in checks if not c.ok] == []
     assert sorted(closed) == ["Pkcs11Backend", "TokenEcKey"]
+
+
+def test_a_token_signer_neither_rsa_nor_ec_is_refused_by_its_type(
+        token: Token, pin: str, tmp_path: Path) -> None:
+    # The token signs with an Ed25519 key (SoftHSM can): no signer of ours, and said so.
+    import pkcs11
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+    from pkcs11 import Attribute, KeyType, ObjectClass
+
+    def open_session() -> Any:
+        return pkcs11.lib(MODULE).get_token(token_label="pramaan").open(rw=True, user_pin=pin)
+
+    key = ed25519.Ed25519PrivateKey.generate()
+    _, cert = issue_end_entity(token.keys, tmp_path, name="Edwards Signer", key=key)
+    raw = key.private_bytes(serialization.Encoding.Raw, serialization.PrivateFormat.Raw,
+                            serialization.NoEncryption())
+    session = open_session()
+    try:
+        session.create_object({
+            Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.KEY_TYPE: KeyType.EC_EDWARDS,
+            Attribute.TOKEN: True, Attribute.PRIVATE: True, Attribute.SIGN: True,
+            Attribute.LABEL: "ed-signer", Attribute.ID: b"\x0a",
+            Attribute.EC_PARAMS: bytes.fromhex("06032b6570"), Attribute.VALUE: raw})
+    finally:
+        session.close()
+    try:
+        with pytest.raises(SigningError) as refused:
+            loaded = load_backend(hsm_config(token, pkcs11_key_label="ed-signer", cert_path=cert))
+            assert isinstance(loaded, Pkcs11Backend)
+            loaded.close()  # wrongly accepted: its session closed, so the cleanup can log in
+    finally:
+        session = open_session()
+        try:
+            for found in session.get_objects({Attribute.LABEL: "ed-signer"}):
+                found.destroy()
+        finally:
+            session.close()
+    assert str(refused.value) == "unsupported signer key Ed25519PublicKey"
+    assert refused.value.code == "unsupported_key"
