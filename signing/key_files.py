@@ -95,7 +95,8 @@ def _load_pkcs12(path: Path, what: str, password_env: str) -> KeyFile:
         if not secret:
             raise KeyPasswordError(
                 f"{what} {path} is a PKCS#12 file that needs a password: set ${password_env} "
-                "(or it is not a PKCS#12 file)", code="key_password_missing") from exc
+                "(or it is not a PKCS#12 file)",
+                code="key_password_missing") from exc  # equivalent: None is the class default
         raise KeyPasswordError(
             f"{what} {path} does not open with the password in ${password_env}: wrong "
             "password, or not a PKCS#12 file", code="key_password_wrong") from exc
@@ -112,7 +113,7 @@ def _password(path: Path, what: str, password_env: str | None) -> bytes:
     if not secret:
         where = f"set ${password_env}" if password_env else "no password can be given here"
         raise KeyPasswordError(f"{what} {path} is encrypted: {where}",
-                               code="key_password_missing")
+                               code="key_password_missing")  # equivalent: class default
     return secret.encode()
 
 
