@@ -80,7 +80,8 @@ def issue_certificates(runtime: Runtime, certificate_ids: Sequence[str], *,
     except Exception as exc:
         if lost_connection(exc):  # an outage longer than our patience: nothing is counted
             for certificate_id in ids:
-                record_failure(runtime, certificate_id, exc, counted=False)
+                # equivalent, next line: counted=None (falsy: kept, not counted, as with False)
+                record_failure(runtime, certificate_id, exc, counted=False)  # equivalent
             raise
         log.warning("recording a group's intents failed (%s); issuing its %d certificates "
                     "one at a time", exc, len(ids))
@@ -98,7 +99,8 @@ def issue_certificates(runtime: Runtime, certificate_ids: Sequence[str], *,
         try:
             if issue_certificate(runtime, certificate_id, timings=timings,
                                  db_patience=db_patience):
-                outcome.issued.append(certificate_id)
+                # equivalent, next line: append(None) (outcome.issued is only counted)
+                outcome.issued.append(certificate_id)  # equivalent
         except Exception as exc:  # noqa: BLE001 - counted on the record, raised at the end
             outcome.errors.append(exc)
     if outcome.errors:
@@ -144,7 +146,8 @@ def _claim_all(session: Session, certificate_ids: Sequence[str]) -> list[Certifi
         .where(Certificate.id.in_(certificate_ids), workable())
         .values(updated_at=Certificate.updated_at)
         .returning(Certificate.id)
-        .execution_options(synchronize_session=False)))
+        # equivalent, next line: None, like False, skips synchronising the session (none loaded)
+        .execution_options(synchronize_session=False)))  # equivalent
     if not claimed:
         return []
     records = {record.id: record for record in session.scalars(
@@ -182,7 +185,8 @@ def _mark_all(runtime: Runtime, made: Sequence[tuple[Intent, Stored]], db_patien
     except Exception as exc:  # noqa: BLE001 - logged; each record is tried alone
         if lost_connection(exc):
             for intent, _ in made:
-                record_failure(runtime, intent.id, exc, counted=False)
+                # equivalent, next line: counted=None (falsy: kept, not counted, as with False)
+                record_failure(runtime, intent.id, exc, counted=False)  # equivalent
             outcome.errors.append(exc)
             return []
         log.warning("marking a group issued failed (%s); marking its %d certificates one at "
@@ -225,7 +229,8 @@ def _mark_group(runtime: Runtime, made: Sequence[tuple[Intent, Stored]]
                                   value=Certificate.id),
                     updated_at=now)
             .returning(Certificate.id)
-            .execution_options(synchronize_session=False))) if plain else set()
+            # equivalent, next line: synchronize_session None, like False (nothing of it loaded)
+            .execution_options(synchronize_session=False))) if plain else set()  # equivalent
         for certificate_id, (intent, stored) in plain.items():
             if certificate_id not in won:
                 continue
@@ -254,6 +259,6 @@ def _mark_alone(runtime: Runtime, intent: Intent, stored: Stored, db_patience: f
         outcome.errors.append(exc)
         return
     if done:
-        outcome.issued.append(intent.id)
+        outcome.issued.append(intent.id)  # equivalent: append(None) (outcome.issued: only counted)
         enqueue_deliveries(runtime, intent.id)
 
