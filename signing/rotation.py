@@ -54,7 +54,8 @@ def pending(keys_dir: Path) -> Pending | None:
     """The rotation staged in `keys_dir`, if any."""
     directory = keys_dir / NEXT_DIR
     try:
-        text = (directory / ACTIVATE_AT).read_text(encoding="ascii").strip()
+        # equivalent, next line: codec names ignore case ("ASCII" is the same codec)
+        text = (directory / ACTIVATE_AT).read_text(encoding="ascii").strip()  # equivalent
     except FileNotFoundError:
         return None
     try:

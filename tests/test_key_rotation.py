@@ -224,6 +224,15 @@ def test_what_cannot_be_rotated_is_refused_before_anything_is_staged(
         with pytest.raises(SigningError) as refused:
             stage(keys, when, **changes)
         assert (str(refused.value), refused.value.code) == (says, "invalid_rotation")
+    # Key files elsewhere (PRAMAAN_SIGNER_KEY_FILE, PRAMAAN_SEAL_KEY_FILE): a promotion would
+    # leave them signing.
+    for field, name in (("key_path", "signer.key"), ("seal_key_path", "seal.key")):
+        elsewhere = tmp_path / "elsewhere" / name
+        with pytest.raises(SigningError) as refused:
+            stage(keys, now, **{field: elsewhere})
+        assert (str(refused.value), refused.value.code) == (
+            f"a rotation replaces {keys / name}, but the key in use is {elsewhere}: install the "
+            "new key file in its place instead", "invalid_rotation")
     new = tmp_path / "new"
     new.mkdir()
     (new / "seal.crt").write_bytes(b"x")
@@ -288,6 +297,11 @@ def test_a_garbled_activation_time_is_refused_by_name(keys: Path) -> None:
         with pytest.raises(KeyMaterialMissing) as refused:
             rotation.pending(keys)
         assert str(refused.value) == f"{moment} {why}"
+    # ASCII only: read as UTF-8, this would be a time (any one character may part the date
+    # from the time in ISO 8601 as Python reads it).
+    moment.write_text("2030-01-01\u00e900:00:00+00:00", encoding="utf-8")
+    with pytest.raises(ValueError):
+        rotation.pending(keys)
 
 
 def test_a_retired_seal_key_vouches_for_nothing_sealed_after_it_stopped_signing(
@@ -344,6 +358,10 @@ def test_times_are_kept_in_utc_whatever_the_machines_zone(keys: Path,
         (keys / "next" / "activate-at").write_text(
             (dt.datetime.now(ist) - dt.timedelta(seconds=1)).isoformat())
         assert rotation.pending(keys).activate_at.utcoffset() == dt.timedelta(0)  # type: ignore[union-attr]
+        assert promote(keys) is True
+        for kind in ("seal", "signer"):
+            (marker,) = (keys / f"{kind}-retired").glob(f"*{rotation.RETIRED_AT_SUFFIX}")
+            assert marker.read_text().endswith("+00:00")
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
@@ -415,7 +433,10 @@ def test_a_staged_private_key_is_never_readable_by_others_even_for_a_moment(
         os.umask(old_umask)
     keys_made = {Path(p).name: m for p, m in created.items() if p.endswith(".key")}
     assert keys_made == {"signer.key": 0o600, "seal.key": 0o600}
-    assert {p.stat().st_mode & 0o777 for p in (keys / "next").glob("*.key")} == {0o600}
+    # The certificates and the moment are public: readable by the verifying processes.
+    assert {p.name: p.stat().st_mode & 0o777 for p in (keys / "next").iterdir()} == {
+        "signer.key": 0o600, "seal.key": 0o600, "signer.crt": 0o644, "seal.crt": 0o644,
+        "activate-at": 0o644}
 
 
 def test_two_rotations_in_a_row_each_retire_their_predecessor(keys: Path) -> None:
@@ -423,8 +444,15 @@ def test_two_rotations_in_a_row_each_retire_their_predecessor(keys: Path) -> Non
     from cryptography.hazmat.primitives.asymmetric import rsa
 
     for _ in range(2):
+        old = x509.load_pem_x509_certificate((keys / "signer.crt").read_bytes())
+        started = dt.datetime.now(dt.UTC).replace(microsecond=0)
         stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
         signer = x509.load_pem_x509_certificate((keys / "next" / "signer.crt").read_bytes())
+        # Valid from five minutes back (a verifier's clock a little behind), as long as the old.
+        skew = dt.timedelta(minutes=5)
+        assert started - skew <= signer.not_valid_before_utc <= dt.datetime.now(dt.UTC) - skew
+        assert (signer.not_valid_after_utc - signer.not_valid_before_utc
+                == old.not_valid_after_utc - old.not_valid_before_utc + skew)
         key = signer.public_key()
         assert isinstance(key, rsa.RSAPublicKey) and key.key_size == 2048
         identifier = signer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier)
@@ -447,3 +475,46 @@ def test_without_a_development_ca_the_message_says_what_to_give(keys: Path) -> N
     assert str(refused.value) == (f"no development CA key in {keys}: give the new keys with "
                                   "--from DIR (signer.key, signer.crt, seal.key, seal.crt from "
                                   "your CA)")
+
+
+def test_a_staged_rotation_is_due_from_its_moment_itself(tmp_path: Path) -> None:
+    moment = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
+    staged = rotation.Pending(tmp_path / "next", moment)
+    assert staged.due(moment) and staged.due(moment + dt.timedelta(microseconds=1))
+    assert not staged.due(moment - dt.timedelta(microseconds=1))
+
+
+def test_a_development_ca_key_that_is_not_rsa_is_refused_by_name(keys: Path) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    (keys / "ca.key").write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+    with pytest.raises(KeyMaterialMissing) as refused:
+        stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    assert str(refused.value) == f"the dev CA key {keys / 'ca.key'} is not an RSA key"
+    assert not (keys / "next").exists()
+
+
+def test_a_failed_staging_reports_its_own_error_even_when_its_folder_is_already_gone(
+        keys: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The clean-up of the half-made folder never hides why the staging failed: here the final
+    # move fails (an I/O error) with the folder gone already, so removing it fails too.
+    import errno
+
+    move = os.replace
+
+    def failing(source: Path, target: Path) -> None:
+        if Path(target).name != rotation.NEXT_DIR:
+            move(source, target)
+            return
+        shutil.rmtree(source)
+        raise OSError(errno.EIO, "Input/output error", str(target))
+
+    monkeypatch.setattr(os, "replace", failing)
+    with pytest.raises(OSError) as failed:
+        stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    assert failed.value.errno == errno.EIO
+    assert not (keys / "next").exists()
+    assert not [p for p in keys.iterdir() if p.name.startswith(".next-")]
