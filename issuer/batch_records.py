@@ -64,7 +64,8 @@ def record_approved(session: Session, department: Department, origin: Origin,
         values.append({
             "id": cert_id, "department_id": department.id, "cert_type": code,
             "registration_number": ready.registration, "state": State.APPROVED.value,
-            "request": ready.clean, "submitted_by": origin.uploaded_by, "corrects": None,
+            "request": ready.clean, "submitted_by": origin.uploaded_by,
+            "corrects": None,  # equivalent: the bulk INSERT drops a misnamed key: NULL all the same
             "ward_code": ready.ward, "aadhaar_last4": ready.aadhaar_last4,
             "aadhaar_hmac": ready.aadhaar_hmac, "due_at": due, "created_at": now,
             "updated_at": now, "number": number, "status_index": index,

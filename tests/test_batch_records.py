@@ -5,18 +5,22 @@ and PostgreSQL)."""
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 
 from issuer import counters
 from issuer.audit import verify_chain
 from issuer.batch_records import Origin, record_approved
 from issuer.bootstrap import DEV_DEPARTMENT
+from issuer.db import as_utc, utcnow
 from issuer.models import AuditEvent, Certificate, Department
+from issuer.rts_calendar import due_at, load_calendar
 from issuer.submit import Prepared, prepare, record_request
 from issuer.workflow import AUTO_APPROVER, approve, request_digest
-from tests.conftest import Live
+from tests.conftest import Live, sample
 from tests.test_batches import OFFICE, births, ensure_department
 
 AUNDH = {"en": "Aundh-Baner Ward Office", "mr": "औंध-बाणेर क्षेत्रीय कार्यालय"}
@@ -133,3 +137,41 @@ def test_a_department_that_approves_automatically_approves_the_batch_rows_itself
     for cert_id in ids:
         action, actor, details = events_of(live, cert_id)[1]
         assert (action, actor, details["rule"]) == ("approve", AUTO_APPROVER, "automatic")
+
+
+def test_the_configured_time_limit_counts_from_the_moment_the_records_are_made(
+        live: Live) -> None:
+    """PRAMAAN_RTS_DAYS sets a batch row's deadline as it does a single request's; the record is
+    created (and last updated) at the moment its deadline counts from, before its submit
+    event."""
+    ensure_department(live)
+    settings = replace(live.runtime.settings, rts_days={"birth": 30})
+    ready = prepared(live, births(2, first=980))
+    before = utcnow()
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, OFFICE)
+        assert department is not None
+        ids = record_approved(session, department, ORIGIN, [(2, ready[0]), (3, ready[1])],
+                              settings)
+    calendar = load_calendar(settings)
+    with live.runtime.sessions() as session:
+        for cert_id in ids:
+            record = session.get(Certificate, cert_id)
+            assert record is not None
+            created = as_utc(record.created_at)
+            submitted = min(as_utc(at) for at in session.scalars(
+                select(AuditEvent.at).where(AuditEvent.certificate_id == cert_id)))
+            assert before <= created == as_utc(record.updated_at) <= submitted
+            assert as_utc(record.due_at) == due_at(calendar, created, 30)
+    assert due_at(calendar, before, 30) != due_at(calendar, before, 7)  # birth's own limit
+
+
+def test_a_chunk_is_of_one_certificate_type(live: Live) -> None:
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEV_DEPARTMENT)
+        assert department is not None
+        birth, death = (prepare(session, department, row)
+                        for row in (births(1, first=990)[0], sample("death-1")))
+        assert (birth.code, death.code) == ("birth", "death")
+        with pytest.raises(AssertionError):  # not a birth certificate for a death
+            record_approved(session, department, ORIGIN, [(2, birth), (3, death)], None)
