@@ -237,7 +237,8 @@ def _admin_paths() -> dict[str, dict[str, Op]]:
                         body=_body(ref("NewToken"))),
             "get": _op("The department's tokens", {"200": _json({
                 "type": "object", "required": ["tokens"],
-                "properties": {"tokens": {"type": "array", "items": ref("Token")}}})}, tag=a),
+                "properties": {"tokens": {"type": "array", "items": ref("Token")}},
+                "additionalProperties": False})}, tag=a),
         },
         "/api/v1/tokens/{name}/revoke": {"post": _op(
             "Revoke a token for good", {"200": _json(ref("Token"))}, tag=a,
@@ -247,7 +248,8 @@ def _admin_paths() -> dict[str, dict[str, Op]]:
                         tag=a, body=_body(ref("NewUser"))),
             "get": _op("The department's accounts", {"200": _json({
                 "type": "object", "required": ["users"],
-                "properties": {"users": {"type": "array", "items": ref("User")}}})}, tag=a),
+                "properties": {"users": {"type": "array", "items": ref("User")}},
+                "additionalProperties": False})}, tag=a),
         },
         "/api/v1/users/{username}/disable": {"post": _op(
             "Disable an account for good", {"200": _json(ref("User"))}, tag=a,
@@ -267,7 +269,8 @@ def _public_paths() -> dict[str, dict[str, Op]]:
     p = "public"
     return {
         "/healthz": {"get": _op("Liveness", {"200": _json({
-            "type": "object", "properties": {"status": {"const": "ok"}}})}, tag=p,
+            "type": "object", "required": ["status"], "properties": {"status": {"const": "ok"}},
+            "additionalProperties": False})}, tag=p,
             public=True)},
         "/v/roots.json": {"get": _op("The verify page's trust anchors",
                                      {"200": _json(ref("TrustAnchors"))}, tag=p, public=True)},

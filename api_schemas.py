@@ -94,7 +94,8 @@ def certificate_request_schemas(types: Mapping[str, CertType]) -> dict[str, Sche
 _FIELD_ERROR: Schema = {"type": "object", "required": ["field", "code", "message"],
                         "properties": {"field": STRING, "code": STRING, "message": STRING}}
 _APPLICANT_VIEW: Schema = {"type": "object", "properties": {
-    k: NULLABLE_STRING for k in ("name", "mobile", "email", "aadhaar")}}
+    k: NULLABLE_STRING for k in ("name", "mobile", "email", "aadhaar")},
+    "additionalProperties": False}
 _STATES = [s.value for s in State]
 # A request as stored: its type's fields as that type's request schema names them (the Aadhaar
 # number kept only as its last four digits, outside it). Stored long ago, it need not meet
@@ -103,6 +104,8 @@ STORED_REQUEST: Schema = {"type": "object", "required": ["type"], "properties": 
     "type": STRING}, "additionalProperties": True,
     "description": "The request as stored (canonical: no nulls, no Aadhaar number)"}
 
+# Open, to be composed (CertificateDetail); closed as CertificateView. Answers are closed shapes:
+# tests/test_openapi.py lists the few open maps.
 _CERTIFICATE_VIEW: Schema = {
     "type": "object",
     "required": ["id", "type", "state", "registration_number", "links", "applicant"],
@@ -119,11 +122,18 @@ _CERTIFICATE_VIEW: Schema = {
         "decision_reason": NULLABLE_STRING, "revoked_at": NULLABLE_TIME,
         "escalation_level": {"type": "integer"}, "applicant": _APPLICANT_VIEW,
         "links": {"type": "object", "required": ["self"], "properties": {
-            "self": STRING, "pdf": STRING, "superseded_by": STRING}},
+            "self": STRING, "pdf": STRING, "superseded_by": STRING},
+            "additionalProperties": False},
         "delivery": schema_of(DeliveryView | None),
         "status_url": STRING,
     },
 }
+
+# Open, to be composed (TokenCreated); closed as Token.
+_TOKEN: Schema = {"type": "object", "required": ["name", "role", "status"], "properties": {
+    "name": STRING, "role": STRING, "department": STRING, "actor": STRING,
+    "status": {"type": "string", "enum": ["active", "expired", "revoked"]},
+    "created_at": TIME, "expires_at": NULLABLE_TIME, "revoked_at": NULLABLE_TIME}}
 
 # What each action records, by name: a map of its own per action (issuer/audit.py callers).
 AUDIT_DETAILS: Schema = {"type": "object", "description": "What the action recorded: its own "
@@ -140,47 +150,51 @@ COMPONENTS: dict[str, Schema] = {
         },
     },
     "FieldError": _FIELD_ERROR,
-    "CertificateView": _CERTIFICATE_VIEW,
-    "CertificateDetail": {"allOf": [ref("CertificateView"), {"type": "object", "properties": {
+    "CertificateView": {**_CERTIFICATE_VIEW, "additionalProperties": False},
+    # The view's part open: unevaluatedProperties closes the whole (additionalProperties in a
+    # part would refuse the other part's keys, so CertificateView itself is not the part).
+    "CertificateDetail": {"allOf": [_CERTIFICATE_VIEW, {"type": "object", "properties": {
         "request": STORED_REQUEST,
-        "fields_digest": STRING}}]},
+        "fields_digest": STRING}}], "unevaluatedProperties": False},
     "CertificateList": {
         "type": "object", "required": ["certificates", "next_after"],
         "properties": {"certificates": {"type": "array", "items": {
             "type": "object", "required": ["id", "type", "state", "links"],
             "properties": {k: v for k, v in _CERTIFICATE_VIEW["properties"].items() if k in {
                 "id", "type", "state", "registration_number", "number", "ward_code",
-                "submitted_by", "due_at", "corrects", "superseded_by", "applicant", "links"}}}},
-            "next_after": {**NULLABLE_STRING, "description": "The next page's `after`"}}},
+                "submitted_by", "due_at", "corrects", "superseded_by", "applicant", "links"}},
+            "additionalProperties": False}},
+            "next_after": {**NULLABLE_STRING, "description": "The next page's `after`"}},
+        "additionalProperties": False},
     "Approval": workflow.APPROVAL_BODY.schema(),
     "Reason": workflow.REASON_BODY.schema(),
     "Verification": schema_of(VerdictView),
     "DigilockerLink": {"type": "object", "required": ["certificate", "url", "expires_at"],
                        "properties": {"certificate": STRING, "url": STRING,
-                                      "expires_at": TIME}},
+                                      "expires_at": TIME}, "additionalProperties": False},
     "NewToken": tokens.NEW_TOKEN.schema(),
-    "Token": {"type": "object", "required": ["name", "role", "status"], "properties": {
-        "name": STRING, "role": STRING, "department": STRING, "actor": STRING,
-        "status": {"type": "string", "enum": ["active", "expired", "revoked"]},
-        "created_at": TIME, "expires_at": NULLABLE_TIME, "revoked_at": NULLABLE_TIME}},
-    "TokenCreated": {"allOf": [ref("Token"), {"type": "object", "required": ["token"],
-                                              "properties": {"token": STRING}}]},
+    "Token": {**_TOKEN, "additionalProperties": False},
+    "TokenCreated": {"allOf": [_TOKEN, {"type": "object", "required": ["token"],
+                                        "properties": {"token": STRING}}],
+                     "unevaluatedProperties": False},
     "NewUser": users.NEW_USER.schema(),
     "User": {"type": "object", "required": ["username", "role", "status"], "properties": {
         "username": STRING, "full_name": STRING, "role": STRING, "department": STRING,
         "actor": STRING, "status": {"type": "string", "enum": ["active", "disabled"]},
-        "created_at": TIME, "disabled_at": NULLABLE_TIME}},
+        "created_at": TIME, "disabled_at": NULLABLE_TIME}, "additionalProperties": False},
     "AuditPage": {"type": "object", "required": ["events", "next_after"], "properties": {
         "events": {"type": "array", "items": {"type": "object", "properties": {
             "seq": {"type": "integer"}, "at": TIME, "actor": STRING, "action": STRING,
             "certificate_id": NULLABLE_STRING, "details": AUDIT_DETAILS,
-            "prev_hash": NULLABLE_STRING, "hash": STRING}}},
-        "next_after": NULLABLE_INT}},
+            "prev_hash": NULLABLE_STRING, "hash": STRING}, "additionalProperties": False}},
+        "next_after": NULLABLE_INT}, "additionalProperties": False},
     "RtsReport": schema_of(ReportView),
     "Batch": schema_of(BatchView),
     "BatchSample": {"type": "object", "required": ["batch", "specimens"], "properties": {
         "batch": STRING, "specimens": {"type": "array", "items": {
-            "type": "object", "properties": {"line": {"type": "integer"}, "pdf": STRING}}}}},
+            "type": "object", "required": ["line", "pdf"],
+            "properties": {"line": {"type": "integer"}, "pdf": STRING},
+            "additionalProperties": False}}}, "additionalProperties": False},
     "TrustAnchors": schema_of(VerifierAnchors),
     "WebManifest": schema_of(WebManifest),
     "SignedDocument": schema_of(FlattenedJws),

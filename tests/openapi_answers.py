@@ -1,5 +1,6 @@
 """The OpenAPI document's answers, for tests/test_openapi.py: where a 2xx JSON answer is described
-without its properties, and a real answer checked against the schema the document gives it."""
+without its properties or allows keys beyond them, and a real answer checked against the schema
+the document gives it."""
 
 from __future__ import annotations
 
@@ -51,15 +52,50 @@ def loose_schemas(doc: dict[str, Any]) -> set[str]:
             if isinstance(schema.get(key), dict):
                 walk(schema[key], f"{where}/{key}")
 
-    for path, item in doc["paths"].items():
-        for method, operation in item.items():
-            for status, answer in operation["responses"].items():
-                if not status.startswith("2"):
-                    continue
-                for media, content in answer.get("content", {}).items():
-                    if is_json(media):
-                        walk(content["schema"], f"{method.upper()} {path} {status} {media}")
+    for where, schema in answer_schemas(doc):
+        walk(schema, where)
     return found
+
+
+def open_objects(doc: dict[str, Any]) -> set[str]:
+    """Where a 2xx JSON answer of `doc` has an object schema with `properties` that allows other
+    keys too: neither additionalProperties nor unevaluatedProperties false on it, nor
+    unevaluatedProperties false on a schema composing it (allOf, anyOf, oneOf: a part's own
+    additionalProperties would refuse the other parts' keys). Named as loose_schemas names."""
+    found: set[str] = set()
+    followed: set[tuple[str, bool]] = set()
+
+    def walk(schema: dict[str, Any], where: str, composed_closed: bool) -> None:
+        if "$ref" in schema:
+            target = schema["$ref"]
+            if (target, composed_closed) not in followed:
+                followed.add((target, composed_closed))
+                walk(resolve(doc, target), target, composed_closed)
+            return
+        closes_parts = composed_closed or schema.get("unevaluatedProperties") is False
+        closed = closes_parts or schema.get("additionalProperties") is False
+        if "properties" in schema and not closed:
+            found.add(where)
+        for key in COMPOSED:
+            for i, part in enumerate(schema.get(key, [])):
+                walk(part, f"{where}/{key}/{i}", closes_parts)
+        for name, part in schema.get("properties", {}).items():
+            walk(part, f"{where}/properties/{name}", False)
+        for key in ("items", "additionalProperties", "unevaluatedProperties"):
+            if isinstance(schema.get(key), dict):
+                walk(schema[key], f"{where}/{key}", False)
+
+    for where, schema in answer_schemas(doc):
+        walk(schema, where, False)
+    return found
+
+
+def answer_schemas(doc: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The schema of each 2xx JSON answer of `doc`, named "GET /path 200 application/json"."""
+    return [(f"{method.upper()} {path} {status} {media}", content["schema"])
+            for path, item in doc["paths"].items() for method, operation in item.items()
+            for status, answer in operation["responses"].items() if status.startswith("2")
+            for media, content in answer.get("content", {}).items() if is_json(media)]
 
 
 def resolve(doc: dict[str, Any], ref: str) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from issuer.certtypes import known_types
 from issuer.field_specs import Body
 from issuer.plain_fields import CODES
 from tests.conftest import Live, make_settings, sample, serve
-from tests.openapi_answers import answer_errors, conforms, loose_schemas
+from tests.openapi_answers import answer_errors, conforms, loose_schemas, open_objects
 from tests.test_digilocker_e2e import World, world_fixture  # noqa: F401 - a fixture
 
 # Pages for people and their files, not API operations: listed here, so a new route is either
@@ -100,8 +100,9 @@ def test_the_docs_page_shows_the_document_under_the_pages_csp(live: Live) -> Non
     assert missing.headers["Content-Type"] == "application/problem+json"
 
 
-# Every 2xx JSON answer names its properties: an object of no properties (a map) or a value of
-# no type is listed here, each with why an open map is its true shape.
+# Every 2xx JSON answer names its properties and no others: an object of no properties (a map),
+# a value of no type or an object open beyond its properties is listed here, each with why an
+# open map is its true shape.
 OPEN_MAPS = {
     # This document itself: OpenAPI 3.1's own schema is its shape (checked in the first test).
     "GET /api/v1/openapi.json 200 application/json",
@@ -110,12 +111,17 @@ OPEN_MAPS = {
     # A seal's dates by name: each type names its one date (seals before the compact seal
     # carried several), so the names are the registered types', not a fixed set.
     "#/components/schemas/Verification/properties/certificate/properties/dates",
+    # A request as stored, and its fields as printed (a verdict's particulars): the fields of
+    # its type when it was stored, so only `type` is promised.
+    "#/components/schemas/CertificateDetail/allOf/1/properties/request",
+    "#/components/schemas/Verification/properties/certificate/properties/particulars",
 }
 
 
 @SQLITE
 def test_every_json_answer_is_described_with_its_properties(live: Live) -> None:
-    assert loose_schemas(document(live)) == OPEN_MAPS
+    doc = document(live)
+    assert loose_schemas(doc) | open_objects(doc) == OPEN_MAPS  # none listed that is not open
     # The walk itself finds a bare object, an array of anything and an untyped value, through
     # a $ref and inside an allOf.
     tiny = {"paths": {"/x": {"get": {"responses": {
@@ -125,6 +131,30 @@ def test_every_json_answer_is_described_with_its_properties(live: Live) -> None:
             "m": {"type": "object"}, "l": {"type": "array"}, "v": {}}}]}}}}
     assert loose_schemas(tiny) == {f"#/components/schemas/A/allOf/0/properties/{k}"
                                    for k in ("m", "l", "v")}
+
+
+@SQLITE
+def test_every_json_answer_object_with_properties_is_closed(live: Live) -> None:
+    assert open_objects(document(live)) - OPEN_MAPS == set()
+    # The walk itself: closed by additionalProperties, or by unevaluatedProperties on the
+    # schema composing it (through a $ref, nested); open when neither, or when the composing
+    # schema only closes itself, or explicitly.
+    closed: dict[str, Any] = {"additionalProperties": False}
+    part = {"type": "object", "properties": {"a": {"type": "string"}}}
+    tiny = {"paths": {"/x": {"get": {"responses": {
+        "200": {"content": {"application/json": {"schema": {"type": "object", "properties": {
+            "shut": {**part, **closed}, "open": part,
+            "said": {**part, "additionalProperties": True},
+            "made": {"allOf": [{"$ref": "#/components/schemas/A"}, {"allOf": [part]}],
+                     "unevaluatedProperties": False},
+            "loose": {"allOf": [part], **closed},
+            "deep": {**closed, "properties": {"in": part}, "unevaluatedProperties": False}},
+            **closed}}}},
+        "404": {"content": {"application/json": {"schema": part}}}}}}},
+        "components": {"schemas": {"A": part}}}
+    answer = "GET /x 200 application/json/properties"
+    assert open_objects(tiny) == {f"{answer}/{k}" for k in ("open", "said")} | {
+        f"{answer}/loose/allOf/0", f"{answer}/deep/properties/in"}
 
 
 def _seal_of(live: Live, cert_id: str) -> str:
@@ -249,10 +279,71 @@ def test_real_reports_batches_and_published_answers_are_as_documented(live: Live
              "/admin/rq/queues.json")
 
 
+@SQLITE
+def test_real_decisions_and_admin_answers_are_as_documented(live: Live) -> None:
+    from issuer.models import Department
+    from issuer.tokens import create_token
+    from tests.test_workflow import DEPT, Desk
+
+    doc, http, desk = document(live), _clients(live), Desk(live)
+    # A record submitted, amended, shown, approved and revoked; another rejected.
+    one = "/api/v1/certificates/{cert_id}"
+    made = conforms(doc, desk.call("clerk-1", "POST", "/api/v1/certificates", sample("birth-1")),
+                    "/api/v1/certificates", "post")
+    url = f"/api/v1/certificates/{made['id']}"
+    amended = sample("birth-1")
+    amended["child"]["name"]["en"] = "Aarav Sandip Kulkarni"
+    conforms(doc, desk.call("clerk-1", "PUT", url, amended), one, "put")
+    digest = conforms(doc, desk.call("officer-1", "GET", url), one)["fields_digest"]
+    approved = conforms(doc, desk.call("officer-1", "POST", url + "/approve",
+                                       {"fields_digest": digest}), one + "/approve", "post")
+    assert approved["approved_by"]
+    revoked = conforms(doc, desk.call("officer-1", "POST", url + "/revoke",
+                                      {"reason": "issued in error"}), one + "/revoke", "post")
+    assert revoked["state"] == "revoked"
+    other = desk.submit(sample("death-1"))["id"]
+    rejected = desk.call("officer-1", "POST", f"/api/v1/certificates/{other}/reject",
+                         {"reason": "wrong office"})
+    assert conforms(doc, rejected, one + "/reject", "post")["decision_reason"] == "wrong office"
+    # A token and a person's account: made, listed, ended.
+    admin = http["admin"]
+    token = admin.post(live.url("/api/v1/tokens"), json={"name": "desk-9", "role": "clerk"},
+                       timeout=60)
+    assert conforms(doc, token, "/api/v1/tokens", "post")["token"]
+    assert conforms(doc, admin.get(live.url("/api/v1/tokens"), timeout=60), "/api/v1/tokens")[
+        "tokens"]
+    conforms(doc, admin.post(live.url("/api/v1/tokens/desk-9/revoke"), timeout=60),
+             "/api/v1/tokens/{name}/revoke", "post")
+    person = admin.post(live.url("/api/v1/users"), timeout=60, json={
+        "username": "meera", "full_name": "Meera Joshi", "role": "officer",
+        "password": PASSWORDISH})
+    assert conforms(doc, person, "/api/v1/users", "post")["username"] == "meera"
+    assert conforms(doc, admin.get(live.url("/api/v1/users"), timeout=60), "/api/v1/users")[
+        "users"]
+    disabled = admin.post(live.url("/api/v1/users/meera/disable"), timeout=60)
+    assert conforms(doc, disabled, "/api/v1/users/{username}/disable", "post")["disabled_at"]
+    # Their audit events, each action's own details, in both departments.
+    with live.runtime.sessions() as session, session.begin():
+        department = session.get(Department, DEPT)
+        assert department is not None
+        auditor = create_token(session, department, "auditor-1", "auditor")
+    actions = set()
+    for reader in (http["auditor"], requests.Session()):
+        reader.headers.setdefault("Authorization", f"Bearer {auditor}")
+        audit = conforms(doc, reader.get(live.url("/api/v1/audit?limit=200"), timeout=60),
+                         "/api/v1/audit")
+        actions |= {event["action"] for event in audit["events"]}
+    assert {"token_create", "user_disable", "approve", "revoke", "reject"} <= actions, actions
+
+
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_the_digilocker_callback_and_deliveries_are_as_documented(world: World) -> None:
     doc = document(world.live)
     issued = world.desk.issued(sample("birth-1"))
+    made = world.desk.call("clerk-1", "POST",
+                           f"/api/v1/certificates/{issued['id']}/digilocker-link")
+    link = conforms(doc, made, "/api/v1/certificates/{cert_id}/digilocker-link", "post")
+    assert link["certificate"] == issued["id"]
     linked = world.link(issued["id"])
     errors = answer_errors(doc, "/digilocker/callback", "get", "200", "application/json",
                            linked)
