@@ -439,7 +439,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             for test in reaching_tests(chosen) or []:
                 print(f"  runs {test}")
         return 0
-    if args.unchecked_only or args.survivors_only:
+    if args.unchecked_only or args.survivors_only or args.report_only:
         print(f"mutation: {restore_verdicts(chosen)} verdicts carried over from "
               f"{VERDICTS.relative_to(ROOT)}")
     if args.unchecked_only:
