@@ -93,8 +93,9 @@ def _taken(record: Certificate) -> InvalidTransition:
 
 
 def _locked(session: Session, certificate_id: str) -> Certificate:
-    # equivalent: without with_for_update on SQLite (no FOR UPDATE; mutation runs use SQLite)
-    record = session.get(Certificate, certificate_id, with_for_update=True,  # equivalent
+    # Locked and read afresh: a cancel while the job marks the record issued waits, then sees
+    # it issued (on PostgreSQL; SQLite's writer locks the whole database).
+    record = session.get(Certificate, certificate_id, with_for_update=True,
                          populate_existing=True)
     if record is None:
         raise NotFound(f"no certificate {certificate_id}")

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select, text, update
+from sqlalchemy.orm import Session
 
+from digilocker.deliveries import plan_issued
 from issuer.certtypes import cert_type
 from issuer.db import as_utc
 from issuer.errors import InvalidTransition
@@ -171,6 +174,60 @@ def test_cancel_frees_the_registration_and_a_late_job_cannot_issue(live: Live,
     assert live.post_json("/api/v1/certificates", sample("birth-2")).status_code == 202
     with live.runtime.sessions() as session, session.begin(), pytest.raises(InvalidTransition):
         cancel(session, cert_id, "cli:operator", "again")
+
+
+def wait_for_a_blocked_backend(live: Live) -> None:
+    """Until another session of this database waits on a row lock."""
+    deadline = time.monotonic() + 30
+    with live.runtime.sessions() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError("the cancel never waited for the job marking the record issued")
+
+
+# PostgreSQL only: SQLite's writer locks the whole database, no row locks to tell apart.
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_a_cancel_while_the_job_marks_the_record_issued_waits_and_is_refused(
+    live: Live, broken_renderer: Renderer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The job's transaction has marked the record issued (row locked, not yet committed) when
+    # an operator cancels it: the cancel must wait and then see it issued. Read without the
+    # lock, it would cancel an issued certificate and release its number for another.
+    cert_id = live.post_json("/api/v1/certificates", sample("birth-2")).json()["id"]
+    sealed = record_of(live, cert_id)
+    assert sealed.state == "signing" and sealed.number
+    live.runtime.__dict__["renderer"] = Renderer()
+    make_stale(live, cert_id)
+    outcome: list[str] = []
+
+    def operator() -> None:
+        try:
+            with live.runtime.sessions() as session, session.begin():
+                cancel(session, cert_id, "cli:operator", "wrong ward")
+            outcome.append("cancelled")
+        except InvalidTransition as exc:
+            outcome.append(str(exc))
+
+    cancelling = threading.Thread(target=operator)
+
+    def plan_issued_while_cancelled(session: Session, certificate_id: str) -> object:
+        cancelling.start()
+        wait_for_a_blocked_backend(live)
+        return plan_issued(session, certificate_id)
+
+    monkeypatch.setattr("issuer.issue.plan_issued", plan_issued_while_cancelled)
+    assert issue_certificate(live.runtime, cert_id) is True
+    cancelling.join(timeout=60)
+    assert outcome == [f"certificate {cert_id} is issued and cannot be cancelled"]
+    record = record_of(live, cert_id)
+    assert (record.state, record.number) == ("issued", sealed.number)
+    assert events(live, cert_id, "cancel") == 0
 
 
 def test_issued_certificates_cannot_be_cancelled(live: Live) -> None:

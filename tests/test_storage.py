@@ -11,8 +11,9 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
-from issuer.models import Certificate
+from issuer.models import AuditEvent, Certificate
 from issuer.storage import FileStore, StoreMissing, StoreUnreadable
 from tests.conftest import Live, sample
 
@@ -94,6 +95,12 @@ def test_download_of_a_corrupted_stored_pdf_is_a_500_without_its_bytes(live: Liv
     assert response.headers["Content-Type"].startswith("application/problem+json")
     assert response.json()["code"] == "stored_file_corrupt"
     assert b"%PDF" not in response.content and record.pdf_path not in response.text
+    # The operators' audit event names the damaged file itself (to restore it from a backup).
+    with live.runtime.sessions() as session:
+        events = session.scalars(select(AuditEvent).where(
+            AuditEvent.action == "store_read_failed")).all()
+    assert [(e.certificate_id, e.details["code"], e.details["object"]) for e in events] == [
+        (record.id, "stored_file_corrupt", str(path))]
     path.write_bytes(good.content)  # repaired: served again, byte for byte
     assert live.get(pdf_url).content == good.content
 
