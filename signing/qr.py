@@ -111,4 +111,4 @@ def qr_svg(text: str, *, mask_pattern: int | None = DEFAULT_MASK_PATTERN) -> byt
         f'<path fill="#000" d="{"".join(parts)}"/>'
         "</svg>\n"
     )
-    return svg.encode("ascii")
+    return svg.encode("ascii")  # equivalent: "ASCII" (codec names ignore case)

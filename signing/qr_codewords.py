@@ -20,18 +20,17 @@ _LOG = [0] * 256
 
 
 def _init_tables() -> None:
-    # Built once at import, before mutmut switches a mutant on: its mutants here survive
-    # unkillable (marked "equivalent" for the runner), though every QR test would fail if these
-    # tables were wrong (test_codewords_equal_python_qrcode compares with python-qrcode's own).
-    x = 1  # equivalent: import time
-    for i in range(255):  # equivalent: import time
-        _EXP[i] = x  # equivalent: import time
-        _LOG[x] = i  # equivalent: import time
-        x <<= 1  # equivalent: import time
-        if x & 0x100:  # equivalent: import time
-            x ^= 0x11D  # equivalent: import time
-    for i in range(255, 512):  # equivalent: import time
-        _EXP[i] = _EXP[i - 255]  # equivalent: import time
+    # Run once at import, which is before mutmut switches a mutant on: the tests run it again
+    # (test_gf256_tables_rebuilt_are_python_qrcode_s) so that its mutants can be caught.
+    x = 1
+    for i in range(255):  # equivalent: 256 also logs 1 as 255 (a^255 = 1, indices stay < 512)
+        _EXP[i] = x
+        _LOG[x] = i
+        x <<= 1
+        if x & 0x100:  # equivalent: & 257 (x is even after the shift)
+            x ^= 0x11D
+    for i in range(255, 512):
+        _EXP[i] = _EXP[i - 255]
 
 
 _init_tables()

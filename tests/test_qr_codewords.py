@@ -8,16 +8,29 @@ from pathlib import Path
 
 import pytest
 import qrcode
-from qrcode import util
+from qrcode import base, util
 from qrcode.constants import ERROR_CORRECT_H, ERROR_CORRECT_L, ERROR_CORRECT_M, ERROR_CORRECT_Q
 from qrcode.exceptions import DataOverflowError
 
 from signing.qr import DEFAULT_MASK_PATTERN, _fit_version, _payload_bits, qr_svg
-from signing.qr_codewords import _data_bytes, codewords
+from signing.qr_codewords import _EXP, _LOG, _data_bytes, _init_tables, codewords
 from tests.tools import need
 
 PREFIXES = ("https://verify.pmc.example/v#", "http://127.0.0.1:8000/v#", "", "HELLO WORLD ",
             "नमस्ते ", "ABC123XYZ")
+
+
+def test_gf256_tables_rebuilt_are_python_qrcode_s() -> None:
+    """The tables are built at import, before mutmut switches a mutant on: build them again,
+    from zeros, and compare with python-qrcode's (exponents up to 511: a product's index)."""
+    saved = _EXP[:], _LOG[:]
+    _EXP[:], _LOG[:] = [0] * 512, [0] * 256
+    try:
+        _init_tables()
+        assert _EXP == [base.gexp(i) for i in range(512)]
+        assert [_EXP[_LOG[a]] for a in range(1, 256)] == list(range(1, 256))
+    finally:
+        _EXP[:], _LOG[:] = saved
 
 
 @pytest.mark.parametrize("ecc", [ERROR_CORRECT_L, ERROR_CORRECT_M, ERROR_CORRECT_Q,
