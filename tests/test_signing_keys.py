@@ -174,6 +174,24 @@ def test_a_tsa_addition_cut_short_is_finished_and_the_rest_kept(tmp_path: Path) 
     assert not (tmp_path / ".devpki-tsa-incomplete").exists()
 
 
+def test_a_set_whose_root_key_is_not_rsa_gets_no_tsa_and_is_refused_by_name(
+    pki: DevPki, tmp_path: Path,
+) -> None:
+    for name in DEV_PKI_FILES:  # a set made before the dev TSA, its root key since replaced
+        if name not in DEV_TSA_FILES:
+            (tmp_path / name).write_bytes((pki.keys_dir / name).read_bytes())
+    (tmp_path / "root.key").write_bytes(ec.generate_private_key(ec.SECP256R1()).private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption()))
+
+    with pytest.raises(KeyMaterialMissing) as refused:
+        ensure_dev_pki(tmp_path)
+
+    assert str(refused.value) == f"the dev root key {tmp_path / 'root.key'} is not an RSA key"
+    assert not any((tmp_path / name).exists() for name in DEV_TSA_FILES)
+    assert not (tmp_path / ".devpki-tsa-incomplete").exists()
+
+
 def test_dev_keys_go_into_a_new_nested_folder_each_beside_its_certificate(
     tmp_path: Path,
 ) -> None:
