@@ -85,15 +85,17 @@ class StrictTimeStamper(_KeptPathsTimeStamper):
     on loopback), every failure a `TimestampRequestError`, and the token checked to be for the
     digest that was sent."""
 
-    def __init__(self, url: str, *, timeout: float = 10) -> None:  # equivalent: 11 s, a default
+    # equivalent: 11 s; the default is the tests' (keyring and tsa_probe pass their own)
+    def __init__(self, url: str, *, timeout: float = 10) -> None:  # equivalent: a default
         super().__init__()
         self.url = url
         self._timeout = urllib3.Timeout(total=timeout)
         self._pool = urllib3.PoolManager(
-            maxsize=8,  # equivalent: 9 or the default 1 (kept connections: speed only)
-            # equivalent: True or None (urllib3 never re-sends a POST after a read error, and
-            # a refused connection asked again at once fails alike); the job retries instead
-            retries=False)  # equivalent
+            # Worker threads share the client: up to 8 at once keep their connections.
+            maxsize=8,  # equivalent: 9 (only a ninth connection kept: speed only)
+            # Nothing asked again at once (the job retries, with backoff), and a redirect is an
+            # answer to refuse, not followed: the configured TSA is the one asked.
+            retries=False)
 
     async def async_request_tsa_response(self, req: tsp.TimeStampReq) -> tsp.TimeStampResp:
         try:
@@ -105,7 +107,9 @@ class StrictTimeStamper(_KeptPathsTimeStamper):
                 preload_content=False)  # equivalent: None (urllib3 tests it for truth)
             try:
                 body = answer.read(_MAX_REPLY + 1)  # equivalent: + 2 (a test measures memory)
-                if len(body) > _MAX_REPLY:  # equivalent: >= only drops a kept connection
+                # equivalent: >=; a reply of exactly 64 KiB is read whole, and urllib3 has
+                # already put its connection back in the pool (close() no longer reaches it).
+                if len(body) > _MAX_REPLY:  # equivalent: >=
                     answer.close()  # the rest is never read: the connection goes with it
             finally:
                 answer.release_conn()

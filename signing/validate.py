@@ -163,8 +163,7 @@ def validate_pdf(pdf: bytes, trust_root_paths: Sequence[Path], *,
 
 
 def _malformed(exc: Exception) -> PdfReport:
-    # Mutants of this log line change only what operators read, never the verdict.
-    logger.info("malformed signed PDF: %s: %s", type(exc).__name__, exc)  # equivalent: log text
+    logger.info("malformed signed PDF: %s: %s", type(exc).__name__, exc)
     return PdfReport(ok=False, reason="malformed")
 
 
@@ -203,11 +202,11 @@ def _contents_untouched(pdf: bytes, signature: EmbeddedPdfSignature) -> bool:
     if not _HEX_CONTENTS.fullmatch(pdf[start + length : gap_end]):
         return False
     contents = signature.pkcs7_content
-    _, _, _, header, body, trailer = asn1_parser.parse(contents)
-    # For DER (definite lengths, what our signer writes) the trailer is empty: `- trailer` is an
-    # equivalent mutant; with a BER indefinite length it would only reject more.
-    used = len(header) + len(body) + len(trailer)  # equivalent: - trailer
-    return not any(contents[used:])
+    class_, method, tag, _, body, _ = asn1_parser.parse(contents)
+    # pyHanko also takes the envelope's outer length in BER forms (indefinite, or longer than
+    # needed); PDF signatures are DER (ISO 32000-1, 12.8.3.3.1), as our signer writes them.
+    der = asn1_parser.emit(class_, method, tag, body)
+    return contents.startswith(der) and not any(contents[len(der):])
 
 
 def _envelope_exact(signature: EmbeddedPdfSignature, status: PdfSignatureStatus) -> bool:

@@ -155,6 +155,21 @@ def test_a_changed_unsigned_part_of_the_envelope_is_modified(
     assert (report.ok, report.reason) == (False, "modified")
 
 
+@pytest.mark.parametrize("form", ["indefinite", "long"])
+def test_the_envelope_in_a_ber_length_form_is_modified(signed: bytes, pki: DevPki,
+                                                       form: str) -> None:
+    # The same envelope, its outer length rewritten in a form DER does not allow (indefinite,
+    # with end-of-contents octets; or in four octets where two do): pyHanko reads it alike.
+    der = bytes(PdfFileReader(BytesIO(signed)).embedded_signatures[0].pkcs7_content)
+    assert der[1] == 0x82  # a two-octet length: the envelope is 256 bytes to 64 KiB
+    body = der[4:4 + int.from_bytes(der[2:4], "big")]
+    assert validate_pdf(with_envelope_der(signed, der[:4] + body), [pki.root_cert]).ok
+    header = b"\x30\x80" if form == "indefinite" else b"\x30\x84" + len(body).to_bytes(4, "big")
+    trailer = b"\x00\x00" if form == "indefinite" else b""
+    report = validate_pdf(with_envelope_der(signed, header + body + trailer), [pki.root_cert])
+    assert (report.ok, report.reason) == (False, "modified")
+
+
 # --- the signer's mechanisms ------------------------------------------------------------------
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import random
 import re
 from collections.abc import Callable
@@ -383,16 +384,22 @@ def test_non_repudiation_alone_is_not_a_document_signer(tmp_path: Path) -> None:
     assert (report.ok, report.reason) == (False, "untrusted")
 
 
-def test_a_pdf_that_needs_repair_is_malformed_not_read_leniently(pki: DevPki) -> None:
+def test_a_pdf_that_needs_repair_is_malformed_not_read_leniently(
+    pki: DevPki, caplog: pytest.LogCaptureFixture
+) -> None:
     """A wrong startxref offset is something a lenient reader repairs; we do not: what we
-    validate is read strictly, as written."""
+    validate is read strictly, as written. The log says what the parser found wrong."""
     pdf = minimal_pdf()
     at = pdf.rindex(b"startxref\n") + len(b"startxref\n")
     end = pdf.index(b"\n", at)
     broken = pdf[:at] + str(int(pdf[at:end]) + 1).encode() + pdf[end:]
     assert validate_pdf(pdf, [pki.root_cert]).reason == "no_signature"  # control
-    report = validate_pdf(broken, [pki.root_cert])
+    with caplog.at_level(logging.INFO, logger="signing.validate"):
+        report = validate_pdf(broken, [pki.root_cert])
     assert (report.ok, report.reason) == (False, "malformed")
+    (logged,) = caplog.messages
+    assert logged.startswith("malformed signed PDF: PdfStrictReadError: "), logged
+    assert "xref" in logged, logged  # pyHanko's own words, not just the exception's type
 
 
 def test_a_second_signature_is_refused(signed_pdf: bytes, pki: DevPki) -> None:

@@ -4,11 +4,14 @@ timestamp. Checked with pyHanko's validator and poppler's pdfsig."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import hashlib
+import http.server
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from io import BytesIO
 from pathlib import Path
 from typing import Any
@@ -342,6 +345,37 @@ def test_an_answer_that_is_not_a_timestamp_reply_says_what_it_was(
         assert says in str(refused.value), str(refused.value)
 
 
+def serve_kept_alive(respond: Callable[[bytes], bytes], ports: list[int]) -> Iterator[str]:
+    """A TSA answering `respond(query)` over HTTP/1.1 with kept-alive connections (werkzeug's
+    development server closes each one), noting in `ports` the client's port of each request:
+    one port per TCP connection."""
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            ports.append(self.client_address[1])
+            answer = respond(self.rfile.read(int(self.headers["Content-Length"])))
+            self.send_response(200)
+            self.send_header("Content-Type", REPLY_TYPE)
+            self.send_header("Content-Length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
+                              daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/tsa"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
 def test_a_reply_of_the_largest_size_with_parameters_is_taken(pki: DevPki) -> None:
     # Exactly 64 KiB (the token, then padding), typed with a parameter: a timestamp reply.
     app = _shaped(authority_of(pki), size=65536,
@@ -350,6 +384,44 @@ def test_a_reply_of_the_largest_size_with_parameters_is_taken(pki: DevPki) -> No
         report = validate_pdf(sign(signer_with(pki, StrictTimeStamper(url, timeout=5))),
                               [pki.root_cert])
         assert report.ok and report.timestamp is not None
+
+
+def _stamp(stamper: StrictTimeStamper, n: int) -> cms.ContentInfo:
+    digest = hashlib.sha256(bytes([n])).digest()
+    return asyncio.run(stamper.async_timestamp(digest, "sha256"))
+
+
+def test_workers_asking_at_once_keep_their_connections(pki: DevPki) -> None:
+    # One client serves every worker thread of a process (the keyring's): requests made at
+    # the same time each keep their connection for the next ones.
+    authority = authority_of(pki)
+    together = threading.Barrier(4, timeout=10)
+
+    def respond(query: bytes) -> bytes:
+        together.wait()  # the four requests of a round are in flight at once
+        return authority.respond_der(query)
+
+    ports: list[int] = []
+    for url in serve_kept_alive(respond, ports):
+        stampers = [StrictTimeStamper(url, timeout=10)] * 4  # one, for four threads
+        with ThreadPoolExecutor(4) as pool:
+            for _ in range(2):
+                assert len(list(pool.map(_stamp, stampers, range(4)))) == 4
+    assert len(ports) == 8 and len(set(ports)) == 4, ports
+
+
+def test_a_redirect_is_not_followed(pki: DevPki, tsa_url: str) -> None:
+    # The configured TSA is the one asked: an answer sending the request elsewhere (here to a
+    # working TSA) is a failure to see, not a path to take.
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+        start_response("307 Temporary Redirect", [("Location", tsa_url),
+                                                  ("Content-Length", "0")])
+        return [b""]
+
+    for url in serve(app):
+        with pytest.raises(TsaUnavailable, match="answered HTTP 307, no type"):
+            sign(signer_with(pki, StrictTimeStamper(url, timeout=5)))
 
 
 def test_an_endless_answer_is_read_no_further_than_a_reply_can_be(pki: DevPki) -> None:
