@@ -50,7 +50,8 @@ class Due:
 def newest_timestamp_expiry(pdf: bytes) -> dt.datetime | None:
     """When the certificate of the newest document timestamp's TSA expires; None for a file
     without a document timestamp (B-B, B-T, B-LT: nothing to refresh)."""
-    reader = PdfFileReader(BytesIO(pdf), strict=False)
+    # Lenient, as `ArchivalStamper.refresh` reads it. pyHanko reads `strict` as a truth value.
+    reader = PdfFileReader(BytesIO(pdf), strict=False)  # equivalent: strict=None (see above)
     stamps = reader.embedded_timestamp_signatures
     if not stamps:
         return None

@@ -40,8 +40,9 @@ class _SpecWithEncodedCertificate(attributes.SignedAttributeProviderSpec):
     def signed_attr_providers(
         self, data_digest: bytes, digest_algorithm: str
     ) -> Iterable[attributes.CMSAttributeProvider]:
-        # For PAdES B-B pyHanko 0.38 reads digest_algorithm only for CAdES attributes and
-        # CMSAlgorithmProtection, neither of which it adds to PDF signatures: None is equivalent.
+        # For PAdES (any level) pyHanko 0.38 reads data_digest and digest_algorithm only for CAdES
+        # attributes (cades_signed_attr_spec, never set in pades.py) and CMSAlgorithmProtection
+        # (not added to PAdES signatures): None for either is equivalent.
         for provider in self._inner.signed_attr_providers(
             data_digest, digest_algorithm  # equivalent: None (see above)
         ):

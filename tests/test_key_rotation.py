@@ -518,3 +518,30 @@ def test_a_failed_staging_reports_its_own_error_even_when_its_folder_is_already_
     assert failed.value.errno == errno.EIO
     assert not (keys / "next").exists()
     assert not [p for p in keys.iterdir() if p.name.startswith(".next-")]
+
+
+def test_the_staged_keys_accept_the_seals_of_the_key_they_retire(keys: Path) -> None:
+    from signing.keyring import Keyring
+    from signing.seal import verify_seal
+
+    moment = dt.datetime.now(dt.UTC).replace(microsecond=0) + dt.timedelta(hours=1)
+    stage(keys, moment)
+    keyring = Keyring.from_config(SignerConfig.from_keys_dir(keys),
+                                  verify_base_url="http://127.0.0.1:8000")
+    try:
+        successor = keyring.active(moment)
+        assert successor is keyring.pending
+        assert [e.kid for e in successor.seal_trust.entries] == [successor.seal_kid,
+                                                                 keyring.seal_kid]
+        sealed = keyring.sealer.seal({1: "x", 6: int(moment.timestamp()) - 60})
+        assert verify_seal(sealed, successor.seal_trust).ok
+    finally:
+        keyring.close()
+
+
+def test_an_unreadable_staged_seal_certificate_is_refused_by_name(keys: Path) -> None:
+    stage(keys, dt.datetime.now(dt.UTC) + dt.timedelta(days=1))
+    (keys / "next" / "seal.crt").write_text("not a certificate\n")
+    with pytest.raises(KeyMaterialMissing,
+                       match=r"^staged seal certificate \S+ holds no valid PEM certificate$"):
+        TrustStore.from_config(SignerConfig.from_keys_dir(keys))

@@ -136,3 +136,11 @@ def test_a_production_archival_round_carries_it_past_the_tsa_s_expiry(tmp_path: 
         verdict = validate_pdf(refreshed, roots, at=past, fresh_revinfo=fresh)
         assert verdict.ok and verdict.level == "B-LTA" and verdict.info == {"PramaanSeal": "x#1"}
         assert validate_pdf(pdf, roots, at=past, fresh_revinfo=fresh).reason == "untrusted"
+
+
+def test_the_fetching_context_validates_at_the_moment_it_is_given() -> None:
+    # An archival round at a simulated time validates as of that time, not the real clock.
+    then = dt.datetime(2031, 5, 6, 7, 8, 9, tzinfo=dt.UTC)
+    context = FetchingRevocation().validation_context([], [], then)
+    assert context.moment == then and context.fetching_allowed
+    assert context.timing_params.point_in_time_validation

@@ -248,3 +248,13 @@ def test_a_round_is_due_from_the_horizon_on_and_only_with_a_longer_lasting_tsa(
     # A file without a document timestamp has nothing to refresh.
     assert is_due(minimal_pdf(), later, expires) == Due(False, "no document timestamp (not B-LTA)")
     assert newest_timestamp_expiry(minimal_pdf()) is None
+
+
+def test_a_stored_file_is_read_leniently_as_the_round_reads_it() -> None:
+    from pyhanko.pdf_utils.misc import PdfReadError
+
+    # An xref table larger than the trailer's /Size: a strict reader refuses the file.
+    pdf = minimal_pdf().replace(b"/Size 4 /Root", b"/Size 3 /Root")
+    with pytest.raises(PdfReadError, match="Xref table size mismatch"):
+        PdfFileReader(BytesIO(pdf))
+    assert newest_timestamp_expiry(pdf) is None  # read, not refused: nothing to refresh
