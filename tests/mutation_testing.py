@@ -324,11 +324,16 @@ def statuses(path: str) -> dict[str, str]:
     marked = [line.split("#", 1)[0].strip() for line in
               (ROOT / path).read_text(encoding="utf-8").splitlines() if "# equivalent" in line]
     # Before mutmut has written the mutated copy (a new machine resuming from kept verdicts)
-    # a survivor stays "survived": only the choice of what is still unchecked needs it then.
-    mutated = (ROOT / "mutants" / path).exists()
+    # the diffs come from the mutants made afresh from the source, as mutmut makes them.
+    mutated = None
+    if not (ROOT / "mutants" / path).exists() and "survived" in found.values():
+        from mutmut.mutation.file_mutation import mutate_file_contents
+
+        made = mutate_file_contents(path, (ROOT / path).read_text(encoding="utf-8"))
+        mutated = next(v for v in vars(made).values() if isinstance(v, str) and "mutmut" in v)
     for name, status in found.items():
-        if status == "survived" and mutated:
-            diff = get_diff_for_mutant(name, path=path).splitlines()
+        if status == "survived":
+            diff = get_diff_for_mutant(name, source=mutated, path=path).splitlines()
             removed = [line[1:].split("#", 1)[0].strip() for line in diff[2:]
                        if line.startswith("-")]
             # The mutated copy may predate the comment: match the code of the line as well.
