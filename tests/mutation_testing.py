@@ -321,8 +321,11 @@ def statuses(path: str) -> dict[str, str]:
         return {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     found = {name: status_by_exit_code[code] for name, code in codes.items()}
-    marked = [line.split("#", 1)[0].strip() for line in
-              (ROOT / path).read_text(encoding="utf-8").splitlines() if "# equivalent" in line]
+    # A line is marked by `# equivalent` on it, or by a comment `# equivalent: why` right above.
+    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
+    marked = [line.split("#", 1)[0].strip() for at, line in enumerate(lines)
+              if "# equivalent" in line
+              or (at and lines[at - 1].strip().startswith("# equivalent"))]
     # Before mutmut has written the mutated copy (a new machine resuming from kept verdicts)
     # the diffs come from the mutants made afresh from the source, as mutmut makes them.
     mutated = None
