@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -222,3 +223,21 @@ def redis_url() -> Iterator[str]:
 
 # The S3 server (SeaweedFS on 127.0.0.1) and a bucket per test: tests/s3_server.py.
 from tests.s3_server import s3_server, s3_url  # noqa: E402, F401 - fixtures
+
+
+def wait_for_a_blocked_backend(live: Live, what: str) -> None:
+    """Until some other session of this PostgreSQL database waits on a row lock; `what` names
+    the waiter in the failure."""
+    from sqlalchemy import text
+
+    deadline = time.monotonic() + 30
+    with live.runtime.sessions() as watcher:
+        while time.monotonic() < deadline:
+            waiting = watcher.scalar(text(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
+            watcher.rollback()
+            if waiting:
+                return
+            time.sleep(0.02)
+    raise AssertionError(f"{what} never waited on a row lock")

@@ -26,7 +26,7 @@ from issuer.sweep import sweep
 from issuer.verify import verify_pdf, verify_qr
 from signing.validate import validate_pdf
 from templates import fonts_dir, templates_dir
-from tests.conftest import Live, sample
+from tests.conftest import Live, sample, wait_for_a_blocked_backend
 
 
 def record_of(live: Live, cert_id: str) -> Certificate:
@@ -176,21 +176,6 @@ def test_cancel_frees_the_registration_and_a_late_job_cannot_issue(live: Live,
         cancel(session, cert_id, "cli:operator", "again")
 
 
-def wait_for_a_blocked_backend(live: Live) -> None:
-    """Until another session of this database waits on a row lock."""
-    deadline = time.monotonic() + 30
-    with live.runtime.sessions() as watcher:
-        while time.monotonic() < deadline:
-            waiting = watcher.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
-            watcher.rollback()
-            if waiting:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the cancel never waited for the job marking the record issued")
-
-
 # PostgreSQL only: SQLite's writer locks the whole database, no row locks to tell apart.
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_a_cancel_while_the_job_marks_the_record_issued_waits_and_is_refused(
@@ -218,7 +203,7 @@ def test_a_cancel_while_the_job_marks_the_record_issued_waits_and_is_refused(
 
     def plan_issued_while_cancelled(session: Session, certificate_id: str) -> object:
         cancelling.start()
-        wait_for_a_blocked_backend(live)
+        wait_for_a_blocked_backend(live, "the cancel")
         return plan_issued(session, certificate_id)
 
     monkeypatch.setattr("issuer.issue.plan_issued", plan_issued_while_cancelled)
@@ -289,7 +274,7 @@ def test_cli_retry_and_cancel(tmp_path: Path) -> None:
                               capture_output=True, text=True, timeout=300, check=False)
 
     assert pramaan("init").returncode == 0
-    from sqlalchemy import create_engine, text
+    from sqlalchemy import create_engine
 
     engine = create_engine(f"sqlite:///{tmp_path / 'var' / 'pramaan.db'}")
     data = tmp_path / "birth.json"

@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import hashlib
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
-from sqlalchemy import select, text
+from sqlalchemy import select
 
 from issuer.models import AuditEvent, Certificate, Department
 from issuer.tokens import create_token
 from issuer.verhoeff import check_digit
 from issuer.verify import verify_pdf, verify_qr
 from issuer.workflow import reject
-from tests.conftest import Live, _postgres_schema, make_settings, sample, serve
+from tests.conftest import (
+    Live,
+    _postgres_schema,
+    make_settings,
+    sample,
+    serve,
+    wait_for_a_blocked_backend,
+)
 
 DEPT = "pmc-kothrud-registrar"
 
@@ -394,21 +400,6 @@ def postgres_desk(tmp_path: Path, keys_dir: Path) -> Iterator[Desk]:
         yield from (Desk(live) for live in serve(make_settings(tmp_path, url, keys_dir)))
 
 
-def _wait_for_a_blocked_backend(live: Live) -> None:
-    """Until some other session of this database waits on a row lock (the API's request)."""
-    deadline = time.monotonic() + 30
-    with live.runtime.sessions() as watcher:
-        while time.monotonic() < deadline:
-            waiting = watcher.scalar(text(
-                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
-                "AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"))
-            watcher.rollback()
-            if waiting:
-                return
-            time.sleep(0.02)
-    raise AssertionError("the approval never waited for the other officer's decision")
-
-
 def test_two_officers_deciding_one_request_at_once_do_not_both_win(
     postgres_desk: Desk,
 ) -> None:
@@ -425,7 +416,7 @@ def test_two_officers_deciding_one_request_at_once_do_not_both_win(
         officer_2.flush()
         approval = threading.Thread(target=lambda: answer.append(desk.approve(cert_id)))
         approval.start()
-        _wait_for_a_blocked_backend(desk.live)
+        wait_for_a_blocked_backend(desk.live, "the approval")
         officer_2.commit()
     approval.join(timeout=60)
     assert answer and answer[0].status_code == 409, answer and answer[0].text
