@@ -54,7 +54,11 @@ def authority_of(pki: DevPki) -> DevTimeStampAuthority:
 
 
 def serve(app: WsgiApp) -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, app, threaded=True)
+    return _running(make_server("127.0.0.1", 0, app, threaded=True))
+
+
+def _running(server: Any) -> Iterator[str]:
+    """The TSA URL of `server` (a werkzeug or http.server one) served in a thread meanwhile."""
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
                               daemon=True)
     thread.start()
@@ -364,16 +368,7 @@ def serve_kept_alive(respond: Callable[[bytes], bytes], ports: list[int]) -> Ite
         def log_message(self, format: str, *args: Any) -> None:  # quiet
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05},
-                              daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/tsa"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    return _running(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
 
 def test_a_reply_of_the_largest_size_with_parameters_is_taken(pki: DevPki) -> None:
