@@ -260,3 +260,21 @@ def select_tests(pool: Sequence[str], targets: Iterable[str], root: Path = ROOT)
                 used |= _names(graph.tree(test_module)) & conftest.fixtures
         reach[path] = modules | conftest.reach(used) | always
     return Selection(tuple(p for p in pool if reach[p] & wanted), reach)
+
+
+def importing_tests(pool: Sequence[str], targets: Iterable[str],
+                    root: Path = ROOT) -> dict[str, frozenset[str]]:
+    """The test files of `pool` that import one of `targets` themselves (anywhere in the file,
+    or name it in a string), each with the target modules it imports: the files that look like
+    tests of a mutated module, which mutmut's list should name or which should be left out on
+    purpose (tests/test_mutation_reach.py checks that one or the other holds)."""
+    graph = Graph(root)
+    wanted = {module_name(root / t, root) for t in targets}
+    found: dict[str, frozenset[str]] = {}
+    for path in pool:
+        name = module_name(root / path, root)
+        if name in graph.modules:
+            imported = frozenset(graph.imports(name) & wanted)
+            if imported:
+                found[path] = imported
+    return found

@@ -174,6 +174,14 @@ def test_pool() -> list[str]:
     return pool
 
 
+def left_out() -> dict[str, str]:
+    """Test files that import a mutated module but are left out of mutmut's list on purpose,
+    each with why (pyproject.toml: tool.pramaan.mutation_left_out)."""
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    table: dict[str, str] = config["tool"]["pramaan"]["mutation_left_out"]
+    return table
+
+
 def reaching_tests(targets: Iterable[str]) -> list[str] | None:
     """The test files of the pool that can reach `targets` in the test process, in the pool's
     order; None (all of them) when that cannot be worked out."""

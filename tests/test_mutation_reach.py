@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mutation_reach import select_tests
+from tests.mutation_reach import importing_tests, select_tests
+from tests import mutation_testing
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "pkg/target.py"
@@ -87,6 +88,32 @@ def test_another_conftest_is_refused(tmp_path: Path) -> None:
     _project(tmp_path, {**FILES, **TESTS, "tests/sub/conftest.py": ""})
     with pytest.raises(ValueError, match=r"conftest files other than tests/conftest\.py"):
         select_tests(list(TESTS), [TARGET], tmp_path)
+
+
+def test_the_files_importing_a_target_themselves_are_found(tmp_path: Path) -> None:
+    _project(tmp_path, {**FILES, **TESTS})
+    found = importing_tests(list(TESTS), ["pkg/uses.py", "pkg/plain.py", "pkg/late.py"],
+                            tmp_path)
+    # Its own imports (at the top or in a function) only: not through a helper or fixture.
+    assert found == {"tests/test_direct.py": {"pkg.uses"},
+                     "tests/test_in_a_function.py": {"pkg.late"},
+                     "tests/test_plain.py": {"pkg.plain"}}
+
+
+def test_every_test_importing_a_mutated_module_is_run_by_mutmut_or_left_out_saying_why() -> None:
+    pool = sorted(str(p.relative_to(ROOT)) for p in (ROOT / "tests").glob("test_*.py"))
+    targets = [t for t in mutation_testing.TARGETS if not t.endswith("__init__.py")]
+    listed, left = set(mutation_testing.test_pool()), mutation_testing.left_out()
+    importing = importing_tests(pool, targets)
+    neither = sorted(set(importing) - listed - set(left))
+    assert not neither, (
+        f"{neither} import a mutated module: add each to pyproject.toml's mutmut list "
+        "(pytest_add_cli_args_test_selection), or to tool.pramaan.mutation_left_out with why")
+    assert not listed & set(left), "both run by mutmut and left out"
+    assert all(reason.strip() for reason in left.values())
+    # Left out only what would otherwise be asked for (no stale entries).
+    assert set(left) <= set(importing), sorted(set(left) - set(importing))
+    assert listed <= set(pool), sorted(listed - set(pool))
 
 
 def test_ours_the_dev_ocsp_responder_is_reached_in_process() -> None:
