@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.mutation_reach import importing_tests, select_tests
 from tests import mutation_testing
+from tests.mutation_reach import importing_tests, select_tests
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = "pkg/target.py"
