@@ -463,3 +463,22 @@ def test_a_token_signer_neither_rsa_nor_ec_is_refused_by_its_type(
             session.close()
     assert str(refused.value) == "unsupported signer key Ed25519PublicKey"
     assert refused.value.code == "unsupported_key"
+
+
+def test_the_token_seal_key_refuses_a_hash_other_than_sha256_by_name(
+        token: Token, pin: str) -> None:
+    # The seal is ES256: the raw mechanism signs a SHA-256 digest we compute, nothing else.
+    from cryptography.hazmat.primitives import hashes
+
+    seal_key = load_seal_key(dataclasses.replace(SignerConfig.from_keys_dir(token.keys.keys_dir),
+                                                 pkcs11_module=MODULE,
+                                                 pkcs11_seal_key_label="seal"))
+    key: Any = seal_key.private_key
+    try:
+        with pytest.raises(SigningError) as refused:
+            key.sign(b"PMC/B/2026/1", ec.ECDSA(hashes.SHA384()))
+        assert str(refused.value) == "the token's seal key signs ECDSA with SHA-256 only"
+        assert refused.value.message == str(refused.value)
+        assert refused.value.code == "unsupported_key"
+    finally:
+        key.close()
