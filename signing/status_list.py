@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from signing.errors import SigningError
 BITS: Final = 2
 MAX_ENTRIES: Final = 1 << 26
 """The most indices a list may hold (16 MiB of statuses): a bound on decompression."""
+BASE64URL: Final = re.compile(r"[A-Za-z0-9_-]*")
 
 
 class Status(IntEnum):
@@ -89,12 +91,16 @@ class StatusList:
             raise StatusListRefused(f"size must be an integer in 0..{MAX_ENTRIES}")
         expected = (size * BITS + 7) // 8
         try:
-            padding = "=" * (-len(lst) % 4)  # equivalent: +len pads more, which is ignored
-            compressed = base64.urlsafe_b64decode(lst + padding)
+            # base64url without padding, every character of it (none skipped, as base64's
+            # lenient decoding would)
+            if not BASE64URL.fullmatch(lst):
+                raise ValueError("a character that is not base64url")
+            padding = "=" * (-len(lst) % 4)
+            compressed = base64.b64decode(lst + padding, altchars=b"-_", validate=True)
             inflater = zlib.decompressobj()
             # One byte more than the list can hold tells a longer one; the bound keeps a bomb
             # from inflating (a test measures the memory).
-            packed = inflater.decompress(compressed, expected + 1)  # equivalent: + 2 the same
+            packed = inflater.decompress(compressed, expected + 1)
             complete = inflater.eof and not inflater.unused_data
         except (ValueError, binascii.Error, zlib.error) as exc:
             raise StatusListRefused(f"lst is not base64url of zlib data: {exc}") from exc

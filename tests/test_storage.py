@@ -14,7 +14,13 @@ import pytest
 from sqlalchemy import select
 
 from issuer.models import AuditEvent, Certificate
-from issuer.storage import FileStore, StoreMissing, StoreUnreadable
+from issuer.storage import (
+    FileStore,
+    StoreMissing,
+    StoreUnavailable,
+    StoreUnreadable,
+    content_key,
+)
 from tests.conftest import Live, sample
 
 PDF = b"%PDF-1.7\n% not really a certificate, just bytes to store\n%%EOF\n"
@@ -72,8 +78,43 @@ def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
     stored = store.put(PDF)
     (tmp_path / stored.path).unlink()
-    with pytest.raises(StoreMissing):
+    with pytest.raises(StoreMissing) as caught:
         store.get(stored.path, stored.sha256)
+    # The client is told plainly; the operators' audit names the key and the file itself.
+    assert str(caught.value) == caught.value.detail == (
+        "the stored PDF is missing from the store; the operators have been told (it can be "
+        "restored from a backup)")
+    assert caught.value.relative == stored.path
+    assert caught.value.where == str(tmp_path / stored.path)
+    assert (caught.value.code, caught.value.status) == ("stored_file_missing", 503)
+
+
+def test_an_unreachable_store_is_an_error_naming_the_object() -> None:
+    # Raised by the S3 store (tests/test_object_store.py); its message and fields, here.
+    key = content_key(hashlib.sha256(PDF).hexdigest())
+    error = StoreUnavailable(key, f"s3://certificates/pramaan/{key}")
+    assert str(error) == error.detail == (
+        "the file store cannot be reached just now; try again in a few minutes")
+    assert error.relative == key and error.where == f"s3://certificates/pramaan/{key}"
+    assert (error.code, error.status, error.title) == ("store_unavailable", 503,
+                                                       "Store unavailable")
+
+
+def test_exists_and_keys_see_stored_files_only(tmp_path: Path) -> None:
+    # What `pramaan store migrate` walks: every stored PDF's key in key order, and nothing
+    # else in the folder (a put's temporary file, a stray file, a folder).
+    store = FileStore(tmp_path)
+    assert list(store.keys()) == []
+    stored = [store.put(PDF + b"%%%d\n" % n) for n in range(3)]
+    (tmp_path / stored[0].path).with_name(".tmp-abc123").write_bytes(PDF)
+    (tmp_path / stored[0].path).with_suffix(".txt").write_bytes(PDF)
+    (tmp_path / "loose.pdf").write_bytes(PDF)
+
+    assert list(store.keys()) == sorted(s.path for s in stored)
+    assert all(store.exists(s.path) for s in stored)
+    missing = content_key(hashlib.sha256(b"never stored").hexdigest())
+    assert not store.exists(missing)
+    assert not store.exists(stored[0].path.rsplit("/", 1)[0]), "a folder is not a stored file"
 
 
 def test_download_of_a_corrupted_stored_pdf_is_a_500_without_its_bytes(live: Live) -> None:
