@@ -112,8 +112,7 @@ def _check_all(config: SignerConfig, moment: dt.datetime, margin: dt.timedelta,
 def _load_staged(config: SignerConfig) -> bool:
     from signing.keyring import Keyring
 
-    # equivalent: in capitals (urlsplit lowercases its scheme; the keyring is closed unused)
-    base = "https://check.invalid"
+    base = "https://check.invalid"  # equivalent: in capitals (only the seal links use it)
     keyring = Keyring.from_config(config, verify_base_url=base)
     keyring.close()
     return keyring.pending is not None

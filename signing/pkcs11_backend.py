@@ -163,10 +163,8 @@ class TokenEcKey:
         digest.update(data)
         raw: bytes = self._handle.sign(digest.finalize(), mechanism=Mechanism.ECDSA)
         half = len(raw) // 2
-        # equivalent: without "big": int.from_bytes's default byteorder (Python >= 3.11)
-        r = int.from_bytes(raw[:half], "big")
-        # equivalent: without "big": the default byteorder, as for r
-        s = int.from_bytes(raw[half:], "big")
+        r = int.from_bytes(raw[:half], "big")  # equivalent: "big" is the default
+        s = int.from_bytes(raw[half:], "big")  # equivalent: "big" is the default
         return encode_dss_signature(r, s)
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
