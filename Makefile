@@ -72,7 +72,7 @@ audit: install
 # history (detect-secrets; tests/secrets_scan.py). What is not a secret is listed, each with its
 # reason, in tests/secrets_allowlist.json. About 3 min (the history).
 secrets-scan: install
-	$(BIN)/python -m tests.secrets_scan
+	$(BIN)/python -m tests.secrets_scan --jobs 0
 
 bench: install
 	$(BIN)/python bench/pipeline.py --count 200

@@ -75,31 +75,33 @@ def history_blobs(repo: Path) -> dict[str, str]:
     return {sha: named[sha] for sha, kind in (k.split() for k in kinds) if kind == "blob"}
 
 
-def _scan(root: Path, files: list[str]) -> list[tuple[str, int, str, str]]:
+def _scan(root: Path, files: list[str], jobs: int) -> list[tuple[str, int, str, str]]:
     from detect_secrets.core.secrets_collection import SecretsCollection
     from detect_secrets.settings import default_settings
 
     found = []
     with default_settings():
         collection = SecretsCollection(root=str(root))
-        if threading.active_count() > 1:
-            # detect_secrets' pool forks: a fork of a process with threads (a test run with
-            # live servers) can inherit a held lock and hang for ever. Serial there.
+        if jobs > 1 and threading.active_count() == 1:
+            collection.scan_files(*files, num_processors=jobs)
+        else:
+            # detect_secrets' pool forks: a fork of a process with threads can inherit a held
+            # lock and hang for ever, and not every thread is Python's (a test run that has
+            # rendered has the typst compiler's): serial unless the command asks (--jobs).
             for name in files:
                 collection.scan_file(name)
-        else:
-            collection.scan_files(*files, num_processors=os.cpu_count() or 1)
         for filename, secret in collection:
             found.append((filename, secret.line_number or 0, secret.type, secret.secret_hash))
     return found
 
 
-def scan(repo: Path, allowlist: Allowlist, history: bool = True) -> list[Finding]:
-    """The findings the allowlist does not cover."""
+def scan(repo: Path, allowlist: Allowlist, history: bool = True,
+         jobs: int = 1) -> list[Finding]:
+    """The findings the allowlist does not cover; `jobs` processes scan at once."""
     tracked = [p for p in _git(repo, "ls-files", "-z").decode().split("\0")
                if p and not allowlist.skips(p) and (repo / p).is_file()]
     findings = [Finding(path, line, kind, hashed, "work tree")
-                for path, line, kind, hashed in _scan(repo, tracked)]
+                for path, line, kind, hashed in _scan(repo, tracked, jobs)]
     if history:
         with tempfile.TemporaryDirectory(prefix="secrets-scan-") as tmp:
             root = Path(tmp)
@@ -112,7 +114,7 @@ def scan(repo: Path, allowlist: Allowlist, history: bool = True) -> list[Finding
                 (root / copy).parent.mkdir(parents=True, exist_ok=True)
                 (root / copy).write_bytes(_git(repo, "cat-file", "blob", sha))
                 where[str(copy)] = (path, sha)
-            for name, line, kind, hashed in _scan(root, sorted(where)):
+            for name, line, kind, hashed in _scan(root, sorted(where), jobs):
                 path, sha = where[name]
                 findings.append(Finding(path, line, kind, hashed, f"blob {sha[:12]}"))
     return [f for f in findings if not allowlist.covers(f)]
@@ -123,8 +125,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", type=Path, default=Path.cwd())
     parser.add_argument("--allowlist", type=Path, default=ALLOWLIST)
     parser.add_argument("--no-history", action="store_true")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="processes that scan at once (0: one per core)")
     args = parser.parse_args(argv)
-    left = scan(args.repo, Allowlist.load(args.allowlist), history=not args.no_history)
+    jobs = args.jobs or os.cpu_count() or 1
+    left = scan(args.repo, Allowlist.load(args.allowlist), not args.no_history, jobs)
     unique = sorted({(f.path, f.kind, f.hashed): f for f in left}.values(), key=str)
     for finding in unique:
         print(finding)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,21 @@ def private_key_pem() -> bytes:
 
 def test_a_clean_repository_passes(repo: Path, allowlist: Path) -> None:
     assert main(["--repo", str(repo), "--allowlist", str(allowlist)]) == 0
+
+
+def test_the_command_scans_with_a_process_per_core_and_finds_the_same(
+        repo: Path, allowlist: Path) -> None:
+    # As `make secrets-scan` runs it (--jobs 0), in a process of its own: its pool forks, which
+    # the test process (with the typst compiler's threads) must not. Two files: one scans alone.
+    (repo / "settings.py").write_text(f'AWS_ACCESS_KEY_ID = "{FAKE_AWS_KEY}"\n')
+    git(repo, "add", "settings.py")
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.secrets_scan", "--repo", str(repo), "--allowlist",
+         str(allowlist), "--jobs", "0"], cwd=ALLOWLIST.parents[1], capture_output=True,
+        text=True, check=False, timeout=120)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "settings.py:1" in done.stdout and "AWS Access Key" in done.stdout, done.stdout
+    assert "1 finding(s)" in done.stdout
 
 
 def test_an_aws_key_in_a_tracked_file_fails_the_scan(
