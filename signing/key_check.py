@@ -123,6 +123,7 @@ def _sign_and_validate(config: SignerConfig, backend: SignerBackend) -> str:
     signer = PadesSigner(backend, bytes_reserved=config.bytes_reserved, timestamper=stamper)
     reason = "pramaan keys check"  # equivalent: any reason and place sign alike
     place = "here"  # equivalent: any reason and place sign alike
+    # equivalent: None omits /Reason or /Location, outside /Contents; nothing reads them
     pdf = signer.sign(minimal_pdf(), reason=reason, location=place)
     report = validate_pdf(pdf, config.trust_root_paths)
     if not report.ok:

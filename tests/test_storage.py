@@ -70,8 +70,16 @@ def test_a_damaged_file_is_an_error_never_its_bytes(tmp_path: Path, damage: str)
         data = bytearray(b"%PDF-1.7\n% another document entirely\n%%EOF\n")
     path.write_bytes(bytes(data))
 
-    with pytest.raises(StoreUnreadable, match="SHA-256"):
+    with pytest.raises(StoreUnreadable) as caught:
         store.get(stored.path, stored.sha256)
+    # Said plainly to the client; the operators' audit names the key and the file itself.
+    assert str(caught.value) == caught.value.detail == (
+        "the stored PDF does not match its recorded SHA-256, so it is not served; the "
+        "operators have been told (it can be restored from a backup)")
+    assert caught.value.relative == stored.path
+    assert caught.value.where == str(tmp_path / stored.path)
+    assert (caught.value.code, caught.value.status, caught.value.title) == (
+        "stored_file_corrupt", 500, "Stored file corrupt")
 
 
 def test_a_missing_file_is_an_error(tmp_path: Path) -> None:
