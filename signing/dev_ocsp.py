@@ -74,8 +74,12 @@ class DevOcspResponder:
         optionally followed by an ISO 8601 time (default: the file's modification time)."""
         if self._revocations is None or not self._revocations.exists():
             return {}
+        # Naive local time (tz None) is read back as local by astimezone(dt.UTC) below, fold
+        # and all; it differs only for an mtime within a day of year 1 or 9999 (not on ext4).
+        # equivalent: the same instant
         changed = dt.datetime.fromtimestamp(int(self._revocations.stat().st_mtime), dt.UTC)
         found: dict[int, dt.datetime] = {}
+        # equivalent: "UTF-8" names the same codec (codec names are case-insensitive)
         for line in self._revocations.read_text(encoding="utf-8").splitlines():
             words = line.split("#")[0].split()
             if words:
@@ -104,6 +108,8 @@ class DevOcspResponder:
         ca = self._issuer(request)
         if ca is None:
             return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        # microsecond=1: cryptography writes whole seconds, and `since` is a whole second.
+        # equivalent: the same answer
         now = self._clock().astimezone(dt.UTC).replace(microsecond=0)
         since = self.revoked().get(request.serial_number)
         revoked = since is not None and since <= now
@@ -154,36 +160,48 @@ def ocsp_wsgi_app(responder: DevOcspResponder) -> Callable[..., Iterable[bytes]]
 
     def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         method = environ.get("REQUEST_METHOD")
+        # equivalent: default "XXXX": a GET of no path is answered "ok" either way
         path: str = environ.get("PATH_INFO", "")
         if method == "GET" and path.startswith("/ocsp/"):
             try:
                 request = base64.b64decode(path.removeprefix("/ocsp/"), validate=True)
             except ValueError:
+                # equivalent: b"XXXX" is no DER either: the same malformedRequest answer
                 request = b""
             return _answer(start_response, responder.respond(request))
         if method == "GET" and path.startswith("/crl/") and path.endswith(".crl"):
             crl = responder.crl(path.removeprefix("/crl/").removesuffix(".crl"))
             if crl is None:
+                # equivalent: case of reason/names (ignored: RFC 9112 4, RFC 9110 5.1)
                 start_response("404 Not Found", [("Content-Length", "0")])
                 return [b""]
+            # equivalent: case of reason/names (ignored: RFC 9112 4, RFC 9110 5.1)
             start_response("200 OK", [("Content-Type", CRL_TYPE),
+                                      # equivalent: name's case (RFC 9110 5.1)
                                       ("Content-Length", str(len(crl)))])
             return [crl]
         if method == "GET":
+            # equivalent: case of reason/names (ignored: RFC 9112 4, RFC 9110 5.1)
             start_response("200 OK", [("Content-Type", "text/plain"), ("Content-Length", "2")])
             return [b"ok"]
         if method != "POST":
+            # equivalent: case of reason/names (ignored: RFC 9112 4, RFC 9110 5.1)
             start_response("405 Method Not Allowed", [("Allow", "GET, POST"),
+                                                      # equivalent: name's case (RFC 9110 5.1)
                                                       ("Content-Length", "0")])
             return [b""]
+        # equivalent: default "XXXX": no Content-Type is refused 415 either way
         if environ.get("CONTENT_TYPE", "").split(";")[0].strip() != REQUEST_TYPE:
+            # equivalent: case of reason/names (ignored: RFC 9112 4, RFC 9110 5.1)
             start_response("415 Unsupported Media Type", [("Content-Length", "0")])
             return [b""]
         try:
             length = int(environ.get("CONTENT_LENGTH") or 0)
         except ValueError:
+            # equivalent: -2 or -1: any length below 1 is refused alike
             length = -1
         if not 0 < length <= _MAX_REQUEST:
+            # equivalent: case of reason/names (ignored: RFC 9112 4, RFC 9110 5.1)
             start_response("413 Content Too Large", [("Content-Length", "0")])
             return [b""]
         return _answer(start_response, responder.respond(environ["wsgi.input"].read(length)))
@@ -192,6 +210,8 @@ def ocsp_wsgi_app(responder: DevOcspResponder) -> Callable[..., Iterable[bytes]]
 
 
 def _answer(start_response: Callable[..., Any], answer: bytes) -> Iterable[bytes]:
+    # equivalent: case of reason/names (ignored: RFC 9112 4, RFC 9110 5.1)
     start_response("200 OK", [("Content-Type", RESPONSE_TYPE),
+                              # equivalent: name's case (RFC 9110 5.1)
                               ("Content-Length", str(len(answer)))])
     return [answer]

@@ -7,10 +7,14 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import locale
 import logging
 import os
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
@@ -20,8 +24,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 
 from signing.dev_ocsp import DevOcspResponder, ocsp_wsgi_app
-from signing.devpki import DevPki
-from signing.revocation import OCSP_VALIDITY
+from signing.devpki import DevPki, dev_crl_url
+from signing.key_files import load_pem_private_key
+from signing.revocation import OCSP_VALIDITY, CaKey
 from tests.test_signing_timestamps import serve
 
 GOOD, REVOKED = ocsp.OCSPCertStatus.GOOD, ocsp.OCSPCertStatus.REVOKED
@@ -52,6 +57,17 @@ def _signed_by(answer: ocsp.OCSPResponse, issuer: Path) -> None:
     assert answer.responder_key_hash == ca.extensions.get_extension_for_class(
         x509.SubjectKeyIdentifier).value.digest
     assert answer.responder_name is None
+
+
+def _at(pki: DevPki, revocations: Path, now: dt.datetime) -> DevOcspResponder:
+    """The responder of the three CAs of `pki` whose clock always says `now`."""
+    cas: dict[str, tuple[x509.Certificate, CaKey]] = {}
+    for cert, key in ((pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
+                      (pki.tsa_ca_cert, pki.tsa_ca_key)):
+        private = load_pem_private_key(key, "CA key")
+        assert isinstance(private, rsa.RSAPrivateKey)
+        cas[cert.stem] = (_cert(cert), private)
+    return DevOcspResponder(cas, revocations, clock=lambda: now)
 
 
 @pytest.fixture
@@ -129,6 +145,71 @@ def test_a_listed_serial_without_a_time_is_revoked_since_the_file_changed(
     assert DevOcspResponder.of(pki).revoked() == {}
 
 
+def test_the_clock_dates_answers_and_crls(pki: DevPki, revocations: Path) -> None:
+    serial = _cert(pki.signer_cert).serial_number
+    revocations.write_text(f"{serial:x} {SINCE.isoformat()}\n", encoding="utf-8")
+    request = _request(pki.signer_cert, pki.ca_cert)
+    # Revoked from this very second: revoked; a second before it: good.
+    at_since = _at(pki, revocations, SINCE)
+    answer = ocsp.load_der_ocsp_response(at_since.respond(request))
+    assert (answer.certificate_status, answer.revocation_time_utc) == (REVOKED, SINCE)
+    assert answer.this_update_utc == SINCE
+    before = _at(pki, revocations, SINCE - dt.timedelta(seconds=1))
+    assert ocsp.load_der_ocsp_response(before.respond(request)).certificate_status == GOOD
+    # The CRLs too are made as of the clock, listing what is revoked by then.
+    for responder, now, listed in ((at_since, SINCE, True),
+                                   (before, SINCE - dt.timedelta(seconds=1), False)):
+        der = responder.crl("ca")
+        assert der is not None
+        crl = x509.load_der_x509_crl(der)
+        assert crl.last_update_utc == now
+        assert (crl.get_revoked_certificate_by_serial_number(serial) is not None) == listed
+
+
+@pytest.fixture
+def west_of_utc(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """This process's local zone five hours behind UTC (a POSIX TZ), as on a host abroad."""
+    monkeypatch.setenv("TZ", "EST+5")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.mark.usefixtures("west_of_utc")
+def test_times_are_kept_in_utc_whatever_the_local_zone(pki: DevPki, revocations: Path) -> None:
+    assert time.localtime(0).tm_hour == 19  # 1970-01-01T00:00Z is 19:00 the day before here
+    serial = _cert(pki.seal_cert).serial_number
+    revocations.write_text(f"{serial:x} 2026-01-01T22:04:05-05:00\n", encoding="utf-8")
+    since = DevOcspResponder({}, revocations).revoked()
+    assert since == {serial: SINCE} and since[serial].utcoffset() == dt.timedelta(0)
+    # The clock's time is taken in UTC, never in the local zone: the first hour of year 1 is
+    # a time here (it would be year 0 in the local zone).
+    first = dt.datetime(1, 1, 1, 1, tzinfo=dt.UTC)
+    answer = ocsp.load_der_ocsp_response(_at(pki, revocations, first).respond(
+        _request(pki.seal_cert, pki.ca_cert)))
+    assert (answer.certificate_status, answer.this_update_utc) == (GOOD, first)
+
+
+@pytest.fixture
+def ascii_locale() -> Iterator[None]:
+    """The C locale, whose encoding is ASCII, for this process (started in a UTF-8 one)."""
+    kept = locale.setlocale(locale.LC_CTYPE)
+    locale.setlocale(locale.LC_CTYPE, "C")
+    yield
+    locale.setlocale(locale.LC_CTYPE, kept)
+
+
+@pytest.mark.usefixtures("ascii_locale")
+def test_the_revocations_file_is_utf8_whatever_the_locale(
+        pki: DevPki, responder: DevOcspResponder, revocations: Path) -> None:
+    assert locale.getencoding() == "ANSI_X3.4-1968"
+    serial = _cert(pki.signer_cert).serial_number
+    revocations.write_text(f"# हरवलेला लॅपटॉप (lost laptop)\n{serial:x} {SINCE.isoformat()}\n",
+                           encoding="utf-8")
+    assert responder.revoked() == {serial: SINCE}
+
+
 def test_a_nonce_is_echoed(pki: DevPki, responder: DevOcspResponder) -> None:
     nonce = b"\x01" * 16
     answer = ocsp.load_der_ocsp_response(responder.respond(
@@ -195,7 +276,10 @@ def test_over_http_post_and_get(base: str, pki: DevPki) -> None:
         parsed = ocsp.load_der_ocsp_response(answer.content)
         assert parsed.certificate_status == GOOD
         assert parsed.serial_number == _cert(pki.seal_cert).serial_number
-    for path in ("/ocsp/not*base64", "/ocsp/"):
+    # A character outside base64's alphabet spoils the request rather than being skipped.
+    spoilt = base64.b64encode(request).decode()
+    spoilt = f"{spoilt[:8]}*{spoilt[8:]}"
+    for path in ("/ocsp/not*base64", "/ocsp/", f"/ocsp/{spoilt}"):
         answer = requests.get(base + path, timeout=10)
         assert answer.headers["Content-Type"] == "application/ocsp-response"
         assert ocsp.load_der_ocsp_response(answer.content).response_status == \
@@ -203,17 +287,19 @@ def test_over_http_post_and_get(base: str, pki: DevPki) -> None:
 
 
 def test_over_http_crls_and_health(base: str, pki: DevPki) -> None:
-    got = requests.get(f"{base}/crl/root.crl", timeout=10)
+    got = requests.get(dev_crl_url(f"{base}/ocsp", "root"), timeout=10)
     assert got.status_code == 200
     assert got.headers["Content-Type"] == "application/pkix-crl"
     assert got.headers["Content-Length"] == str(len(got.content))
     assert x509.load_der_x509_crl(got.content).issuer == _cert(pki.root_cert).subject
     missing = requests.get(f"{base}/crl/nobody.crl", timeout=10)
     assert (missing.status_code, missing.content) == (404, b"")
+    assert missing.headers["Content-Length"] == "0"
     for path in ("/healthz", "/crl/root.pem", "/", "/ocsp"):
         health = requests.get(base + path, timeout=10)
         assert (health.status_code, health.content) == (200, b"ok"), path
         assert health.headers["Content-Type"] == "text/plain"
+        assert health.headers["Content-Length"] == "2"
 
 
 def test_over_http_what_is_refused(base: str, pki: DevPki) -> None:
@@ -221,13 +307,53 @@ def test_over_http_what_is_refused(base: str, pki: DevPki) -> None:
     kind = {"Content-Type": "application/ocsp-request"}
     put = requests.put(f"{base}/ocsp", data=request, headers=kind, timeout=10)
     assert (put.status_code, put.headers["Allow"], put.content) == (405, "GET, POST", b"")
+    assert put.headers["Content-Length"] == "0"
     for headers in ({}, {"Content-Type": "application/octet-stream"}):
         answer = requests.post(f"{base}/ocsp", data=request, headers=headers, timeout=10)
         assert (answer.status_code, answer.content) == (415, b"")
-    for body in (b"0" * (16 * 1024 + 1), b""):
+        assert answer.headers["Content-Length"] == "0"
+    # Too long, empty, or of no stated length (chunked): refused unread.
+    for body in (b"0" * (16 * 1024 + 1), b"", iter([request])):
         answer = requests.post(f"{base}/ocsp", data=body, headers=kind, timeout=10)
-        assert (answer.status_code, answer.content) == (413, b""), len(body)
-    largest = requests.post(f"{base}/ocsp", data=b"0" * (16 * 1024), headers=kind, timeout=10)
-    assert largest.status_code == 200  # read, and answered malformedRequest
-    assert ocsp.load_der_ocsp_response(largest.content).response_status == \
-        ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+        assert (answer.status_code, answer.content) == (413, b""), body
+        assert answer.headers["Content-Length"] == "0"
+    for body in (b"0" * (16 * 1024), b"0"):  # the longest and the shortest are read
+        answer = requests.post(f"{base}/ocsp", data=body, headers=kind, timeout=10)
+        assert answer.status_code == 200, len(body)
+        assert ocsp.load_der_ocsp_response(answer.content).response_status == \
+            ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def _raw(base: str, request: str) -> tuple[str, bytes]:
+    """The status line and the body, as sent, of the answer to the HTTP `request` (no
+    client reading it by its headers, which would not see bytes beyond its Content-Length)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        connection.sendall(request.replace("\n", "\r\n").encode())
+        received = b""
+        while chunk := connection.recv(65536):
+            received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head.decode().split("\r\n")[0], body
+
+
+def test_over_http_refusals_have_no_body(base: str) -> None:
+    close = "Host: ocsp\nConnection: close\n"
+    kind = "Content-Type: application/ocsp-request\n"
+    for request, status in (
+            (f"GET /crl/nobody.crl HTTP/1.1\n{close}\n", "404"),
+            (f"DELETE /ocsp HTTP/1.1\n{close}\n", "405"),
+            (f"POST /ocsp HTTP/1.1\n{close}Content-Length: 2\n\n00", "415"),
+            (f"POST /ocsp HTTP/1.1\n{close}{kind}Content-Length: 0\n\n", "413"),
+            # A length that is no number: refused as too large, not failed on.
+            (f"POST /ocsp HTTP/1.1\n{close}{kind}Content-Length: two\n\n00", "413")):
+        line, body = _raw(base, request)
+        assert (line.split(" ")[1], body) == (status, b""), request
+
+
+def test_a_wsgi_server_may_leave_out_an_empty_path(responder: DevOcspResponder) -> None:
+    # PEP 3333: a variable whose value would be empty may be left out (a CGI server does).
+    started: list[Any] = []
+    body = ocsp_wsgi_app(responder)({"REQUEST_METHOD": "GET"},
+                                    lambda status, headers: started.append(status))
+    assert (started, list(body)) == (["200 OK"], [b"ok"])

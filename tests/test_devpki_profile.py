@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from cryptography import x509
 
-from signing.devpki import DevPki
+from signing.devpki import DevPki, dev_crl_url
 
 USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
           "key_agreement", "key_cert_sign", "crl_sign")
@@ -42,3 +42,10 @@ def test_each_development_certificate_has_its_profile(pki: DevPki, name: str) ->
     usage = cert.extensions.get_extension_for_class(x509.KeyUsage)
     assert usage.critical
     assert {flag for flag in USAGES if getattr(usage.value, flag)} == usages
+
+
+def test_the_crl_of_each_ca_is_named_beside_the_ocsp_responder() -> None:
+    # docker/compose.yaml's PRAMAAN_DEV_OCSP_URL, and a responder at the root of its host.
+    assert dev_crl_url("http://dev-ocsp:8319/ocsp", "root") == "http://dev-ocsp:8319/crl/root.crl"
+    assert dev_crl_url("http://127.0.0.1:8319/", "tsa-ca") == (
+        "http://127.0.0.1:8319/crl/tsa-ca.crl")
