@@ -55,6 +55,8 @@ class DevOcspResponder:
         self._by_stem = {stem: _Ca(cert, key) for stem, (cert, key) in cas.items()}
         self._cas = list(self._by_stem.values())
         self._revocations = revocations
+        # Every use of the clock takes it .astimezone(dt.UTC) (here and in the CRLs' authority).
+        # equivalent: a naive local now() is the same instant, fold and all
         self._clock = clock or (lambda: dt.datetime.now(dt.UTC))
 
     @classmethod
@@ -65,6 +67,8 @@ class DevOcspResponder:
                           (pki.tsa_ca_cert, pki.tsa_ca_key)):
             private = load_pem_private_key(key, "CA key")
             if not isinstance(private, CaKey):
+                # Unreachable: load_pem_private_key returns only RSA or EC keys (CaKey's union).
+                # equivalent: never raised
                 raise ValueError(f"the CA key {key} is neither RSA nor EC")
             cas[cert.stem] = (load_pem_certificate(cert, "CA certificate"), private)
         return cls(cas, revocations)

@@ -10,6 +10,7 @@ import datetime as dt
 import locale
 import logging
 import os
+import shutil
 import socket
 import time
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ from cryptography.x509 import ocsp
 
 from signing.dev_ocsp import DevOcspResponder, ocsp_wsgi_app
 from signing.devpki import DevPki, dev_crl_url
+from signing.errors import KeyMaterialMissing
 from signing.key_files import load_pem_private_key
 from signing.revocation import OCSP_VALIDITY, CaKey
 from tests.test_signing_timestamps import serve
@@ -102,6 +104,19 @@ def test_each_ca_answers_good_for_what_it_issued(pki: DevPki, responder: DevOcsp
         serial = _cert(cert).serial_number
         subject = _cert(issuer).subject.rfc4514_string()
         assert f"OCSP good: serial {serial:x} of {subject}" in caplog.messages
+
+
+def test_a_damaged_ca_file_is_named(tmp_path: Path, pki: DevPki) -> None:
+    keys = DevPki.at(shutil.copytree(pki.keys_dir, tmp_path / "keys"))
+    for path, problem in ((keys.tsa_ca_key, "CA key {} is not a PEM private key"),
+                          (keys.root_cert, "CA certificate {} holds no valid PEM certificate")):
+        kept = path.read_bytes()
+        path.write_text("damaged\n", encoding="utf-8")
+        with pytest.raises(KeyMaterialMissing) as raised:
+            DevOcspResponder.of(keys)
+        assert str(raised.value) == problem.format(path)
+        path.write_bytes(kept)
+    assert DevOcspResponder.of(keys).crl("tsa-ca") is not None
 
 
 def test_a_revoked_serial_is_revoked_from_the_time_listed(

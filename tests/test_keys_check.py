@@ -55,6 +55,8 @@ def test_a_sound_set_passes_every_check(pki: DevPki) -> None:
     assert named["document signer"].detail.endswith("(RSA-2048)")
     assert named["seal key"].detail.endswith("(EC secp256r1)")
     assert named["signer chain"].detail == "chains to a configured trust root"
+    assert named["chain certificate ca.crt"].detail == "1 certificate(s)"
+    assert named["trust root root.crt"].detail == "1 certificate(s)"
     assert named["test signature"].detail == (
         "a PAdES B-B signature validates against the trust roots")
     signer = load_pem_certificate(pki.signer_cert)
