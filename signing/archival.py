@@ -96,6 +96,7 @@ class ArchivalStamper:
         certificate it carries."""
         try:
             token = asyncio.run(self._timestamper.async_timestamp(
+                # equivalent: any probe digest asks the same (only the token's certificate is read)
                 hashlib.sha256(b"pramaan: which certificate signs now").digest(), "sha256"))
         except TimestampRequestError as exc:
             raise TsaUnavailable(f"no timestamp from the TSA: {exc}") from exc

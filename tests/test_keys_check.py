@@ -84,6 +84,20 @@ def test_the_development_tsa_s_certificates_are_checked_too(pki: DevPki) -> None
     assert not later["TSA certificate tsa.crt validity"].ok
 
 
+def test_a_damaged_development_tsa_certificate_is_named(keys: DevPki) -> None:
+    keys.tsa_cert.write_bytes(b"not a certificate")
+    keys.tsa_ca_cert.unlink()
+    named = by_name(check_keys(replace(SignerConfig.from_keys_dir(keys.keys_dir), dev_tsa=True)))
+    assert named["TSA certificate tsa.crt"] == KeyCheck(
+        "TSA certificate tsa.crt", False,
+        f"TSA certificate {keys.tsa_cert} holds no valid PEM certificate [key_material_missing]")
+    assert named["TSA chain certificate tsa-ca.crt"] == KeyCheck(
+        "TSA chain certificate tsa-ca.crt", False,
+        f"cannot read TSA chain certificate {keys.tsa_ca_cert}: No such file or directory "
+        "[key_material_missing]")
+    assert not named["time-stamping authority"].ok
+
+
 def test_certificates_expiring_within_the_margin_are_problems(pki: DevPki) -> None:
     signer = load_pem_certificate(pki.signer_cert)
     config = SignerConfig.from_keys_dir(pki.keys_dir)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
+from asn1crypto import cms, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pyhanko.pdf_utils import generic
@@ -30,18 +31,26 @@ from issuer.verify import verify_pdf
 from signing.archival import ArchivalStamper
 from signing.config import SignerConfig
 from signing.devpki import DevPki
-from signing.errors import SigningError
+from signing.errors import ServiceUnavailable, SigningError
 from signing.key_files import load_pem_private_key
 from signing.keyring import Keyring, revocation_of
 from signing.pades import PadesSigner
 from signing.revocation import CONTEXT_REUSE, DevRevocationAuthority, ReusedContext, Revoked
 from signing.sample_pdf import minimal_pdf
-from signing.timestamps import DevTimeStampAuthority, InProcessTimeStamper
+from signing.timestamps import (
+    REPLY_TYPE,
+    DevTimeStampAuthority,
+    InProcessTimeStamper,
+    StrictTimeStamper,
+    TsaUnavailable,
+    tsa_wsgi_app,
+)
 from signing.validate import validate_pdf
 from tests.conftest import make_settings
 from tests.test_issue_timestamped import _issued_as
 from tests.test_ltv_refresh import tsa_identity
 from tests.test_signing_support import pdfsig_report
+from tests.test_signing_timestamps import WsgiApp, _closed_port, serve
 
 NOW = dt.datetime.now(dt.UTC)
 YEAR = dt.timedelta(days=365)
@@ -143,6 +152,61 @@ def archival_stamper(pki: DevPki, tsa: tuple[rsa.RSAPrivateKey, x509.Certificate
     return ArchivalStamper(InProcessTimeStamper(authority), fresh(pki), [cert(pki.root_cert)],
                            [cert(pki.ca_cert), cert(pki.tsa_ca_cert), tsa_cert],
                            cert(pki.signer_cert).issuer)
+
+
+def asking(pki: DevPki, url: str) -> ArchivalStamper:
+    """Rounds with the TSA at `url`, over HTTP."""
+    return ArchivalStamper(StrictTimeStamper(url, timeout=5), fresh(pki), [cert(pki.root_cert)],
+                           [cert(pki.ca_cert), cert(pki.tsa_ca_cert)], cert(pki.signer_cert).issuer)
+
+
+def test_the_tsa_s_current_certificate_is_the_one_its_token_names(pki: DevPki) -> None:
+    # A renewed TSA that carries its previous certificate (from the same CA) and its CA's too.
+    # A token's certificates are a DER SET, sorted by their encodings: of the two TSA
+    # certificates, the other one comes first in one of the two tokens.
+    first_key = load_pem_private_key(pki.tsa_key)
+    assert isinstance(first_key, rsa.RSAPrivateKey)
+    first = (first_key, cert(pki.tsa_cert))
+    second = tsa_identity(pki, NOW, years=5)
+    for (key, own), (_, other) in ((first, second), (second, first)):
+        authority = DevTimeStampAuthority(key, own, [cert(pki.tsa_ca_cert), other])
+        for url in serve(tsa_wsgi_app(authority)):
+            assert asking(pki, url).current_tsa_certificate() == own
+
+
+def _without_its_certificate(authority: DevTimeStampAuthority) -> WsgiApp:
+    """A TSA whose tokens carry its CA's certificate but not its own."""
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        request = tsp.TimeStampReq.load(environ["wsgi.input"].read(
+            int(environ["CONTENT_LENGTH"])))
+        granted = authority.respond(request)
+        signed = granted["time_stamp_token"]["content"]
+        issuer = signed["signer_infos"][0]["sid"].chosen["issuer"]
+        kept = cms.SignedData({
+            **{f: signed[f] for f in ("version", "digest_algorithms", "encap_content_info",
+                                      "signer_infos")},
+            "certificates": [c for c in signed["certificates"] if c.chosen.subject == issuer]})
+        answer = tsp.TimeStampResp({"status": granted["status"], "time_stamp_token": {
+            "content_type": "signed_data", "content": kept}}).dump()
+        start_response("200 OK", [("Content-Type", REPLY_TYPE),
+                                  ("Content-Length", str(len(answer)))])
+        return [answer]
+    return app
+
+
+def test_without_a_timestamp_or_its_certificate_the_current_one_is_not_known(
+        pki: DevPki) -> None:
+    for url in _closed_port():
+        with pytest.raises(TsaUnavailable) as waiting:
+            asking(pki, url).current_tsa_certificate()
+        assert str(waiting.value).startswith("no timestamp from the TSA: cannot reach the TSA at ")
+    authority = DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert, [pki.tsa_ca_cert])
+    for url in serve(_without_its_certificate(authority)):
+        with pytest.raises(SigningError) as refused:
+            asking(pki, url).current_tsa_certificate()
+        assert not isinstance(refused.value, ServiceUnavailable)  # the TSA's fault, for good
+        assert refused.value.code == "archival_failed"
+        assert str(refused.value) == "the TSA's timestamp does not carry its certificate"
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +351,6 @@ def test_the_once_encoded_signing_certificate_attribute_is_pyhankos_own_at_every
         keyring: Keyring, level: str) -> None:
     # signing/cms_attributes.py hooks pyHanko's signed-attribute provider: at every level the
     # attribute it writes must equal what pyHanko builds itself, the second time (cached) too.
-    from asn1crypto import cms
     from pyhanko.sign.general import as_signing_certificate_v2
 
     expected = as_signing_certificate_v2(keyring.backend.signer.signing_cert).dump()
