@@ -236,7 +236,10 @@ def _revocation_missing(exc: BaseException) -> bool:
 
 
 def _cause(exc: BaseException) -> str:
-    return str(_causes(exc)[-1])
+    """The innermost reason that says something: certvalidator raises its own inside
+    `except InvalidSignature`, whose message is empty."""
+    said = [str(c) for c in _causes(exc) if str(c)]
+    return said[-1] if said else type(exc).__name__
 
 
 class _PdfSignerAt(PdfSigner):

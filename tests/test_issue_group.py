@@ -426,6 +426,27 @@ def test_an_outage_marking_a_correction_issued_is_raised_and_counted_on_it_alone
     assert attempts == 0 and last_error.startswith(f"{type(raised.value).__name__}: ")
 
 
+def single_mark(sql: str) -> bool:
+    return sql.startswith("UPDATE certificates SET state") and "pdf_sha256" in sql \
+        and "CASE" not in sql
+
+
+def test_an_outage_marking_a_certificate_issued_alone_is_raised_kept_and_not_counted(
+        live: Live, caplog: pytest.LogCaptureFixture) -> None:
+    runtime = live.runtime
+    (cert_id,) = approved(runtime, 1)
+    fault(runtime, single_mark)
+
+    with caplog.at_level(logging.WARNING), pytest.raises(DBAPIError) as raised:
+        issue_certificate(runtime, cert_id)  # the default patience waits for nothing
+
+    assert lost_connection(raised.value)
+    assert states(runtime, [cert_id]) == ["signing"], "the sweeper resumes it"
+    ((attempts, last_error),) = failures(runtime, [cert_id])
+    assert attempts == 0 and last_error.startswith(f"{type(raised.value).__name__}: ")
+    assert messages(caplog, "issuer.issue") == [f"issue {cert_id} waits: {last_error}"]
+
+
 def test_a_group_waits_out_short_outages_for_its_patience_and_says_what_it_waited_for(
         live: Live, caplog: pytest.LogCaptureFixture) -> None:
     runtime = live.runtime

@@ -4,18 +4,21 @@ location it is given, and keeps a document's own direct /Info entries beside our
 from __future__ import annotations
 
 import datetime as dt
+import re
 from io import BytesIO
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 
 from signing.backend import load_backend
 from signing.config import SignerConfig
 from signing.devpki import DevPki
-from signing.errors import SignatureTooLarge, SigningError
+from signing.errors import RevocationUnavailable, SignatureTooLarge, SigningError
 from signing.file_backend import (
     FileBackend,
     LoadedKeySigner,
@@ -23,6 +26,8 @@ from signing.file_backend import (
 )
 from signing.key_files import load_pem_private_key
 from signing.pades import PadesSigner
+from signing.revocation import offline_context
+from signing.timestamps import DevTimeStampAuthority, InProcessTimeStamper
 from signing.validate import validate_pdf
 from tests.test_signing_support import issue_end_entity, minimal_pdf
 
@@ -190,3 +195,58 @@ def test_a_mechanism_that_does_not_fit_the_key_is_refused_by_name(pki: DevPki) -
         with pytest.raises(SigningError) as refused:
             signer.sign_raw(b"data", "sha256")
         assert (refused.value.code, str(refused.value)) == ("unsupported_key", says)
+
+
+def long_term_refusal(pki: DevPki, root: Path) -> SigningError:
+    """The refusal of a B-LT signer of `pki`'s whose validation context trusts only `root` and
+    holds no revocation information (nothing fetched)."""
+    tsa = DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert, [pki.tsa_ca_cert])
+    roots, others = [load_pem_certificate(root)], [load_pem_certificate(pki.ca_cert)]
+    signer = PadesSigner(load_backend(SignerConfig.from_keys_dir(pki.keys_dir)),
+                         timestamper=InProcessTimeStamper(tsa),
+                         revocation=lambda: offline_context(roots, others, [], [], None))
+    return refusal(signer, minimal_pdf())
+
+
+def _impostor_of(root: Path, where: Path) -> Path:
+    """A self-signed certificate with `root`'s name and extensions (its key identifier among
+    them) and a key of its own, written in `where`."""
+    real = load_pem_certificate(root)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    builder = (x509.CertificateBuilder().subject_name(real.subject).issuer_name(real.subject)
+               .public_key(key.public_key()).serial_number(real.serial_number)
+               .not_valid_before(real.not_valid_before_utc)
+               .not_valid_after(real.not_valid_after_utc))
+    for extension in real.extensions:
+        builder = builder.add_extension(extension.value, extension.critical)
+    path = where / "impostor-root.crt"
+    path.write_bytes(builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.PEM))
+    return path
+
+
+def test_a_signer_the_validator_refuses_is_refused_with_the_validator_s_own_reason(
+        pki: DevPki, stranger: DevPki) -> None:
+    # pyHanko's "The signer's certificate could not be validated" says nothing: the message
+    # ends with the reason certvalidator gave, the innermost cause.
+    untrusted = long_term_refusal(pki, stranger.root_cert)
+    assert untrusted.code == "signer_unvalidated"
+    assert re.fullmatch(r"the signer's chain cannot be validated \(revoked, or not chaining to "
+                        r"a trusted root\): Unable to build a validation path for the "
+                        r'certificate "Common Name: Pramaan Dev Document Signer, .*" - no '
+                        r'issuer matching "Common Name: Pramaan Dev Root CA, .*" was found',
+                        str(untrusted)), str(untrusted)
+    # A root with the real one's name and key identifier but another key: certvalidator's
+    # reason is raised while handling cryptography's InvalidSignature, which says nothing.
+    impostor = long_term_refusal(pki, _impostor_of(pki.root_cert, stranger.root_cert.parent))
+    assert impostor.code == "signer_unvalidated"
+    assert str(impostor).endswith("): The path could not be validated because the signature "
+                                  "of intermediate certificate 1 could not be verified"), \
+        str(impostor)
+    unknown = long_term_refusal(pki, pki.root_cert)
+    assert isinstance(unknown, RevocationUnavailable)
+    assert unknown.code == "revocation_unavailable"
+    assert str(unknown).startswith(
+        "no current revocation information for the signer's chain (a responder or CRL server "
+        "did not answer, or answered out of date): The path could not be validated because no "
+        "revocation information could be found for intermediate certificate 1 Common Name: "
+        "Pramaan Dev Sub CA for Document Signer, "), str(unknown)
