@@ -71,6 +71,7 @@ def sign_document(payload: Mapping[str, Any], *, typ: str, key: EcdsaKey,
         raise SigningError("a published document is signed by a P-256 key with its "
                            "certificate", code="invalid_signing_config")
     header = {"alg": "ES256", "typ": typ, "x5c": [
+        # equivalent: "ASCII", codec names ignore case
         base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
         for cert in chain]}
     protected = _b64url(json.dumps(header, separators=(",", ":")).encode())
@@ -171,6 +172,9 @@ def _no_constant(name: str) -> None:
 
 
 def _b64url(data: bytes) -> str:
+    # rstrip(b"XX=XX") strips a final X too, but none is left after the padding: what is encoded
+    # here ends in "}" (the JSON) or is 64 bytes (the signature; its last letter is A, Q, g or w).
+    # equivalent: "ASCII", codec names ignore case; rstrip(b"XX=XX"), nothing here ends in X
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 

@@ -183,6 +183,22 @@ def test_a_signed_document_reads_back_and_joserfc_verifies_it_independently(pki:
     assert data.headers()["typ"] == "t+jws"
 
 
+def test_the_header_and_the_payload_are_signed_as_compact_json(pki: DevPki) -> None:
+    # What is published is exactly what we signed, without a byte of whitespace to spare.
+    key, chain = seal_of(pki)
+    document = sign_document({"n": [1, 2], "hello": "नमस्ते"}, typ="t+jws", key=key.private_key,
+                             chain=chain)
+
+    def unb64url(text: str) -> bytes:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+    leaf, ca = (base64.b64encode(c.public_bytes(serialization.Encoding.DER)).decode()
+                for c in chain)
+    assert unb64url(document["protected"]) == (
+        f'{{"alg":"ES256","typ":"t+jws","x5c":["{leaf}","{ca}"]}}'.encode())
+    assert unb64url(document["payload"]) == '{"hello":"नमस्ते","n":[1,2]}'.encode()
+
+
 def test_a_document_is_signed_only_by_a_p256_key_with_its_certificate(pki: DevPki) -> None:
     from cryptography.hazmat.primitives.asymmetric import ec
 
