@@ -6,6 +6,7 @@ by the issuer (a CRL) or the issuer or its delegated responder (OCSP), kept unti
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -15,7 +16,8 @@ from typing import Any
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.x509 import ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 from werkzeug.serving import make_server
@@ -61,8 +63,12 @@ def _name(common: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common)])
 
 
-def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
-          issuer_key: ec.EllipticCurvePrivateKey, *extensions: x509.ExtensionType,
+def _hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | None:
+    return None if isinstance(key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+
+
+def _cert(subject: str, key: CertificateIssuerPrivateKeyTypes, issuer: str,
+          issuer_key: CertificateIssuerPrivateKeyTypes, *extensions: x509.ExtensionType,
           ca: bool = False) -> x509.Certificate:
     builder = (x509.CertificateBuilder().subject_name(_name(subject)).issuer_name(_name(issuer))
                .public_key(key.public_key()).serial_number(x509.random_serial_number())
@@ -71,12 +77,12 @@ def _cert(subject: str, key: ec.EllipticCurvePrivateKey, issuer: str,
                .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True))
     for extension in extensions:
         builder = builder.add_extension(extension, critical=False)
-    return builder.sign(issuer_key, hashes.SHA256())
+    return builder.sign(issuer_key, _hash(issuer_key))
 
 
 @dataclass
 class Pki:
-    ca_key: ec.EllipticCurvePrivateKey
+    ca_key: CertificateIssuerPrivateKeyTypes
     ca: x509.Certificate
     leaf: x509.Certificate
 
@@ -94,23 +100,25 @@ def pki(server: Served) -> Pki:
     return Pki(ca_key, ca, leaf)
 
 
-def _crl(issuer: str, key: ec.EllipticCurvePrivateKey, *, next_update: dt.timedelta) -> bytes:
+def _crl(issuer: str, key: CertificateIssuerPrivateKeyTypes, *, next_update: dt.timedelta,
+         encoding: serialization.Encoding = serialization.Encoding.DER) -> bytes:
     return (x509.CertificateRevocationListBuilder().issuer_name(_name(issuer))
             .last_update(NOW).next_update(NOW + next_update)
-            .sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER))
+            .sign(key, _hash(key)).public_bytes(encoding))
 
 
-def _answer(pki: Pki, key: ec.EllipticCurvePrivateKey, responder: x509.Certificate,
+def _answer(pki: Pki, key: CertificateIssuerPrivateKeyTypes, responder: x509.Certificate,
             *, about: x509.Certificate | None = None,
-            include: list[x509.Certificate] | None = None) -> bytes:
+            include: list[x509.Certificate] | None = None,
+            next_update: dt.timedelta = dt.timedelta(hours=4)) -> bytes:
     builder = ocsp.OCSPResponseBuilder().add_response(
         cert=about or pki.leaf, issuer=pki.ca, algorithm=hashes.SHA1(),
         cert_status=ocsp.OCSPCertStatus.GOOD, this_update=NOW,
-        next_update=NOW + dt.timedelta(hours=4), revocation_time=None, revocation_reason=None,
+        next_update=NOW + next_update, revocation_time=None, revocation_reason=None,
     ).responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
     if include:
         builder = builder.certificates(include)
-    return builder.sign(key, hashes.SHA256()).public_bytes(serialization.Encoding.DER)
+    return builder.sign(key, _hash(key)).public_bytes(serialization.Encoding.DER)
 
 
 class Clock:
@@ -150,14 +158,40 @@ def test_a_crl_lasting_a_week_is_asked_again_after_an_hour(server: Served, pki: 
     assert server.hits["/crl"] == 2
 
 
-def test_a_crl_not_signed_by_the_issuer_is_refused(server: Served, pki: Pki) -> None:
+def test_a_crl_not_signed_by_the_issuer_is_refused(server: Served, pki: Pki,
+                                                    caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="signing.fetched_revinfo")
+    url = f"{server.base}/crl"
+    unsigned = f"the CRL at {url} is not signed by CN=Test CA"
     forger = ec.generate_private_key(ec.SECP256R1())
     server.bodies["/crl"] = (200, _crl("Test CA", forger, next_update=dt.timedelta(days=1)))
     assert FetchedRevinfo().crls(NOW, [pki.leaf, pki.ca]) == []
+    assert caplog.messages == [unsigned]
     server.bodies["/crl"] = (200, _crl("Other CA", pki.ca_key, next_update=dt.timedelta(days=1)))
     assert FetchedRevinfo().crls(NOW, [pki.leaf, pki.ca]) == []
+    assert caplog.messages == [unsigned, unsigned]
     server.bodies["/crl"] = (200, b"not a CRL")
     assert FetchedRevinfo().crls(NOW, [pki.leaf, pki.ca]) == []
+    with pytest.raises(ValueError, match="asn1") as unreadable:
+        x509.load_der_x509_crl(b"not a CRL")
+    assert caplog.messages[2:] == [f"the CRL at {url} cannot be read: {unreadable.value}"]
+
+
+def test_a_pem_crl_is_taken_even_after_blank_lines(server: Served, pki: Pki) -> None:
+    pem = _crl("Test CA", pki.ca_key, next_update=dt.timedelta(days=1),
+               encoding=serialization.Encoding.PEM)
+    server.bodies["/crl"] = (200, b"\r\n  " + pem)
+    assert [c.public_bytes(serialization.Encoding.PEM) for c in FetchedRevinfo().crls(
+        NOW, [pki.leaf, pki.ca])] == [pem]
+
+
+def test_a_certificate_without_its_issuer_does_not_stop_the_others(server: Served,
+                                                                   pki: Pki) -> None:
+    server.bodies["/crl"] = (200, _crl("Test CA", pki.ca_key, next_update=dt.timedelta(days=1)))
+    stranger = ec.generate_private_key(ec.SECP256R1())
+    orphan = _cert("Orphan", stranger, "Unknown CA", stranger)
+    crls = FetchedRevinfo().crls(NOW, [orphan, pki.leaf, pki.ca])
+    assert [c.issuer for c in crls] == [pki.ca.subject]
 
 
 def test_an_ocsp_answer_is_taken_only_when_signed_for_the_issuer(server: Served,
@@ -195,6 +229,90 @@ def test_an_ocsp_answer_is_taken_only_when_signed_for_the_issuer(server: Served,
     server.bodies["/ocsp"] = (200, ocsp.OCSPResponseBuilder.build_unsuccessful(
         ocsp.OCSPResponseStatus.UNAUTHORIZED).public_bytes(serialization.Encoding.DER))
     assert source().ocsp(pki.leaf, NOW, pki.ca) is None
+
+
+def test_a_delegated_responder_is_found_after_certificates_that_are_not_one(
+        server: Served, pki: Pki) -> None:
+    key = ec.generate_private_key(ec.SECP256R1())
+    delegate = _cert("Responder", key, "Test CA", pki.ca_key,
+                     x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]))
+    foreign = _cert("Responder", key, "Other CA", ec.generate_private_key(ec.SECP256R1()),
+                    x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]))
+    plain = _cert("Responder", key, "Test CA", pki.ca_key)  # no extended key usage
+    answer = _answer(pki, key, delegate, include=[foreign, plain, delegate])
+    server.bodies["/ocsp"] = (200, answer)
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) == answer
+
+
+def test_an_ed25519_issuer_s_answers_are_checked_by_its_delegate_only(server: Served) -> None:
+    # The issuer's key is neither RSA nor EC: it verifies nothing (a forger's Ed25519 answer
+    # is refused); its EC delegate's answer is still believed.
+    ca_key = ed25519.Ed25519PrivateKey.generate()
+    ca = _cert("Test CA", ca_key, "Test CA", ca_key, ca=True)
+    leaf = _cert("Test Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA", ca_key,
+                 x509.AuthorityInformationAccess([x509.AccessDescription(
+                     AuthorityInformationAccessOID.OCSP,
+                     x509.UniformResourceIdentifier(f"{server.base}/ocsp"))]))
+    pki = Pki(ca_key, ca, leaf)
+    forger = ed25519.Ed25519PrivateKey.generate()
+    server.bodies["/ocsp"] = (200, _answer(pki, forger, _cert("Test CA", forger, "Test CA",
+                                                               forger, ca=True)))
+    assert FetchedRevinfo().ocsp(leaf, NOW, ca) is None
+    key = ec.generate_private_key(ec.SECP256R1())
+    delegate = _cert("Responder", key, "Test CA", ca_key,
+                     x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]))
+    answer = _answer(pki, key, delegate, include=[delegate])
+    server.bodies["/ocsp"] = (200, answer)
+    assert FetchedRevinfo().ocsp(leaf, NOW, ca) == answer
+
+
+def test_ocsp_refusals_say_why_in_the_log(server: Served, pki: Pki,
+                                         caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="signing.fetched_revinfo")
+    url = f"{server.base}/ocsp"
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca, about=pki.ca))
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) is None
+    assert caplog.messages == [f"the OCSP answer from {url} is not on CN=Test Leaf or not "
+                               "signed for its issuer"]
+    server.bodies["/ocsp"] = (200, b"not an answer")
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) is None
+    with pytest.raises(ValueError, match="asn1") as unreadable:
+        ocsp.load_der_ocsp_response(b"not an answer")
+    assert caplog.messages[1:] == [f"the OCSP answer from {url} cannot be read: "
+                                   f"{unreadable.value}"]
+    server.bodies["/ocsp"] = (200, ocsp.OCSPResponseBuilder.build_unsuccessful(
+        ocsp.OCSPResponseStatus.TRY_LATER).public_bytes(serialization.Encoding.DER))
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) is None
+    assert caplog.messages[2:] == [f"the OCSP responder at {url} answered "
+                                   f"{ocsp.OCSPResponseStatus.TRY_LATER}"]
+
+
+def test_ocsp_needs_an_address_and_tries_each_in_turn(server: Served, pki: Pki) -> None:
+    no_address = _cert("Test Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA",
+                       pki.ca_key)
+    assert FetchedRevinfo().ocsp(no_address, NOW, pki.ca) is None
+    leaf = _cert("Test Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA", pki.ca_key,
+                 x509.AuthorityInformationAccess([x509.AccessDescription(
+                     AuthorityInformationAccessOID.OCSP,
+                     x509.UniformResourceIdentifier(f"{server.base}/{path}"))
+                     for path in ("down", "ocsp", "spare")]))
+    answer = _answer(pki, pki.ca_key, pki.ca, about=leaf)
+    server.bodies["/down"] = (500, b"")
+    server.bodies["/ocsp"] = server.bodies["/spare"] = (200, answer)
+    assert FetchedRevinfo().ocsp(leaf, NOW, pki.ca) == answer
+    assert server.hits == {"/down": 1, "/ocsp": 1}  # the first answer ends the search
+
+
+def test_an_ocsp_answer_is_kept_until_its_next_update(server: Served, pki: Pki) -> None:
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca,
+                                           next_update=dt.timedelta(minutes=30)))
+    clock = Clock()
+    source = FetchedRevinfo(clock=clock)
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None
+    clock.now = NOW + dt.timedelta(minutes=30) - dt.timedelta(seconds=1)
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None and server.hits["/ocsp"] == 1
+    clock.now = NOW + dt.timedelta(minutes=30)  # its nextUpdate, before MAX_AGE: asked again
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None and server.hits["/ocsp"] == 2
 
 
 def test_a_failing_server_is_left_alone_for_a_minute(server: Served, pki: Pki) -> None:
