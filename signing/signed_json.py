@@ -75,10 +75,13 @@ def sign_document(payload: Mapping[str, Any], *, typ: str, key: EcdsaKey,
         base64.b64encode(cert.public_bytes(serialization.Encoding.DER)).decode("ascii")
         for cert in chain]}
     protected = _b64url(json.dumps(header, separators=(",", ":")).encode())
+    # equivalent: ensure_ascii=None, json only tests its truth, and None is false like False
     body = _b64url(json.dumps(payload, separators=(",", ":"), ensure_ascii=False,
                               sort_keys=True).encode())
+    # equivalent: "ASCII", codec names ignore case
     der = key.sign(f"{protected}.{body}".encode("ascii"), ec.ECDSA(hashes.SHA256()))
     r, s = decode_dss_signature(der)
+    # equivalent: to_bytes without "big", the default byte order since 3.11
     signature = r.to_bytes(_COORDINATE, "big") + s.to_bytes(_COORDINATE, "big")
     return {"protected": protected, "payload": body, "signature": _b64url(signature)}
 
