@@ -141,8 +141,10 @@ class FetchedRevinfo:
     def _fetch(self, url: str, ocsp_request: bytes | None, limit: int) -> bytes | None:
         if not url.startswith(("http://", "https://")):
             return None
+        # equivalent: urllib capitalizes a header's name (Content-type), whatever its case
         headers = {"Content-Type": "application/ocsp-request"} if ocsp_request else {}
         request = urllib.request.Request(  # noqa: S310 (http and https only, checked above)
+            # equivalent: urllib posts iff data is not None; ocsp_request: None or a DER request
             url, data=ocsp_request, headers=headers, method="POST" if ocsp_request else "GET")
         try:
             with urllib.request.urlopen(request, timeout=self._timeout) as response:  # noqa: S310

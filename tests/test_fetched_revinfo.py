@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import socket
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,18 +37,36 @@ class Served:
     base: str
     bodies: dict[str, tuple[int, bytes]] = field(default_factory=dict)
     hits: dict[str, int] = field(default_factory=dict)
+    requests: list[tuple[str, str, str]] = field(default_factory=list)
+    """Each request's method, path and Content-Type, in turn."""
+    stalled: set[str] = field(default_factory=set)
+    """Paths answered only once `release` is set (at the latest after five seconds)."""
+    unfinished: set[str] = field(default_factory=set)
+    """Paths whose body is sent without an end: the answer then hangs like a stalled one."""
+    release: threading.Event = field(default_factory=threading.Event)
 
 
 @pytest.fixture
 def server() -> Iterator[Served]:
     served = Served(base="")
 
-    def app(environ: dict[str, Any], start: Callable[..., Any]) -> list[bytes]:
+    def app(environ: dict[str, Any], start: Callable[..., Any]) -> Iterable[bytes]:
         path = environ["PATH_INFO"]
         served.hits[path] = served.hits.get(path, 0) + 1
+        served.requests.append((environ["REQUEST_METHOD"], path,
+                                environ.get("CONTENT_TYPE", "")))
+        if path in served.stalled:
+            served.release.wait(5)
         status, body = served.bodies.get(path, (404, b""))
-        start(f"{status} X", [("Content-Length", str(len(body)))])
-        return [body]
+        if path not in served.unfinished:
+            start(f"{status} X", [("Content-Length", str(len(body)))])
+            return [body]
+        start(f"{status} X", [])
+
+        def endless() -> Iterator[bytes]:
+            yield body
+            served.release.wait(5)
+        return endless()
 
     httpd = make_server("127.0.0.1", 0, app, threaded=True)
     served.base = f"http://127.0.0.1:{httpd.server_port}"
@@ -54,6 +74,7 @@ def server() -> Iterator[Served]:
                               daemon=True)
     thread.start()
     yield served
+    served.release.set()
     httpd.shutdown()
     httpd.server_close()
     thread.join(timeout=10)
@@ -110,11 +131,12 @@ def _crl(issuer: str, key: CertificateIssuerPrivateKeyTypes, *, next_update: dt.
 def _answer(pki: Pki, key: CertificateIssuerPrivateKeyTypes, responder: x509.Certificate,
             *, about: x509.Certificate | None = None,
             include: list[x509.Certificate] | None = None,
-            next_update: dt.timedelta = dt.timedelta(hours=4)) -> bytes:
+            next_update: dt.timedelta | None = dt.timedelta(hours=4)) -> bytes:
     builder = ocsp.OCSPResponseBuilder().add_response(
         cert=about or pki.leaf, issuer=pki.ca, algorithm=hashes.SHA1(),
         cert_status=ocsp.OCSPCertStatus.GOOD, this_update=NOW,
-        next_update=NOW + next_update, revocation_time=None, revocation_reason=None,
+        next_update=None if next_update is None else NOW + next_update,
+        revocation_time=None, revocation_reason=None,
     ).responder_id(ocsp.OCSPResponderEncoding.HASH, responder)
     if include:
         builder = builder.certificates(include)
@@ -347,3 +369,88 @@ def test_only_http_addresses_are_followed(tmp_path: Path, pki: Pki) -> None:
                  x509.CRLDistributionPoints([x509.DistributionPoint(
                      [x509.UniformResourceIdentifier(crl.as_uri())], None, None, None)]))
     assert FetchedRevinfo().crls(NOW, [leaf, pki.ca]) == []
+
+
+def test_a_crl_is_got_and_an_ocsp_request_posted_as_rfc_6960_says(server: Served,
+                                                                   pki: Pki) -> None:
+    server.bodies["/crl"] = (200, _crl("Test CA", pki.ca_key, next_update=dt.timedelta(days=1)))
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca))
+    source = FetchedRevinfo()
+    assert source.crls(NOW, [pki.leaf, pki.ca]) != []
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None
+    assert server.requests == [("GET", "/crl", ""),
+                               ("POST", "/ocsp", "application/ocsp-request")]
+
+
+def test_only_the_ocsp_address_of_the_authority_information_is_asked(server: Served,
+                                                                     pki: Pki) -> None:
+    # The CA certificate's address (caIssuers) is no OCSP responder: never asked.
+    leaf = _cert("Test Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA", pki.ca_key,
+                 x509.AuthorityInformationAccess([x509.AccessDescription(
+                     method, x509.UniformResourceIdentifier(f"{server.base}{path}"))
+                     for method, path in ((AuthorityInformationAccessOID.CA_ISSUERS, "/ca.der"),
+                                          (AuthorityInformationAccessOID.OCSP, "/ocsp"))]))
+    answer = _answer(pki, pki.ca_key, pki.ca, about=leaf)
+    server.bodies["/ca.der"] = (200, pki.ca.public_bytes(serialization.Encoding.DER))
+    server.bodies["/ocsp"] = (200, answer)
+    assert FetchedRevinfo().ocsp(leaf, NOW, pki.ca) == answer
+    assert server.hits == {"/ocsp": 1}
+
+
+def test_an_ocsp_answer_without_a_next_update_is_kept_an_hour(server: Served, pki: Pki) -> None:
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca, next_update=None))
+    clock = Clock()
+    source = FetchedRevinfo(clock=clock)
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None
+    clock.now = NOW + MAX_AGE - dt.timedelta(seconds=1)
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None and server.hits["/ocsp"] == 1
+    clock.now = NOW + MAX_AGE
+    assert source.ocsp(pki.leaf, NOW, pki.ca) is not None and server.hits["/ocsp"] == 2
+
+
+def test_https_addresses_are_followed(pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="signing.fetched_revinfo")
+    with socket.socket() as closed:  # bound, not listening: a connection is refused at once
+        closed.bind(("127.0.0.1", 0))
+        url = f"https://127.0.0.1:{closed.getsockname()[1]}/ocsp"
+        leaf = _cert("Test Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA",
+                     pki.ca_key, x509.AuthorityInformationAccess([x509.AccessDescription(
+                         AuthorityInformationAccessOID.OCSP, x509.UniformResourceIdentifier(url))]))
+        assert FetchedRevinfo().ocsp(leaf, NOW, pki.ca) is None
+    assert len(caplog.messages) == 1
+    assert caplog.messages[0].startswith(f"revocation information from {url} unavailable: ")
+    assert "refused" in caplog.messages[0]
+
+
+def test_an_unavailable_server_says_so_in_the_log(server: Served, pki: Pki,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="signing.fetched_revinfo")
+    server.bodies["/ocsp"] = (500, b"")
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) is None
+    assert caplog.messages == [f"revocation information from {server.base}/ocsp unavailable: "
+                               "HTTP Error 500: X"]
+
+
+def test_a_server_that_does_not_answer_costs_only_the_timeout(
+        server: Served, pki: Pki, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="signing.fetched_revinfo")
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca))
+    server.stalled.add("/ocsp")  # its good answer comes five seconds late
+    started = time.monotonic()
+    assert FetchedRevinfo(timeout=0.5).ocsp(pki.leaf, NOW, pki.ca) is None
+    assert time.monotonic() - started < 4
+    assert caplog.messages == [f"revocation information from {server.base}/ocsp unavailable: "
+                               "timed out"]
+
+
+def test_a_body_going_on_past_the_limit_is_refused_without_waiting_for_its_end(
+        server: Served, pki: Pki, caplog: pytest.LogCaptureFixture,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    caplog.set_level(logging.WARNING, logger="signing.fetched_revinfo")
+    answer = _answer(pki, pki.ca_key, pki.ca)
+    server.bodies["/ocsp"] = (200, answer)
+    server.unfinished.add("/ocsp")  # one byte past the limit, then nothing for five seconds
+    monkeypatch.setattr(fetched, "MAX_OCSP_BYTES", len(answer) - 1)
+    assert FetchedRevinfo(timeout=2).ocsp(pki.leaf, NOW, pki.ca) is None
+    assert caplog.messages == [f"revocation information from {server.base}/ocsp is larger "
+                               f"than {len(answer) - 1} bytes"]
