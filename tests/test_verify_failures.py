@@ -6,6 +6,7 @@ database, the public HTTP endpoint and the `pramaan verify` command."""
 from __future__ import annotations
 
 import copy
+import datetime as dt
 import json
 import os
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from sqlalchemy import update
 
 from issuer.models import Certificate
 from issuer.verify import verify_pdf, verify_qr
@@ -212,3 +215,31 @@ def test_a_compact_seal_names_its_record_and_ward_from_the_record(live: Live) ->
     assert verdict["current"] is True
     assert verdict["certificate"]["id"] == record.id
     assert verdict["certificate"]["ward"] == "Kothrud-Bavdhan Ward Office"
+
+
+def test_a_pdf_verified_as_of_a_moment_after_its_signer_expired_is_not_genuine(
+        live: Live) -> None:
+    # `pramaan verify --at`: a B-B signature does not outlive its signer's certificate.
+    _, pdf = issue(live)
+    signer = x509.load_pem_x509_certificate(
+        (live.runtime.settings.keys_dir / "signer.crt").read_bytes())
+    assert verify_pdf(live.runtime, pdf, at=dt.datetime.now(dt.UTC) + dt.timedelta(days=1)).current
+    expired = signer.not_valid_after_utc + dt.timedelta(days=30)
+    verdict = verify_pdf(live.runtime, pdf, at=expired)
+    assert not verdict.genuine
+    assert [(c.name, c.ok, c.reason) for c in verdict.checks] == [
+        ("pdf_signature", False, "untrusted")]
+
+
+def test_a_record_of_a_type_no_longer_issued_verifies_without_a_ward(live: Live) -> None:
+    # A type taken out of the registry keeps its records: the compact seal still finds its
+    # record, but no type is left to name the ward from the request.
+    record, _ = issue(live)
+    assert record.seal_text
+    with live.runtime.sessions() as session, session.begin():
+        session.execute(update(Certificate).where(Certificate.id == record.id)
+                        .values(cert_type="marriage"))
+    verdict = verify_qr(live.runtime, record.seal_text)
+    assert verdict.current, verdict.as_dict()
+    assert verdict.certificate is not None and verdict.certificate["id"] == record.id
+    assert verdict.certificate["ward"] is None
