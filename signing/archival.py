@@ -28,6 +28,7 @@ from pyhanko.sign.signers.pdf_signer import PdfTimeStamper
 from pyhanko.sign.timestamps import TimeStamper
 from pyhanko.sign.timestamps.common_utils import TimestampRequestError
 from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.errors import PathError, ValidationError
 
 from signing.errors import SigningError
 from signing.long_term import _clock_at, _tsa_certs
@@ -116,19 +117,35 @@ class ArchivalStamper:
 
         Raises `TsaUnavailable` when no timestamp came, `SigningError` when the chain of the
         newest timestamp cannot be validated or the file cannot be read."""
+        # equivalent: astimezone(None) (the same instant in the local zone: every reader below
+        # compares aware times or converts to UTC first); now(None) (naive local time, which
+        # astimezone reads as local time, DST folds included)
         moment = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
         output = BytesIO()
         try:
+            # equivalent: strict=None (pyHanko reads `strict` as a truth value)
             reader = PdfFileReader(BytesIO(pdf), strict=False)
+            if not reader.embedded_regular_signatures:
+                raise SigningError("the PDF holds no signature to keep", code="unreadable_pdf")
             stamped = [x509.load_der_x509_certificate(c.dump()) for c in _tsa_certs(
                 reader.embedded_regular_signatures[0], reader.embedded_timestamp_signatures)]
+            # equivalent: _clock_at(None) (the real clock): here pyHanko reads the clock only to
+            # date the OCSP answers' proof of existence, which only a time-slide (past) validation
+            # consults; the newest timestamp is validated at the context's own moment
             with _clock_at(moment):
                 PdfTimeStamper(self._timestamper).update_archival_timestamp_chain(
+                    # equivalent: in_place None, True or left out (True): pyHanko then writes into
+                    # the private BytesIO(pdf) and copies it all into `output` (finalise_output)
                     reader, self._context(moment, stamped), in_place=False, output=output)
         except TimestampRequestError as exc:
             raise TsaUnavailable(f"no archival timestamp from the TSA: {exc}") from exc
-        except PyHankoSigningError as exc:
+        except (PyHankoSigningError, PathError, ValidationError) as exc:
             raise SigningError(f"the archival round failed: {exc}", code="archival_failed") from exc
+        except TypeError as exc:
+            # pyHanko 0.38 gathers the newest timestamp's chain for the DSS from a path it did
+            # not find (None) when that chain does not build to the roots.
+            raise SigningError("the archival round failed: the newest timestamp's chain does not "
+                               "build to a trusted root", code="archival_failed") from exc
         except (PdfError, ValueError, KeyError) as exc:
             raise SigningError(f"the PDF cannot be read: {exc}", code="unreadable_pdf") from exc
         return output.getvalue()

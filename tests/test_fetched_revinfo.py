@@ -40,7 +40,8 @@ class Served:
     requests: list[tuple[str, str, str]] = field(default_factory=list)
     """Each request's method, path and Content-Type, in turn."""
     stalled: set[str] = field(default_factory=set)
-    """Paths answered only once `release` is set (at the latest after five seconds)."""
+    """Paths answered only once `release` is set (at the latest after `stall` seconds)."""
+    stall: float = 5
     unfinished: set[str] = field(default_factory=set)
     """Paths whose body is sent without an end: the answer then hangs like a stalled one."""
     release: threading.Event = field(default_factory=threading.Event)
@@ -56,7 +57,7 @@ def server() -> Iterator[Served]:
         served.requests.append((environ["REQUEST_METHOD"], path,
                                 environ.get("CONTENT_TYPE", "")))
         if path in served.stalled:
-            served.release.wait(5)
+            served.release.wait(served.stall)
         status, body = served.bodies.get(path, (404, b""))
         if path not in served.unfinished:
             start(f"{status} X", [("Content-Length", str(len(body)))])
@@ -454,3 +455,12 @@ def test_a_body_going_on_past_the_limit_is_refused_without_waiting_for_its_end(
     assert FetchedRevinfo(timeout=2).ocsp(pki.leaf, NOW, pki.ca) is None
     assert caplog.messages == [f"revocation information from {server.base}/ocsp is larger "
                                f"than {len(answer) - 1} bytes"]
+
+
+def test_a_verifier_waits_five_seconds_for_a_server_by_default(server: Served, pki: Pki) -> None:
+    # issuer/runtime.py takes the default: an answer five and a half seconds late is not waited
+    # for.
+    server.bodies["/ocsp"] = (200, _answer(pki, pki.ca_key, pki.ca))
+    server.stalled.add("/ocsp")
+    server.stall = 5.5
+    assert FetchedRevinfo().ocsp(pki.leaf, NOW, pki.ca) is None

@@ -451,3 +451,42 @@ def test_a_validation_context_serves_one_thread_for_five_minutes() -> None:
     context.forget()  # after a failure
     context()
     assert len(made) == 5
+
+
+def test_a_round_s_refusals_say_why(signed: dict[str, bytes], pki: DevPki) -> None:
+    for url in _closed_port():
+        with pytest.raises(TsaUnavailable) as waiting:
+            asking(pki, url).refresh(signed["B-LTA"])
+        assert str(waiting.value).startswith(
+            "no archival timestamp from the TSA: cannot reach the TSA at ")
+        with pytest.raises(SigningError) as unreadable:
+            asking(pki, url).refresh(b"not a PDF")
+        assert not isinstance(unreadable.value, ServiceUnavailable)  # the file's fault, for good
+        assert unreadable.value.code == "unreadable_pdf"
+        assert str(unreadable.value) == "the PDF cannot be read: Illegal PDF header"
+
+
+def test_a_round_that_cannot_be_made_is_a_signing_error_saying_why(
+        signed: dict[str, bytes], pki: DevPki, stranger: DevPki) -> None:
+    ours = InProcessTimeStamper(DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert,
+                                                           [pki.tsa_ca_cert]))
+    theirs = InProcessTimeStamper(DevTimeStampAuthority.load(
+        stranger.tsa_key, stranger.tsa_cert, [stranger.tsa_ca_cert]))
+    others = [cert(pki.ca_cert), cert(pki.tsa_ca_cert)]
+    for tsa, root, pdf, says in (
+            # The newest timestamp's chain does not build to the roots given.
+            (ours, stranger.root_cert, signed["B-LTA"],
+             "the archival round failed: the newest timestamp's chain does not build to a "
+             "trusted root"),
+            # The new timestamp's TSA does not chain to them either.
+            (theirs, pki.root_cert, signed["B-LTA"],
+             "the archival round failed: Unable to build a validation path for the certificate "
+             '"Common Name: Pramaan Dev Time Stamping Authority, '),
+            (ours, pki.root_cert, minimal_pdf(), "the PDF holds no signature to keep")):
+        stamper = ArchivalStamper(tsa, fresh(pki), [cert(root)], others,
+                                  cert(pki.signer_cert).issuer)
+        with pytest.raises(SigningError) as refused:
+            stamper.refresh(pdf)
+        assert str(refused.value).startswith(says), str(refused.value)
+        assert refused.value.code == ("unreadable_pdf" if "no signature" in says
+                                      else "archival_failed")
