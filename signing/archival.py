@@ -133,19 +133,21 @@ class ArchivalStamper:
             # date the OCSP answers' proof of existence, which only a time-slide (past) validation
             # consults; the newest timestamp is validated at the context's own moment
             with _clock_at(moment):
-                PdfTimeStamper(self._timestamper).update_archival_timestamp_chain(
-                    # equivalent: in_place None, True or left out (True): pyHanko then writes into
-                    # the private BytesIO(pdf) and copies it all into `output` (finalise_output)
-                    reader, self._context(moment, stamped), in_place=False, output=output)
+                try:
+                    PdfTimeStamper(self._timestamper).update_archival_timestamp_chain(
+                        # equivalent: in_place None, True or left out (True): pyHanko then
+                        # writes into the private BytesIO(pdf) and copies it all into `output`
+                        reader, self._context(moment, stamped), in_place=False, output=output)
+                except TypeError as exc:
+                    # pyHanko 0.38 gathers the newest timestamp's chain for the DSS from a path
+                    # it did not find (None) when that chain does not build to the roots.
+                    raise SigningError("the archival round failed: the newest timestamp's "
+                                       "chain does not build to a trusted root",
+                                       code="archival_failed") from exc
         except TimestampRequestError as exc:
             raise TsaUnavailable(f"no archival timestamp from the TSA: {exc}") from exc
         except (PyHankoSigningError, PathError, ValidationError) as exc:
             raise SigningError(f"the archival round failed: {exc}", code="archival_failed") from exc
-        except TypeError as exc:
-            # pyHanko 0.38 gathers the newest timestamp's chain for the DSS from a path it did
-            # not find (None) when that chain does not build to the roots.
-            raise SigningError("the archival round failed: the newest timestamp's chain does not "
-                               "build to a trusted root", code="archival_failed") from exc
         except (PdfError, ValueError, KeyError) as exc:
             raise SigningError(f"the PDF cannot be read: {exc}", code="unreadable_pdf") from exc
         return output.getvalue()
