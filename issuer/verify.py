@@ -244,6 +244,7 @@ def _status_from_seal(runtime: Runtime, report: SealReport, verdict: Verdict) ->
         if "id" in ours:
             cert_id = str(uuid.UUID(bytes=bytes(ours["id"])))
         elif not isinstance(number, str) or not number:
+            # equivalent: the message is never read (caught just below, said as no_certificate_id)
             raise ValueError("no number")
     except (TypeError, ValueError):
         verdict.checks.append(Check("claims", False, "no_certificate_id"))
