@@ -220,11 +220,14 @@ def _forget(revocation: object) -> None:
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
+    """`exc` and its explicit causes (`raise ... from`), outermost first. Not the implicit
+    context: an error raised while the caller handles another (a retry inside an `except`)
+    has that one as its context, which says nothing about why this signing failed."""
     found: list[BaseException] = []
     current: BaseException | None = exc
     while current is not None and current not in found:
         found.append(current)
-        current = current.__cause__ or current.__context__
+        current = current.__cause__
     return found
 
 
@@ -236,8 +239,7 @@ def _revocation_missing(exc: BaseException) -> bool:
 
 
 def _cause(exc: BaseException) -> str:
-    """The innermost reason that says something: certvalidator raises its own inside
-    `except InvalidSignature`, whose message is empty."""
+    """The innermost reason that says something (pyHanko's own message says nothing)."""
     said = [str(c) for c in _causes(exc) if str(c)]
     return said[-1] if said else type(exc).__name__
 

@@ -4,10 +4,12 @@ each end entity's own usages, and names an operator can read)."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cryptography import x509
 
-from signing.devpki import DevPki, dev_crl_url
+from signing.devpki import DevPki, dev_crl_url, ensure_dev_pki
 
 USAGES = ("digital_signature", "content_commitment", "key_encipherment", "data_encipherment",
           "key_agreement", "key_cert_sign", "crl_sign")
@@ -31,10 +33,19 @@ PROFILE = {
 }
 
 
+@pytest.fixture
+def own_pki(tmp_path: Path) -> DevPki:
+    """A dev PKI made for each test (about 0.4 s), not conftest's module-wide one: mutmut maps a
+    mutant to the tests that called its function, and a module fixture is made (and counted)
+    in the module's first test only, so a mutant of an end entity's name or extensions would
+    run only the root or CA's test, which cannot see it."""
+    return ensure_dev_pki(tmp_path / "keys")
+
+
 @pytest.mark.parametrize("name", sorted(PROFILE))
-def test_each_development_certificate_has_its_profile(pki: DevPki, name: str) -> None:
+def test_each_development_certificate_has_its_profile(own_pki: DevPki, name: str) -> None:
     subject, is_ca, path_length, usages = PROFILE[name]
-    cert = x509.load_pem_x509_certificate(getattr(pki, name).read_bytes())
+    cert = x509.load_pem_x509_certificate(getattr(own_pki, name).read_bytes())
     assert cert.subject.rfc4514_string() == subject
     constraints = cert.extensions.get_extension_for_class(x509.BasicConstraints)
     assert (constraints.critical, constraints.value.ca, constraints.value.path_length) == (

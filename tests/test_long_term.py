@@ -11,19 +11,20 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import replace
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import pytest
-from asn1crypto import cms, tsp
+from asn1crypto import cms, ocsp, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko_certvalidator import ValidationContext
 
 from issuer.bootstrap import initialise
 from issuer.runtime import Runtime
@@ -144,12 +145,14 @@ def test_long_term_signatures_validate_offline_now_and_after_the_signer_expires(
 
 
 def archival_stamper(pki: DevPki, tsa: tuple[rsa.RSAPrivateKey, x509.Certificate],
-                     moment: dt.datetime) -> ArchivalStamper:
+                     moment: dt.datetime,
+                     revocation: DevRevocationAuthority | None = None) -> ArchivalStamper:
     """Rounds with a TSA whose key and certificate are `tsa`, both it and the CAs' revocation
-    answers dated `moment`."""
+    answers (`revocation`, else `fresh`) dated `moment`."""
     key, tsa_cert = tsa
     authority = DevTimeStampAuthority(key, tsa_cert, [cert(pki.tsa_ca_cert)], clock=lambda: moment)
-    return ArchivalStamper(InProcessTimeStamper(authority), fresh(pki), [cert(pki.root_cert)],
+    return ArchivalStamper(InProcessTimeStamper(authority), revocation or fresh(pki),
+                           [cert(pki.root_cert)],
                            [cert(pki.ca_cert), cert(pki.tsa_ca_cert), tsa_cert],
                            cert(pki.signer_cert).issuer)
 
@@ -253,6 +256,76 @@ def test_archival_rounds_carry_a_b_lta_certificate_past_each_tsa_s_expiry(
     assert verdict.ok and verdict.level == "B-LTA"
     assert verdict.info == {"PramaanSeal": "https://v.example/v#1234"}
     assert len(PdfFileReader(BytesIO(twice)).embedded_timestamp_signatures) == 3
+
+
+def answered(pdf: bytes) -> set[tuple[int, dt.datetime]]:
+    """The OCSP answers the file's DSS holds: the serial number of the certificate each is on,
+    and when it was made."""
+    found: set[tuple[int, dt.datetime]] = set()
+    for stream in PdfFileReader(BytesIO(pdf)).root["/DSS"]["/OCSPs"]:
+        answer = ocsp.OCSPResponse.load(stream.get_object().data).basic_ocsp_response[
+            "tbs_response_data"]["responses"][0]
+        found.add((answer["cert_id"]["serial_number"].native, answer["this_update"].native))
+    return found
+
+
+def test_a_round_answers_for_a_tsa_certificate_in_its_first_and_last_second(
+        signed: dict[str, bytes], pki: DevPki) -> None:
+    # Validity includes both ends (RFC 5280): a round at the very second a renewed TSA
+    # certificate becomes valid, or the newest timestamp's expires, embeds an OCSP answer on it.
+    original = signed["B-LTA"]
+    first_tsa = cert(pki.tsa_cert)
+    renewed = tsa_identity(pki, first_tsa.not_valid_after_utc - YEAR / 2, years=5)
+    starts = renewed[1].not_valid_before_utc
+    once = archival_stamper(pki, renewed, starts).refresh(original, starts)
+    assert (renewed[1].serial_number, starts) in answered(once)
+    ends = first_tsa.not_valid_after_utc
+    last = archival_stamper(pki, tsa_identity(pki, ends, years=5), ends).refresh(original, ends)
+    assert (first_tsa.serial_number, ends) in answered(last)
+
+
+def test_a_round_judges_a_revoked_ca_as_of_its_moment(signed: dict[str, bytes],
+                                                     pki: DevPki) -> None:
+    # The TSA CA revoked at a whole second: a round in that very second still goes (pyHanko's
+    # CRL check: revoked strictly before the moment), one a second later is refused.
+    moment = cert(pki.tsa_cert).not_valid_after_utc - YEAR / 2
+    revocation = revoking(pki, cert(pki.tsa_ca_cert), NOW - moment)
+    renewed = tsa_identity(pki, moment, years=5)
+    once = archival_stamper(pki, renewed, moment, revocation).refresh(signed["B-LTA"], moment)
+    assert len(PdfFileReader(BytesIO(once)).embedded_timestamp_signatures) == 2
+    later = moment + dt.timedelta(seconds=1)
+    with pytest.raises(SigningError) as refused:
+        archival_stamper(pki, renewed, later, revocation).refresh(signed["B-LTA"], later)
+    assert "revoked" in str(refused.value), str(refused.value)
+
+
+class _OwnSource:
+    """A revocation source other than the dev authority (an operator's own): the dev CAs'
+    CRLs and OCSP answers, as of the moment it is asked for (else its clock, the real one)."""
+
+    def __init__(self, authority: DevRevocationAuthority) -> None:
+        self._authority = authority
+
+    def validation_context(self, roots: Sequence[x509.Certificate],
+                           others: Sequence[x509.Certificate],
+                           now: dt.datetime | None = None) -> ValidationContext:
+        return self._authority.validation_context(roots, others, now)
+
+
+def test_a_round_asks_another_revocation_source_as_of_the_simulated_moment(
+        signed: dict[str, bytes], pki: DevPki) -> None:
+    # Years on, answers made at the real time are long stale: the round needs the moment's.
+    first_tsa = cert(pki.tsa_cert)
+    moment = first_tsa.not_valid_after_utc - YEAR / 2
+    key, renewed = tsa_identity(pki, moment, years=5)
+    authority = DevTimeStampAuthority(key, renewed, [cert(pki.tsa_ca_cert)], clock=lambda: moment)
+    stamper = ArchivalStamper(InProcessTimeStamper(authority), _OwnSource(fresh(pki)),
+                              [cert(pki.root_cert)],
+                              [cert(pki.ca_cert), cert(pki.tsa_ca_cert), renewed],
+                              cert(pki.signer_cert).issuer)
+    once = stamper.refresh(signed["B-LTA"], moment)
+    assert len(PdfFileReader(BytesIO(once)).embedded_timestamp_signatures) == 2
+    assert (renewed.serial_number, moment) in answered(once)
 
 
 def test_a_b_b_signature_does_not_outlive_its_signer(signed: dict[str, bytes],

@@ -250,3 +250,17 @@ def test_a_signer_the_validator_refuses_is_refused_with_the_validator_s_own_reas
         "did not answer, or answered out of date): The path could not be validated because no "
         "revocation information could be found for intermediate certificate 1 Common Name: "
         "Pramaan Dev Sub CA for Document Signer, "), str(unknown)
+
+
+def test_a_refusal_while_the_caller_handles_another_is_judged_by_its_own_cause(
+        pki: DevPki, stranger: DevPki) -> None:
+    # Signing again inside an `except` (a retry after a revocation refusal): Python makes the
+    # handled refusal the implicit context of certvalidator's new error, and that context is
+    # not its cause: an untrusted root must not read as missing revocation information.
+    try:
+        raise long_term_refusal(pki, pki.root_cert)
+    except RevocationUnavailable:
+        untrusted = long_term_refusal(pki, stranger.root_cert)
+    assert not isinstance(untrusted, RevocationUnavailable)
+    assert untrusted.code == "signer_unvalidated"
+    assert str(untrusted).endswith('" was found'), str(untrusted)
