@@ -22,6 +22,7 @@ from issuer.bootstrap import initialise
 from issuer.runtime import Runtime
 from issuer.settings import Settings
 from signing.devpki import DevPki, ensure_dev_pki
+from tests.fixture_scope import shared
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "tests" / "data" / "samples"
@@ -64,7 +65,7 @@ def sample(name: str) -> dict[str, Any]:
     return data
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=shared("session"))
 def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from signing.devpki import ensure_dev_pki
 
@@ -73,13 +74,13 @@ def keys_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     """A dev PKI for the signing tests (module-scoped: key generation is the slow part)."""
     return ensure_dev_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def stranger(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     """A second, unrelated dev PKI: keys the verifiers must not trust."""
     return ensure_dev_pki(tmp_path_factory.mktemp("stranger"))

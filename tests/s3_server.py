@@ -20,6 +20,8 @@ from typing import Any
 
 import pytest
 
+from tests.fixture_scope import shared
+
 ACCESS_KEY = "pramaan-test"
 SECRET_KEY = "pramaan-test-secret"
 REGION = "us-east-1"
@@ -130,7 +132,7 @@ def stop(server: S3Server) -> None:
             server.process.wait(timeout=15)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope=shared("session"))
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     server = start(tmp_path_factory.mktemp("seaweedfs"))
     try:

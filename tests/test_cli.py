@@ -14,6 +14,7 @@ import pytest
 
 from signing.validate import validate_pdf
 from tests.conftest import SAMPLES
+from tests.fixture_scope import shared
 from tests.tools import need, run
 
 
@@ -27,7 +28,7 @@ def pramaan(home: Path, *args: str | Path,
                           timeout=300, check=False, input=stdin)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("home")
     first = pramaan(path, "init")
@@ -39,7 +40,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def issued(home: Path) -> tuple[Path, dict[str, str]]:
     out = home / "cert.pdf"
     result = pramaan(home, "issue", "--data", SAMPLES / "birth-2.json", "--out", out)

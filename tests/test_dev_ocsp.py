@@ -28,6 +28,7 @@ from signing.devpki import DevPki, ensure_dev_pki
 from signing.timestamps import DevTimeStampAuthority, tsa_wsgi_app
 from signing.validate import validate_pdf
 from tests.conftest import Live, make_settings, serve
+from tests.fixture_scope import shared
 from tests.test_issue_end_to_end import issue
 from tests.test_signing_support import pdfsig_report
 from tests.test_signing_timestamps import serve as serve_wsgi
@@ -51,7 +52,7 @@ def _free_port() -> int:
         return port
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def responder(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Responder]:
     home = tmp_path_factory.mktemp("dev-ocsp")
     port = _free_port()

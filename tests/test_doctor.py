@@ -25,6 +25,7 @@ from signing.devpki import DevPki
 from signing.timestamps import tsa_wsgi_app
 from tests.conftest import ROOT
 from tests.digilocker_emulator import CLIENT_ID, CLIENT_SECRET, RunningEmulator, emulator
+from tests.fixture_scope import shared
 from tests.s3_server import S3Server
 from tests.test_signer_expiry import EXPIRED, reissue
 from tests.test_signing_timestamps import authority_of
@@ -95,7 +96,7 @@ def sqlite_home(tmp_path: Path) -> str:
     return migrated(f"sqlite:///{tmp_path / 'pramaan.db'}")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def tsa_url(keys_dir: Path) -> Iterator[str]:
     """The dev PKI's TSA answering over HTTP on 127.0.0.1, as a licensed one would."""
     yield from serve_wsgi(tsa_wsgi_app(authority_of(DevPki.at(keys_dir))))
@@ -380,7 +381,7 @@ def test_the_store_directory_and_bucket(tmp_path: Path, keys_dir: Path, sqlite_h
     assert "Could not connect" in down["store / store"].detail
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def softhsm_conf(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Path:
     """A SoftHSM2 token "pramaan" holding the dev signer's key, made with SOFTHSM2_CONF in the
     tool's environment only (the library is never loaded into this process)."""

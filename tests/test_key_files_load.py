@@ -18,6 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from signing.errors import KeyMaterialMissing, KeyPasswordError, SigningError
 from signing.key_files import KeyFile, is_pkcs12, load_key_file, load_pem_private_key, read_file
+from tests.fixture_scope import shared
 
 ENV = "PMC_TEST_KEY_PASSWORD"
 PASSWORD = "Kolhapur-Seal-2026!"
@@ -51,7 +52,7 @@ class Pki:
         self.cert = _certificate("Test Signer", self.key, "Test CA", self.ca_key)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def test_pki() -> Pki:
     return Pki()
 

@@ -20,6 +20,7 @@ from signing.devpki import DevPki, ensure_dev_pki
 from signing.file_backend import load_pem_certificate
 from signing.key_check import KeyCheck, check_keys
 from signing.timestamps import tsa_wsgi_app
+from tests.fixture_scope import shared
 from tests.test_signing_timestamps import authority_of
 from tests.test_signing_timestamps import serve as serve_wsgi
 
@@ -37,7 +38,7 @@ def keys(tmp_path: Path, pki: DevPki) -> DevPki:
     return DevPki.at(tmp_path / "keys")
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def tsa_url(pki: DevPki) -> Iterator[str]:
     yield from serve_wsgi(tsa_wsgi_app(authority_of(pki)))
 

@@ -48,6 +48,7 @@ from signing.timestamps import (
 )
 from signing.validate import validate_pdf
 from tests.conftest import make_settings
+from tests.fixture_scope import shared
 from tests.test_issue_timestamped import _issued_as
 from tests.test_ltv_refresh import tsa_identity
 from tests.test_signing_support import pdfsig_report
@@ -61,14 +62,14 @@ def dev_config(keys: Path) -> SignerConfig:
     return replace(SignerConfig.from_keys_dir(keys), dev_tsa=True, bytes_reserved=24576)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def keyring(pki: DevPki) -> Iterator[Keyring]:
     keys = Keyring.from_config(dev_config(pki.keys_dir), verify_base_url="https://v.example")
     yield keys
     keys.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def signed(keyring: Keyring) -> dict[str, bytes]:
     return {level: keyring.pades_at(level).sign(
         minimal_pdf(), reason="Birth certificate issued", location="Pune",
@@ -212,7 +213,7 @@ def test_without_a_timestamp_or_its_certificate_the_current_one_is_not_known(
         assert str(refused.value) == "the TSA's timestamp does not carry its certificate"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def signed_with_an_older_crl(pki: DevPki, keyring: Keyring) -> bytes:
     """B-LTA with the dev CAs' CRLs made 59 minutes before the OCSP answers (a CRL is reused
     for an hour): pyHanko's time slide then moves the signer's control time to the end of its

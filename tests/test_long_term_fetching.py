@@ -28,10 +28,11 @@ from signing.sample_pdf import minimal_pdf
 from signing.timestamps import StrictTimeStamper
 from signing.validate import validate_pdf
 from tests.certomancer_pki import ServedPki, served_pki
+from tests.fixture_scope import shared
 from tests.test_signing_support import pdfsig_report
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def pki(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedPki]:
     with served_pki(tmp_path_factory.mktemp("certomancer")) as served:
         yield served
@@ -56,7 +57,7 @@ def signer_for(pki: ServedPki, name: str) -> PadesSigner:
                        archival=True)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def signed(pki: ServedPki) -> bytes:
     return signer_for(pki, "signer").sign(minimal_pdf(), reason="Birth certificate issued",
                                           location="Pune", info={"PramaanSeal": "x#1"})

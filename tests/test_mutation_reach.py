@@ -5,6 +5,7 @@ it, and tests/conftest.py deselects what PRAMAAN_MUTATION_TESTS leaves out."""
 
 from __future__ import annotations
 
+import ast
 import os
 import subprocess
 import sys
@@ -136,3 +137,63 @@ def test_conftest_deselects_the_files_not_named() -> None:
     collected = [line for line in done.stdout.splitlines() if "::" in line]
     assert collected and all(line.startswith("tests/test_tsa_probe.py::") for line in collected)
     assert f"{len(collected)}/" in done.stdout and " deselected" in done.stdout, done.stdout
+
+
+SHARED_FIXTURE = '''
+import pytest
+from tests.fixture_scope import shared
+
+@pytest.fixture(scope=shared("module"))
+def built(tmp_path_factory):
+    with open({log!r}, "a") as log:
+        log.write("built\\n")
+
+def test_one(built):
+    pass
+
+def test_two(built):
+    pass
+'''
+
+
+@pytest.mark.parametrize(("mutant", "builds"), [("stats", 2), ("", 1), ("some.mutant_1", 1)])
+def test_a_shared_fixture_is_built_per_test_only_in_mutmut_s_stats_pass(
+        tmp_path: Path, mutant: str, builds: int) -> None:
+    # mutmut credits what a fixture calls to the test being set up: built once per module, a
+    # mutant of it would be run against the module's first test alone.
+    log = tmp_path / "builds.log"
+    (tmp_path / "test_shared.py").write_text(SHARED_FIXTURE.format(log=str(log)))
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MUTANT_UNDER_TEST": mutant}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "--rootdir", str(tmp_path), str(tmp_path / "test_shared.py")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert log.read_text().splitlines() == ["built"] * builds
+
+
+# Fixtures that must be built once per process whatever mutmut's mapping needs, and why.
+ONCE_PER_PROCESS = {
+    # SoftHSM reads SOFTHSM2_CONF when the library is first loaded: a second token in the same
+    # process would never be seen.
+    "test_signing_pkcs11.py:token",
+}
+
+
+def test_every_fixture_built_once_for_many_tests_is_shared_through_fixture_scope() -> None:
+    literal = []
+    def fixture_name(decorator: ast.Call) -> str:
+        return next(f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef)
+                    and decorator in f.decorator_list)
+
+    for path in sorted((ROOT / "tests").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and ast.unparse(node.func) == "pytest.fixture":
+                for keyword in node.keywords:
+                    if keyword.arg == "scope" and not (
+                            isinstance(keyword.value, ast.Constant)
+                            and keyword.value.value == "function") and not (
+                            isinstance(keyword.value, ast.Call)
+                            and ast.unparse(keyword.value.func) == "shared"):
+                        literal.append(f"{path.name}:{fixture_name(node)}")
+    assert sorted(literal) == sorted(ONCE_PER_PROCESS)

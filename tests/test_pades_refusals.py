@@ -29,10 +29,11 @@ from signing.pades import PadesSigner
 from signing.revocation import offline_context
 from signing.timestamps import DevTimeStampAuthority, InProcessTimeStamper
 from signing.validate import validate_pdf
+from tests.fixture_scope import shared
 from tests.test_signing_support import issue_end_entity, minimal_pdf
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def signer(pki: DevPki) -> PadesSigner:
     return PadesSigner(load_backend(SignerConfig.from_keys_dir(pki.keys_dir)))
 

@@ -27,6 +27,7 @@ from issuer.permissions import Action
 from issuer.tokens import ROLES, create_token
 from issuer.users import add_user
 from tests.conftest import DATABASES, Live, _postgres_schema, make_settings, sample, serve
+from tests.fixture_scope import shared
 
 OWN, OTHER = "pmc-matrix-own", "pmc-matrix-other"
 PASSWORD = "Matrix-Password-2026"
@@ -103,7 +104,7 @@ class World:
         return session.get(Department, code)
 
 
-@pytest.fixture(scope="module", params=DATABASES)
+@pytest.fixture(scope=shared("module"), params=DATABASES)
 def world(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
           keys_dir: Path) -> Iterator[World]:
     home = tmp_path_factory.mktemp("matrix")

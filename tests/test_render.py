@@ -22,11 +22,12 @@ import typst
 from issuer.render import Renderer, nfc
 from signing.qr import qr_svg, qr_version
 from tests.conftest import SAMPLES
+from tests.fixture_scope import shared
 
 TOOLS = ("pdftotext", "pdftoppm", "pdfinfo", "pdffonts", "zbarimg")
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope=shared("module"), autouse=True)
 def _tools() -> None:
     """The independent checkers are part of the suite (make debian-tools): fail, never skip."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
@@ -36,25 +37,25 @@ def _tools() -> None:
 INJECTION = "*bold* #set text(red) [x] $y$ <z> \\"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def samples() -> Path:
     """The sample requests shipped with the tests (copies of shared/data/samples)."""
     return SAMPLES
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def renderer() -> Renderer:
     return Renderer()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def seal() -> str:
     """Same shape as a real seal: link, flag digit, ~750 digits of COSE_Sign1."""
     rng = random.Random(20261128)
     return "https://127.0.0.1:8000/v#1" + "".join(rng.choice("0123456789") for _ in range(750))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def qr(seal: str) -> bytes:
     return qr_svg(seal)
 

@@ -37,6 +37,7 @@ from signing.seal import (
     verify_seal,
 )
 from signing.trust_list import TrustList
+from tests.fixture_scope import shared
 from tests.raw_cbor import arr, bstr, head, mp, nint, tag, tstr, uint
 
 BASE_URL = "https://verify.pmc.example"
@@ -170,12 +171,12 @@ def as_text(cose: bytes) -> str:
     return f"{BASE_URL}/v#{transport_text(cose)}"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def seal_key(pki: DevPki) -> SealKey:
     return SealKey.load(pki.seal_key, pki.seal_cert)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def trust(seal_key: SealKey) -> TrustList:
     return TrustList([seal_key.trust_entry()])
 

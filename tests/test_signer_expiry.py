@@ -29,6 +29,7 @@ from signing.pades import PadesSigner
 from signing.seal import SealKey
 from signing.validate import validate_pdf
 from tests.conftest import ROOT, SAMPLES, make_settings, serve
+from tests.fixture_scope import shared
 from tests.test_signing_support import minimal_pdf
 
 NOW = dt.datetime.now(dt.UTC)
@@ -53,7 +54,7 @@ def reissue(pki: DevPki, cert_path: Path, validity: tuple[dt.datetime, dt.dateti
     return new.public_bytes(serialization.Encoding.PEM)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def expired_keys(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     """A complete dev PKI whose document-signer certificate expired a year ago."""
     pki = ensure_dev_pki(tmp_path_factory.mktemp("expired"))

@@ -25,12 +25,13 @@ from signing.file_backend import FileBackend, LoadedKeySigner, load_pem_certific
 from signing.pades import PadesSigner
 from signing.trust_list import TrustList
 from signing.validate import validate_pdf
+from tests.fixture_scope import shared
 from tests.test_signing_support import minimal_pdf
 
 SignedData = cms.SignedData
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def signed(pki: DevPki) -> bytes:
     signer = PadesSigner(load_backend(SignerConfig.from_keys_dir(pki.keys_dir)))
     return signer.sign(minimal_pdf(), reason="r", location="Pune", info={"PramaanSeal": "x"})

@@ -28,10 +28,11 @@ from signing.seal import SealKey
 from signing.trust_list import kid_for
 from signing.trust_store import TrustStore
 from signing.validate import validate_pdf
+from tests.fixture_scope import shared
 from tests.test_signing_support import issue_end_entity, minimal_pdf
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def config(pki: DevPki) -> SignerConfig:
     return SignerConfig.from_keys_dir(pki.keys_dir)
 

@@ -24,27 +24,28 @@ from signing.errors import SignatureTooLarge, SigningError
 from signing.file_backend import FileBackend, load_pem_certificate, to_asn1_certificate
 from signing.pades import PadesSigner
 from signing.validate import PDF_REASONS, validate_pdf
+from tests.fixture_scope import shared
 from tests.test_signing_support import minimal_pdf, pdfsig_report, typst_pdf
 
 SEAL_TEXT = "https://verify.pmc.example/v#1123456789"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def pki(tmp_path_factory: pytest.TempPathFactory) -> DevPki:
     return ensure_dev_pki(tmp_path_factory.mktemp("pki"))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def signer(pki: DevPki) -> PadesSigner:
     return PadesSigner(load_backend(SignerConfig.from_keys_dir(pki.keys_dir)))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def source_pdf() -> bytes:
     return typst_pdf()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def signed_pdf(signer: PadesSigner, source_pdf: bytes) -> bytes:
     return signer.sign(
         source_pdf,

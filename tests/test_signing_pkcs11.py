@@ -57,7 +57,7 @@ def softhsm(*args: str) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="session")  # not shared(): one token per process (below)
 def token(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Token]:
     """A SoftHSM2 token "pramaan" holding the dev signer's RSA key ("signer"), an EC P-256
     document signer's key ("ec-signer"), another certificate's key ("other"), the dev QR seal

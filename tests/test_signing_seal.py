@@ -30,6 +30,7 @@ from signing.seal import (
     verify_seal,
 )
 from signing.trust_list import TrustEntry, TrustList
+from tests.fixture_scope import shared
 from tests.test_signing_support import issue_end_entity
 
 BASE_URL = "https://verify.pmc.example"
@@ -65,17 +66,17 @@ def realistic_claims() -> dict[int, Any]:
     }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def seal_key(pki: DevPki) -> SealKey:
     return SealKey.load(pki.seal_key, pki.seal_cert)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def sealer(seal_key: SealKey) -> Sealer:
     return Sealer(seal_key, BASE_URL)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def trust(seal_key: SealKey) -> TrustList:
     return TrustList([seal_key.trust_entry(doc_types=("birth", "death"))])
 

@@ -43,6 +43,7 @@ from signing.timestamps import (
     tsa_wsgi_app,
 )
 from signing.validate import validate_pdf
+from tests.fixture_scope import shared
 from tests.test_signing_envelope import signer_info, with_envelope_der
 from tests.test_signing_support import minimal_pdf, pdfsig_report
 
@@ -70,7 +71,7 @@ def _running(server: Any) -> Iterator[str]:
         thread.join(timeout=10)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def tsa_url(pki: DevPki) -> Iterator[str]:
     yield from serve(tsa_wsgi_app(authority_of(pki)))
 
@@ -86,7 +87,7 @@ def sign(signer: PadesSigner) -> bytes:
                        info={"PramaanSeal": "https://verify.pmc.example/v#1123"})
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def timestamped(pki: DevPki, tsa_url: str) -> bytes:
     return sign(signer_with(pki, StrictTimeStamper(tsa_url)))
 

@@ -33,6 +33,7 @@ from tests.certificate_pdfs import (
     words_with_boxes,
 )
 from tests.conftest import sample
+from tests.fixture_scope import shared
 
 EN_WORDS = (
     "Shraddha Sandeep Kulkarni Trimbak Deshpande Flat 12, Kshitij Apartments, Karve Road, "
@@ -65,13 +66,13 @@ SHAPES = {"W8": ("WWWWWWWW", "कुलकर्णी"), "W40": ("W" * 40, "म
           "widest": ("\u01c4" * 40, "ओ" * 40)}
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope=shared("module"), autouse=True)
 def _tools() -> None:
     missing = [t for t in ("pdftotext", "pdfinfo", "pdftoppm", "zbarimg") if not shutil.which(t)]
     assert not missing, f"install {', '.join(missing)} (poppler-utils, zbar-tools)"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def renderer() -> Renderer:
     return Renderer()
 

@@ -13,18 +13,19 @@ import pytest
 from issuer.render import Renderer
 from tests.certificate_pdfs import SEAL, pages, qr_text, render, squash, text_of
 from tests.conftest import sample
+from tests.fixture_scope import shared
 
 TOOLS = ("pdftotext", "pdftoppm", "pdfinfo", "zbarimg")
 
 
-@pytest.fixture(scope="module", autouse=True)
+@pytest.fixture(scope=shared("module"), autouse=True)
 def _tools() -> None:
     """The independent checkers are part of the suite (make debian-tools): fail, never skip."""
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     assert not missing, f"install {', '.join(missing)} (poppler-utils, zbar-tools)"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def renderer() -> Renderer:
     return Renderer()
 

@@ -15,13 +15,14 @@ import pytest
 from signing.devpki import DevPki
 from signing.timestamps import DevTimeStampAuthority, TsaUnavailable, tsa_wsgi_app
 from signing.tsa_probe import probe_tsa
+from tests.fixture_scope import shared
 from tests.test_signing_timestamps import serve
 
 # Whole seconds in UTC, as the dev TSA writes its times.
 WHEN = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def tsa_url(pki: DevPki) -> Iterator[str]:
     authority = DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert, [pki.tsa_ca_cert],
                                            clock=lambda: WHEN)

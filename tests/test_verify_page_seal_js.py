@@ -23,6 +23,7 @@ from signing.seal import PRIVATE_CLAIM, SealKey, transport_text, verify_seal
 from signing.trust_list import TrustList
 from tests.browser import browser, page  # noqa: F401 - fixtures
 from tests.conftest import Live, make_settings, serve
+from tests.fixture_scope import shared
 from tests.raw_cbor import mp, nint, tstr, uint
 from tests.test_seal_hostile import (
     BASE_URL,
@@ -63,7 +64,7 @@ def origin(tmp_path: Path, keys_dir: Path) -> Iterator[Live]:
     yield from serve(make_settings(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", keys_dir))
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def seal_key(pki: DevPki) -> SealKey:
     return SealKey.load(pki.seal_key, pki.seal_cert)
 

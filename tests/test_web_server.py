@@ -19,6 +19,7 @@ import requests
 from issuer.bootstrap import initialise
 from issuer.runtime import Runtime
 from tests.conftest import ROOT, make_settings, sample
+from tests.fixture_scope import shared
 
 WORKERS, THREADS, TIMEOUT = 2, 2, 3  # small, so that a few dozen stalled clients exceed them
 STALLED = 36
@@ -39,7 +40,7 @@ def free_port() -> int:
     return below_the_ephemeral_range()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope=shared("module"))
 def served(tmp_path_factory: pytest.TempPathFactory, keys_dir: Path) -> Iterator[Served]:
     home = tmp_path_factory.mktemp("serve")
     database = f"sqlite:///{home / 'pramaan.db'}"
