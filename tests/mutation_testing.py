@@ -318,6 +318,24 @@ def _function_key(mutant: str) -> str:
     return mangled_name_from_mutant_name(mutant).rpartition(".")[2]
 
 
+def marked_code(source: str) -> list[str]:
+    """The code of every line marked equivalent: by `# equivalent` on the line itself, or by a
+    comment block right above it, of one or more lines, that holds a line `# equivalent: why`."""
+    lines = source.splitlines()
+    marked = []
+    for at, line in enumerate(lines):
+        code = line.split("#", 1)[0].strip()
+        if not code:
+            continue
+        above = at
+        while above and lines[above - 1].strip().startswith("#"):
+            above -= 1
+        if "# equivalent" in line or any(
+                comment.strip().startswith("# equivalent") for comment in lines[above:at]):
+            marked.append(code)
+    return marked
+
+
 def statuses(path: str) -> dict[str, str]:
     """mutmut's verdict per mutant of `path`; a survivor whose mutated line carries an
     `# equivalent` comment (the reason is written there) is "equivalent"."""
@@ -329,11 +347,8 @@ def statuses(path: str) -> dict[str, str]:
         return {}
     codes = json.loads(meta.read_text())["exit_code_by_key"]
     found = {name: status_by_exit_code[code] for name, code in codes.items()}
-    # A line is marked by `# equivalent` on it, or by a comment `# equivalent: why` right above.
-    lines = (ROOT / path).read_text(encoding="utf-8").splitlines()
-    marked = [line.split("#", 1)[0].strip() for at, line in enumerate(lines)
-              if "# equivalent" in line
-              or (at and lines[at - 1].strip().startswith("# equivalent"))]
+    # A line is marked by `# equivalent` on it or in the comment block right above (marked_code).
+    marked = marked_code((ROOT / path).read_text(encoding="utf-8"))
     # Before mutmut has written the mutated copy (a new machine resuming from kept verdicts)
     # the diffs come from the mutants made afresh from the source, as mutmut makes them.
     mutated = None
