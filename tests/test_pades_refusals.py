@@ -12,6 +12,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
 from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.general import SigningError as PyHankoSigningError
 
@@ -26,7 +27,7 @@ from signing.file_backend import (
 )
 from signing.key_files import load_pem_private_key
 from signing.pades import PadesSigner
-from signing.revocation import offline_context
+from signing.revocation import DevRevocationAuthority, offline_context
 from signing.timestamps import DevTimeStampAuthority, InProcessTimeStamper
 from signing.validate import validate_pdf
 from tests.fixture_scope import shared
@@ -251,6 +252,42 @@ def test_a_signer_the_validator_refuses_is_refused_with_the_validator_s_own_reas
         "did not answer, or answered out of date): The path could not be validated because no "
         "revocation information could be found for intermediate certificate 1 Common Name: "
         "Pramaan Dev Sub CA for Document Signer, "), str(unknown)
+
+
+def test_a_refusal_chained_three_deep_is_said_by_its_innermost_cause(pki: DevPki) -> None:
+    # A signer certificate of the dev root naming 1,000 policies: certvalidator's policy graph
+    # (1,000 nodes at most) overflows, and its PathValidationError ("... exceeds the size
+    # limit on the policy graph") is raised from the overflow's own error, so pyHanko's
+    # refusal chains three deep; the innermost says why.
+    root, root_key = load_pem_certificate(pki.root_cert), load_pem_private_key(pki.root_key)
+    assert isinstance(root_key, rsa.RSAPrivateKey)
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    policies = [x509.PolicyInformation(x509.ObjectIdentifier(f"1.3.6.1.4.1.99999.{n}"), None)
+                for n in range(1000)]
+    usage = x509.KeyUsage(digital_signature=True, content_commitment=True,
+                          key_encipherment=False, data_encipherment=False, key_agreement=False,
+                          key_cert_sign=False, crl_sign=False, encipher_only=False,
+                          decipher_only=False)
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Policies")]))
+            .issuer_name(root.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - dt.timedelta(minutes=5))
+            .not_valid_after(now + dt.timedelta(days=30))
+            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+            .add_extension(usage, critical=True)
+            .add_extension(x509.CertificatePolicies(policies), critical=False)
+            .sign(root_key, hashes.SHA256()))
+    crls = DevRevocationAuthority([(root, root_key)]).crls()
+    tsa = DevTimeStampAuthority.load(pki.tsa_key, pki.tsa_cert, [pki.tsa_ca_cert])
+    signer = PadesSigner(FileBackend(LoadedKeySigner(key, cert), cert),
+                         timestamper=InProcessTimeStamper(tsa),
+                         revocation=lambda: offline_context([root], [], crls, [], None))
+    refused = refusal(signer, minimal_pdf())
+    assert (refused.code, str(refused)) == (
+        "signer_unvalidated", "the signer's chain cannot be validated (revoked, or not chaining "
+        "to a trusted root): Policy graph is limited to 1000 nodes")
 
 
 def test_a_refusal_while_the_caller_handles_another_is_judged_by_its_own_cause(

@@ -67,6 +67,8 @@ _GOOD = "eNo76fITAAPfAgc"
 _LONGER = bytearray(zlib.compress(bytes(5)))
 _LONGER[-1] ^= 1
 _LONGER_BROKEN = base64.urlsafe_b64encode(bytes(_LONGER)).decode().rstrip("=")
+# What verify_with_published gives as the reason (after "published documents: ").
+_NOT_BASE64URL = "lst is not base64url of zlib data: a character that is not base64url"
 
 
 @pytest.mark.parametrize(("claim", "says"), [
@@ -84,14 +86,18 @@ _LONGER_BROKEN = base64.urlsafe_b64encode(bytes(_LONGER)).decode().rstrip("=")
     ({"bits": 2, "size": "12", "lst": _GOOD}, "size must be an integer in 0..67108864"),
     ({"bits": 2, "size": (1 << 26) + 1, "lst": _GOOD}, "size must be an integer in 0..67108864"),
     ({"bits": 2, "size": 12, "lst": 12}, "size must be an integer in 0..67108864"),
-    ({"bits": 2, "size": 12, "lst": "not base64!"}, "lst is not base64url of zlib data"),
+    ({"bits": 2, "size": 12, "lst": "not base64!"}, _NOT_BASE64URL),
     # A stray character: 14 letters and a dot do not make base64 (the padding counts it).
-    ({"bits": 2, "size": 8, "lst": "eNpjZA.AAAAQAAg"}, "lst is not base64url of zlib data"),
+    ({"bits": 2, "size": 8, "lst": "eNpjZA.AAAAQAAg"}, _NOT_BASE64URL),
     # ... nor where the rest is a whole number of base64 quanta (lenient decoding skipped it)
-    ({"bits": 2, "size": 4, "lst": "eNpjBA.AAAgAC"}, "lst is not base64url of zlib data"),
-    ({"bits": 2, "size": 4, "lst": "eNpjBA=AAAgAC"}, "lst is not base64url of zlib data"),
+    ({"bits": 2, "size": 4, "lst": "eNpjBA.AAAgAC"}, _NOT_BASE64URL),
+    ({"bits": 2, "size": 4, "lst": "eNpjBA=AAAgAC"}, _NOT_BASE64URL),
     # base64's own alphabet for base64url's: the same bytes, and not what the draft says
-    ({"bits": 2, "size": 4, "lst": "eJyzBQAAPgA+"}, "lst is not base64url of zlib data"),
+    ({"bits": 2, "size": 4, "lst": "eJyzBQAAPgA+"}, _NOT_BASE64URL),
+    # One character past whole quanta: no padding makes it base64 (13 characters)
+    ({"bits": 2, "size": 12, "lst": "eNo76fITAAPfA"},
+     "lst is not base64url of zlib data: Invalid base64-encoded string: number of data "
+     "characters (13) cannot be 1 more than a multiple of 4"),
     ({"bits": 2, "size": 12, "lst": _LONGER_BROKEN}, "lst does not inflate to exactly 3 bytes"),
 ])
 def test_a_status_list_that_is_not_exactly_what_it_says_is_refused(claim: dict,
