@@ -26,6 +26,7 @@ from werkzeug.serving import make_server
 
 import signing.fetched_revinfo as fetched
 from signing.fetched_revinfo import MAX_AGE, RETRY_AFTER, FetchedRevinfo
+from signing.revocation import issuer_of
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 
@@ -215,6 +216,18 @@ def test_a_certificate_without_its_issuer_does_not_stop_the_others(server: Serve
     orphan = _cert("Orphan", stranger, "Unknown CA", stranger)
     crls = FetchedRevinfo().crls(NOW, [orphan, pki.leaf, pki.ca])
     assert [c.issuer for c in crls] == [pki.ca.subject]
+
+
+def test_the_issuer_is_the_certificate_whose_key_signed_not_just_its_name(pki: Pki) -> None:
+    assert issuer_of(pki.leaf, [pki.leaf, pki.ca]) == pki.ca
+    # A self-signed root is not its own issuer among the certificates.
+    assert issuer_of(pki.ca, [pki.ca]) is None
+    # A CA re-keyed under the same name: the old certificate is passed over for the new one.
+    new_key = ec.generate_private_key(ec.SECP256R1())
+    rekeyed = _cert("Test CA", new_key, "Test CA", new_key, ca=True)
+    leaf = _cert("New Leaf", ec.generate_private_key(ec.SECP256R1()), "Test CA", new_key)
+    assert issuer_of(leaf, [leaf, pki.ca, rekeyed]) == rekeyed
+    assert issuer_of(leaf, [leaf, pki.ca]) is None
 
 
 def test_an_ocsp_answer_is_taken_only_when_signed_for_the_issuer(server: Served,

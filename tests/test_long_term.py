@@ -436,6 +436,17 @@ def test_the_once_encoded_signing_certificate_attribute_is_pyhankos_own_at_every
         assert attributes["signing_certificate_v2"].dump() == expected
 
 
+def test_a_revocation_is_judged_by_the_crls_of_the_simulated_moment(
+        signed: dict[str, bytes], pki: DevPki) -> None:
+    # The TSA's CA revoked tomorrow: today's CRLs do not name it yet, those of the day after
+    # do, and end the signature before any fallback to the file's own CRLs accepts it.
+    authority = revoking(pki, cert(pki.tsa_ca_cert), -dt.timedelta(days=1))
+    assert validate_pdf(signed["B-LTA"], [pki.root_cert], fresh_revinfo=authority).ok
+    report = validate_pdf(signed["B-LTA"], [pki.root_cert], at=NOW + dt.timedelta(days=2),
+                          fresh_revinfo=authority)
+    assert not report.ok and report.reason == "revoked"
+
+
 @pytest.mark.parametrize("which", ["tsa_cert", "tsa_ca_cert", "ca_cert"])
 def test_a_revoked_tsa_or_ca_the_verifier_knows_of_ends_it(signed: dict[str, bytes], pki: DevPki,
                                                            which: str) -> None:

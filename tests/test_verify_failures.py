@@ -20,7 +20,7 @@ from cryptography import x509
 from sqlalchemy import update
 
 from issuer.models import Certificate
-from issuer.verify import verify_pdf, verify_qr
+from issuer.verify import REASONS, Check, verify_pdf, verify_qr
 from signing.devpki import DevPki
 from signing.seal import PRIVATE_CLAIM, Sealer, SealKey, verify_seal
 from tests.conftest import ROOT, Live, sample
@@ -243,3 +243,11 @@ def test_a_record_of_a_type_no_longer_issued_verifies_without_a_ward(live: Live)
     assert verdict.current, verdict.as_dict()
     assert verdict.certificate is not None and verdict.certificate["id"] == record.id
     assert verdict.certificate["ward"] is None
+
+
+def test_a_check_reason_is_one_of_the_published_codes() -> None:
+    # Reasons are stable codes a client reads: a new one must join the published enum first.
+    assert Check("seal", False, "bad_signature").as_dict()["reason"] == "bad_signature"
+    with pytest.raises(ValueError, match="unknown check reason 'made_up'"):
+        Check("seal", False, "made_up")
+    assert {"foreign_link", "no_signature", "outside_window"} <= REASONS
