@@ -55,7 +55,8 @@ def _iso(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
-def _config(base: str, now: dt.datetime) -> dict[str, Any]:
+def _config(base: str, now: dt.datetime,
+            tsa_revoked_after: dt.timedelta | None = None) -> dict[str, Any]:
     def validity(years: int) -> dict[str, str]:
         return {"valid-from": _iso(now - dt.timedelta(days=1)),
                 "valid-to": _iso(now + dt.timedelta(days=365 * years))}
@@ -124,7 +125,9 @@ def _config(base: str, now: dt.datetime) -> dict[str, Any]:
                     usage("digital_signature"),
                     {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
                     {"id": "ocsp_no_check"}]},
-                "tsa": tsa(validity(10)),
+                "tsa": {**tsa(validity(10)), **({} if tsa_revoked_after is None else {
+                    "revocation": {"revoked-since": _iso(now + tsa_revoked_after),
+                                   "reason": "key_compromise"}})},
                 "tsa2": {**tsa({"valid-from": _iso(now + RENEWAL),
                                 "valid-to": _iso(now + RENEWAL + dt.timedelta(days=365 * 10))}),
                          "subject": "tsa", "subject-key": "tsa2"},
@@ -146,9 +149,11 @@ def _config(base: str, now: dt.datetime) -> dict[str, Any]:
 
 
 @contextmanager
-def served_pki(folder: Path) -> Iterator[ServedPki]:
+def served_pki(folder: Path,
+               tsa_revoked_after: dt.timedelta | None = None) -> Iterator[ServedPki]:
     """Declare the PKI in `folder` and serve its OCSP, CRLs and TSA on 127.0.0.1 until the
-    block ends."""
+    block ends; with `tsa_revoked_after`, the TSA's certificate is revoked that long after
+    the PKI's creation (its OCSP responder alone says so: no CRL covers it)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in KEYS:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -159,7 +164,7 @@ def served_pki(folder: Path) -> Iterator[ServedPki]:
     server = make_server("127.0.0.1", 0, lambda env, start: app["wsgi"](env, start),
                          threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
-    declared = _config(base, dt.datetime.now(dt.UTC))
+    declared = _config(base, dt.datetime.now(dt.UTC), tsa_revoked_after)
     (folder / "certomancer.yml").write_text(yaml.safe_dump(declared))  # to read, and rerun
     config = CertomancerConfig(declared, key_search_dir=str(folder))
     arch = config.get_pki_arch(ARCH)

@@ -575,3 +575,41 @@ def test_a_round_that_cannot_be_made_is_a_signing_error_saying_why(
         assert str(refused.value).startswith(says), str(refused.value)
         assert refused.value.code == ("unreadable_pdf" if "no signature" in says
                                       else "archival_failed")
+
+
+def test_a_tsa_revoked_in_ocsp_alone_is_judged_as_of_the_simulated_moment(
+        signed: dict[str, bytes], pki: DevPki) -> None:
+    # The TSA revoked tomorrow, and only its OCSP answers say so: today's answer is good, the
+    # one of the day after ends the signature (the CRLs of every day would accept it).
+    verifier = _OcspKnowsFirst(fresh(pki), revoking(pki, cert(pki.tsa_cert),
+                                                    -dt.timedelta(days=1)))
+    assert validate_pdf(signed["B-LT"], [pki.root_cert], fresh_revinfo=verifier).ok
+    later = NOW + dt.timedelta(days=2)
+    assert validate_pdf(signed["B-LT"], [pki.root_cert], at=later,
+                        fresh_revinfo=fresh(pki)).ok
+    report = validate_pdf(signed["B-LT"], [pki.root_cert], at=later, fresh_revinfo=verifier)
+    assert not report.ok and report.reason == "revoked"
+
+
+def test_a_revoked_certificate_beside_the_tsa_s_in_its_token_is_not_taken_for_the_tsa_s(
+        pki: DevPki, keyring: Keyring) -> None:
+    # A TSA whose tokens still carry its previous certificate (same CA, same name), revoked
+    # since in OCSP alone: the token's signer is the current one, so the signature stands.
+    key = load_pem_private_key(pki.tsa_key)
+    assert isinstance(key, rsa.RSAPrivateKey)
+    _, previous = tsa_identity(pki, NOW - YEAR, years=5)
+    authority = DevTimeStampAuthority(key, cert(pki.tsa_cert), [cert(pki.tsa_ca_cert), previous])
+    roots, others = [cert(pki.root_cert)], [cert(pki.ca_cert), cert(pki.tsa_ca_cert)]
+    clean = fresh(pki)
+    pades = PadesSigner(keyring.backend, bytes_reserved=24576,
+                        timestamper=InProcessTimeStamper(authority),
+                        revocation=lambda: clean.validation_context(roots, others))
+    pdf = pades.sign(minimal_pdf(), reason="r", location="l")
+    token = PdfFileReader(BytesIO(pdf)).embedded_regular_signatures[0].signer_info[
+        "unsigned_attrs"][0]["values"][0]["content"]
+    assert previous.serial_number in {c.chosen.serial_number for c in token["certificates"]}
+    verifier = _OcspKnowsFirst(clean, revoking(pki, previous, dt.timedelta(days=1)))
+    report = validate_pdf(pdf, [pki.root_cert], fresh_revinfo=verifier)
+    assert report.ok and report.level == "B-LT", report
+    own = _OcspKnowsFirst(clean, revoking(pki, cert(pki.tsa_cert), dt.timedelta(days=1)))
+    assert validate_pdf(pdf, [pki.root_cert], fresh_revinfo=own).reason == "revoked"

@@ -145,3 +145,15 @@ def test_the_fetching_context_validates_at_the_moment_it_is_given() -> None:
     context = FetchingRevocation().validation_context([], [], then)
     assert context.moment == then and context.fetching_allowed
     assert context.timing_params.point_in_time_validation
+
+
+def test_a_tsa_revoked_since_is_ended_by_its_fetched_ocsp_answer(tmp_path: Path) -> None:
+    # The TSA has no CRL, only its CA's OCSP responder: asked on the TSA's certificate (the
+    # request names its issuer's key), its answer the day after the revocation ends the file.
+    roots = [tmp_path / "pki" / "root.crt"]
+    with served_pki(tmp_path / "pki", tsa_revoked_after=dt.timedelta(days=1)) as served:
+        pdf = signer_for(served, "signer").sign(minimal_pdf(), reason="r", location="l")
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
+        served.travel(later)
+        report = validate_pdf(pdf, roots, at=later, fresh_revinfo=FetchedRevinfo())
+        assert not report.ok and report.reason == "revoked", report
