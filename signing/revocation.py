@@ -131,6 +131,8 @@ class DevRevocationAuthority:
         """A DER OCSP response on `cert`, signed by the CA that issued it (good, or revoked
         with its time and reason), valid OCSP_VALIDITY; None if no CA of ours issued it
         (`issuer` is not needed: the CA is found among ours)."""
+        # equivalent: astimezone(None): same instant; aware times compare as instants and
+        # cryptography's OCSP builder encodes them in UTC (a whole-second offset keeps µs)
         moment = (now or self._clock()).astimezone(dt.UTC).replace(microsecond=0)
         ours = next(((c, k) for c, k in self._issuers if c.subject == cert.issuer), None)
         if ours is None:

@@ -21,6 +21,7 @@ import pytest
 from asn1crypto import cms, ocsp, tsp
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.ocsp import OCSPCertStatus, load_der_ocsp_response
 from pyhanko.pdf_utils import generic
 from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
@@ -511,6 +512,30 @@ def test_a_byte_changed_in_the_document_timestamp_s_contents_is_modified(
     assert not report.ok and report.reason == "modified"
 
 
+def test_the_dev_authority_s_ocsp_answers_go_by_whole_seconds_like_its_crls(pki: DevPki) -> None:
+    # The signer revoked a microsecond into a second: within that second neither its OCSP
+    # answer nor its CA's CRL (both dated the whole second) names it; from the next, OCSP does.
+    signer = cert(pki.signer_cert)
+    second = NOW.replace(microsecond=0)
+    authority = revoking(pki, signer, NOW - second - dt.timedelta(microseconds=1))
+    within = second + dt.timedelta(microseconds=1)
+    assert authority.crls(within)[1].get_revoked_certificate_by_serial_number(
+        signer.serial_number) is None
+    for moment, status in ((within, OCSPCertStatus.GOOD),
+                           (second + dt.timedelta(seconds=1), OCSPCertStatus.REVOKED)):
+        answer = authority.ocsp(signer, moment)
+        assert answer is not None
+        parsed = load_der_ocsp_response(answer)
+        assert (parsed.certificate_status, parsed.this_update_utc) == (
+            status, moment.replace(microsecond=0))
+
+
+def test_the_dev_authority_has_no_ocsp_answer_on_a_certificate_no_ca_of_its_issued(
+        pki: DevPki) -> None:
+    root_only = DevRevocationAuthority([(cert(pki.root_cert), load_pem_private_key(pki.root_key))])
+    assert root_only.ocsp(cert(pki.signer_cert), NOW) is None  # issued by the CA below the root
+
+
 def test_a_validation_context_serves_one_thread_for_five_minutes() -> None:
     made: list[object] = []
     clock = [NOW]
@@ -521,6 +546,7 @@ def test_a_validation_context_serves_one_thread_for_five_minutes() -> None:
 
     context = ReusedContext(make, clock=lambda: clock[0])
     first = context()
+    assert context() is first and len(made) == 1  # the same instant: reused
     clock[0] = NOW + CONTEXT_REUSE - dt.timedelta(seconds=1)
     assert context() is first and len(made) == 1
     seen: list[object] = []
