@@ -55,8 +55,8 @@ def _iso(moment: dt.datetime) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S+0000")
 
 
-def _config(base: str, now: dt.datetime,
-            tsa_revoked_after: dt.timedelta | None = None) -> dict[str, Any]:
+def _config(base: str, now: dt.datetime, tsa_revoked_after: dt.timedelta | None = None,
+            tsa_ca_revoked_after: dt.timedelta | None = None) -> dict[str, Any]:
     def validity(years: int) -> dict[str, str]:
         return {"valid-from": _iso(now - dt.timedelta(days=1)),
                 "valid-to": _iso(now + dt.timedelta(days=365 * years))}
@@ -83,6 +83,10 @@ def _config(base: str, now: dt.datetime,
 
     signer = {"issuer": "interm", "validity": validity(3),
               "extensions": [usage("digital_signature", "non_repudiation"), *revinfo]}
+
+    def revoked_since(after: dt.timedelta | None) -> dict[str, Any]:
+        return {} if after is None else {"revocation": {
+            "revoked-since": _iso(now + after), "reason": "key_compromise"}}
     return {
         "external-url-prefix": base,
         "keysets": {"keys": {"keys": {k: {"path": f"{k}.key.pem"} for k in KEYS}}},
@@ -116,7 +120,8 @@ def _config(base: str, now: dt.datetime,
                 "revoked": {**signer, "revocation": {
                     "revoked-since": _iso(now - dt.timedelta(hours=12)),
                     "reason": "key_compromise"}},
-                "tsa-ca": {"issuer": "root", "validity": validity(20), "extensions": [
+                "tsa-ca": {**revoked_since(tsa_ca_revoked_after),
+                           "issuer": "root", "validity": validity(20), "extensions": [
                     {**ca, "value": {"ca": True, "path-len-constraint": 0}},
                     usage("digital_signature", "key_cert_sign", "crl_sign"),
                     {"id": "crl_distribution_points", "smart-value": {
@@ -125,9 +130,7 @@ def _config(base: str, now: dt.datetime,
                     usage("digital_signature"),
                     {"id": "extended_key_usage", "critical": True, "value": ["ocsp_signing"]},
                     {"id": "ocsp_no_check"}]},
-                "tsa": {**tsa(validity(10)), **({} if tsa_revoked_after is None else {
-                    "revocation": {"revoked-since": _iso(now + tsa_revoked_after),
-                                   "reason": "key_compromise"}})},
+                "tsa": {**tsa(validity(10)), **revoked_since(tsa_revoked_after)},
                 "tsa2": {**tsa({"valid-from": _iso(now + RENEWAL),
                                 "valid-to": _iso(now + RENEWAL + dt.timedelta(days=365 * 10))}),
                          "subject": "tsa", "subject-key": "tsa2"},
@@ -149,11 +152,12 @@ def _config(base: str, now: dt.datetime,
 
 
 @contextmanager
-def served_pki(folder: Path,
-               tsa_revoked_after: dt.timedelta | None = None) -> Iterator[ServedPki]:
+def served_pki(folder: Path, tsa_revoked_after: dt.timedelta | None = None,
+               tsa_ca_revoked_after: dt.timedelta | None = None) -> Iterator[ServedPki]:
     """Declare the PKI in `folder` and serve its OCSP, CRLs and TSA on 127.0.0.1 until the
     block ends; with `tsa_revoked_after`, the TSA's certificate is revoked that long after
-    the PKI's creation (its OCSP responder alone says so: no CRL covers it)."""
+    the PKI's creation (its OCSP responder alone says so: no CRL covers it); likewise the
+    TSA's CA's with `tsa_ca_revoked_after` (the root's CRL alone says so)."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in KEYS:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -164,7 +168,8 @@ def served_pki(folder: Path,
     server = make_server("127.0.0.1", 0, lambda env, start: app["wsgi"](env, start),
                          threaded=True)
     base = f"http://127.0.0.1:{server.server_port}"
-    declared = _config(base, dt.datetime.now(dt.UTC), tsa_revoked_after)
+    declared = _config(base, dt.datetime.now(dt.UTC), tsa_revoked_after,
+                       tsa_ca_revoked_after)
     (folder / "certomancer.yml").write_text(yaml.safe_dump(declared))  # to read, and rerun
     config = CertomancerConfig(declared, key_search_dir=str(folder))
     arch = config.get_pki_arch(ARCH)

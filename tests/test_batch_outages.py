@@ -352,8 +352,10 @@ def batch_through_outage(live: Live, log: Path, stop: Callable[[], None],
         taken = time.monotonic() - back
         assert worker.poll() is None, f"the worker died:\n{log.read_text()[-6000:]}"
         # Registered, so `rq info` counts it (a Redis that came back empty forgot it, and it
-        # registered again).
-        assert rq_workers(live.runtime.settings.redis_url or "") == 1
+        # registered again, at the heartbeat RQ sends once a job has ended: just after the job's
+        # last row is committed, so not necessarily by the time the test sees that row).
+        wait_until(lambda: rq_workers(live.runtime.settings.redis_url or "") == 1, 30,
+                   f"the worker did not register again:\n{log.read_text()[-6000:]}")
     finally:
         code = stop_worker(worker)
     assert code == 0, log.read_text()[-6000:]

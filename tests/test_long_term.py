@@ -37,7 +37,13 @@ from signing.errors import ServiceUnavailable, SigningError
 from signing.key_files import load_pem_private_key
 from signing.keyring import Keyring, revocation_of
 from signing.pades import PadesSigner
-from signing.revocation import CONTEXT_REUSE, DevRevocationAuthority, ReusedContext, Revoked
+from signing.revocation import (
+    CONTEXT_REUSE,
+    OCSP_VALIDITY,
+    DevRevocationAuthority,
+    ReusedContext,
+    Revoked,
+)
 from signing.sample_pdf import minimal_pdf
 from signing.timestamps import (
     REPLY_TYPE,
@@ -83,15 +89,17 @@ def fresh(pki: DevPki) -> DevRevocationAuthority:
     return source
 
 
-def revoking(pki: DevPki, certificate: x509.Certificate,
-             since: dt.timedelta) -> DevRevocationAuthority:
-    """The dev CAs' revocation information, naming `certificate` revoked `since` ago."""
+def revoking(pki: DevPki, certificate: x509.Certificate, since: dt.timedelta,
+             reason: x509.ReasonFlags = x509.ReasonFlags.key_compromise
+             ) -> DevRevocationAuthority:
+    """The dev CAs' revocation information, naming `certificate` revoked `since` ago (for
+    `reason`)."""
     keys = [(cert(p), load_pem_private_key(k)) for p, k in (
         (pki.root_cert, pki.root_key), (pki.ca_cert, pki.ca_key),
         (pki.tsa_ca_cert, pki.tsa_ca_key))]
     return DevRevocationAuthority(
         keys,  # type: ignore[arg-type]
-        revoked={(certificate.issuer, certificate.serial_number): Revoked(NOW - since)})
+        revoked={(certificate.issuer, certificate.serial_number): Revoked(NOW - since, reason)})
 
 
 def cert(path: Path) -> x509.Certificate:
@@ -528,6 +536,22 @@ def test_the_dev_authority_s_ocsp_answers_go_by_whole_seconds_like_its_crls(pki:
         parsed = load_der_ocsp_response(answer)
         assert (parsed.certificate_status, parsed.this_update_utc) == (
             status, moment.replace(microsecond=0))
+
+
+def test_the_dev_authority_s_ocsp_answer_names_a_revocation_from_its_very_second(
+        pki: DevPki) -> None:
+    # The signer revoked at a whole second, for a reason of its own: an answer dated that
+    # very second says revoked, since then, for that reason, and is valid OCSP_VALIDITY.
+    signer = cert(pki.signer_cert)
+    second = NOW.replace(microsecond=0)
+    authority = revoking(pki, signer, NOW - second, x509.ReasonFlags.superseded)
+    answer = authority.ocsp(signer, second)
+    assert answer is not None
+    parsed = load_der_ocsp_response(answer)
+    assert (parsed.certificate_status, parsed.revocation_time_utc, parsed.revocation_reason,
+            parsed.this_update_utc, parsed.next_update_utc) == (
+        OCSPCertStatus.REVOKED, second, x509.ReasonFlags.superseded, second,
+        second + OCSP_VALIDITY)
 
 
 def test_the_dev_authority_has_no_ocsp_answer_on_a_certificate_no_ca_of_its_issued(
