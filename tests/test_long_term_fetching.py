@@ -147,23 +147,15 @@ def test_the_fetching_context_validates_at_the_moment_it_is_given() -> None:
     assert context.timing_params.point_in_time_validation
 
 
-def test_a_tsa_revoked_since_is_ended_by_its_fetched_ocsp_answer(tmp_path: Path) -> None:
+@pytest.mark.parametrize("revoked", ["tsa_revoked_after", "tsa_ca_revoked_after"])
+def test_a_tsa_or_its_ca_revoked_since_is_ended_by_what_is_fetched(tmp_path: Path,
+                                                                  revoked: str) -> None:
     # The TSA has no CRL, only its CA's OCSP responder: asked on the TSA's certificate (the
-    # request names its issuer's key), its answer the day after the revocation ends the file.
+    # request names its issuer's key). The TSA's CA is named by the root's CRL, fetched from the
+    # address in its certificate. Either, the day after the revocation, ends the file stamped
+    # before.
     roots = [tmp_path / "pki" / "root.crt"]
-    with served_pki(tmp_path / "pki", tsa_revoked_after=dt.timedelta(days=1)) as served:
-        pdf = signer_for(served, "signer").sign(minimal_pdf(), reason="r", location="l")
-        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
-        served.travel(later)
-        report = validate_pdf(pdf, roots, at=later, fresh_revinfo=FetchedRevinfo())
-        assert not report.ok and report.reason == "revoked", report
-
-
-def test_a_tsa_ca_revoked_since_is_ended_by_the_root_s_fetched_crl(tmp_path: Path) -> None:
-    # The root's CRL, fetched from the address in the TSA's CA's certificate the day after
-    # that CA's revocation, names it: the file is ended though it was stamped before.
-    roots = [tmp_path / "pki" / "root.crt"]
-    with served_pki(tmp_path / "pki", tsa_ca_revoked_after=dt.timedelta(days=1)) as served:
+    with served_pki(tmp_path / "pki", **{revoked: dt.timedelta(days=1)}) as served:
         pdf = signer_for(served, "signer").sign(minimal_pdf(), reason="r", location="l")
         later = dt.datetime.now(dt.UTC) + dt.timedelta(days=2)
         served.travel(later)
